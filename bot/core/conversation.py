@@ -1,0 +1,90 @@
+"""Value types for a conversation: who said what, in the core's own words (no Slack, no SDK types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """One conversation: a thread in a channel of a workspace (or a rolling DM session)."""
+
+    workspace_id: str
+    channel_id: str
+    thread_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message someone asked the bot to answer, already stripped of the bot's own mention."""
+
+    key: ConversationKey
+    message_id: str
+    user_id: str
+    text: str
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TextBlock(_Block):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ThinkingBlock(_Block):
+    """Kept verbatim with its signature: the API rejects altered thinking when it is passed back."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(_Block):
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+class ToolCallBlock(_Block):
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    input: dict[str, object]
+
+
+class ToolResultBlock(_Block):
+    type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str
+    text: str
+    is_error: bool = False
+
+
+Block = Annotated[
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCallBlock | ToolResultBlock,
+    Field(discriminator="type"),
+]
+
+
+class Turn(BaseModel):
+    """One message of the conversation as the model sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["user", "assistant"]
+    blocks: tuple[Block, ...]
+    author_id: str | None = None
+
+    @classmethod
+    def user(cls, text: str, author_id: str | None = None) -> Turn:
+        return cls(role="user", blocks=(TextBlock(text=text),), author_id=author_id)
+
+    @property
+    def text(self) -> str:
+        return "".join(block.text for block in self.blocks if isinstance(block, TextBlock))
+
+
+TURN_JSON = TypeAdapter(Turn)

@@ -1,0 +1,70 @@
+"""What a reply stream carries from the core to whoever shows it (Slack, the terminal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.conversation import Block
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens billed for one model call; cache counts are kept apart because they are priced apart."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingStarted:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRestarted:
+    """The model call failed part-way and is being retried: text shown so far is about to be replaced."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The reply is held up (e.g. storage unreachable); shown so the user knows the bot has not died."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurnComplete:
+    """End of one model call: the full content (to store) and what it cost."""
+
+    blocks: tuple[Block, ...]
+    usage: Usage
+    stop_reason: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDone:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = "end_turn"
+
+
+ModelEvent = TextDelta | ThinkingStarted | AttemptRestarted | ModelTurnComplete
+ReplyEvent = TextDelta | ThinkingStarted | AttemptRestarted | Waiting | ReplyDone

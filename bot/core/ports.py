@@ -1,0 +1,67 @@
+"""Protocols the core relies on; storage and model adapters implement them, tests may fake them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.core.conversation import ConversationKey, Turn
+from bot.core.events import ModelEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """Everything one model call needs; the stable system part comes first so a cached prefix can be reused."""
+
+    model: str
+    max_tokens: int
+    system: tuple[str, ...]
+    turns: tuple[Turn, ...]
+    end_user_id: str | None = None
+    fallback_models: tuple[str, ...] = field(default=())
+
+
+class LanguageModel(Protocol):
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Yield text as it arrives and end with ModelTurnComplete; raise ModelUnavailable when retries run out."""
+        ...
+
+
+class ConversationStore(Protocol):
+    async def load(self, key: ConversationKey) -> list[Turn]: ...
+
+    async def append(self, key: ConversationKey, *turns: Turn) -> None:
+        """Add turns and push the conversation's time-to-live forward."""
+        ...
+
+    async def exists(self, key: ConversationKey) -> bool: ...
+
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """Hold the thread so two answers in it never interleave, across processes too."""
+        ...
+
+    async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
+        """The rolling DM conversation id: the current one, or `candidate_id` after an idle period."""
+        ...
+
+
+class EventLedger(Protocol):
+    async def first_sighting(self, delivery_id: str) -> bool:
+        """True the first time an id is seen within the de-duplication window."""
+        ...
+
+
+class RateBudget(Protocol):
+    async def reserve(self, bucket: str, per_minute: int) -> float:
+        """Take one unit now (returns 0) or say how many seconds to wait before asking again."""
+        ...
+
+    async def hold_off(self, bucket: str, seconds: float) -> None:
+        """Everyone sharing the bucket waits at least this long (e.g. after a 429's Retry-After)."""
+        ...
+
+
+class HealthCheck(Protocol):
+    async def healthy(self) -> bool: ...

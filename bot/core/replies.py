@@ -1,0 +1,118 @@
+"""The "answer this message" use case: history in, a stream of reply events out, both turns saved."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, Turn
+from bot.core.errors import StorageUnavailable
+from bot.core.events import ModelTurnComplete, ReplyDone, ReplyEvent, Waiting
+from bot.core.ports import ConversationStore, LanguageModel
+from bot.core.prompts import ReplyConfig, build_request
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Replies:
+    """Answers one message at a time per conversation; the only writer of conversation history."""
+
+    def __init__(
+        self,
+        model: LanguageModel,
+        conversations: ConversationStore,
+        config: ReplyConfig,
+        *,
+        storage_wait_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._model = model
+        self._conversations = conversations
+        self._config = config
+        self._storage_wait_s = storage_wait_s
+        self._clock = clock
+        self._pending_saves: set[asyncio.Task[None]] = set()
+
+    async def is_following(self, key: ConversationKey) -> bool:
+        """A thread the bot has answered in before; plain follow-ups there continue the conversation."""
+        return await self._patiently(lambda: self._conversations.exists(key))
+
+    async def dm_conversation(self, workspace_id: str, channel_id: str, message_id: str) -> ConversationKey:
+        session = await self._patiently(
+            lambda: self._conversations.dm_session(workspace_id, channel_id, message_id)
+        )
+        return ConversationKey(workspace_id, channel_id, session)
+
+    async def _patiently(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Ride out a short storage outage before giving up (the caller then tells the user)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._storage_wait_s
+        while True:
+            try:
+                return await operation()
+            except StorageUnavailable:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def answer(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
+        """Stream the answer; the user's turn is saved before the model is called so a failure never loses it."""
+        waited = started = False
+        deadline = asyncio.get_running_loop().time() + self._storage_wait_s
+        while True:
+            try:
+                async with self._conversations.lock(message.key):
+                    history = await self._conversations.load(message.key)
+                    user_turn = Turn.user(message.text, author_id=message.user_id)
+                    await self._conversations.append(message.key, user_turn)
+                    started = True
+                    async for event in self._stream(message, [*history, user_turn]):
+                        yield event
+                return
+            except StorageUnavailable:
+                if started or asyncio.get_running_loop().time() >= deadline:
+                    raise
+                if not waited:
+                    waited = True
+                    yield Waiting("storage")
+                await asyncio.sleep(0.5)
+
+    async def _stream(self, message: IncomingMessage, history: list[Turn]) -> AsyncIterator[ReplyEvent]:
+        request = build_request(self._config, history, self._clock(), message.user_id)
+        async for event in self._model.stream(request):
+            if isinstance(event, ModelTurnComplete):
+                answer = Turn(role="assistant", blocks=event.blocks)
+                await self._save_eventually(message.key, answer)
+                text = "".join(b.text for b in event.blocks if isinstance(b, TextBlock))
+                yield ReplyDone(text=text, usage=event.usage, stop_reason=event.stop_reason)
+            else:
+                yield event
+
+    async def _save_eventually(self, key: ConversationKey, turn: Turn) -> None:
+        """An answer the user has seen must reach history even if Redis blips right now: retry in the background."""
+        try:
+            await self._conversations.append(key, turn)
+        except StorageUnavailable:
+            log.warning("storage unavailable while saving an answer; retrying in the background")
+            task = asyncio.create_task(self._retry(lambda: self._conversations.append(key, turn)))
+            self._pending_saves.add(task)
+            task.add_done_callback(self._pending_saves.discard)
+
+    @staticmethod
+    async def _retry(operation: Callable[[], Awaitable[None]], attempts: int = 120) -> None:
+        for attempt in range(attempts):
+            try:
+                await operation()
+                return
+            except StorageUnavailable:
+                await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
+        log.error("gave up saving an answer to history after %d attempts", attempts)
+
+    async def drain(self) -> None:
+        """Let background saves finish on shutdown."""
+        if self._pending_saves:
+            await asyncio.gather(*self._pending_saves, return_exceptions=True)

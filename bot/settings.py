@@ -1,0 +1,130 @@
+"""The one typed Settings object: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A current model from the SDK's list (anthropic 2.14 `types/model_param.py`), not a deprecated one.
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Validated at start-up so a wrong setting stops the process with one clear line."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True, case_sensitive=False
+    )
+
+    # Slack
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Claude. ANTHROPIC_BASE_URL is read here too, so the SDK and our tests agree on where it points.
+    anthropic_api_key: SecretStr
+    anthropic_base_url: str | None = None
+    claude_model: str = DEFAULT_MODEL
+    claude_fallback_model: str | None = None
+    claude_max_tokens: int = Field(default=4096, ge=1, le=128_000)
+    claude_max_attempts: int = Field(default=3, ge=1, le=10)
+    claude_retry_base_delay_s: float = Field(default=0.5, ge=0)
+    claude_silence_timeout_s: PositiveSeconds = 60.0
+    claude_connect_timeout_s: PositiveSeconds = 10.0
+
+    # Storage
+    redis_url: str | None = None
+    redis_key_prefix: str = "claude-bot:"
+    data_dir: Path = Path("./data")
+    conversation_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
+    dm_idle_reset_s: int = Field(default=8 * 3600, gt=0)
+    # Slack retries for about 5 minutes (3 retries); 6 h also covers its optional "delayed events" mode's first hours.
+    event_dedup_ttl_s: int = Field(default=6 * 3600, gt=0)
+    storage_wait_s: float = Field(default=30.0, ge=0)
+
+    # Slack rendering
+    edit_interval_s: float = Field(default=2.0, ge=1.0, le=3.0)
+    workspace_edits_per_minute: int = Field(default=45, ge=1)
+    max_message_chars: int = Field(default=3500, ge=500, le=3900)
+
+    # HTTP mode
+    host: str = "0.0.0.0"
+    port: int = Field(default=3000, ge=0, le=65535)
+
+    log_level: str = "INFO"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        # Bolt only treats xoxb- tokens as bot tokens (slack.md §1.1); anything else fails later, obscurely.
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_shape(cls, value: str) -> str:
+        AnyHttpUrl(value)  # raises on garbage
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("anthropic_base_url", "redis_url", "slack_signing_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("anthropic_base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            AnyHttpUrl(value)
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def check_mode(self) -> None:
+        """HTTP mode cannot verify requests without a signing secret: refuse to start rather than accept forgeries."""
+        if not self.socket_mode and self.slack_signing_secret is None:
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+
+
+class SettingsError(Exception):
+    """One line naming the setting that is wrong; never contains a secret's value."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turn pydantic's report into one line per setting, naming the variable but never echoing its value."""
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        reason = "missing" if item["type"] == "missing" else item["msg"]
+        lines.append(f"{name}: {reason}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read the environment (and .env) once, translating validation errors into SettingsError."""
+    try:
+        settings = Settings()  # type: ignore[call-arg]  # required values come from the environment
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+    settings.check_mode()
+    return settings

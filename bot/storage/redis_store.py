@@ -1,0 +1,219 @@
+"""Redis implementations of the storage ports: conversations, locks, event de-duplication, rate budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.core.conversation import TURN_JSON, ConversationKey, Turn
+from bot.core.errors import StorageUnavailable
+from bot.storage.keys import Keys
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
+    """A client that retries a dropped connection a few times quickly, then lets callers see the outage."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=socket_timeout_s,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=15,
+    )
+
+
+def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Driver errors never leave the adapter: the core only knows StorageUnavailable."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except _UNREACHABLE as error:
+            log.warning("redis unreachable: %s", type(error).__name__)
+            raise StorageUnavailable() from error
+
+    return wrapper
+
+
+# Compare-and-delete / compare-and-extend: only the holder's token may release or renew a lock.
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+_RENEW = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+    "else return 0 end"
+)
+# Keep the current DM session while it is active; start the candidate after an idle period. One round trip.
+_DM_SESSION = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+# GCRA rate limiter (a leaky bucket kept as one timestamp), plus a hold-off key set after a 429.
+# Returns 0 when a unit was taken, else milliseconds to wait. Uses Redis's clock so processes agree.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+if held > now then return held - now end
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > tolerance then return new_tat - now - tolerance end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"""
+_HOLD_OFF = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+local held = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ms > held then redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000) end
+return 1
+"""
+
+
+class RedisStore:
+    """One Redis connection pool behind every storage port the bot uses."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        conversation_ttl_s: int,
+        dm_idle_reset_s: int,
+        dedup_ttl_s: int,
+        lock_lease_s: float = 30.0,
+        lock_wait_s: float = 900.0,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self._conversation_ttl_s = conversation_ttl_s
+        self._dm_idle_reset_s = dm_idle_reset_s
+        self._dedup_ttl_s = dedup_ttl_s
+        self._lock_lease_ms = int(lock_lease_s * 1000)
+        self._lock_wait_s = lock_wait_s
+        self._release: Any = client.register_script(_RELEASE)
+        self._renew: Any = client.register_script(_RENEW)
+        self._dm_session: Any = client.register_script(_DM_SESSION)
+        self._reserve: Any = client.register_script(_RESERVE)
+        self._hold_off: Any = client.register_script(_HOLD_OFF)
+
+    # --- ConversationStore ---------------------------------------------------------------------------
+    @_translated
+    async def load(self, key: ConversationKey) -> list[Turn]:
+        raw: list[str] = await self.client.lrange(self.keys.conversation(key), 0, -1)  # type: ignore[misc]
+        turns = []
+        for item in raw:
+            try:
+                turns.append(TURN_JSON.validate_json(item))
+            except ValueError:
+                # One unreadable entry (e.g. written by a newer version) must not make the thread unusable.
+                log.warning("skipping an unreadable turn in %s", self.keys.conversation(key))
+        return turns
+
+    @_translated
+    async def append(self, key: ConversationKey, *turns: Turn) -> None:
+        name = self.keys.conversation(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(name, *(TURN_JSON.dump_json(turn, exclude_none=True).decode() for turn in turns))
+            pipe.expire(name, self._conversation_ttl_s)
+            await pipe.execute()
+
+    @_translated
+    async def exists(self, key: ConversationKey) -> bool:
+        return bool(await self.client.exists(self.keys.conversation(key)))
+
+    @_translated
+    async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
+        name = self.keys.dm_session(workspace_id, channel_id)
+        return str(await self._dm_session(keys=[name], args=[candidate_id, self._dm_idle_reset_s]))
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
+        """A leased lock renewed while held, so a crashed holder frees the thread within one lease."""
+        name = self.keys.conversation_lock(key)
+        token = secrets.token_hex(8)
+        await self._acquire(name, token)
+        renewer = asyncio.create_task(self._keep_renewing(name, token))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            try:
+                await self._release(keys=[name], args=[token])
+            except _UNREACHABLE:
+                log.warning("could not release %s; its lease will expire", name)
+
+    @_translated
+    async def _acquire(self, name: str, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lock_wait_s
+        delay = 0.02
+        while not await self.client.set(name, token, nx=True, px=self._lock_lease_ms):
+            if loop.time() > deadline:
+                raise StorageUnavailable("This thread is busy with another answer; please try again shortly.")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    async def _keep_renewing(self, name: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._lock_lease_ms / 3000)
+            try:
+                await self._renew(keys=[name], args=[token, self._lock_lease_ms])
+            except _UNREACHABLE:
+                log.warning("could not renew %s", name)
+
+    # --- EventLedger ---------------------------------------------------------------------------------
+    @_translated
+    async def first_sighting(self, delivery_id: str) -> bool:
+        return bool(await self.client.set(self.keys.delivery(delivery_id), 1, nx=True, ex=self._dedup_ttl_s))
+
+    # --- RateBudget ----------------------------------------------------------------------------------
+    @_translated
+    async def reserve(self, bucket: str, per_minute: int, burst: int = 3) -> float:
+        interval_ms = 60_000 / per_minute
+        name = self.keys.rate_budget(bucket)
+        wait_ms = await self._reserve(keys=[name, name + ":hold"], args=[interval_ms, burst])
+        return float(wait_ms) / 1000
+
+    @_translated
+    async def hold_off(self, bucket: str, seconds: float) -> None:
+        name = self.keys.rate_budget(bucket) + ":hold"
+        await self._hold_off(keys=[name], args=[int(seconds * 1000)])
+
+    # --- HealthCheck ---------------------------------------------------------------------------------
+    async def healthy(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))  # type: ignore[arg-type]
+        except (*_UNREACHABLE, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()

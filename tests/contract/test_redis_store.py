@@ -1,0 +1,154 @@
+"""The Redis store's behaviour against a real Redis: what the core relies on from every storage port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from bot.core.conversation import ConversationKey, TextBlock, ThinkingBlock, Turn
+from bot.core.errors import StorageUnavailable
+from bot.storage.keys import Keys
+from bot.storage.redis_store import RedisStore, connect
+from tests.fakes.tcp_proxy import TcpProxy
+
+KEY = ConversationKey("T1", "C1", "1700000000.000100")
+
+
+def make_store(url: str, prefix: str, **overrides: float) -> RedisStore:
+    options: dict[str, float] = {
+        "conversation_ttl_s": 3600,
+        "dm_idle_reset_s": 60,
+        "dedup_ttl_s": 600,
+        "lock_lease_s": 1.0,
+        "lock_wait_s": 5.0,
+    }
+    options.update(overrides)
+    return RedisStore(connect(url, socket_timeout_s=1.0), Keys(prefix), **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(redis_url: str, key_prefix: str, redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
+    instance = make_store(redis_url, key_prefix)
+    yield instance
+    await instance.close()
+
+
+async def test_history_round_trips_every_block_kind_in_order(store: RedisStore) -> None:
+    question = Turn.user("What is 2+2?", author_id="U1")
+    answer = Turn(
+        role="assistant",
+        blocks=(ThinkingBlock(thinking="easy", signature="sig=="), TextBlock(text="4")),
+    )
+    await store.append(KEY, question)
+    await store.append(KEY, answer)
+    assert await store.load(KEY) == [question, answer]
+    assert await store.exists(KEY)
+    assert not await store.exists(ConversationKey("T1", "C1", "other"))
+
+
+async def test_history_expires_after_its_time_to_live(store: RedisStore, redis_client: redis.Redis) -> None:
+    await store.append(KEY, Turn.user("hi"))
+    ttl = await redis_client.ttl(store.keys.conversation(KEY))
+    assert 3500 < ttl <= 3600
+
+
+async def test_history_survives_a_new_store_instance(redis_url: str, key_prefix: str, store: RedisStore) -> None:
+    await store.append(KEY, Turn.user("remember me"))
+    restarted = make_store(redis_url, key_prefix)
+    try:
+        assert [t.text for t in await restarted.load(KEY)] == ["remember me"]
+    finally:
+        await restarted.close()
+
+
+async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis_client: redis.Redis) -> None:
+    await redis_client.rpush(store.keys.conversation(KEY), "{not json")
+    await store.append(KEY, Turn.user("still here"))
+    assert [t.text for t in await store.load(KEY)] == ["still here"]
+
+
+async def test_first_sighting_is_true_once(store: RedisStore) -> None:
+    assert await store.first_sighting("event:Ev1")
+    assert not await store.first_sighting("event:Ev1")
+    assert await store.first_sighting("event:Ev2")
+
+
+async def test_dm_session_continues_while_active_and_restarts_after_idle(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    store = make_store(redis_url, key_prefix, dm_idle_reset_s=1)
+    try:
+        assert await store.dm_session("T1", "D1", "100.1") == "100.1"
+        assert await store.dm_session("T1", "D1", "100.2") == "100.1"
+        await asyncio.sleep(1.2)
+        assert await store.dm_session("T1", "D1", "100.3") == "100.3"
+    finally:
+        await store.close()
+
+
+async def test_lock_serialises_holders_of_the_same_thread(store: RedisStore) -> None:
+    order: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with store.lock(KEY):
+            order.append(f"{name}-in")
+            await asyncio.sleep(0.1)
+            order.append(f"{name}-out")
+
+    await asyncio.gather(hold("a"), hold("b"))
+    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+
+async def test_lock_is_renewed_while_held_past_its_lease(store: RedisStore, redis_client: redis.Redis) -> None:
+    async with store.lock(KEY):
+        await asyncio.sleep(1.5)  # lease is 1 s: without renewal the key would be gone
+        assert await redis_client.exists(store.keys.conversation_lock(KEY))
+    assert not await redis_client.exists(store.keys.conversation_lock(KEY))
+
+
+async def test_rate_budget_grants_a_burst_then_asks_to_wait(store: RedisStore) -> None:
+    granted = [await store.reserve("chat.update:T1", per_minute=60, burst=3) for _ in range(5)]
+    assert granted[:3] == [0.0, 0.0, 0.0]
+    assert 0 < granted[4] <= 2.0
+    # Another workspace has its own budget.
+    assert await store.reserve("chat.update:T2", per_minute=60) == 0.0
+
+
+async def test_hold_off_makes_everyone_wait(store: RedisStore) -> None:
+    await store.hold_off("chat.update:T1", 2)
+    wait = await store.reserve("chat.update:T1", per_minute=600)
+    assert 1.5 < wait <= 2.0
+
+
+async def test_unreachable_redis_is_reported_as_storage_unavailable_then_recovers(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    proxy = await _proxy_for(redis_url)
+    store = make_store(proxy.url, key_prefix)
+    try:
+        await store.append(KEY, Turn.user("before"))
+        await proxy.cut()
+        with pytest.raises(StorageUnavailable):
+            await store.load(KEY)
+        assert not await store.healthy()
+        await proxy.restore()
+        assert [t.text for t in await store.load(KEY)] == ["before"]
+        assert await store.healthy()
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
+async def _proxy_for(redis_url: str) -> TcpProxy:
+    if redis_url.startswith("unix://"):
+        proxy = TcpProxy(unix_path=redis_url.removeprefix("unix://"))
+    else:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(redis_url)
+        proxy = TcpProxy(target_host=parsed.hostname or "127.0.0.1", target_port=parsed.port or 6379)
+    await proxy.start()
+    return proxy
