@@ -101,9 +101,7 @@ class Settings(BaseSettings):
     def check_mode(self) -> None:
         """HTTP mode cannot verify requests without a signing secret: refuse to start rather than accept forgeries."""
         if not self.socket_mode and self.slack_signing_secret is None:
-            raise SettingsError(
-                "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
-            )
+            raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
 
 
 class SettingsError(Exception):

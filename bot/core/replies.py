@@ -42,10 +42,9 @@ class Replies:
         return await self._patiently(lambda: self._conversations.exists(key))
 
     async def dm_conversation(self, workspace_id: str, channel_id: str, message_id: str) -> ConversationKey:
-        session = await self._patiently(
-            lambda: self._conversations.dm_session(workspace_id, channel_id, message_id)
-        )
-        return ConversationKey(workspace_id, channel_id, session)
+        session = await self._patiently(lambda: self._conversations.dm_session(workspace_id, channel_id, message_id))
+        # Namespaced: a DM thread hanging off the session's first message must not share its history.
+        return ConversationKey(workspace_id, channel_id, f"dm-session-{session}")
 
     async def _patiently(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Ride out a short storage outage before giving up (the caller then tells the user)."""

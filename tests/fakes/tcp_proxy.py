@@ -53,9 +53,7 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self._pipes.update((client_writer, target_writer))
-        await asyncio.gather(
-            self._pump(client_reader, target_writer), self._pump(target_reader, client_writer)
-        )
+        await asyncio.gather(self._pump(client_reader, target_writer), self._pump(target_reader, client_writer))
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

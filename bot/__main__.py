@@ -1,0 +1,78 @@
+"""Entry point: `claude-slack-bot` / `python -m bot` loads settings, sets up logging and serves."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from bot import logs
+from bot.server import build_web_app
+from bot.settings import Settings, SettingsError, load_settings
+from bot.wiring import Bot, build_bot
+
+log = logging.getLogger("bot")
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or `stop`): Socket Mode when SLACK_APP_TOKEN is set, HTTP mode otherwise."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    bot = build_bot(settings)
+    if not await bot.store.healthy():
+        log.warning("Redis is not answering yet; /healthz reports 503 until it does")
+    runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    socket_handler = None
+    try:
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket_handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
+            await socket_handler.connect_async()
+            log.info("connected to Slack in Socket Mode; health check on %s:%d", settings.host, settings.port)
+        else:
+            log.info("listening for Slack on http://%s:%d/slack/events", settings.host, settings.port)
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if socket_handler is not None:
+            await socket_handler.close_async()
+        await runner.cleanup()
+        await bot.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claude-slack-bot", description="Claude in Slack.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="serve Slack (default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"claude-slack-bot: cannot start: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    if args.command in (None, "run"):
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings))
+    return 0
+
+
+__all__ = ["Bot", "main", "serve"]
+
+if __name__ == "__main__":
+    sys.exit(main())

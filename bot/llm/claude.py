@@ -1,0 +1,205 @@
+"""The language-model port over the Anthropic SDK's streaming API: retries, fallbacks, plain-language failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx2
+
+from bot.core.conversation import (
+    Block,
+    RedactedThinkingBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Turn,
+)
+from bot.core.errors import ModelUnavailable
+from bot.core.events import AttemptRestarted, ModelEvent, ModelTurnComplete, TextDelta, ThinkingStarted, Usage
+from bot.core.ports import ModelRequest
+
+log = logging.getLogger(__name__)
+
+# Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
+_OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
+# Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
+_TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+
+
+class _StreamCutShort(Exception):
+    """The stream ended without message_stop: the SDK returns quietly, but the answer is incomplete."""
+
+
+def _describe_status(error: anthropic.APIStatusError) -> str:
+    kind = error.type or ""
+    if error.status_code == 529 or kind == "overloaded_error":
+        return "Claude is overloaded right now."
+    if error.status_code == 429 or kind == "rate_limit_error":
+        return "Claude's rate limit for this bot was reached."
+    if error.status_code in (401, 403):
+        return "Claude rejected the bot's credentials; an admin needs to check ANTHROPIC_API_KEY."
+    if error.status_code == 404:
+        return "The configured Claude model was not found; an admin needs to check CLAUDE_MODEL."
+    if error.status_code in (400, 413, 422):
+        return "Claude could not process this request."
+    return "Claude had an internal error."
+
+
+class ClaudeModel:
+    """Implements core.ports.LanguageModel; SDK objects never leave this module."""
+
+    def __init__(
+        self,
+        client: anthropic.AsyncAnthropic,
+        *,
+        max_attempts: int = 3,
+        backoff_base_s: float = 0.5,
+    ) -> None:
+        self._client = client
+        self._max_attempts = max_attempts
+        self._backoff_base_s = backoff_base_s
+
+    @staticmethod
+    def build_client(
+        *, api_key: str, base_url: str | None, silence_timeout_s: float, connect_timeout_s: float
+    ) -> anthropic.AsyncAnthropic:
+        # The read timeout is a *silence* timeout: it fires when no bytes arrive for that long, never on a long
+        # answer that keeps streaming (the server's pings count as bytes).
+        timeout = anthropic.Timeout(silence_timeout_s, connect=connect_timeout_s)
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=2)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        models = [request.model, *request.fallback_models]
+        model_index = 0
+        last_error: ModelUnavailable | None = None
+        for attempt in range(self._max_attempts):
+            model = models[model_index]
+            shown_text = False
+            try:
+                async for event in self._one_attempt(request, model):
+                    if isinstance(event, TextDelta):
+                        shown_text = True
+                    yield event
+                return
+            except anthropic.APIStatusError as error:
+                last_error = ModelUnavailable(_describe_status(error), request_id=error.request_id)
+                mid_stream = error.status_code == 200
+                if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
+                    raise last_error from error
+                if not mid_stream:
+                    # The SDK already retried this status; only a fallback model is worth another call.
+                    if error.status_code not in _OVERLOADED_STATUSES or model_index + 1 >= len(models):
+                        raise last_error from error
+                    model_index += 1
+                log.warning("claude attempt %d failed: %s %s", attempt + 1, error.status_code, error.type)
+            except (anthropic.APITimeoutError, httpx2.TimeoutException) as error:
+                last_error = ModelUnavailable("Claude stopped responding.")
+                log.warning("claude attempt %d: silence timeout (%s)", attempt + 1, type(error).__name__)
+            except (anthropic.APIConnectionError, httpx2.TransportError) as error:
+                last_error = ModelUnavailable("The connection to Claude kept dropping.")
+                log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
+            except _StreamCutShort:
+                last_error = ModelUnavailable("Claude's answer was cut off.")
+                log.warning("claude attempt %d: stream ended before message_stop", attempt + 1)
+            if attempt + 1 < self._max_attempts:
+                if shown_text:
+                    yield AttemptRestarted(reason=last_error.user_message)
+                delay = self._backoff_base_s * 2**attempt
+                await asyncio.sleep(delay * (0.75 + 0.25 * random.random()))
+        assert last_error is not None
+        raise last_error
+
+    async def _one_attempt(self, request: ModelRequest, model: str) -> AsyncIterator[ModelEvent]:
+        params = self.request_params(request, model)
+        async with self._client.messages.stream(**params) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    if event.text:
+                        yield TextDelta(event.text)
+                elif event.type == "content_block_start" and event.content_block.type in (
+                    "thinking",
+                    "redacted_thinking",
+                ):
+                    yield ThinkingStarted()
+            final = await stream.get_final_message()
+        if final.stop_reason is None:
+            raise _StreamCutShort()
+        yield ModelTurnComplete(
+            blocks=tuple(_from_sdk_blocks(final.content)),
+            usage=_usage(final.usage),
+            stop_reason=final.stop_reason,
+            model=final.model,
+        )
+
+    @staticmethod
+    def request_params(request: ModelRequest, model: str) -> dict[str, Any]:
+        """The wire request: stable system text first; one automatic cache breakpoint at the newest turn."""
+        params: dict[str, Any] = {
+            "model": model,
+            "max_tokens": request.max_tokens,
+            "system": [{"type": "text", "text": part} for part in request.system if part],
+            "messages": [m for m in (_to_sdk_message(turn) for turn in request.turns) if m["content"]],
+            "cache_control": {"type": "ephemeral"},
+        }
+        if request.end_user_id:
+            # Anthropic asks for an opaque id, never personal data: a hash of the Slack user id.
+            digest = hashlib.sha256(request.end_user_id.encode()).hexdigest()[:32]
+            params["metadata"] = {"user_id": digest}
+        return params
+
+
+def _to_sdk_message(turn: Turn) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    for block in turn.blocks:
+        if isinstance(block, TextBlock):
+            if block.text.strip():  # the API rejects empty text blocks
+                content.append({"type": "text", "text": block.text})
+        elif isinstance(block, ThinkingBlock):
+            content.append({"type": "thinking", "thinking": block.thinking, "signature": block.signature})
+        elif isinstance(block, RedactedThinkingBlock):
+            content.append({"type": "redacted_thinking", "data": block.data})
+        elif isinstance(block, ToolCallBlock):
+            content.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input})
+        elif isinstance(block, ToolResultBlock):
+            content.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": block.tool_call_id,
+                    "content": block.text,
+                    "is_error": block.is_error,
+                }
+            )
+    return {"role": turn.role, "content": content}
+
+
+def _from_sdk_blocks(content: list[Any]) -> list[Block]:
+    blocks: list[Block] = []
+    for item in content:
+        if item.type == "text":
+            blocks.append(TextBlock(text=item.text))
+        elif item.type == "thinking":
+            blocks.append(ThinkingBlock(thinking=item.thinking, signature=item.signature))
+        elif item.type == "redacted_thinking":
+            blocks.append(RedactedThinkingBlock(data=item.data))
+        elif item.type == "tool_use":
+            blocks.append(ToolCallBlock(id=item.id, name=item.name, input=dict(item.input)))
+    return blocks
+
+
+def _usage(usage: Any) -> Usage:
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+    )

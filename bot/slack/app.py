@@ -1,0 +1,62 @@
+"""Builds the Bolt AsyncApp from its dependencies, plus the one app-wide error handler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import BotError
+from bot.core.ports import EventLedger, RateBudget
+from bot.core.replies import Replies
+from bot.slack import listeners, middleware
+from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackDeps:
+    """Core services the Slack layer may use; wiring.py fills it in."""
+
+    replies: Replies
+    ledger: EventLedger
+    budget: RateBudget
+    render: RenderConfig
+
+
+def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: SlackDeps) -> AsyncApp:
+    app = AsyncApp(
+        client=client,
+        # Socket Mode needs no secret (Bolt skips verification there); HTTP mode refuses to start without one.
+        signing_secret=signing_secret or "unused-in-socket-mode",
+        process_before_response=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    middleware.register(app, deps.ledger)
+    listeners.register_all(app, deps)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Anything a listener did not handle: log it with context and tell the thread, briefly."""
+        event = body.get("event") or {}
+        log.error(
+            "unhandled %s in %s event: %s",
+            type(error).__name__,
+            event.get("type") or body.get("type"),
+            error,
+            exc_info=error,
+        )
+        channel = event.get("channel")
+        if channel and event.get("ts"):
+            thread_ts = event.get("thread_ts") or (None if event.get("channel_type") == "im" else event["ts"])
+            notice = error.notice() if isinstance(error, BotError) else GENERIC_FAILURE
+            try:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=FAILURE_PREFIX + notice)
+            except Exception:
+                log.exception("could not post the failure notice")
+
+    return app

@@ -1,0 +1,17 @@
+"""The whole Slack surface of the app: each module registers its own listeners."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.listeners import mentions, messages
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackDeps
+
+
+def register_all(app: AsyncApp, deps: SlackDeps) -> None:
+    mentions.register(app, deps)
+    messages.register(app, deps)

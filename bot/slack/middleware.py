@@ -1,0 +1,60 @@
+"""Request filters that apply to every listener: redeliveries, double deliveries and other bots."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from bot.core.errors import StorageUnavailable
+from bot.core.ports import EventLedger
+from bot.slack.incoming import is_answerable
+
+log = logging.getLogger(__name__)
+
+# Bolt must ack within Slack's 3 s; de-duplication never gets to eat that budget.
+_LEDGER_TIMEOUT_S = 1.0
+
+
+def delivery_ids(body: dict[str, Any]) -> list[str]:
+    """Ids under which a delivery counts as already handled.
+
+    `event:<id>`: Slack's retries repeat the event_id. `msg:<team>:<channel>:<ts>`: a mention in a channel
+    arrives twice, as app_mention and as message, with different event_ids but the same message ts.
+    """
+    if body.get("type") != "event_callback":
+        return []
+    ids = []
+    if body.get("event_id"):
+        ids.append(f"event:{body['event_id']}")
+    event = body.get("event") or {}
+    if event.get("type") in ("app_mention", "message") and is_answerable(event) and event.get("channel"):
+        ids.append(f"msg:{body.get('team_id')}:{event['channel']}:{event['ts']}")
+    return ids
+
+
+def register(app: AsyncApp, ledger: EventLedger) -> None:
+    @app.middleware
+    async def ignore_other_bots(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+        event = body.get("event") or {}
+        if body.get("type") == "event_callback" and (event.get("bot_id") or event.get("subtype") == "bot_message"):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    @app.middleware
+    async def drop_redeliveries(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+        for delivery_id in delivery_ids(body):
+            try:
+                first = await asyncio.wait_for(ledger.first_sighting(delivery_id), _LEDGER_TIMEOUT_S)
+            except (StorageUnavailable, TimeoutError):
+                # Fail open: a possible double answer beats losing the only copy of a message.
+                log.warning("could not check %s for redelivery; processing it", delivery_id.split(":")[0])
+                continue
+            if not first:
+                log.info("dropping a repeated delivery (%s)", delivery_id.split(":")[0])
+                return BoltResponse(status=200, body="")
+        return await next()

@@ -1,0 +1,211 @@
+"""Shows a reply stream in Slack: a placeholder, paced edits, continuation messages, and a note on failure.
+
+Limits (see ../shared/reference/slack.md §3.3-3.4):
+- `chat.update` is Tier 3: about 50 calls a minute per workspace, shared by every answer in progress there.
+  We spend from a shared budget in Redis (45/min by default, with a burst of 3) so processes agree.
+- Slack's AI guidance: edit a message about once every 3 s; we pace each answer at `edit_interval_s`.
+- `msg_too_long` is reported for `text` around 4,000 characters (far below the documented 40,000), so each
+  message holds at most `max_message_chars` of rendered text and the answer continues in the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.errors import BotError, StorageUnavailable
+from bot.core.events import AttemptRestarted, ReplyDone, ReplyEvent, TextDelta, ThinkingStarted, Waiting
+from bot.core.ports import RateBudget
+from bot.slack.incoming import Place
+from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "_Thinking…_"
+STATUS_TEXT = {
+    "thinking": "_Thinking it through…_",
+    "storage": "_My memory store is unreachable; retrying…_",
+    "restart": "_Claude hiccupped; starting the answer again…_",
+}
+STREAMING_CURSOR = " ▍"
+FAILURE_PREFIX = ":warning: "
+GENERIC_FAILURE = "Something went wrong on my side while answering."
+# Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
+_TOO_LONG_SHRINK = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    edit_interval_s: float = 2.0
+    edits_per_minute: int = 45
+    max_message_chars: int = 3500
+
+
+@dataclass(slots=True)
+class _Posted:
+    ts: str
+    shown: str
+
+
+@dataclass
+class ReplyStream:
+    """One answer's messages in Slack. Every edit is paced; nothing is cut and nothing is posted twice."""
+
+    client: AsyncWebClient
+    budget: RateBudget
+    config: RenderConfig
+    workspace_id: str
+    place: Place
+    text: str = ""
+    status: str = PLACEHOLDER
+    note: str | None = None
+    messages: list[_Posted] = field(default_factory=list)
+    _limit: int = 0
+    _next_edit_at: float = 0.0
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._limit = self.config.max_message_chars
+
+    async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
+        """Post the placeholder, follow the stream, and always finish with one complete final rendering."""
+        await self._post(self.status)
+        flusher = asyncio.create_task(self._flush_while_streaming())
+        try:
+            await self._consume(events)
+        except BotError as error:
+            self.note = error.notice()
+        except Exception:
+            log.exception("reply stream failed")
+            self.note = GENERIC_FAILURE
+        finally:
+            self._finished.set()
+            self._dirty.set()
+            await flusher
+        await self._sync(final=True)
+
+    async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                self.text += event.text
+            elif isinstance(event, ThinkingStarted):
+                self.status = STATUS_TEXT["thinking"]
+            elif isinstance(event, Waiting):
+                self.status = STATUS_TEXT.get(event.reason, STATUS_TEXT["storage"])
+            elif isinstance(event, AttemptRestarted):
+                self.text = ""
+                self.status = STATUS_TEXT["restart"]
+            elif isinstance(event, ReplyDone):
+                if event.text and not self.text.strip():
+                    self.text = event.text
+                if event.stop_reason == "max_tokens":
+                    self.note = "The answer reached its length limit and stops here."
+                elif event.stop_reason == "refusal":
+                    self.note = "Claude declined to continue this answer."
+            self._dirty.set()
+
+    async def _flush_while_streaming(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._finished.is_set():
+            await self._dirty.wait()
+            delay = self._next_edit_at - loop.time()
+            if delay > 0:
+                # Sleep until the next paced edit, but wake at once when the stream ends.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._finished.wait(), delay)
+            if self._finished.is_set():
+                return
+            self._dirty.clear()
+            try:
+                await self._sync(final=False)
+            except SlackApiError as error:
+                log.warning("interim edit failed: %s", error.response.get("error"))
+
+    def _renderings(self, final: bool) -> list[str]:
+        pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
+        rendered = [markdown_to_mrkdwn(piece) for piece in pieces]
+        if not final:
+            if not rendered:
+                return [self.status]
+            rendered[-1] += STREAMING_CURSOR
+            return rendered
+        if self.note:
+            note = FAILURE_PREFIX + self.note
+            if rendered and len(rendered[-1]) + len(note) + 2 <= self._limit:
+                rendered[-1] += "\n\n" + note
+            else:
+                rendered.append(note)
+        return rendered or ["_(Claude returned an empty answer.)_"]
+
+    async def _sync(self, *, final: bool) -> None:
+        """Make Slack show the current text: edit what changed, post what is new, remove what is stale."""
+        for _ in range(5):
+            try:
+                await self._apply(self._renderings(final), final)
+                return
+            except SlackApiError as error:
+                if error.response.get("error") != "msg_too_long":
+                    raise
+                self._limit = int(self._limit * _TOO_LONG_SHRINK)
+                log.warning("msg_too_long at %d chars; splitting smaller", self._limit)
+
+    async def _apply(self, rendered: list[str], final: bool) -> None:
+        for index, body in enumerate(rendered):
+            if index < len(self.messages):
+                if self.messages[index].shown != body:
+                    await self._edit(index, body)
+            else:
+                await self._post(body)
+        if final:
+            for stale in self.messages[len(rendered) :]:
+                await self._call("chat_delete", channel=self.place.channel_id, ts=stale.ts)
+            del self.messages[len(rendered) :]
+
+    async def _post(self, body: str) -> None:
+        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": body}
+        if self.place.thread_ts:
+            kwargs["thread_ts"] = self.place.thread_ts
+        response = await self._call("chat_postMessage", **kwargs)
+        self.messages.append(_Posted(ts=response["ts"], shown=body))
+
+    async def _edit(self, index: int, body: str) -> None:
+        await self._wait_for_budget()
+        message = self.messages[index]
+        await self._call("chat_update", channel=self.place.channel_id, ts=message.ts, text=body)
+        message.shown = body
+        self._next_edit_at = asyncio.get_running_loop().time() + self.config.edit_interval_s
+
+    async def _wait_for_budget(self) -> None:
+        bucket = f"chat.update:{self.workspace_id}"
+        while True:
+            try:
+                wait_s = await self.budget.reserve(bucket, self.config.edits_per_minute)
+            except StorageUnavailable:
+                # Without the shared budget, fall back to this process's own pace rather than stall the answer.
+                wait_s = 0.0
+                await asyncio.sleep(60 / self.config.edits_per_minute)
+            if wait_s <= 0:
+                return
+            await asyncio.sleep(wait_s)
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        """Call the Web API; a 429 slows every answer in the workspace by its Retry-After instead of failing."""
+        while True:
+            try:
+                return await getattr(self.client, method)(**kwargs)
+            except SlackApiError as error:
+                if error.response.status_code != 429:
+                    raise
+                retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
+                log.warning("%s rate limited; holding off %.0f s", method, retry_after)
+                with contextlib.suppress(StorageUnavailable):
+                    await self.budget.hold_off(f"chat.update:{self.workspace_id}", retry_after)
+                await asyncio.sleep(retry_after)

@@ -1,0 +1,88 @@
+"""Long and fast answers: continued across messages without loss, edits paced within Slack's limits."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from tests.e2e.conftest import BotFactory, RunningBot
+from tests.e2e.helpers import bot_messages, wait_for_reply
+from tests.fakes.anthropic_api import FakeAnthropic, TextReply
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_requests import app_mention, event_callback
+
+
+def long_answer() -> str:
+    paragraphs = [f"Paragraph {i}: " + ("lorem ipsum dolor sit amet " * 12).strip() + "." for i in range(20)]
+    code = "```python\n" + "\n".join(f"print('line {i}')" for i in range(120)) + "\n```"
+    return "\n\n".join([*paragraphs[:10], code, *paragraphs[10:], "The end."])
+
+
+async def test_a_long_answer_continues_in_further_messages_with_nothing_cut(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    text = long_answer()
+    chunks = [text[i : i + 400] for i in range(0, len(text), 400)]
+    claude.script(TextReply(text, chunks=chunks))
+    root = "1700000300.000100"
+    await running.sender.send_event(event_callback(app_mention("write a lot", ts=root)))
+    messages = await wait_for_reply(slack, "C0GENERAL", root, "The end.", timeout=20)
+    assert len(messages) >= 3
+    assert all(len(m.text) <= 3500 for m in messages)
+    shown = "\n".join(m.text for m in messages)
+    for i in range(20):
+        assert f"Paragraph {i}:" in shown
+    for i in range(120):
+        assert f"print('line {i}')" in shown
+    # Every message has balanced code fences: a split block is closed and reopened.
+    assert all(m.text.count("```") % 2 == 0 for m in messages)
+    assert not any(call.status == 200 and call.response.get("error") for call in slack.calls)
+
+
+async def test_edits_are_paced_per_message(running: RunningBot, slack: FakeSlack, claude: FakeAnthropic) -> None:
+    words = [f"w{i} " for i in range(40)]
+    claude.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.05))  # about 2 s of streaming
+    root = "1700000301.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "w39")
+    updates = slack.calls_to("chat.update")
+    # 40 deltas in ~2 s at a 1 s pace: the first text at once, about one edit a second, then the final one.
+    assert 2 <= len(updates) <= 5
+    assert not updates[-1].params["text"].endswith("▍")
+
+
+@pytest.mark.slow
+async def test_many_answers_in_one_workspace_stay_within_its_chat_update_budget(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    # Scaled-down Tier 3: Slack allows 7 edits per 5 s here; the bot's shared budget is 36/min with a burst of 3,
+    # so at most 3 + 5 x 0.6 = 6 edits fall in any 5 s. Five answers need at least 10 edits between them.
+    slack.enforce_rate_limit("chat.update", per_minute=7, window=5.0)
+    running = await start_bot(workspace_edits_per_minute=36)
+    words = [f"w{i} " for i in range(10)]
+    claude.default_reply = TextReply("".join(words), chunks=words, chunk_delay_s=0.05)
+    roots = [f"1700000302.00{i:04d}" for i in range(5)]
+    for root in roots:
+        await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    for root in roots:
+        await wait_for_reply(slack, "C0GENERAL", root, "w9", timeout=40)
+    assert len(slack.calls_to("chat.update")) >= 10
+    assert slack.rate_limited_count == 0
+    assert all(bot_messages(slack, "C0GENERAL", root)[0].text == "".join(words).strip() for root in roots)
+
+
+async def test_a_429_slows_the_answer_down_instead_of_failing_it(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    gate = asyncio.Event()
+    claude.script(TextReply("Slow and steady wins.", chunks=["Slow and ", "steady wins."], gate=gate))
+    slack.fail_next("chat.update", "ratelimited", status=429, retry_after=1)
+    root = "1700000303.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    await slack.wait_for("chat.update")
+    gate.set()
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "steady wins.")
+    assert answer.text == "Slow and steady wins."
+    assert re.search("Slow", answer.edits[-1])

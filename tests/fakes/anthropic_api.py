@@ -1,0 +1,1271 @@
+"""A fake Anthropic Messages API: a real aiohttp server on 127.0.0.1 for the real ``anthropic`` SDK.
+
+Point ``anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="test-key")`` at it.  It speaks the
+wire protocol of ``anthropic==2.14.0`` (``anthropic-version: 2026-10-21``, Bearer auth, SSE transcripts
+as in the reference notes) and validates requests roughly like the real API does, answering
+``400 invalid_request_error`` with a readable message when the client sends something the real API
+would reject.
+
+Usage::
+
+    async with FakeAnthropic() as fake:
+        fake.script(TextReply("Hello!"), HttpErrorReply(529, "overloaded_error", retry_after_ms="1"))
+        client = AsyncAnthropic(base_url=fake.base_url, api_key="test-key")
+        ...
+        req = (await fake.wait_for_requests(1))[0]
+        assert req.last_user_text() == "hi"
+
+Replies are taken FIFO from the queue built with :meth:`FakeAnthropic.script`; when it is empty,
+:attr:`FakeAnthropic.default_reply` is used.  A queued item may be a callable taking the
+:class:`RecordedRequest` and returning a reply (or an awaitable of one).  Requests rejected by
+validation (auth, version header, body) are recorded but do NOT consume a queued reply.
+
+This module must not import anything from the ``bot`` package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import hashlib
+import inspect
+import itertools
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DisconnectReply",
+    "FakeAnthropic",
+    "HttpErrorReply",
+    "MidStreamErrorReply",
+    "RecordedRequest",
+    "Reply",
+    "StallReply",
+    "TextReply",
+    "ToolUseReply",
+    "TruncatedReply",
+    "estimate_input_tokens",
+    "fake_signature",
+]
+
+ALLOWED_MESSAGE_KEYS = frozenset(
+    {
+        "model",
+        "max_tokens",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "cache_control",
+        "stop_sequences",
+        "metadata",
+        "service_tier",
+        "speed",
+        "inference_geo",
+        "diagnostics",
+        "container",
+        "stream",
+        "context_management",
+        "mcp_servers",
+    }
+)
+ALLOWED_COUNT_TOKENS_KEYS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "cache_control",
+        "speed",
+        "context_management",
+        "mcp_servers",
+    }
+)
+KNOWN_BLOCK_TYPES = frozenset(
+    {
+        "text",
+        "image",
+        "document",
+        "search_result",
+        "tool_use",
+        "tool_result",
+        "thinking",
+        "redacted_thinking",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "container_upload",
+        "tool_reference",
+        "mcp_tool_use",
+        "mcp_tool_result",
+    }
+)
+MAX_CACHE_CONTROL_BLOCKS = 4
+_TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+_STATUS_FOR_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+_DEFAULT_ERROR_MESSAGES = {
+    "invalid_request_error": "Invalid request",
+    "authentication_error": "invalid x-api-key",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "Not found",
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit",
+    "api_error": "Internal server error",
+    "overloaded_error": "Overloaded",
+    "timeout_error": "Request timed out",
+}
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {
+        "type": "model",
+        "id": "claude-sonnet-5-5",
+        "display_name": "Claude Sonnet 5.5",
+        "created_at": "2026-09-30T00:00:00Z",
+        "lifecycle": "active",
+        "line": "sonnet",
+        "max_input_tokens": 1_000_000,
+        "max_tokens": 128_000,
+    },
+    {
+        "type": "model",
+        "id": "claude-haiku-5-5",
+        "display_name": "Claude Haiku 5.5",
+        "created_at": "2026-09-29T00:00:00Z",
+        "lifecycle": "active",
+        "line": "haiku",
+        "max_input_tokens": 1_000_000,
+        "max_tokens": 128_000,
+    },
+    {
+        "type": "model",
+        "id": "claude-opus-5-5",
+        "display_name": "Claude Opus 5.5",
+        "created_at": "2026-09-28T00:00:00Z",
+        "lifecycle": "active",
+        "line": "opus",
+        "max_input_tokens": 1_000_000,
+        "max_tokens": 128_000,
+    },
+    {
+        "type": "model",
+        "id": "claude-sonnet-4-6",
+        "display_name": "Claude Sonnet 4.6",
+        "created_at": "2026-02-17T00:00:00Z",
+        "lifecycle": "active",
+        "line": "sonnet",
+        "max_input_tokens": 1_000_000,
+        "max_tokens": 128_000,
+    },
+    {
+        "type": "model",
+        "id": "claude-haiku-4-5",
+        "display_name": "Claude Haiku 4.5",
+        "created_at": "2025-10-01T00:00:00Z",
+        "lifecycle": "active",
+        "line": "haiku",
+        "max_input_tokens": 200_000,
+        "max_tokens": 64_000,
+    },
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Recorded requests
+# --------------------------------------------------------------------------------------------------
+
+
+class _Headers(dict):  # type: ignore[type-arg]
+    """A ``dict[str, str]`` with lower-cased keys and case-insensitive lookups."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        for k, v in items:
+            key = k.lower()
+            super().__setitem__(key, f"{self[key]}, {v}" if key in self else v)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+def _text_of(content: Any) -> str:
+    """Joined text of a str content or a list of blocks (text blocks only)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+@dataclass
+class RecordedRequest:
+    """One HTTP request received by the fake (body parsed as JSON; ``{}`` if it was not JSON)."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes = b""
+    # filled in when the response is chosen:
+    status: int | None = None  # HTTP status answered (200 for streams, even if they later fail)
+    reply: Reply | None = None  # the scripted/default reply used, None if rejected by validation
+    error: str | None = None  # validation error message, if any
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        msgs = self.body.get("messages")
+        return msgs if isinstance(msgs, list) else []
+
+    @property
+    def system_text(self) -> str:
+        """``system`` as a string (text blocks joined with no separator); ``""`` if absent."""
+        return _text_of(self.body.get("system"))
+
+    @property
+    def model(self) -> str | None:
+        m = self.body.get("model")
+        return m if isinstance(m, str) else None
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        tools = self.body.get("tools")
+        return tools if isinstance(tools, list) else []
+
+    def last_user_text(self) -> str:
+        """Text of the last ``user`` message (str content, or its text blocks joined)."""
+        for msg in reversed(self.messages):
+            if isinstance(msg, dict) and msg.get("role") == "user":
+                return _text_of(msg.get("content"))
+        return ""
+
+    def tool_results(self) -> list[dict[str, Any]]:
+        """All ``tool_result`` blocks, in order, across all messages."""
+        out: list[dict[str, Any]] = []
+        for msg in self.messages:
+            content = msg.get("content") if isinstance(msg, dict) else None
+            if isinstance(content, list):
+                out.extend(b for b in content if isinstance(b, dict) and b.get("type") == "tool_result")
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Replies
+# --------------------------------------------------------------------------------------------------
+
+_DEFAULT_USAGE = {
+    "input_tokens": 25,
+    "output_tokens": 12,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+}
+
+
+def _split(text: str, pieces: int = 3) -> list[str]:
+    """Split ``text`` into up to ``pieces`` non-empty parts (``[]`` for an empty string)."""
+    if not text:
+        return []
+    n = min(pieces, len(text))
+    size, rem = divmod(len(text), n)
+    out, pos = [], 0
+    for i in range(n):
+        step = size + (1 if i < rem else 0)
+        out.append(text[pos : pos + step])
+        pos += step
+    return out
+
+
+_SIG_PREFIX = base64.b64encode(b"fakesig:").decode()[:8]  # "ZmFrZXNp": first 6 bytes, stable prefix
+
+
+def fake_signature(thinking: str) -> str:
+    """The signature the fake issues for a thinking text (verified when the block is passed back)."""
+    digest = hashlib.sha256(thinking.encode()).hexdigest()[:24]
+    return base64.b64encode(f"fakesig:{digest}".encode()).decode()
+
+
+@dataclass
+class TextReply:
+    """A normal text answer (optionally preceded by a thinking block)."""
+
+    text: str
+    chunks: list[str] | None = None  # text deltas; default: text split into ~3 pieces
+    chunk_delay_s: float = 0.0  # sleep between deltas
+    usage: dict[str, int] | None = None  # merged over input 25 / output 12 / cache 0 / 0
+    stop_reason: str = "end_turn"
+    model: str | None = None  # default: echo the request's model
+    thinking: str | None = None  # if set, a signed thinking block comes first
+    gate: asyncio.Event | None = None  # after the FIRST text delta, wait for this before the rest
+    first_byte_delay_s: float = 0.0  # sleep before the response status/headers are sent
+    stop_sequence: str | None = None  # echoed when stop_reason == "stop_sequence"
+
+    def __post_init__(self) -> None:
+        if self.chunks is not None and "".join(self.chunks) != self.text:
+            raise ValueError("TextReply: ''.join(chunks) must equal text")
+
+
+@dataclass
+class ToolUseReply:
+    """An assistant turn ending in ``tool_use`` (stop_reason ``tool_use``)."""
+
+    tool_name: str
+    tool_input: dict[str, Any]
+    text_before: str = ""
+    tool_use_id: str | None = None  # default: toolu_fake_<n>
+    thinking: str | None = None
+    usage: dict[str, int] | None = None
+    model: str | None = None
+    # further (name, input) tool_use blocks in the same turn (parallel tool use); ids auto-generated
+    parallel: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    chunk_delay_s: float = 0.0
+    first_byte_delay_s: float = 0.0
+
+
+@dataclass
+class HttpErrorReply:
+    """A non-2xx HTTP answer with the API's JSON error body and a unique ``request-id`` header."""
+
+    status: int
+    error_type: str
+    message: str = ""  # default: a typical message for error_type
+    retry_after: str | None = None  # ``retry-after`` header (seconds; SDK obeys it without a cap!)
+    should_retry: str | None = None  # ``x-should-retry`` header ("true"/"false")
+    retry_after_ms: str | None = None  # ``retry-after-ms`` header (SDK prefers this; "0" is ignored)
+    headers: dict[str, str] | None = None  # extra response headers
+
+
+@dataclass
+class MidStreamErrorReply:
+    """200 SSE stream: text deltas of ``partial_text``, then an ``event: error`` (transcript (d)).
+
+    For a non-streaming request: an HTTP error with the matching status (529 for overloaded_error).
+    """
+
+    partial_text: str
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+
+
+@dataclass
+class TruncatedReply:
+    """200 SSE stream with ``partial_text`` that ends cleanly without message_delta / message_stop.
+
+    For a non-streaming request: the connection is dropped before any response.
+    """
+
+    partial_text: str
+
+
+@dataclass
+class DisconnectReply:
+    """200 SSE stream with ``partial_text``, then the TCP connection is aborted mid-body.
+
+    For a non-streaming request: the connection is dropped before any response.
+    """
+
+    partial_text: str
+
+
+@dataclass
+class StallReply:
+    """200 SSE stream: ``partial_text``, total silence (no pings) for ``stall_s``, then ``rest``, normal end.
+
+    For a non-streaming request: waits ``stall_s`` before sending the full JSON message.
+    """
+
+    partial_text: str
+    stall_s: float
+    rest: str = "(late)"
+
+
+Reply = TextReply | ToolUseReply | HttpErrorReply | MidStreamErrorReply | TruncatedReply | DisconnectReply | StallReply
+ReplyFactory = Callable[[RecordedRequest], "Reply | Awaitable[Reply]"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str, status: int = 400, error_type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_type = error_type
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _count_cache_control(obj: Any) -> int:
+    """Count ``cache_control`` markers in blocks (recursing into tool_result contents)."""
+    n = 0
+    if isinstance(obj, list):
+        for item in obj:
+            n += _count_cache_control(item)
+    elif isinstance(obj, dict):
+        if obj.get("cache_control") is not None:
+            n += 1
+        content = obj.get("content")
+        if isinstance(content, list):
+            n += _count_cache_control(content)
+    return n
+
+
+def _validate_system(system: Any, where: str) -> None:
+    if isinstance(system, str):
+        return
+    if not isinstance(system, list):
+        raise _Invalid(f"{where}: Input should be a valid string or a list of text blocks")
+    for i, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _Invalid(f"{where}.{i}: system content blocks must have type 'text'")
+        if not isinstance(block.get("text"), str) or not block["text"].strip():
+            raise _Invalid(f"{where}.{i}: text content blocks must contain non-whitespace text")
+
+
+def _validate_block(block: Any, where: str, role: str) -> None:
+    if not isinstance(block, dict):
+        raise _Invalid(f"{where}: Input should be a valid dictionary")
+    btype = block.get("type")
+    if not isinstance(btype, str):
+        raise _Invalid(f"{where}.type: Field required")
+    if btype not in KNOWN_BLOCK_TYPES:
+        raise _Invalid(f"{where}: Input tag '{btype}' found using 'type' does not match any of the expected tags")
+    if btype == "text":
+        if not isinstance(block.get("text"), str):
+            raise _Invalid(f"{where}.text: Field required")
+        if not block["text"].strip():
+            raise _Invalid(f"{where}: text content blocks must contain non-whitespace text")
+    elif btype == "thinking":
+        if role != "assistant":
+            raise _Invalid(f"{where}: thinking blocks are only allowed in assistant messages")
+        if not isinstance(block.get("thinking"), str):
+            raise _Invalid(f"{where}.thinking: Field required")
+        sig = block.get("signature")
+        if not isinstance(sig, str) or not sig:
+            raise _Invalid(f"{where}.signature: Field required")
+        issued_by_us = sig.startswith(_SIG_PREFIX)  # hand-made signatures from tests are not verified
+        if issued_by_us and sig != fake_signature(block["thinking"]):
+            raise _Invalid(f"{where}: Invalid `signature` in `thinking` block")
+    elif btype == "redacted_thinking":
+        if not isinstance(block.get("data"), str):
+            raise _Invalid(f"{where}.data: Field required")
+    elif btype == "tool_use":
+        if role != "assistant":
+            raise _Invalid(f"{where}: tool_use blocks are only allowed in assistant messages")
+        for key in ("id", "name"):
+            if not isinstance(block.get(key), str):
+                raise _Invalid(f"{where}.{key}: Field required")
+        if not isinstance(block.get("input"), dict):
+            raise _Invalid(f"{where}.input: Input should be a valid dictionary")
+    elif btype == "tool_result":
+        if role != "user":
+            raise _Invalid(f"{where}: tool_result blocks are only allowed in user messages")
+        if not isinstance(block.get("tool_use_id"), str):
+            raise _Invalid(f"{where}.tool_use_id: Field required")
+        content = block.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _Invalid(f"{where}.content: Input should be a valid string or list")
+        if isinstance(content, list):
+            for j, sub in enumerate(content):
+                if not isinstance(sub, dict) or not isinstance(sub.get("type"), str):
+                    raise _Invalid(f"{where}.content.{j}.type: Field required")
+
+
+def _validate_messages(messages: Any) -> None:
+    if not isinstance(messages, list):
+        raise _Invalid("messages: Input should be a valid list")
+    if not messages:
+        raise _Invalid("messages: at least one message is required")
+    first_non_system: str | None = None
+    for i, msg in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(msg, dict):
+            raise _Invalid(f"{where}: Input should be a valid dictionary")
+        role = msg.get("role")
+        if role not in ("user", "assistant", "system"):
+            raise _Invalid(f"{where}.role: Input should be 'user', 'assistant' or 'system'")
+        extra = set(msg) - {"role", "content"}
+        if extra:
+            raise _Invalid(f"{where}.{sorted(extra)[0]}: Extra inputs are not permitted")
+        if "content" not in msg:
+            raise _Invalid(f"{where}.content: Field required")
+        content = msg["content"]
+        is_final_assistant = role == "assistant" and i == len(messages) - 1
+        if isinstance(content, str):
+            if not content and not is_final_assistant:
+                raise _Invalid(
+                    f"{where}: all messages must have non-empty content except for the optional final assistant message"
+                )
+        elif isinstance(content, list):
+            if not content and not is_final_assistant:
+                raise _Invalid(
+                    f"{where}: all messages must have non-empty content except for the optional final assistant message"
+                )
+            for j, block in enumerate(content):
+                _validate_block(block, f"{where}.content.{j}", role)
+                if role == "system" and block.get("type") != "text":
+                    raise _Invalid(f"{where}.content.{j}: system messages may only contain text blocks")
+        else:
+            raise _Invalid(f"{where}.content: Input should be a valid string or a list of content blocks")
+        if role != "system" and first_non_system is None:
+            first_non_system = role
+            if role != "user":
+                raise _Invalid('messages: first message must use the "user" role')
+    if first_non_system is None:
+        raise _Invalid('messages: first message must use the "user" role')
+
+    # Pair tool_use with tool_result.  Consecutive user/assistant turns are merged like the API does.
+    turns: list[tuple[int, str, list[dict[str, Any]]]] = []
+    for i, msg in enumerate(messages):
+        content = msg["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+        if turns and turns[-1][1] == msg["role"] and msg["role"] != "system":
+            turns[-1][2].extend(blocks)
+        else:
+            turns.append((i, msg["role"], blocks))
+    for t, (idx, role, blocks) in enumerate(turns):
+        if role == "user":
+            result_ids = [b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"]
+            if not result_ids:
+                continue
+            prev = turns[t - 1] if t > 0 else None
+            prev_ids = (
+                {b["id"] for b in prev[2] if b.get("type") == "tool_use"}
+                if prev is not None and prev[1] == "assistant"
+                else set()
+            )
+            unexpected = [r for r in result_ids if r not in prev_ids]
+            if unexpected:
+                raise _Invalid(
+                    f"messages.{idx}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{', '.join(unexpected)}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+        if role != "assistant":
+            continue
+        use_ids = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+        if not use_ids:
+            continue
+        nxt = turns[t + 1] if t + 1 < len(turns) else None
+        answered: set[str] = set()
+        if nxt is not None and nxt[1] == "user":
+            # tool_result blocks must come first in the next user turn
+            for b in nxt[2]:
+                if b.get("type") != "tool_result":
+                    break
+                answered.add(b["tool_use_id"])
+        missing = [u for u in use_ids if u not in answered]
+        if missing:
+            raise _Invalid(
+                f"messages.{idx}: tool_use ids were found without tool_result blocks immediately after: "
+                f"{', '.join(missing)}. Each tool_use block must have a corresponding tool_result block "
+                "in the next message, and tool_result blocks must come first in that message."
+            )
+
+
+def _validate_tools(tools: Any, tool_choice: Any) -> None:
+    names: set[str] = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _Invalid("tools: Input should be a valid list")
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise _Invalid(f"tools.{i}: Input should be a valid dictionary")
+            name = tool.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME_RE.match(name):
+                raise _Invalid(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+            if name in names:
+                raise _Invalid("tools: Tool names must be unique.")
+            names.add(name)
+            if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
+                raise _Invalid(f"tools.{i}.custom.input_schema: Field required")
+    if tool_choice is not None:
+        if not isinstance(tool_choice, dict) or tool_choice.get("type") not in (
+            "auto",
+            "any",
+            "tool",
+            "none",
+        ):
+            raise _Invalid("tool_choice: Input tag found using 'type' does not match any of the expected tags")
+        if tool_choice["type"] == "tool" and tool_choice.get("name") not in names:
+            raise _Invalid(f"tool_choice.tool.name: Tool '{tool_choice.get('name')}' not found in tools")
+
+
+def _validate_thinking(thinking: Any, max_tokens: int | None) -> None:
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or thinking.get("type") not in (
+        "enabled",
+        "adaptive",
+        "disabled",
+        "between_tools",
+    ):
+        raise _Invalid("thinking: Input tag found using 'type' does not match any of the expected tags")
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise _Invalid("thinking.enabled.budget_tokens: Field required")
+        if budget < 1024:
+            raise _Invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if max_tokens is not None and budget >= max_tokens:
+            raise _Invalid(
+                "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+                "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+                "#max-tokens-and-context-window-size"
+            )
+
+
+def _validate_common(body: dict[str, Any], allowed: frozenset[str], *, needs_max_tokens: bool) -> None:
+    for key in body:
+        if key not in allowed:
+            raise _Invalid(f"{key}: Extra inputs are not permitted")
+    if "model" not in body:
+        raise _Invalid("model: Field required")
+    if not isinstance(body["model"], str) or not body["model"]:
+        raise _Invalid("model: Input should be a valid string")
+    max_tokens: int | None = None
+    if needs_max_tokens:
+        if "max_tokens" not in body:
+            raise _Invalid("max_tokens: Field required")
+        if not _is_int(body["max_tokens"]):
+            raise _Invalid("max_tokens: Input should be a valid integer")
+        max_tokens = body["max_tokens"]
+        if max_tokens < 0:
+            raise _Invalid("max_tokens: Input should be greater than or equal to 0")
+    if "messages" not in body:
+        raise _Invalid("messages: Field required")
+    _validate_messages(body["messages"])
+    if "system" in body:
+        _validate_system(body["system"], "system")
+    _validate_tools(body.get("tools"), body.get("tool_choice"))
+    _validate_thinking(body.get("thinking"), max_tokens)
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise _Invalid("stream: Input should be a valid boolean")
+    if "stop_sequences" in body and (
+        not isinstance(body["stop_sequences"], list) or not all(isinstance(s, str) for s in body["stop_sequences"])
+    ):
+        raise _Invalid("stop_sequences: Input should be a valid list of strings")
+    n_cache = (
+        _count_cache_control(body.get("tools"))
+        + _count_cache_control(body.get("system"))
+        + _count_cache_control(body.get("messages"))
+        + (1 if body.get("cache_control") is not None else 0)
+    )
+    if n_cache > MAX_CACHE_CONTROL_BLOCKS:
+        raise _Invalid(
+            f"A maximum of {MAX_CACHE_CONTROL_BLOCKS} blocks with cache_control may be provided. Found {n_cache}."
+        )
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """Rough token estimate used by count_tokens: total characters of all text / 4, at least 1.
+
+    Counts the system text, text/thinking blocks, str contents, tool_result text, tool_use inputs
+    (JSON) and tool definitions (JSON).
+    """
+    total = len(_text_of(body.get("system")))
+
+    def walk_content(content: Any) -> int:
+        if isinstance(content, str):
+            return len(content)
+        n = 0
+        if isinstance(content, list):
+            for b in content:
+                if not isinstance(b, dict):
+                    continue
+                t = b.get("type")
+                if t == "text":
+                    n += len(str(b.get("text", "")))
+                elif t == "thinking":
+                    n += len(str(b.get("thinking", "")))
+                elif t == "tool_use":
+                    n += len(json.dumps(b.get("input", {})))
+                elif t == "tool_result":
+                    n += walk_content(b.get("content"))
+        return n
+
+    for msg in body.get("messages") or []:
+        if isinstance(msg, dict):
+            total += walk_content(msg.get("content"))
+    for tool in body.get("tools") or []:
+        total += len(json.dumps(tool))
+    return max(1, total // 4)
+
+
+# --------------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------------
+
+
+class _Closing(Exception):
+    """Raised inside handlers when the fake is stopping."""
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+class FakeAnthropic:
+    """Fake Anthropic API server.  See the module docstring."""
+
+    def __init__(self, *, api_key: str = "test-key") -> None:
+        self.api_key = api_key
+        self.base_url: str = ""
+        self.requests: list[RecordedRequest] = []  # POST /v1/messages only
+        self.other_requests: list[RecordedRequest] = []  # count_tokens, models, unknown paths
+        self.default_reply: Reply = TextReply("OK")
+        self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
+        self.active_streams: int = 0
+        self.max_active_streams: int = 0  # high-water mark of active_streams
+        self._queue: collections.deque[Reply | ReplyFactory] = collections.deque()
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._cond: asyncio.Condition | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("FakeAnthropic already started")
+        self._closing = asyncio.Event()
+        self._cond = asyncio.Condition()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self._handle_messages)
+        app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
+        app.router.add_get("/v1/models", self._handle_models_list)
+        app.router.add_get("/v1/models/{model_id}", self._handle_model_get)
+        app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._closing.set()  # wakes up gated / stalled / delayed handlers, which abort their streams
+        await runner.cleanup()
+
+    async def __aenter__(self) -> FakeAnthropic:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- scripting ------------------------------------------------------------------------------
+
+    def script(self, *replies: Reply | ReplyFactory) -> None:
+        """Append replies (or callables ``RecordedRequest -> Reply``) to the FIFO queue."""
+        self._queue.extend(replies)
+
+    @property
+    def queued_replies(self) -> int:
+        """How many scripted replies have not been used yet."""
+        return len(self._queue)
+
+    async def wait_for_requests(
+        self,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - public API takes a timeout
+    ) -> list[RecordedRequest]:
+        """Wait until at least ``count`` /v1/messages requests arrived; return (a copy of) all of them."""
+        assert self._cond is not None, "FakeAnthropic not started"
+        cond = self._cond
+        try:
+            async with asyncio.timeout(timeout):
+                async with cond:
+                    await cond.wait_for(lambda: len(self.requests) >= count)
+        except TimeoutError:
+            raise TimeoutError(
+                f"FakeAnthropic: expected {count} /v1/messages request(s) within {timeout}s, got {len(self.requests)}"
+            ) from None
+        return list(self.requests)
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _check_auth(self, req: RecordedRequest) -> None:
+        auth = req.headers.get("authorization", "")
+        ok = auth == f"Bearer {self.api_key}" or req.headers.get("x-api-key") == self.api_key
+        if not ok:
+            raise _Invalid("invalid x-api-key", 401, "authentication_error")
+        if not req.headers.get("anthropic-version"):
+            raise _Invalid("anthropic-version: header is required")
+
+    async def _record(self, request: web.Request, into: list[RecordedRequest]) -> RecordedRequest:
+        raw = await request.read()
+        body: Any = {}
+        parse_error = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                parse_error = True
+        rec = RecordedRequest(
+            path=request.path,
+            headers=_Headers(request.headers.items()),
+            body=body if isinstance(body, dict) else {},
+            method=request.method,
+            query=dict(request.query.items()),
+            raw_body=raw,
+        )
+        if parse_error:
+            rec.error = "There was an error parsing the body of your request."
+        elif raw and not isinstance(body, dict):
+            rec.error = "Input should be a valid dictionary"
+        into.append(rec)
+        if into is self.requests and self._cond is not None:
+            async with self._cond:
+                self._cond.notify_all()
+        return rec
+
+    def _error_response(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        rec: RecordedRequest | None = None,
+    ) -> web.Response:
+        request_id = f"req_fake_{self._next_id()}"
+        body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+        if rec is not None:
+            rec.status = status
+        return web.json_response(body, status=status, headers={"request-id": request_id, **(headers or {})})
+
+    def _invalid_response(self, exc: _Invalid, rec: RecordedRequest) -> web.Response:
+        rec.error = exc.message
+        return self._error_response(exc.status, exc.error_type, exc.message, rec=rec)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but raise _Closing as soon as the fake is stopping."""
+        if self._closing.is_set():
+            raise _Closing
+        if seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except TimeoutError:
+            return
+        raise _Closing
+
+    async def _wait_gate(self, gate: asyncio.Event) -> None:
+        if gate.is_set():
+            return
+        gate_task = asyncio.ensure_future(gate.wait())
+        closing_task = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({gate_task, closing_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gate_task.cancel()
+            closing_task.cancel()
+            await asyncio.gather(gate_task, closing_task, return_exceptions=True)
+        if not gate.is_set():
+            raise _Closing
+
+    async def _next_reply(self, rec: RecordedRequest) -> Reply:
+        item: Reply | ReplyFactory = self._queue.popleft() if self._queue else self.default_reply
+        if callable(item):
+            result = item(rec)
+            if inspect.isawaitable(result):
+                result = await result
+            item = result
+        return item
+
+    # ---- /v1/messages ---------------------------------------------------------------------------
+
+    async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request, self.requests)
+        try:
+            self._check_auth(rec)
+            if rec.error is not None:
+                raise _Invalid(rec.error)
+            _validate_common(rec.body, ALLOWED_MESSAGE_KEYS, needs_max_tokens=True)
+        except _Invalid as exc:
+            return self._invalid_response(exc, rec)
+
+        reply = await self._next_reply(rec)
+        rec.reply = reply
+        try:
+            if isinstance(reply, HttpErrorReply):
+                return self._http_error(reply, rec)
+            if rec.stream:
+                return await self._stream(request, rec, reply)
+            return await self._non_stream(request, rec, reply)
+        except _Closing:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)
+
+    def _http_error(self, reply: HttpErrorReply, rec: RecordedRequest) -> web.Response:
+        headers = dict(reply.headers or {})
+        if reply.retry_after is not None:
+            headers["retry-after"] = reply.retry_after
+        if reply.retry_after_ms is not None:
+            headers["retry-after-ms"] = reply.retry_after_ms
+        if reply.should_retry is not None:
+            headers["x-should-retry"] = reply.should_retry
+        message = reply.message or _DEFAULT_ERROR_MESSAGES.get(reply.error_type, "Error")
+        return self._error_response(reply.status, reply.error_type, message, headers, rec=rec)
+
+    def _plan(self, rec: RecordedRequest, reply: Reply) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Content blocks (with their delta pieces under '_pieces') and the final message fields."""
+        blocks: list[dict[str, Any]] = []
+        model = getattr(reply, "model", None) or rec.model or "claude-sonnet-4-6"
+        usage = {**_DEFAULT_USAGE, **(getattr(reply, "usage", None) or {})}
+        thinking = getattr(reply, "thinking", None)
+        if thinking is not None:
+            blocks.append(
+                {
+                    "type": "thinking",
+                    "thinking": thinking,
+                    "signature": fake_signature(thinking),
+                    "_pieces": _split(thinking, 2),
+                }
+            )
+        stop_reason: str | None = "end_turn"
+        stop_sequence: str | None = None
+        if isinstance(reply, TextReply):
+            pieces = list(reply.chunks) if reply.chunks is not None else _split(reply.text)
+            blocks.append({"type": "text", "text": reply.text, "_pieces": pieces})
+            stop_reason = reply.stop_reason
+            if stop_reason == "stop_sequence":
+                seqs = rec.body.get("stop_sequences") or [None]
+                stop_sequence = reply.stop_sequence or seqs[0]
+        elif isinstance(reply, ToolUseReply):
+            if reply.text_before:
+                blocks.append({"type": "text", "text": reply.text_before, "_pieces": _split(reply.text_before)})
+            calls = [
+                (reply.tool_name, reply.tool_input, reply.tool_use_id),
+                *((n, i, None) for n, i in reply.parallel),
+            ]
+            for name, tool_input, tool_id in calls:
+                raw = json.dumps(tool_input)
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": tool_id or f"toolu_fake_{self._next_id():02d}",
+                        "name": name,
+                        "input": tool_input,
+                        "_pieces": ["", *_split(raw, 2)],
+                    }
+                )
+            stop_reason = "tool_use"
+        elif isinstance(reply, StallReply):
+            text = reply.partial_text + reply.rest
+            blocks.append({"type": "text", "text": text, "_pieces": [reply.partial_text, reply.rest]})
+        else:  # partial-text replies
+            partial = reply.partial_text  # type: ignore[union-attr]
+            blocks.append({"type": "text", "text": partial, "_pieces": _split(partial, 2)})
+            stop_reason = None
+        output_details = None
+        if thinking is not None:
+            thinking_tokens = usage.pop("thinking_tokens", None)
+            if thinking_tokens is None:
+                thinking_tokens = min(usage["output_tokens"], max(1, len(thinking) // 4))
+            output_details = {"thinking_tokens": thinking_tokens}
+        else:
+            usage.pop("thinking_tokens", None)
+        final = {
+            "id": f"msg_fake_{self._next_id():02d}",
+            "model": model,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": usage,
+            "output_tokens_details": output_details,
+        }
+        return blocks, final
+
+    @staticmethod
+    def _public_block(block: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in block.items() if not k.startswith("_")}
+
+    def _full_usage(self, usage: dict[str, int], output_details: dict[str, int] | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "input_tokens": usage["input_tokens"],
+            "output_tokens": usage["output_tokens"],
+            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+            "cache_read_input_tokens": usage["cache_read_input_tokens"],
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": usage["cache_creation_input_tokens"],
+                "ephemeral_1h_input_tokens": 0,
+            },
+            "service_tier": "standard",
+        }
+        if output_details is not None:
+            out["output_tokens_details"] = output_details
+        return out
+
+    async def _non_stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
+        if isinstance(reply, MidStreamErrorReply):
+            status = _STATUS_FOR_ERROR_TYPE.get(reply.error_type, 500)
+            return self._error_response(status, reply.error_type, reply.message, rec=rec)
+        if isinstance(reply, TruncatedReply | DisconnectReply):
+            if request.transport is not None:
+                request.transport.abort()
+            rec.status = 0
+            return web.Response(status=503)
+        await self._sleep(getattr(reply, "first_byte_delay_s", 0.0))
+        if isinstance(reply, StallReply):
+            await self._sleep(reply.stall_s)
+        blocks, final = self._plan(rec, reply)
+        body = {
+            "id": final["id"],
+            "type": "message",
+            "role": "assistant",
+            "model": final["model"],
+            "content": [self._public_block(b) for b in blocks],
+            "stop_reason": final["stop_reason"],
+            "stop_sequence": final["stop_sequence"],
+            "usage": self._full_usage(final["usage"], final["output_tokens_details"]),
+        }
+        rec.status = 200
+        return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
+
+    async def _stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
+        await self._sleep(getattr(reply, "first_byte_delay_s", 0.0))
+        blocks, final = self._plan(rec, reply)
+        request_id = f"req_fake_{self._next_id()}"
+        resp = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "request-id": request_id,
+            },
+        )
+        await resp.prepare(request)
+        rec.status = 200
+        self.active_streams += 1
+        self.max_active_streams = max(self.max_active_streams, self.active_streams)
+        try:
+            await self._emit(request, resp, reply, blocks, final, request_id)
+        except (ConnectionError, _Closing):
+            # client went away (e.g. its read timeout fired) or the fake is stopping
+            if request.transport is not None:
+                request.transport.abort()
+        finally:
+            self.active_streams -= 1
+        return resp
+
+    async def _emit(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        reply: Reply,
+        blocks: list[dict[str, Any]],
+        final: dict[str, Any],
+        request_id: str,
+    ) -> None:
+        usage = final["usage"]
+        start_usage = {
+            **self._full_usage(usage, None),
+            "output_tokens": 1,
+        }
+        message = {
+            "id": final["id"],
+            "type": "message",
+            "role": "assistant",
+            "model": final["model"],
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": start_usage,
+        }
+        await resp.write(_sse({"type": "message_start", "message": message}))
+        await resp.write(_sse({"type": "ping"}))
+
+        chunk_delay = getattr(reply, "chunk_delay_s", 0.0)
+        gate = reply.gate if isinstance(reply, TextReply) else None
+        partial = isinstance(reply, MidStreamErrorReply | TruncatedReply | DisconnectReply)
+        sent_text_delta = False
+        first_delta = True
+
+        for index, block in enumerate(blocks):
+            btype = block["type"]
+            start_block: dict[str, Any]
+            if btype == "thinking":
+                start_block = {"type": "thinking", "thinking": "", "signature": ""}
+            elif btype == "text":
+                start_block = {"type": "text", "text": ""}
+            else:
+                start_block = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            await resp.write(_sse({"type": "content_block_start", "index": index, "content_block": start_block}))
+            for piece_no, piece in enumerate(block["_pieces"]):
+                if not first_delta:
+                    await self._sleep(chunk_delay)
+                first_delta = False
+                if btype == "thinking":
+                    delta = {"type": "thinking_delta", "thinking": piece}
+                elif btype == "text":
+                    delta = {"type": "text_delta", "text": piece}
+                else:
+                    delta = {"type": "input_json_delta", "partial_json": piece}
+                if isinstance(reply, StallReply) and btype == "text" and piece_no == 1:
+                    await self._sleep(reply.stall_s)  # total silence, no pings
+                await resp.write(_sse({"type": "content_block_delta", "index": index, "delta": delta}))
+                if btype == "text" and not sent_text_delta:
+                    sent_text_delta = True
+                    if gate is not None:
+                        await self._wait_gate(gate)
+            if btype == "thinking":
+                sig = {"type": "signature_delta", "signature": block["signature"]}
+                await resp.write(_sse({"type": "content_block_delta", "index": index, "delta": sig}))
+            if partial:
+                break
+            await resp.write(_sse({"type": "content_block_stop", "index": index}))
+
+        if isinstance(reply, MidStreamErrorReply):
+            err = {
+                "type": "error",
+                "error": {"type": reply.error_type, "message": reply.message},
+                "request_id": request_id,
+            }
+            await resp.write(_sse(err))
+            await resp.write_eof()
+            return
+        if isinstance(reply, TruncatedReply):
+            await resp.write_eof()
+            return
+        if isinstance(reply, DisconnectReply):
+            await asyncio.sleep(0.01)  # let the partial deltas reach the client first
+            if request.transport is not None:
+                request.transport.abort()
+            return
+
+        delta_usage: dict[str, Any] = {"output_tokens": usage["output_tokens"]}
+        if final["output_tokens_details"] is not None:
+            delta_usage["output_tokens_details"] = final["output_tokens_details"]
+        await resp.write(
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": final["stop_reason"], "stop_sequence": final["stop_sequence"]},
+                    "usage": delta_usage,
+                }
+            )
+        )
+        await resp.write(_sse({"type": "message_stop"}))
+        await resp.write_eof()
+
+    # ---- other endpoints ------------------------------------------------------------------------
+
+    async def _handle_count_tokens(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request, self.other_requests)
+        try:
+            self._check_auth(rec)
+            if rec.error is not None:
+                raise _Invalid(rec.error)
+            _validate_common(rec.body, ALLOWED_COUNT_TOKENS_KEYS, needs_max_tokens=False)
+        except _Invalid as exc:
+            return self._invalid_response(exc, rec)
+        rec.status = 200
+        return web.json_response(
+            {"input_tokens": estimate_input_tokens(rec.body)},
+            headers={"request-id": f"req_fake_{self._next_id()}"},
+        )
+
+    async def _handle_models_list(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request, self.other_requests)
+        try:
+            self._check_auth(rec)
+            lifecycles = request.query.getall("lifecycle[]", []) or request.query.getall("lifecycle", [])
+            wanted = set(lifecycles) if lifecycles else {"active", "deprecated"}
+            models = [m for m in self.models if m.get("lifecycle", "active") in wanted]
+            ids = [m["id"] for m in models]
+            try:
+                limit = int(request.query.get("limit", "20"))
+            except ValueError:
+                raise _Invalid("limit: Input should be a valid integer") from None
+            if not 1 <= limit <= 1000:
+                raise _Invalid("limit: Input should be between 1 and 1000")
+            after_id, before_id = request.query.get("after_id"), request.query.get("before_id")
+            if after_id is not None and before_id is not None:
+                raise _Invalid("after_id and before_id cannot both be set")
+            if after_id is not None:
+                if after_id not in ids:
+                    raise _Invalid(f"after_id: unknown model id '{after_id}'")
+                rest = models[ids.index(after_id) + 1 :]
+                page, has_more = rest[:limit], len(rest) > limit
+            elif before_id is not None:
+                if before_id not in ids:
+                    raise _Invalid(f"before_id: unknown model id '{before_id}'")
+                rest = models[: ids.index(before_id)]
+                page, has_more = rest[-limit:], len(rest) > limit
+            else:
+                page, has_more = models[:limit], len(models) > limit
+        except _Invalid as exc:
+            return self._invalid_response(exc, rec)
+        rec.status = 200
+        body = {
+            "data": page,
+            "has_more": has_more,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }
+        return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
+
+    async def _handle_model_get(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request, self.other_requests)
+        try:
+            self._check_auth(rec)
+        except _Invalid as exc:
+            return self._invalid_response(exc, rec)
+        model_id = request.match_info["model_id"]
+        for m in self.models:
+            if m["id"] == model_id:
+                rec.status = 200
+                return web.json_response(m, headers={"request-id": f"req_fake_{self._next_id()}"})
+        return self._error_response(404, "not_found_error", f"model: {model_id}", rec=rec)
+
+    async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request, self.other_requests)
+        return self._error_response(404, "not_found_error", f"Not found: {request.method} {request.path}", rec=rec)

@@ -1,0 +1,144 @@
+"""manifest.yml is a valid Slack app manifest and asks for what the bot needs.
+
+Validation uses the vendored copy of Slack's manifest JSON Schema (tests/data/slack-manifest-schema);
+the remote URLs it refers to are mapped to the local files, and any other reference fails instead of
+being fetched, so this runs offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator, ValidationError
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing.jsonschema import DRAFT7
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_PATH = ROOT / "manifest.yml"
+SCHEMA_DIR = ROOT / "tests" / "data" / "slack-manifest-schema"
+EVENTS_DIR = ROOT / "tests" / "data" / "slack-api-ref" / "events"
+
+ENTRY_SCHEMA_URI = "https://github.com/slackapi/manifest-schema/blob/main/manifest.schema.json"
+_VERSIONED_BASE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/schemas/"
+LOCAL_SCHEMAS = {
+    ENTRY_SCHEMA_URI: "manifest.schema.json",
+    _VERSIONED_BASE + "manifest.schema.1.0.0.json": "manifest.schema.1.0.0.json",
+    _VERSIONED_BASE + "manifest.schema.2.0.0.json": "manifest.schema.2.0.0.json",
+}
+
+SUBSCRIBED_EVENTS = {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
+
+# slack-api-ref spells this scope with a dot; Slack's scope name (and the manifest's) uses a colon.
+SCOPE_SPELLING_FIXES = {"app_mentions.read": "app_mentions:read"}
+SCOPE_SHAPE = re.compile(r"^[a-z_]+:[a-z_.]+$")
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# referencing builds these __init__s with attrs through its own wrapper, which mypy cannot see.
+def _refuse_to_fetch(uri: str) -> Resource[Any]:
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+def _registry() -> Registry[Any]:
+    resources = [(uri, DRAFT7.create_resource(_load_json(SCHEMA_DIR / name))) for uri, name in LOCAL_SCHEMAS.items()]
+    return Registry(retrieve=_refuse_to_fetch).with_resources(resources)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="module")
+def validator() -> Draft7Validator:
+    entry = _load_json(SCHEMA_DIR / LOCAL_SCHEMAS[ENTRY_SCHEMA_URI])
+    assert entry["$id"] == ENTRY_SCHEMA_URI
+    return Draft7Validator(entry, registry=_registry())
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    loaded = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _all_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
+    """Every error, including those nested under oneOf/allOf (the entry schema dispatches by version)."""
+    for error in errors:
+        yield error
+        yield from _all_errors(iter(error.context or ()))
+
+
+@pytest.mark.parametrize("name", sorted(set(LOCAL_SCHEMAS.values())))
+def test_vendored_schemas_are_valid_draft7(name: str) -> None:
+    Draft7Validator.check_schema(_load_json(SCHEMA_DIR / name))
+
+
+def test_manifest_is_valid(validator: Draft7Validator, manifest: dict[str, Any]) -> None:
+    messages = [f"{list(e.absolute_path)}: {e.message}" for e in _all_errors(validator.iter_errors(manifest))]
+    assert messages == []
+
+
+def test_manifest_targets_schema_v1(manifest: dict[str, Any]) -> None:
+    # The entry schema picks the versioned file from this; v1 is the one the Slack UI accepts today.
+    assert manifest["_metadata"]["major_version"] == 1
+
+
+def test_typo_in_top_level_key_is_rejected(validator: Draft7Validator, manifest: dict[str, Any]) -> None:
+    broken = copy.deepcopy(manifest)
+    broken["setings"] = broken.pop("settings")
+
+    errors = list(_all_errors(validator.iter_errors(broken)))
+
+    assert errors, "the schema accepted an unknown top-level key, so it is not really being applied"
+    assert any(e.validator == "additionalProperties" and "'setings'" in e.message for e in errors)
+
+
+def test_unknown_remote_reference_is_not_fetched(validator: Draft7Validator) -> None:
+    elsewhere = validator.evolve(schema={"$ref": "https://example.invalid/other.schema.json"})
+    with pytest.raises(Unresolvable):
+        elsewhere.validate({})
+
+
+def test_bot_subscribes_to_mentions_and_messages(manifest: dict[str, Any]) -> None:
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) >= SUBSCRIBED_EVENTS
+
+
+def test_bot_scopes_cover_every_subscribed_event(manifest: dict[str, Any]) -> None:
+    bot_scopes = manifest["oauth_config"]["scopes"]["bot"]
+    assert len(bot_scopes) == len(set(bot_scopes)), "duplicate bot scope"
+
+    missing: dict[str, list[str]] = {}
+    for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
+        reference = EVENTS_DIR / f"{event}.json"
+        assert reference.is_file(), (
+            f"no reference data for bot event {event!r}: a typo, or copy slack-api-ref events/{event}.json"
+        )
+        data = _load_json(reference)
+        assert data["name"] == event
+        required = [SCOPE_SPELLING_FIXES.get(scope, scope) for scope in data["scopes"]]
+        assert required, f"{event}: no scopes listed in the reference"
+        assert all(SCOPE_SHAPE.match(scope) for scope in required), f"{event}: odd scope name in {required}"
+        absent = [scope for scope in required if scope not in bot_scopes]
+        if absent:
+            missing[event] = absent
+
+    assert missing == {}
+
+
+def test_users_can_message_the_bot(manifest: dict[str, Any]) -> None:
+    app_home = manifest["features"]["app_home"]
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is False
+
+
+def test_bot_token_does_not_rotate(manifest: dict[str, Any]) -> None:
+    # Settings accepts one static xoxb- token; with rotation on it would expire after 12 hours.
+    assert manifest["settings"]["token_rotation_enabled"] is False
