@@ -38,7 +38,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             socket_handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
-            await socket_handler.connect_async()
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
             log.info("connected to Slack in Socket Mode; health check on %s:%d", settings.host, settings.port)
         else:
             log.info("listening for Slack on http://%s:%d/slack/events", settings.host, settings.port)
@@ -46,7 +46,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     finally:
         log.info("shutting down")
         if socket_handler is not None:
-            await socket_handler.close_async()
+            await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
         await runner.cleanup()
         await bot.close()
 

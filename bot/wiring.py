@@ -31,9 +31,12 @@ class Bot:
     store: RedisStore
     model: ClaudeModel
     replies: Replies
+    slack_deps: SlackDeps
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
-    async def close(self) -> None:
+    async def close(self, *, grace_s: float = 30.0) -> None:
+        """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
+        await self.slack_deps.in_progress.wait(grace_s)
         await self.replies.drain()
         await self.model.close()
         await self.store.close()
@@ -84,4 +87,12 @@ def build_bot(settings: Settings) -> Bot:
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)
-    return Bot(settings=settings, app=app, store=store, model=model, replies=replies, embedded_redis=embedded)
+    return Bot(
+        settings=settings,
+        app=app,
+        store=store,
+        model=model,
+        replies=replies,
+        slack_deps=deps,
+        embedded_redis=embedded,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -13,6 +13,7 @@ from bot.core.errors import BotError
 from bot.core.ports import EventLedger, RateBudget
 from bot.core.replies import Replies
 from bot.slack import listeners, middleware
+from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class SlackDeps:
     ledger: EventLedger
     budget: RateBudget
     render: RenderConfig
+    in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
 
 
 def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: SlackDeps) -> AsyncApp:
@@ -35,6 +37,7 @@ def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: Slack
         signing_secret=signing_secret or "unused-in-socket-mode",
         process_before_response=False,
         logger=logging.getLogger("slack_bolt"),
+        before_authorize=middleware.reject_malformed,
     )
     middleware.register(app, deps.ledger)
     listeners.register_all(app, deps)
@@ -42,7 +45,7 @@ def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: Slack
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
         """Anything a listener did not handle: log it with context and tell the thread, briefly."""
-        event = body.get("event") or {}
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
         log.error(
             "unhandled %s in %s event: %s",
             type(error).__name__,

@@ -37,6 +37,14 @@ def delivery_ids(body: dict[str, Any]) -> list[str]:
     return ids
 
 
+async def reject_malformed(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+    """Runs after signature checks but before Bolt's own parsing, which crashes on a non-object `event`."""
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        log.warning("rejecting an event_callback without an event object")
+        return BoltResponse(status=400, body="malformed event")
+    return await next()
+
+
 def register(app: AsyncApp, ledger: EventLedger) -> None:
     @app.middleware
     async def ignore_other_bots(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
@@ -40,7 +40,7 @@ def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
     )
 
 
-def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Driver errors never leave the adapter: the core only knows StorageUnavailable."""
 
     @functools.wraps(method)
@@ -125,7 +125,7 @@ class RedisStore:
     # --- ConversationStore ---------------------------------------------------------------------------
     @_translated
     async def load(self, key: ConversationKey) -> list[Turn]:
-        raw: list[str] = await self.client.lrange(self.keys.conversation(key), 0, -1)  # type: ignore[misc]
+        raw = await self.client.lrange(self.keys.conversation(key), 0, -1)
         turns = []
         for item in raw:
             try:
@@ -210,7 +210,7 @@ class RedisStore:
     # --- HealthCheck ---------------------------------------------------------------------------------
     async def healthy(self) -> bool:
         try:
-            return bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))  # type: ignore[arg-type]
+            return bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))
         except (*_UNREACHABLE, TimeoutError):
             return False
 

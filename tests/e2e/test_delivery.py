@@ -8,7 +8,7 @@ import aiohttp
 
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import settle, wait_for_reply
-from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.anthropic_api import FakeAnthropic, TextReply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback, message
 
@@ -104,3 +104,34 @@ async def test_socket_mode_receives_events_and_acks_them(
     finally:
         await handler.close_async()
         await bot.close()
+
+
+async def test_malformed_and_unexpected_payloads_never_break_the_bot(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    broken_event = event_callback({"type": "app_mention", "ts": "1700000104.000100"})  # no user, channel, text
+    status, _ = await running.sender.send_event(broken_event)
+    assert status == 200
+    status, body = await running.sender.send_event({"type": "event_callback", "event": "not-an-object"})
+    assert (status, body) == (400, "malformed event")
+    status, _ = await running.sender.send_event(event_callback({"type": "reaction_added", "user": "U1"}))
+    assert status in (200, 404)
+    await settle()
+    assert claude.requests == []
+    # Still serving.
+    await running.sender.send_event(event_callback(app_mention("still alive?", ts="1700000104.000200")))
+    await wait_for_reply(slack, "C0GENERAL", "1700000104.000200", "OK")
+
+
+async def test_shutdown_lets_an_answer_in_progress_finish(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    import asyncio
+
+    running = await start_bot()
+    claude.script(TextReply("Finished properly.", chunks=["Finished ", "properly."], chunk_delay_s=0.3))
+    await running.sender.send_event(event_callback(app_mention("go", ts="1700000105.000100")))
+    await slack.wait_for("chat.postMessage")
+    await asyncio.wait_for(running.stop(), 10)
+    [answer] = await wait_for_reply(slack, "C0GENERAL", "1700000105.000100", "Finished properly.", timeout=1)
+    assert answer.text == "Finished properly."

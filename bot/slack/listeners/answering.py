@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -13,6 +17,34 @@ from bot.slack.reply_stream import ReplyStream
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
 
+log = logging.getLogger(__name__)
+
+
+class AnswersInProgress:
+    """Counts answers being shown, so shutdown lets them finish instead of leaving a frozen "Thinking…"."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        self._count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("shutting down with %d answers still in progress", self._count)
+
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
     stream = ReplyStream(
@@ -22,4 +54,5 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         workspace_id=message.key.workspace_id,
         place=place,
     )
-    await stream.show(deps.replies.answer(message))
+    async with deps.in_progress.track():
+        await stream.show(deps.replies.answer(message))
