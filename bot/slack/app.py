@@ -45,7 +45,8 @@ def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: Slack
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
         """Anything a listener did not handle: log it with context and tell the thread, briefly."""
-        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        raw_event = body.get("event")
+        event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
         log.error(
             "unhandled %s in %s event: %s",
             type(error).__name__,
