@@ -55,20 +55,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-slack-bot", description="Claude in Slack.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="serve Slack (default)")
+    chat = commands.add_parser("chat", help="talk to a persona in the terminal, without Slack")
+    chat.add_argument("--persona", default=None, help="persona name (default: DEFAULT_PERSONA)")
+    chat.add_argument("--session", default=None, help="resume an earlier terminal conversation by its id")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(for_slack=args.command in (None, "run"))
     except SettingsError as error:
         print(f"claude-slack-bot: cannot start: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
-    if args.command in (None, "run"):
+    if args.command == "chat":
+        from bot.terminal import chat
+
+        logs.configure("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings))
+            return asyncio.run(chat(settings, args.persona or settings.default_persona, session=args.session))
+        return 0
+    logs.configure(settings.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
     return 0
 
 

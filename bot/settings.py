@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     )
 
     # Slack
-    slack_bot_token: SecretStr
+    # Required to serve Slack (checked by `check_slack`); the terminal chat runs without Slack settings.
+    slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
@@ -57,13 +58,19 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
 
+    # Personas: the shipped personas/ folder, plus a deployment's own (same name replaces a shipped one).
+    personas_dir: Path | None = None
+    default_persona: str = "default"
+    persona_change: Literal["anyone", "admins"] = "anyone"
+    profile_cache_ttl_s: int = Field(default=3600, gt=0)
+
     log_level: str = "INFO"
 
     @field_validator("slack_bot_token")
     @classmethod
-    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         # Bolt only treats xoxb- tokens as bot tokens (slack.md §1.1); anything else fails later, obscurely.
-        if not value.get_secret_value().startswith("xoxb-"):
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
             raise ValueError("must be a bot token starting with xoxb-")
         return value
 
@@ -82,7 +89,9 @@ class Settings(BaseSettings):
         AnyHttpUrl(value)  # raises on garbage
         return value if value.endswith("/") else value + "/"
 
-    @field_validator("anthropic_base_url", "redis_url", "slack_signing_secret", mode="before")
+    @field_validator(
+        "anthropic_base_url", "redis_url", "slack_signing_secret", "slack_bot_token", "personas_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -98,8 +107,10 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
-    def check_mode(self) -> None:
-        """HTTP mode cannot verify requests without a signing secret: refuse to start rather than accept forgeries."""
+    def check_slack(self) -> None:
+        """Serving Slack needs a bot token; HTTP mode also needs the signing secret, or forgeries would get in."""
+        if self.slack_bot_token is None:
+            raise SettingsError("SLACK_BOT_TOKEN: missing")
         if not self.socket_mode and self.slack_signing_secret is None:
             raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
 
@@ -118,11 +129,12 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings() -> Settings:
+def load_settings(*, for_slack: bool = True) -> Settings:
     """Read the environment (and .env) once, translating validation errors into SettingsError."""
     try:
         settings = Settings()  # type: ignore[call-arg]  # required values come from the environment
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None
-    settings.check_mode()
+    if for_slack:
+        settings.check_slack()
     return settings

@@ -8,43 +8,72 @@ from dataclasses import dataclass, field
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.channel_personas import ChannelPersonas
+from bot.core.personas import PersonaCatalog
 from bot.core.prompts import ReplyConfig
 from bot.core.replies import Replies
 from bot.llm.claude import ClaudeModel
 from bot.settings import Settings
 from bot.slack.app import SlackDeps, build_app
-from bot.slack.reply_stream import RenderConfig
+from bot.slack.directory import Directory
+from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
 from bot.storage import redis_store
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.keys import Keys
+from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Bot:
-    """Everything a running bot owns, so it can be closed in one place."""
+class Core:
+    """The Slack-free part of the bot: what the terminal chat runs too."""
 
     settings: Settings
-    app: AsyncApp
     store: RedisStore
     model: ClaudeModel
-    replies: Replies
-    slack_deps: SlackDeps
+    personas: PersonaCatalog
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
-    async def close(self, *, grace_s: float = 30.0) -> None:
-        """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
-        await self.slack_deps.in_progress.wait(grace_s)
-        await self.replies.drain()
+    def replies(self, format_instructions: str) -> Replies:
+        settings = self.settings
+        fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
+        config = ReplyConfig(
+            model=settings.claude_model,
+            max_tokens=settings.claude_max_tokens,
+            fallback_models=fallbacks,
+            format_instructions=format_instructions,
+        )
+        return Replies(
+            self.model, self.store, config, self.personas, self.store, storage_wait_s=settings.storage_wait_s
+        )
+
+    async def close(self) -> None:
         await self.model.close()
         await self.store.close()
         if self.embedded_redis is not None:
             self.embedded_redis.close()
 
 
-def build_bot(settings: Settings) -> Bot:
+def load_persona_catalog(settings: Settings) -> PersonaCatalog:
+    """A broken persona file is reported by name and skipped; the bot starts with the others."""
+    folders = [builtin_personas_dir()]
+    if settings.personas_dir is not None:
+        folders.append(settings.personas_dir)
+    personas, problems = load_personas(*folders)
+    for problem in problems:
+        log.warning("persona file %s skipped: %s", problem.file, problem.problem)
+    catalog = PersonaCatalog(personas, default_name=settings.default_persona)
+    if catalog.fallback_from:
+        log.warning(
+            "DEFAULT_PERSONA %r is not a known persona; using %r", settings.default_persona, catalog.default_name
+        )
+    log.info("personas: %s (default %s)", ", ".join(catalog.names()), catalog.default_name)
+    return catalog
+
+
+def build_core(settings: Settings) -> Core:
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -56,6 +85,7 @@ def build_bot(settings: Settings) -> Bot:
         conversation_ttl_s=settings.conversation_ttl_s,
         dm_idle_reset_s=settings.dm_idle_reset_s,
         dedup_ttl_s=settings.event_dedup_ttl_s,
+        profile_ttl_s=settings.profile_cache_ttl_s,
     )
     model = ClaudeModel(
         ClaudeModel.build_client(
@@ -67,32 +97,48 @@ def build_bot(settings: Settings) -> Bot:
         max_attempts=settings.claude_max_attempts,
         backoff_base_s=settings.claude_retry_base_delay_s,
     )
-    fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
-    replies = Replies(
-        model,
-        store,
-        ReplyConfig(model=settings.claude_model, max_tokens=settings.claude_max_tokens, fallback_models=fallbacks),
-        storage_wait_s=settings.storage_wait_s,
-    )
+    return Core(settings, store, model, load_persona_catalog(settings), embedded)
+
+
+@dataclass
+class Bot:
+    """Everything a running Slack bot owns, so it can be closed in one place."""
+
+    core: Core
+    app: AsyncApp
+    replies: Replies
+    slack_deps: SlackDeps
+
+    @property
+    def store(self) -> RedisStore:
+        return self.core.store
+
+    async def close(self, *, grace_s: float = 30.0) -> None:
+        """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
+        await self.slack_deps.in_progress.wait(grace_s)
+        await self.replies.drain()
+        await self.core.close()
+
+
+def build_bot(settings: Settings) -> Bot:
+    settings.check_slack()
+    assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
+    core = build_core(settings)
+    replies = core.replies(SLACK_FORMATTING)
     client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
     deps = SlackDeps(
         replies=replies,
-        ledger=store,
-        budget=store,
+        ledger=core.store,
+        budget=core.store,
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
             max_message_chars=settings.max_message_chars,
         ),
+        directory=Directory(core.store),
+        channel_personas=ChannelPersonas(core.personas, core.store),
+        persona_change=settings.persona_change,
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)
-    return Bot(
-        settings=settings,
-        app=app,
-        store=store,
-        model=model,
-        replies=replies,
-        slack_deps=deps,
-        embedded_redis=embedded,
-    )
+    return Bot(core=core, app=app, replies=replies, slack_deps=deps)

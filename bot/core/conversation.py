@@ -18,6 +18,26 @@ class ConversationKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Asker:
+    """Who is asking, as the prompt describes them; `timezone` is an IANA name such as Europe/London."""
+
+    user_id: str
+    display_name: str = ""
+    title: str = ""
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """Where the conversation happens: enough for Claude to pitch its answer (a #data channel, a DM...)."""
+
+    name: str = ""
+    kind: str = "channel"  # channel | private channel | direct message | group direct message | terminal
+    topic: str = ""
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A message someone asked the bot to answer, already stripped of the bot's own mention."""
 
@@ -25,6 +45,8 @@ class IncomingMessage:
     message_id: str
     user_id: str
     text: str
+    asker: Asker | None = None
+    channel: ChannelContext | None = None
 
 
 class _Block(BaseModel):
@@ -88,3 +110,11 @@ class Turn(BaseModel):
 
 
 TURN_JSON = TypeAdapter(Turn)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConversation:
+    """What the store keeps for a thread: its turns and the persona it started with (None for a new thread)."""
+
+    turns: list[Turn]
+    persona: str | None = None

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.core.conversation import ConversationKey, Turn
+from bot.core.conversation import ConversationKey, StoredConversation, Turn
 from bot.core.events import ModelEvent
 
 
@@ -19,8 +19,11 @@ class ModelRequest:
     max_tokens: int
     system: tuple[str, ...]
     turns: tuple[Turn, ...]
+    stable_system_parts: int = 0  # how many leading system parts are the same for every request (cacheable)
     end_user_id: str | None = None
     fallback_models: tuple[str, ...] = field(default=())
+    effort: str | None = None
+    thinking: str | int | None = None  # None/"off", "adaptive", or a manual budget in tokens
 
 
 class LanguageModel(Protocol):
@@ -30,10 +33,10 @@ class LanguageModel(Protocol):
 
 
 class ConversationStore(Protocol):
-    async def load(self, key: ConversationKey) -> list[Turn]: ...
+    async def load(self, key: ConversationKey) -> StoredConversation: ...
 
-    async def append(self, key: ConversationKey, *turns: Turn) -> None:
-        """Add turns and push the conversation's time-to-live forward."""
+    async def append(self, key: ConversationKey, *turns: Turn, persona: str | None = None) -> None:
+        """Add turns (and, for a new thread, its persona) and push the conversation's time-to-live forward."""
         ...
 
     async def exists(self, key: ConversationKey) -> bool: ...
@@ -45,6 +48,20 @@ class ConversationStore(Protocol):
     async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
         """The rolling DM conversation id: the current one, or `candidate_id` after an idle period."""
         ...
+
+
+class ChannelSettingsStore(Protocol):
+    async def channel_persona(self, workspace_id: str, channel_id: str) -> str | None: ...
+
+    async def set_channel_persona(self, workspace_id: str, channel_id: str, persona: str) -> None: ...
+
+
+class ProfileCache(Protocol):
+    """Short-lived copies of directory lookups (Slack users and channels), so a turn does not re-fetch them."""
+
+    async def get_profile(self, kind: str, workspace_id: str, object_id: str) -> dict[str, str] | None: ...
+
+    async def put_profile(self, kind: str, workspace_id: str, object_id: str, profile: dict[str, str]) -> None: ...
 
 
 class EventLedger(Protocol):

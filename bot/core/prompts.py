@@ -5,28 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.core.conversation import Turn
+from bot.core.conversation import Asker, ChannelContext, IncomingMessage, Turn
+from bot.core.personas import Persona
 from bot.core.ports import ModelRequest
-
-BASE_INSTRUCTIONS = (
-    "You are Claude, an AI assistant made by Anthropic, working inside a Slack workspace. "
-    "People talk to you in Slack threads and direct messages; each thread is one conversation. "
-    "Answer helpfully, accurately and concisely; say so when you are unsure."
-)
-
-SLACK_FORMATTING = (
-    "Your reply is shown in Slack. Use Markdown sparingly: short paragraphs, bullet lists, **bold** for key "
-    "points, fenced code blocks for code. Tables and horizontal rules do not render well in Slack; prefer "
-    "lists. Keep Slack mentions such as <@U123> exactly as written."
-)
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyConfig:
+    """Bot-wide defaults; a persona may override model and max_tokens."""
+
     model: str
     max_tokens: int
     fallback_models: tuple[str, ...] = ()
+    # How to format for the surface the answer is shown on (Slack mrkdwn, a terminal); given by the adapter.
+    format_instructions: str = ""
 
 
 def merge_consecutive_turns(turns: Sequence[Turn]) -> tuple[Turn, ...]:
@@ -43,18 +37,52 @@ def merge_consecutive_turns(turns: Sequence[Turn]) -> tuple[Turn, ...]:
     return tuple(merged)
 
 
-def build_request(config: ReplyConfig, history: Sequence[Turn], now: datetime, asker_id: str) -> ModelRequest:
-    """The system prompt is built per request; the date goes last because it changes daily."""
-    system = (
-        BASE_INSTRUCTIONS,
-        SLACK_FORMATTING,
-        f"Today is {now:%A, %d %B %Y}, {now:%H:%M} {now.tzname() or 'UTC'}.",
-    )
+def local_time(now: datetime, timezone: str) -> datetime:
+    try:
+        return now.astimezone(ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.astimezone(ZoneInfo("UTC"))
+
+
+def describe_context(asker: Asker | None, channel: ChannelContext | None, now: datetime) -> str:
+    """The per-request part of the system prompt: who asks, where, and when (in the asker's time zone)."""
+    lines = ["## This conversation"]
+    if asker is not None:
+        who = asker.display_name or "a colleague"
+        if asker.title:
+            who += f", {asker.title}"
+        lines.append(f"- You are talking with {who} (Slack user <@{asker.user_id}>).")
+    if channel is not None:
+        where = f"#{channel.name}" if channel.name and channel.kind.endswith("channel") else channel.kind
+        lines.append(f"- Place: {where} ({channel.kind}).")
+        if channel.topic:
+            lines.append(f"- Channel topic: {channel.topic}")
+        if channel.purpose:
+            lines.append(f"- Channel purpose: {channel.purpose}")
+    timezone = asker.timezone if asker is not None else "UTC"
+    local = local_time(now, timezone)
+    lines.append(f"- Their local date and time: {local:%A, %d %B %Y, %H:%M} ({timezone}).")
+    return "\n".join(lines)
+
+
+def build_request(
+    persona: Persona, config: ReplyConfig, history: Sequence[Turn], message: IncomingMessage, now: datetime
+) -> ModelRequest:
+    """Persona and formatting rules first (the same for every request: cacheable); context last."""
+    stable = tuple(part for part in (persona.prompt, config.format_instructions) if part)
+    max_tokens = persona.max_tokens or config.max_tokens
+    thinking = persona.thinking if persona.thinking != "off" else None
+    if isinstance(thinking, int) and thinking >= max_tokens:
+        # Manual thinking must leave room for the answer itself (budget_tokens < max_tokens).
+        max_tokens = thinking + config.max_tokens
     return ModelRequest(
-        model=config.model,
-        max_tokens=config.max_tokens,
-        system=system,
+        model=persona.model or config.model,
+        max_tokens=max_tokens,
+        system=(*stable, describe_context(message.asker, message.channel, now)),
+        stable_system_parts=len(stable),
         turns=merge_consecutive_turns(history),
-        end_user_id=asker_id,
+        end_user_id=message.user_id,
         fallback_models=config.fallback_models,
+        effort=persona.effort,
+        thinking=thinking,
     )

@@ -11,7 +11,8 @@ from typing import TypeVar
 from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, ReplyDone, ReplyEvent, Waiting
-from bot.core.ports import ConversationStore, LanguageModel
+from bot.core.personas import Persona, PersonaCatalog
+from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel
 from bot.core.prompts import ReplyConfig, build_request
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ class Replies:
         model: LanguageModel,
         conversations: ConversationStore,
         config: ReplyConfig,
+        personas: PersonaCatalog,
+        channel_settings: ChannelSettingsStore,
         *,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -33,6 +36,8 @@ class Replies:
         self._model = model
         self._conversations = conversations
         self._config = config
+        self._personas = personas
+        self._channel_settings = channel_settings
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
@@ -65,11 +70,15 @@ class Replies:
         while True:
             try:
                 async with self._conversations.lock(message.key):
-                    history = await self._conversations.load(message.key)
+                    stored = await self._conversations.load(message.key)
+                    persona = await self._persona_for(message, stored.persona)
                     user_turn = Turn.user(message.text, author_id=message.user_id)
-                    await self._conversations.append(message.key, user_turn)
+                    new_thread = stored.persona != persona.name
+                    await self._conversations.append(
+                        message.key, user_turn, persona=persona.name if new_thread else None
+                    )
                     started = True
-                    async for event in self._stream(message, [*history, user_turn]):
+                    async for event in self._stream(message, persona, [*stored.turns, user_turn]):
                         yield event
                 return
             except StorageUnavailable:
@@ -80,8 +89,17 @@ class Replies:
                     yield Waiting("storage")
                 await asyncio.sleep(0.5)
 
-    async def _stream(self, message: IncomingMessage, history: list[Turn]) -> AsyncIterator[ReplyEvent]:
-        request = build_request(self._config, history, self._clock(), message.user_id)
+    async def _persona_for(self, message: IncomingMessage, remembered: str | None) -> Persona:
+        """A thread keeps the persona it started with; a new thread takes its channel's current one."""
+        if remembered is not None and self._personas.get(remembered) is not None:
+            return self._personas.resolve(remembered)
+        key = message.key
+        return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
+
+    async def _stream(
+        self, message: IncomingMessage, persona: Persona, history: list[Turn]
+    ) -> AsyncIterator[ReplyEvent]:
+        request = build_request(persona, self._config, history, message, self._clock())
         async for event in self._model.stream(request):
             if isinstance(event, ModelTurnComplete):
                 answer = Turn(role="assistant", blocks=event.blocks)

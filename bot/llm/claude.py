@@ -143,14 +143,23 @@ class ClaudeModel:
 
     @staticmethod
     def request_params(request: ModelRequest, model: str) -> dict[str, Any]:
-        """The wire request: stable system text first; one automatic cache breakpoint at the newest turn."""
+        """The wire request. Two cache breakpoints: after the stable system text, and (automatic) the newest turn."""
+        system: list[dict[str, Any]] = [{"type": "text", "text": part} for part in request.system if part]
+        if 0 < request.stable_system_parts <= len(system):
+            system[request.stable_system_parts - 1]["cache_control"] = {"type": "ephemeral"}
         params: dict[str, Any] = {
             "model": model,
             "max_tokens": request.max_tokens,
-            "system": [{"type": "text", "text": part} for part in request.system if part],
+            "system": system,
             "messages": [m for m in (_to_sdk_message(turn) for turn in request.turns) if m["content"]],
             "cache_control": {"type": "ephemeral"},
         }
+        if request.thinking == "adaptive":
+            params["thinking"] = {"type": "adaptive"}
+        elif isinstance(request.thinking, int):
+            params["thinking"] = {"type": "enabled", "budget_tokens": request.thinking}
+        if request.effort:
+            params["output_config"] = {"effort": request.effort}
         if request.end_user_id:
             # Anthropic asks for an opaque id, never personal data: a hash of the Slack user id.
             digest = hashlib.sha256(request.end_user_id.encode()).hexdigest()[:32]

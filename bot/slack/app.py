@@ -9,10 +9,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
 from bot.core.ports import EventLedger, RateBudget
 from bot.core.replies import Replies
 from bot.slack import listeners, middleware
+from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
 
@@ -27,6 +29,9 @@ class SlackDeps:
     ledger: EventLedger
     budget: RateBudget
     render: RenderConfig
+    directory: Directory
+    channel_personas: ChannelPersonas
+    persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
 
 

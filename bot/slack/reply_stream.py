@@ -28,6 +28,12 @@ from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
 
 log = logging.getLogger(__name__)
 
+# Added to the system prompt for answers shown in Slack (the core knows nothing of Slack's rendering).
+SLACK_FORMATTING = (
+    "Your answer is shown in Slack. Write standard Markdown: short paragraphs, bullet lists, **bold** for key "
+    "points, fenced code blocks for code. Slack cannot show tables or horizontal rules, so prefer lists. Keep Slack "
+    "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
+)
 PLACEHOLDER = "_Thinking…_"
 STATUS_TEXT = {
     "thinking": "_Thinking it through…_",

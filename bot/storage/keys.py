@@ -16,6 +16,17 @@ class Keys:
     def conversation(self, key: ConversationKey) -> str:
         return f"{self.prefix}conv:{key.workspace_id}:{key.channel_id}:{key.thread_id}"
 
+    def conversation_meta(self, key: ConversationKey) -> str:
+        """Hash beside the turns list: the persona the thread started with."""
+        return f"{self.prefix}convmeta:{key.workspace_id}:{key.channel_id}:{key.thread_id}"
+
+    def channel_persona(self, workspace_id: str, channel_id: str) -> str:
+        """No time-to-live: an admin's choice for a channel lasts until changed."""
+        return f"{self.prefix}chanpersona:{workspace_id}:{channel_id}"
+
+    def profile(self, kind: str, workspace_id: str, object_id: str) -> str:
+        return f"{self.prefix}profile:{kind}:{workspace_id}:{object_id}"
+
     def conversation_lock(self, key: ConversationKey) -> str:
         return f"{self.prefix}lock:{key.workspace_id}:{key.channel_id}:{key.thread_id}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -16,7 +17,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.core.conversation import TURN_JSON, ConversationKey, Turn
+from bot.core.conversation import TURN_JSON, ConversationKey, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.storage.keys import Keys
 
@@ -106,6 +107,7 @@ class RedisStore:
         conversation_ttl_s: int,
         dm_idle_reset_s: int,
         dedup_ttl_s: int,
+        profile_ttl_s: int = 3600,
         lock_lease_s: float = 30.0,
         lock_wait_s: float = 900.0,
     ) -> None:
@@ -114,6 +116,7 @@ class RedisStore:
         self._conversation_ttl_s = conversation_ttl_s
         self._dm_idle_reset_s = dm_idle_reset_s
         self._dedup_ttl_s = dedup_ttl_s
+        self._profile_ttl_s = profile_ttl_s
         self._lock_lease_ms = int(lock_lease_s * 1000)
         self._lock_wait_s = lock_wait_s
         self._release: Any = client.register_script(_RELEASE)
@@ -124,8 +127,11 @@ class RedisStore:
 
     # --- ConversationStore ---------------------------------------------------------------------------
     @_translated
-    async def load(self, key: ConversationKey) -> list[Turn]:
-        raw = await self.client.lrange(self.keys.conversation(key), 0, -1)
+    async def load(self, key: ConversationKey) -> StoredConversation:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.lrange(self.keys.conversation(key), 0, -1)
+            pipe.hget(self.keys.conversation_meta(key), "persona")
+            raw, persona = await pipe.execute()
         turns = []
         for item in raw:
             try:
@@ -133,14 +139,17 @@ class RedisStore:
             except ValueError:
                 # One unreadable entry (e.g. written by a newer version) must not make the thread unusable.
                 log.warning("skipping an unreadable turn in %s", self.keys.conversation(key))
-        return turns
+        return StoredConversation(turns=turns, persona=persona)
 
     @_translated
-    async def append(self, key: ConversationKey, *turns: Turn) -> None:
-        name = self.keys.conversation(key)
+    async def append(self, key: ConversationKey, *turns: Turn, persona: str | None = None) -> None:
+        name, meta = self.keys.conversation(key), self.keys.conversation_meta(key)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.rpush(name, *(TURN_JSON.dump_json(turn, exclude_none=True).decode() for turn in turns))
+            if persona is not None:
+                pipe.hset(meta, "persona", persona)
             pipe.expire(name, self._conversation_ttl_s)
+            pipe.expire(meta, self._conversation_ttl_s)
             await pipe.execute()
 
     @_translated
@@ -188,6 +197,33 @@ class RedisStore:
                 await self._renew(keys=[name], args=[token, self._lock_lease_ms])
             except _UNREACHABLE:
                 log.warning("could not renew %s", name)
+
+    # --- ChannelSettingsStore ---------------------------------------------------------------------------
+    @_translated
+    async def channel_persona(self, workspace_id: str, channel_id: str) -> str | None:
+        value = await self.client.get(self.keys.channel_persona(workspace_id, channel_id))
+        return str(value) if value is not None else None
+
+    @_translated
+    async def set_channel_persona(self, workspace_id: str, channel_id: str, persona: str) -> None:
+        await self.client.set(self.keys.channel_persona(workspace_id, channel_id), persona)
+
+    # --- ProfileCache --------------------------------------------------------------------------------
+    @_translated
+    async def get_profile(self, kind: str, workspace_id: str, object_id: str) -> dict[str, str] | None:
+        raw = await self.client.get(self.keys.profile(kind, workspace_id, object_id))
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+    @_translated
+    async def put_profile(self, kind: str, workspace_id: str, object_id: str, profile: dict[str, str]) -> None:
+        name = self.keys.profile(kind, workspace_id, object_id)
+        await self.client.set(name, json.dumps(profile), ex=self._profile_ttl_s)
 
     # --- EventLedger ---------------------------------------------------------------------------------
     @_translated

@@ -44,7 +44,7 @@ async def test_history_round_trips_every_block_kind_in_order(store: RedisStore) 
     )
     await store.append(KEY, question)
     await store.append(KEY, answer)
-    assert await store.load(KEY) == [question, answer]
+    assert (await store.load(KEY)).turns == [question, answer]
     assert await store.exists(KEY)
     assert not await store.exists(ConversationKey("T1", "C1", "other"))
 
@@ -59,7 +59,7 @@ async def test_history_survives_a_new_store_instance(redis_url: str, key_prefix:
     await store.append(KEY, Turn.user("remember me"))
     restarted = make_store(redis_url, key_prefix)
     try:
-        assert [t.text for t in await restarted.load(KEY)] == ["remember me"]
+        assert [t.text for t in (await restarted.load(KEY)).turns] == ["remember me"]
     finally:
         await restarted.close()
 
@@ -67,7 +67,7 @@ async def test_history_survives_a_new_store_instance(redis_url: str, key_prefix:
 async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis_client: redis.Redis) -> None:
     await redis_client.rpush(store.keys.conversation(KEY), "{not json")
     await store.append(KEY, Turn.user("still here"))
-    assert [t.text for t in await store.load(KEY)] == ["still here"]
+    assert [t.text for t in (await store.load(KEY)).turns] == ["still here"]
 
 
 async def test_first_sighting_is_true_once(store: RedisStore) -> None:
@@ -135,7 +135,7 @@ async def test_unreachable_redis_is_reported_as_storage_unavailable_then_recover
             await store.load(KEY)
         assert not await store.healthy()
         await proxy.restore()
-        assert [t.text for t in await store.load(KEY)] == ["before"]
+        assert [t.text for t in (await store.load(KEY)).turns] == ["before"]
         assert await store.healthy()
     finally:
         await store.close()
@@ -152,3 +152,21 @@ async def _proxy_for(redis_url: str) -> TcpProxy:
         proxy = TcpProxy(target_host=parsed.hostname or "127.0.0.1", target_port=parsed.port or 6379)
     await proxy.start()
     return proxy
+
+
+async def test_a_thread_remembers_its_persona_and_channels_have_their_own(store: RedisStore) -> None:
+    assert (await store.load(KEY)).persona is None
+    await store.append(KEY, Turn.user("hi"), persona="code_reviewer")
+    await store.append(KEY, Turn.user("again"))
+    assert (await store.load(KEY)).persona == "code_reviewer"
+    assert await store.channel_persona("T1", "C1") is None
+    await store.set_channel_persona("T1", "C1", "sql_expert")
+    assert await store.channel_persona("T1", "C1") == "sql_expert"
+    assert await store.channel_persona("T2", "C1") is None
+
+
+async def test_profiles_are_cached_with_a_time_to_live(store: RedisStore, redis_client: redis.Redis) -> None:
+    await store.put_profile("user", "T1", "U1", {"display_name": "Ada", "tz": "Europe/London"})
+    assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
+    assert await store.get_profile("user", "T2", "U1") is None
+    assert 0 < await redis_client.ttl(store.keys.profile("user", "T1", "U1")) <= 3600

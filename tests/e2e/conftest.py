@@ -38,7 +38,17 @@ BotFactory = Callable[..., Awaitable[RunningBot]]
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
+    """A workspace with one person and one channel the bot is in, as the payload builders assume."""
     async with FakeSlack() as fake:
+        fake.add_user(
+            "U0USER",
+            name="ada",
+            real_name="Ada Lovelace",
+            display_name="Ada",
+            title="Staff Engineer",
+            tz="Europe/Paris",
+        )
+        fake.add_channel("C0GENERAL", name="general", topic="Anything goes", purpose="Company-wide chatter")
         yield fake
 
 

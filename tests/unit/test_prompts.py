@@ -1,12 +1,30 @@
-"""Request building: roles alternate, the stable system text comes first, the date last."""
+"""Request building: roles alternate, persona and formatting first, who/where/when last."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.core.conversation import TextBlock, Turn
+from bot.core.conversation import Asker, ChannelContext, ConversationKey, IncomingMessage, TextBlock, Turn
+from bot.core.personas import Persona
 from bot.core.prompts import ReplyConfig, build_request, merge_consecutive_turns
 from bot.llm.claude import ClaudeModel
+
+PERSONA = Persona(name="tester", description="Tests things.", prompt="You test things thoroughly.")
+CONFIG = ReplyConfig(model="claude-default", max_tokens=1000, format_instructions="Format for Slack.")
+NOW = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
+
+
+def message(**overrides: object) -> IncomingMessage:
+    values: dict[str, object] = {
+        "key": ConversationKey("T1", "C1", "1.1"),
+        "message_id": "1.2",
+        "user_id": "U123",
+        "text": "hi",
+        "asker": Asker("U123", display_name="Ada", title="Staff Engineer", timezone="Asia/Tokyo"),
+        "channel": ChannelContext(name="data", topic="Warehouse questions", purpose="SQL help"),
+    }
+    values.update(overrides)
+    return IncomingMessage(**values)  # type: ignore[arg-type]
 
 
 def test_a_failed_answer_leaves_two_user_turns_that_are_merged() -> None:
@@ -16,17 +34,32 @@ def test_a_failed_answer_leaves_two_user_turns_that_are_merged() -> None:
     assert [b.text for b in merged[0].blocks if isinstance(b, TextBlock)] == ["first", "second"]
 
 
-def test_system_prompt_ends_with_the_date() -> None:
-    now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
-    request = build_request(ReplyConfig(model="m", max_tokens=100), [Turn.user("hi")], now, "U1")
-    assert "Wednesday, 25 November 2026" in request.system[-1]
-    assert "Slack" in request.system[0]
+def test_system_prompt_is_persona_then_formatting_then_context() -> None:
+    request = build_request(PERSONA, CONFIG, [Turn.user("hi")], message(), NOW)
+    assert request.system[:2] == ("You test things thoroughly.", "Format for Slack.")
+    assert request.stable_system_parts == 2
+    context = request.system[2]
+    assert "Ada, Staff Engineer" in context and "#data" in context and "Warehouse questions" in context
+    # 23:30 UTC is already Thursday morning in Tokyo: the date is the asker's.
+    assert "Thursday, 26 November 2026, 08:30 (Asia/Tokyo)" in context
+
+
+def test_persona_overrides_model_tokens_effort_and_thinking() -> None:
+    persona = PERSONA.model_copy(update={"model": "claude-opus-5-5", "max_tokens": 8000, "effort": "high"})
+    request = build_request(persona.model_copy(update={"thinking": 2048}), CONFIG, [Turn.user("q")], message(), NOW)
+    params = ClaudeModel.request_params(request, request.model)
+    assert params["model"] == "claude-opus-5-5" and params["max_tokens"] == 8000
+    assert params["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert params["output_config"] == {"effort": "high"}
+    assert params["system"][1]["cache_control"] == {"type": "ephemeral"}  # the end of the stable prefix
+    assert "cache_control" not in params["system"][2]
 
 
 def test_wire_request_hides_the_slack_user_and_drops_empty_text() -> None:
     history = [Turn.user("hi"), Turn(role="assistant", blocks=(TextBlock(text=""),)), Turn.user("again")]
-    request = build_request(ReplyConfig(model="m", max_tokens=100), history, datetime.now(UTC), "U123")
+    request = build_request(PERSONA, CONFIG, history, message(), NOW)
     params = ClaudeModel.request_params(request, "claude-x")
     assert params["model"] == "claude-x"
     assert "U123" not in str(params["metadata"])
-    assert all(message["content"] for message in params["messages"])
+    assert all(m["content"] for m in params["messages"])
+    assert "thinking" not in params and "output_config" not in params

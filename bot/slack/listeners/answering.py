@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.conversation import IncomingMessage
+from bot.core.events import ReplyEvent
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import ReplyStream
 
@@ -55,4 +57,15 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         place=place,
     )
     async with deps.in_progress.track():
-        await stream.show(deps.replies.answer(message))
+        await stream.show(_with_context(deps, client, message))
+
+
+async def _with_context(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
+    """Look up who asks and where only once the placeholder is up, so the first thing the user sees is not delayed."""
+    key = message.key
+    asker, channel = await asyncio.gather(
+        deps.directory.asker(client, key.workspace_id, message.user_id),
+        deps.directory.channel(client, key.workspace_id, key.channel_id),
+    )
+    async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=channel)):
+        yield event

@@ -1,0 +1,79 @@
+"""`claude-slack-bot chat`: the same core (persona, Redis history, streaming) in a terminal, without Slack.
+
+Persona authors iterate here; it also proves the core does not depend on Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import TextIO
+
+from bot.core.conversation import Asker, ChannelContext, ConversationKey, IncomingMessage
+from bot.core.errors import BotError
+from bot.core.events import AttemptRestarted, ReplyDone, TextDelta, Waiting
+from bot.settings import Settings
+from bot.wiring import build_core
+
+TERMINAL_FORMATTING = "Your answer is shown in a terminal: plain Markdown, no HTML."
+WORKSPACE = "terminal"
+
+
+async def chat(
+    settings: Settings,
+    persona_name: str,
+    *,
+    session: str | None = None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> int:
+    """Read a line, stream the answer, repeat until EOF or /quit. `session` resumes an earlier conversation."""
+    core = build_core(settings)
+    try:
+        persona = core.personas.get(persona_name)
+        if persona is None:
+            print(f"Unknown persona “{persona_name}”. Available: {', '.join(core.personas.names())}", file=sys.stderr)
+            return 2
+        session = session or uuid.uuid4().hex[:8]
+        channel_id = f"chat-{session}"
+        await core.store.set_channel_persona(WORKSPACE, channel_id, persona.name)
+        replies = core.replies(TERMINAL_FORMATTING)
+        stdout.write(f"Chatting with persona “{persona.name}” (session {session}). Ctrl-D or /quit to leave.\n")
+        loop = asyncio.get_running_loop()
+        turn = 0
+        while True:
+            stdout.write("you> ")
+            stdout.flush()
+            line = await loop.run_in_executor(None, stdin.readline)
+            if not line or line.strip() == "/quit":
+                stdout.write("\n")
+                return 0
+            if not line.strip():
+                continue
+            turn += 1
+            message = IncomingMessage(
+                key=ConversationKey(WORKSPACE, channel_id, session),
+                message_id=str(turn),
+                user_id="terminal-user",
+                text=line.strip(),
+                asker=Asker(user_id="terminal-user", display_name="you"),
+                channel=ChannelContext(name="terminal", kind="terminal"),
+            )
+            stdout.write(f"{persona.name}> ")
+            try:
+                async for event in replies.answer(message):
+                    if isinstance(event, TextDelta):
+                        stdout.write(event.text)
+                    elif isinstance(event, AttemptRestarted):
+                        stdout.write(f"\n[{event.reason} Retrying…]\n{persona.name}> ")
+                    elif isinstance(event, Waiting):
+                        stdout.write("\n[storage unreachable; waiting…]\n")
+                    elif isinstance(event, ReplyDone):
+                        usage = event.usage
+                        stdout.write(f"\n[{usage.input_tokens} in · {usage.output_tokens} out tokens]\n")
+                    stdout.flush()
+            except BotError as error:
+                stdout.write(f"\n[{error.notice()}]\n")
+    finally:
+        await core.close()
