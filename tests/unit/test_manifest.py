@@ -142,3 +142,13 @@ def test_users_can_message_the_bot(manifest: dict[str, Any]) -> None:
 def test_bot_token_does_not_rotate(manifest: dict[str, Any]) -> None:
     # Settings accepts one static xoxb- token; with rotation on it would expire after 12 hours.
     assert manifest["settings"]["token_rotation_enabled"] is False
+
+
+def test_every_registered_slash_command_is_declared() -> None:
+    """A command the bot listens for but the manifest omits would never reach it."""
+    from bot.slack.listeners.commands import PERSONA_COMMAND
+
+    manifest = yaml.safe_load(MANIFEST_PATH.read_text())
+    declared = {c["command"] for c in manifest["features"]["slash_commands"]}
+    assert {PERSONA_COMMAND} <= declared
+    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
