@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
 
+    # Files: downloaded only from Slack's file host and SLACK_API_URL's host, plus these (comma-separated).
+    slack_file_hosts: str = ""
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # Images and PDFs sent with each request, newest first (the API allows 100 images; each costs tokens).
+    max_images_per_thread: int = Field(default=20, ge=1, le=100)
+
     # Personas: the shipped personas/ folder, plus a deployment's own (same name replaces a shipped one).
     personas_dir: Path | None = None
     default_persona: str = "default"

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from bot.core.conversation import Asker, ChannelContext, ConversationKey, IncomingMessage
 from bot.core.errors import BotError
-from bot.core.events import AttemptRestarted, ReplyDone, TextDelta, Waiting
+from bot.core.events import AttemptRestarted, Notice, ReplyDone, TextDelta, Waiting
 from bot.settings import Settings
 from bot.wiring import build_core
 
@@ -67,6 +67,8 @@ async def chat(
                         stdout.write(event.text)
                     elif isinstance(event, AttemptRestarted):
                         stdout.write(f"\n[{event.reason} Retrying…]\n{persona.name}> ")
+                    elif isinstance(event, Notice):
+                        stdout.write(f"\n[{event.text}]\n")
                     elif isinstance(event, Waiting):
                         stdout.write("\n[storage unreachable; waiting…]\n")
                     elif isinstance(event, ReplyDone):

@@ -8,14 +8,18 @@ from dataclasses import dataclass, field
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.personas import PersonaCatalog
+from bot.core.ports import FileSource
 from bot.core.prompts import ReplyConfig
 from bot.core.replies import Replies
 from bot.llm.claude import ClaudeModel
+from bot.media.preparer import PillowMediaPreparer
 from bot.settings import Settings
 from bot.slack.app import SlackDeps, build_app
 from bot.slack.directory import Directory
+from bot.slack.files import SlackFileFetcher, SlackFileSource
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
 from bot.storage import redis_store
 from bot.storage.embedded import EmbeddedRedis
@@ -36,7 +40,7 @@ class Core:
     personas: PersonaCatalog
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
-    def replies(self, format_instructions: str) -> Replies:
+    def replies(self, format_instructions: str, files: FileSource | None = None) -> Replies:
         settings = self.settings
         fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
         config = ReplyConfig(
@@ -45,8 +49,19 @@ class Core:
             fallback_models=fallbacks,
             format_instructions=format_instructions,
         )
+        attachments = None
+        if files is not None:
+            attachments = Attachments(
+                files, PillowMediaPreparer(), self.store, max_media_per_request=settings.max_images_per_thread
+            )
         return Replies(
-            self.model, self.store, config, self.personas, self.store, storage_wait_s=settings.storage_wait_s
+            self.model,
+            self.store,
+            config,
+            self.personas,
+            self.store,
+            attachments=attachments,
+            storage_wait_s=settings.storage_wait_s,
         )
 
     async def close(self) -> None:
@@ -108,6 +123,7 @@ class Bot:
     app: AsyncApp
     replies: Replies
     slack_deps: SlackDeps
+    files: SlackFileSource
 
     @property
     def store(self) -> RedisStore:
@@ -117,6 +133,7 @@ class Bot:
         """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
         await self.slack_deps.in_progress.wait(grace_s)
         await self.replies.drain()
+        await self.files.close()
         await self.core.close()
 
 
@@ -124,8 +141,17 @@ def build_bot(settings: Settings) -> Bot:
     settings.check_slack()
     assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
     core = build_core(settings)
-    replies = core.replies(SLACK_FORMATTING)
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    bot_token = settings.slack_bot_token.get_secret_value()
+    extra_hosts = {h.strip() for h in settings.slack_file_hosts.split(",") if h.strip()}
+    files = SlackFileSource(
+        SlackFileFetcher(
+            bot_token=bot_token,
+            allowed_hosts=SlackFileFetcher.default_allowed_hosts(settings.slack_api_url) | extra_hosts,
+            max_bytes=settings.max_file_bytes,
+        )
+    )
+    replies = core.replies(SLACK_FORMATTING, files)
+    client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
@@ -141,4 +167,4 @@ def build_bot(settings: Settings) -> Bot:
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)
-    return Bot(core=core, app=app, replies=replies, slack_deps=deps)
+    return Bot(core=core, app=app, replies=replies, slack_deps=deps, files=files)

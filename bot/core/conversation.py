@@ -38,6 +38,17 @@ class ChannelContext:
 
 
 @dataclass(frozen=True, slots=True)
+class IncomingFile:
+    """A file attached to a message, as the chat surface describes it; `url` is untrusted until fetched safely."""
+
+    id: str
+    name: str
+    mimetype: str = ""
+    size: int | None = None
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A message someone asked the bot to answer, already stripped of the bot's own mention."""
 
@@ -47,6 +58,7 @@ class IncomingMessage:
     text: str
     asker: Asker | None = None
     channel: ChannelContext | None = None
+    files: tuple[IncomingFile, ...] = ()
 
 
 class _Block(BaseModel):
@@ -85,8 +97,18 @@ class ToolResultBlock(_Block):
     is_error: bool = False
 
 
+class MediaBlock(_Block):
+    """An image or PDF in the conversation: a reference to processed bytes kept once in the media store."""
+
+    type: Literal["media"] = "media"
+    ref: str
+    kind: Literal["image", "pdf"]
+    media_type: str
+    name: str = ""
+
+
 Block = Annotated[
-    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCallBlock | ToolResultBlock,
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCallBlock | ToolResultBlock | MediaBlock,
     Field(discriminator="type"),
 ]
 

@@ -25,3 +25,7 @@ class StorageUnavailable(BotError):
 
     def __init__(self, user_message: str = "My memory store (Redis) is unreachable right now.") -> None:
         super().__init__(user_message)
+
+
+class MediaRefused(BotError):
+    """A file that cannot be shown to Claude (unsupported type, too large, not downloadable)."""

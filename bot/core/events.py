@@ -50,6 +50,13 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know about this answer, shown beside it (a file skipped, older images left out)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelTurnComplete:
     """End of one model call: the full content (to store) and what it cost."""
 
@@ -67,4 +74,4 @@ class ReplyDone:
 
 
 ModelEvent = TextDelta | ThinkingStarted | AttemptRestarted | ModelTurnComplete
-ReplyEvent = TextDelta | ThinkingStarted | AttemptRestarted | Waiting | ReplyDone
+ReplyEvent = TextDelta | ThinkingStarted | AttemptRestarted | Waiting | Notice | ReplyDone

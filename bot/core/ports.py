@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-from bot.core.conversation import ConversationKey, StoredConversation, Turn
+from bot.core.conversation import ConversationKey, IncomingFile, StoredConversation, Turn
 from bot.core.events import ModelEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Processed media ready for the model: `data_b64` is base64, as the API wants it and as it is stored."""
+
+    kind: Literal["image", "pdf"]
+    media_type: str
+    data_b64: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,7 @@ class ModelRequest:
     fallback_models: tuple[str, ...] = field(default=())
     effort: str | None = None
     thinking: str | int | None = None  # None/"off", "adaptive", or a manual budget in tokens
+    attachments: Mapping[str, Attachment] = field(default_factory=dict)  # MediaBlock.ref -> bytes to send
 
 
 class LanguageModel(Protocol):
@@ -62,6 +72,31 @@ class ProfileCache(Protocol):
     async def get_profile(self, kind: str, workspace_id: str, object_id: str) -> dict[str, str] | None: ...
 
     async def put_profile(self, kind: str, workspace_id: str, object_id: str, profile: dict[str, str]) -> None: ...
+
+
+class FileSource(Protocol):
+    async def fetch(self, file: IncomingFile) -> bytes:
+        """The file's bytes; raises MediaRefused when it must not or cannot be downloaded."""
+        ...
+
+
+class MediaPreparer(Protocol):
+    def prepare(self, data: bytes, name: str) -> tuple[Attachment, str | None]:
+        """Check the real type and fit the model's limits; returns the attachment and an optional note for the user.
+
+        Raises MediaRefused for anything the model cannot be shown.
+        """
+        ...
+
+
+class MediaStore(Protocol):
+    async def get_media(self, workspace_id: str, refs: Sequence[str]) -> dict[str, Attachment]:
+        """Whichever of `refs` are still stored (one round trip for all of a thread's media)."""
+        ...
+
+    async def put_media(self, workspace_id: str, ref: str, attachment: Attachment) -> None:
+        """Kept with the conversations' time-to-live, so follow-ups reuse it instead of downloading again."""
+        ...
 
 
 class EventLedger(Protocol):

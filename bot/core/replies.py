@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, Turn
+from bot.core.attachments import DEFAULT_FILE_PROMPT, Attachments, ResolvedHistory
+from bot.core.conversation import Block, ConversationKey, IncomingMessage, MediaBlock, TextBlock, Turn
 from bot.core.errors import StorageUnavailable
-from bot.core.events import ModelTurnComplete, ReplyDone, ReplyEvent, Waiting
+from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Waiting
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel
 from bot.core.prompts import ReplyConfig, build_request
@@ -30,6 +32,7 @@ class Replies:
         personas: PersonaCatalog,
         channel_settings: ChannelSettingsStore,
         *,
+        attachments: Attachments | None = None,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -38,6 +41,7 @@ class Replies:
         self._config = config
         self._personas = personas
         self._channel_settings = channel_settings
+        self._attachments = attachments
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
@@ -66,19 +70,33 @@ class Replies:
     async def answer(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
         """Stream the answer; the user's turn is saved before the model is called so a failure never loses it."""
         waited = started = False
+        media: list[MediaBlock] | None = None
         deadline = asyncio.get_running_loop().time() + self._storage_wait_s
         while True:
             try:
+                if media is None:
+                    media, notices = await self._ingest(message)
+                    for notice in notices:
+                        yield Notice(notice)
+                user_turn = self._user_turn(message, media)
+                if user_turn is None:  # only files that could not be used, and no words: the notices say it all
+                    yield ReplyDone(text="")
+                    return
                 async with self._conversations.lock(message.key):
                     stored = await self._conversations.load(message.key)
                     persona = await self._persona_for(message, stored.persona)
-                    user_turn = Turn.user(message.text, author_id=message.user_id)
                     new_thread = stored.persona != persona.name
                     await self._conversations.append(
                         message.key, user_turn, persona=persona.name if new_thread else None
                     )
                     started = True
-                    async for event in self._stream(message, persona, [*stored.turns, user_turn]):
+                    resolved = await self._resolve(message, [*stored.turns, user_turn])
+                    if resolved.dropped and media:
+                        yield Notice(
+                            f"{resolved.dropped} older image(s) or PDF(s) in this thread were left out of this "
+                            "answer to stay within Claude's limits."
+                        )
+                    async for event in self._stream(message, persona, resolved):
                         yield event
                 return
             except StorageUnavailable:
@@ -89,6 +107,26 @@ class Replies:
                     yield Waiting("storage")
                 await asyncio.sleep(0.5)
 
+    async def _ingest(self, message: IncomingMessage) -> tuple[list[MediaBlock], list[str]]:
+        if not message.files:
+            return [], []
+        if self._attachments is None:
+            return [], ["Files can't be read here; only text is answered."]
+        return await self._attachments.ingest(message)
+
+    @staticmethod
+    def _user_turn(message: IncomingMessage, media: list[MediaBlock]) -> Turn | None:
+        text = message.text.strip()
+        if not text and message.files and not media:
+            return None
+        blocks: list[Block] = [*media, TextBlock(text=text or (DEFAULT_FILE_PROMPT if media else "(no message)"))]
+        return Turn(role="user", blocks=tuple(blocks), author_id=message.user_id)
+
+    async def _resolve(self, message: IncomingMessage, history: list[Turn]) -> ResolvedHistory:
+        if self._attachments is None:
+            return ResolvedHistory(tuple(history), {}, 0)
+        return await self._attachments.resolve(message.key.workspace_id, history)
+
     async def _persona_for(self, message: IncomingMessage, remembered: str | None) -> Persona:
         """A thread keeps the persona it started with; a new thread takes its channel's current one."""
         if remembered is not None and self._personas.get(remembered) is not None:
@@ -97,9 +135,10 @@ class Replies:
         return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
 
     async def _stream(
-        self, message: IncomingMessage, persona: Persona, history: list[Turn]
+        self, message: IncomingMessage, persona: Persona, history: ResolvedHistory
     ) -> AsyncIterator[ReplyEvent]:
-        request = build_request(persona, self._config, history, message, self._clock())
+        request = build_request(persona, self._config, history.turns, message, self._clock())
+        request = dataclasses.replace(request, attachments=history.attachments)
         async for event in self._model.stream(request):
             if isinstance(event, ModelTurnComplete):
                 answer = Turn(role="assistant", blocks=event.blocks)

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anthropic
@@ -14,6 +14,7 @@ import httpx2
 
 from bot.core.conversation import (
     Block,
+    MediaBlock,
     RedactedThinkingBlock,
     TextBlock,
     ThinkingBlock,
@@ -23,7 +24,7 @@ from bot.core.conversation import (
 )
 from bot.core.errors import ModelUnavailable
 from bot.core.events import AttemptRestarted, ModelEvent, ModelTurnComplete, TextDelta, ThinkingStarted, Usage
-from bot.core.ports import ModelRequest
+from bot.core.ports import Attachment, ModelRequest
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,9 @@ class ClaudeModel:
             "model": model,
             "max_tokens": request.max_tokens,
             "system": system,
-            "messages": [m for m in (_to_sdk_message(turn) for turn in request.turns) if m["content"]],
+            "messages": [
+                m for m in (_to_sdk_message(turn, request.attachments) for turn in request.turns) if m["content"]
+            ],
             "cache_control": {"type": "ephemeral"},
         }
         if request.thinking == "adaptive":
@@ -167,9 +170,17 @@ class ClaudeModel:
         return params
 
 
-def _to_sdk_message(turn: Turn) -> dict[str, Any]:
+def _to_sdk_message(turn: Turn, attachments: Mapping[str, Attachment]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     for block in turn.blocks:
+        if isinstance(block, MediaBlock):
+            attachment = attachments.get(block.ref)
+            if attachment is None:
+                content.append({"type": "text", "text": f"[{block.kind} “{block.name}” not available]"})
+                continue
+            source = {"type": "base64", "media_type": attachment.media_type, "data": attachment.data_b64}
+            content.append({"type": "image" if attachment.kind == "image" else "document", "source": source})
+            continue
         if isinstance(block, TextBlock):
             if block.text.strip():  # the API rejects empty text blocks
                 content.append({"type": "text", "text": block.text})

@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 from yarl import URL
+
+from bot.core.conversation import IncomingFile
+from bot.core.errors import MediaRefused
 
 log = logging.getLogger(__name__)
 
@@ -250,4 +254,41 @@ def _is_loopback(host: str) -> bool:
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+    """Megabytes rounded up to a tenth, so a file just over a limit never reads as equal to it."""
+    return f"{math.ceil(n * 10 / (1024 * 1024)) / 10:.1f} MB".replace(".0 MB", " MB")
+
+
+class SlackFileSource:
+    """The core's FileSource port: core file references in, bytes out, refusals as MediaRefused."""
+
+    def __init__(self, fetcher: SlackFileFetcher) -> None:
+        self._fetcher = fetcher
+
+    async def fetch(self, file: IncomingFile) -> bytes:
+        if not file.url:
+            raise MediaRefused("I can't download that file (it was deleted, is external, or is over the plan's limit).")
+        try:
+            return await self._fetcher.fetch(
+                SlackFile(id=file.id, name=file.name, mimetype=file.mimetype, size=file.size, url=file.url)
+            )
+        except FileRefused as refused:
+            raise MediaRefused(refused.user_message) from None
+
+    async def close(self) -> None:
+        await self._fetcher.close()
+
+
+def incoming_files(event: dict[str, Any]) -> tuple[IncomingFile, ...]:
+    """Every file on a message, downloadable or not (the core tells the user about the ones it cannot use)."""
+    files = []
+    for raw in event.get("files") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            continue
+        usable = slack_file_from_event(raw)
+        if usable is None:
+            files.append(IncomingFile(id=raw["id"], name=str(raw.get("name") or raw.get("title") or raw["id"])))
+        else:
+            files.append(
+                IncomingFile(id=usable.id, name=usable.name, mimetype=usable.mimetype, size=usable.size, url=usable.url)
+            )
+    return tuple(files)

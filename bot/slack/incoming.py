@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from bot.core.conversation import ConversationKey, IncomingMessage
+from bot.slack.files import incoming_files
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 # Subtypes that carry a person's words; everything else (edits, joins, bot posts) is not a question.
@@ -76,6 +77,7 @@ def to_message(event: dict[str, Any], workspace_id: str, bot_user_id: str | None
         message_id=event["ts"],
         user_id=event["user"],
         text=strip_mention(event.get("text") or "", bot_user_id),
+        files=incoming_files(event),
     )
 
 

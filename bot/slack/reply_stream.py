@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import BotError, StorageUnavailable
-from bot.core.events import AttemptRestarted, ReplyDone, ReplyEvent, TextDelta, ThinkingStarted, Waiting
+from bot.core.events import AttemptRestarted, Notice, ReplyDone, ReplyEvent, TextDelta, ThinkingStarted, Waiting
 from bot.core.ports import RateBudget
 from bot.slack.incoming import Place
 from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
@@ -42,6 +42,7 @@ STATUS_TEXT = {
 }
 STREAMING_CURSOR = " ▍"
 FAILURE_PREFIX = ":warning: "
+NOTICE_PREFIX = ":information_source: "
 GENERIC_FAILURE = "Something went wrong on my side while answering."
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
@@ -72,6 +73,7 @@ class ReplyStream:
     text: str = ""
     status: str = PLACEHOLDER
     note: str | None = None
+    notices: list[str] = field(default_factory=list)
     messages: list[_Posted] = field(default_factory=list)
     _limit: int = 0
     _next_edit_at: float = 0.0
@@ -106,6 +108,8 @@ class ReplyStream:
                 self.status = STATUS_TEXT["thinking"]
             elif isinstance(event, Waiting):
                 self.status = STATUS_TEXT.get(event.reason, STATUS_TEXT["storage"])
+            elif isinstance(event, Notice):
+                self.notices.append(event.text)
             elif isinstance(event, AttemptRestarted):
                 self.text = ""
                 self.status = STATUS_TEXT["restart"]
@@ -143,12 +147,14 @@ class ReplyStream:
                 return [self.status]
             rendered[-1] += STREAMING_CURSOR
             return rendered
+        notes = [NOTICE_PREFIX + markdown_to_mrkdwn(n) for n in self.notices]
         if self.note:
-            note = FAILURE_PREFIX + self.note
+            notes.append(FAILURE_PREFIX + self.note)
+        for note in notes:
             if rendered and len(rendered[-1]) + len(note) + 2 <= self._limit:
                 rendered[-1] += "\n\n" + note
             else:
-                rendered.append(note)
+                rendered.append(note[: self._limit])
         return rendered or ["_(Claude returned an empty answer.)_"]
 
     async def _sync(self, *, final: bool) -> None:

@@ -24,6 +24,10 @@ class Keys:
         """No time-to-live: an admin's choice for a channel lasts until changed."""
         return f"{self.prefix}chanpersona:{workspace_id}:{channel_id}"
 
+    def media(self, workspace_id: str, ref: str) -> str:
+        """Processed bytes of one file (base64), shared by every thread that shows it."""
+        return f"{self.prefix}media:{workspace_id}:{ref}"
+
     def profile(self, kind: str, workspace_id: str, object_id: str) -> str:
         return f"{self.prefix}profile:{kind}:{workspace_id}:{object_id}"
 

@@ -8,7 +8,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.conversation import TURN_JSON, ConversationKey, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
+from bot.core.ports import Attachment
 from bot.storage.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,33 @@ class RedisStore:
     @_translated
     async def set_channel_persona(self, workspace_id: str, channel_id: str, persona: str) -> None:
         await self.client.set(self.keys.channel_persona(workspace_id, channel_id), persona)
+
+    # --- MediaStore -----------------------------------------------------------------------------------
+    @_translated
+    async def get_media(self, workspace_id: str, refs: Sequence[str]) -> dict[str, Attachment]:
+        """One round trip for all of a thread's media; each read pushes the file's time-to-live forward."""
+        if not refs:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for ref in refs:
+                pipe.getex(self.keys.media(workspace_id, ref), ex=self._conversation_ttl_s)
+            values = await pipe.execute()
+        found = {}
+        for ref, raw in zip(refs, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                found[ref] = Attachment(**json.loads(raw))
+            except (ValueError, TypeError):
+                log.warning("skipping unreadable media %s", ref)
+        return found
+
+    @_translated
+    async def put_media(self, workspace_id: str, ref: str, attachment: Attachment) -> None:
+        value = json.dumps(
+            {"kind": attachment.kind, "media_type": attachment.media_type, "data_b64": attachment.data_b64}
+        )
+        await self.client.set(self.keys.media(workspace_id, ref), value, ex=self._conversation_ttl_s)
 
     # --- ProfileCache --------------------------------------------------------------------------------
     @_translated

@@ -7,6 +7,8 @@ import asyncio
 from tests.fakes.slack_api import FakeMessage, FakeSlack
 
 FINAL_WAIT_S = 10.0
+# While an answer streams its last message ends with this cursor; the final edit removes it.
+STREAMING_CURSOR = "▍"
 
 
 async def wait_for_reply(
@@ -17,12 +19,13 @@ async def wait_for_reply(
     *,
     timeout: float = FINAL_WAIT_S,  # noqa: ASYNC109 - a deadline polled against fake state, not a cancel scope
 ) -> list[FakeMessage]:
-    """Poll the fake's message state until the bot's messages in the thread show `contains`."""
+    """Poll the fake's message state until the bot's messages in the thread show `contains`, no longer streaming."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         messages = bot_messages(slack, channel, thread_ts)
-        if contains in "\n".join(m.text for m in messages):
+        settled = not any(m.text.endswith(STREAMING_CURSOR) for m in messages)
+        if settled and contains in "\n".join(m.text for m in messages):
             return messages
         if loop.time() > deadline:
             shown = [m.text for m in messages]

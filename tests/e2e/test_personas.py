@@ -157,9 +157,7 @@ async def test_chat_in_the_terminal_runs_the_same_core_without_slack(
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": key_prefix,
     }
-    result = await asyncio.to_thread(
-        run_chat, ["--persona", "code_reviewer"], "review x = 1\nand the rating?\n", env
-    )
+    result = await asyncio.to_thread(run_chat, ["--persona", "code_reviewer"], "review x = 1\nand the rating?\n", env)
     assert result.returncode == 0, result.stderr
     assert "Summary: looks fine." in result.stdout and "Rating: 8/10." in result.stdout
     assert claude.requests[0].system_text.startswith(REVIEWER_OPENING)
