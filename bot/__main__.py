@@ -27,6 +27,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     bot = build_bot(settings)
+    await bot.start()
     if not await bot.store.healthy():
         log.warning("Redis is not answering yet; /healthz reports 503 until it does")
     runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-slack-bot", description="Claude in Slack.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="serve Slack (default)")
+    manifest = commands.add_parser(
+        "manifest", help="check (or --write) manifest.yml's slash commands against the tools"
+    )
+    manifest.add_argument("--write", action="store_true", help="rewrite the generated block instead of checking it")
+    manifest.add_argument("--path", default="manifest.yml")
     chat = commands.add_parser("chat", help="talk to a persona in the terminal, without Slack")
     chat.add_argument("--persona", default=None, help="persona name (default: DEFAULT_PERSONA)")
     chat.add_argument("--session", default=None, help="resume an earlier terminal conversation by its id")
@@ -63,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "manifest":  # needs no settings: the command list comes from the tool registry
+        from pathlib import Path
+
+        from bot.slack.manifest import check_or_write
+
+        if check_or_write(Path(args.path), write=args.write):
+            return 0
+        print(f"{args.path} is out of date: run `claude-slack-bot manifest --write`", file=sys.stderr)
+        return 1
     try:
         settings = load_settings(for_slack=args.command in (None, "run"))
     except SettingsError as error:

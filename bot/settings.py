@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # Images and PDFs sent with each request, newest first (the API allows 100 images; each costs tokens).
     max_images_per_thread: int = Field(default=20, ge=1, le=100)
 
+    # Tools
+    max_tool_rounds: int = Field(default=8, ge=1, le=50)
+    tool_approval_timeout_s: float = Field(default=600.0, gt=0)
+    tool_timeout_s: float = Field(default=60.0, gt=0)  # upper bound on any one tool call
+    web_search_enabled: bool = False  # Anthropic's server-side web search (billed per search)
+    fetch_url_enabled: bool = True
+    fetch_url_allow_hosts: str = ""  # comma-separated hosts exempt from the private-address check (tests, intranets)
+    mcp_config: Path | None = None  # JSON file: {"mcpServers": {"name": {"command": ...} | {"url": ...}}}
+
     # Personas: the shipped personas/ folder, plus a deployment's own (same name replaces a shipped one).
     personas_dir: Path | None = None
     default_persona: str = "default"
@@ -96,7 +105,13 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @field_validator(
-        "anthropic_base_url", "redis_url", "slack_signing_secret", "slack_bot_token", "personas_dir", mode="before"
+        "anthropic_base_url",
+        "redis_url",
+        "slack_signing_secret",
+        "slack_bot_token",
+        "personas_dir",
+        "mcp_config",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -30,6 +30,7 @@ async def chat(
 ) -> int:
     """Read a line, stream the answer, repeat until EOF or /quit. `session` resumes an earlier conversation."""
     core = build_core(settings)
+    await core.start()
     try:
         persona = core.personas.get(persona_name)
         if persona is None:

@@ -12,20 +12,26 @@ from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
+from bot.core.tools.builtin import builtin_tools
+from bot.core.tools.registry import ConversationReader, ToolRegistry
+from bot.core.tools.runner import ToolRunner
 from bot.core.prompts import ReplyConfig
 from bot.core.replies import Replies
 from bot.llm.claude import ClaudeModel
+from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
 from bot.settings import Settings
 from bot.slack.app import SlackDeps, build_app
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
+from bot.slack.reader import SlackConversationReader
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
 from bot.storage import redis_store
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
+from bot.web.fetch import SafeWebFetcher
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +44,23 @@ class Core:
     store: RedisStore
     model: ClaudeModel
     personas: PersonaCatalog
+    tools: ToolRegistry
+    web: SafeWebFetcher | None
+    mcp: McpTools | None
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
-    def replies(self, format_instructions: str, files: FileSource | None = None) -> Replies:
+    async def start(self) -> None:
+        """Connect to MCP servers (a failing one is reported and skipped) and offer their tools to Claude."""
+        if self.mcp is None:
+            return
+        for problem in await self.mcp.start():
+            log.warning("%s", problem)
+        for tool in self.mcp.tools():
+            self.tools.register(tool)
+
+    def replies(
+        self, format_instructions: str, files: FileSource | None = None, reader: ConversationReader | None = None
+    ) -> Replies:
         settings = self.settings
         fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
         config = ReplyConfig(
@@ -48,6 +68,7 @@ class Core:
             max_tokens=settings.claude_max_tokens,
             fallback_models=fallbacks,
             format_instructions=format_instructions,
+            web_search=settings.web_search_enabled,
         )
         attachments = None
         if files is not None:
@@ -61,10 +82,23 @@ class Core:
             self.personas,
             self.store,
             attachments=attachments,
+            tools=ToolRunner(
+                self.tools,
+                self.store,
+                approval_timeout_s=settings.tool_approval_timeout_s,
+                timeout_cap_s=settings.tool_timeout_s,
+            ),
+            reader=reader,
+            web=self.web,
+            max_tool_rounds=settings.max_tool_rounds,
             storage_wait_s=settings.storage_wait_s,
         )
 
     async def close(self) -> None:
+        if self.mcp is not None:
+            await self.mcp.close()
+        if self.web is not None:
+            await self.web.close()
         await self.model.close()
         await self.store.close()
         if self.embedded_redis is not None:
@@ -112,7 +146,18 @@ def build_core(settings: Settings) -> Core:
         max_attempts=settings.claude_max_attempts,
         backoff_base_s=settings.claude_retry_base_delay_s,
     )
-    return Core(settings, store, model, load_persona_catalog(settings), embedded)
+    web = None
+    if settings.fetch_url_enabled:
+        allow = [h.strip() for h in settings.fetch_url_allow_hosts.split(",") if h.strip()]
+        web = SafeWebFetcher(allow_hosts=allow)
+    mcp = None
+    if settings.mcp_config is not None:
+        servers, problems = load_mcp_config(settings.mcp_config)
+        for problem in problems:
+            log.warning("MCP config: %s", problem)
+        mcp = McpTools(servers)
+    tools = ToolRegistry(builtin_tools(web_fetch=web is not None))
+    return Core(settings, store, model, load_persona_catalog(settings), tools, web, mcp, embedded)
 
 
 @dataclass
@@ -128,6 +173,9 @@ class Bot:
     @property
     def store(self) -> RedisStore:
         return self.core.store
+
+    async def start(self) -> None:
+        await self.core.start()
 
     async def close(self, *, grace_s: float = 30.0) -> None:
         """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
@@ -150,8 +198,8 @@ def build_bot(settings: Settings) -> Bot:
             max_bytes=settings.max_file_bytes,
         )
     )
-    replies = core.replies(SLACK_FORMATTING, files)
     client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
+    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client))
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
@@ -164,6 +212,8 @@ def build_bot(settings: Settings) -> Bot:
         directory=Directory(core.store),
         channel_personas=ChannelPersonas(core.personas, core.store),
         persona_change=settings.persona_change,
+        tools=core.tools,
+        approvals=core.store,
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)

@@ -59,6 +59,7 @@ class IncomingMessage:
     asker: Asker | None = None
     channel: ChannelContext | None = None
     files: tuple[IncomingFile, ...] = ()
+    persona: str | None = None  # start a new conversation with this persona instead of the channel's (commands)
 
 
 class _Block(BaseModel):
@@ -97,6 +98,13 @@ class ToolResultBlock(_Block):
     is_error: bool = False
 
 
+class ServerToolBlock(_Block):
+    """A block run on Claude's side (web search call or result): kept verbatim and passed back as it came."""
+
+    type: Literal["server_tool"] = "server_tool"
+    data: dict[str, object]
+
+
 class MediaBlock(_Block):
     """An image or PDF in the conversation: a reference to processed bytes kept once in the media store."""
 
@@ -108,7 +116,7 @@ class MediaBlock(_Block):
 
 
 Block = Annotated[
-    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCallBlock | ToolResultBlock | MediaBlock,
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCallBlock | ToolResultBlock | MediaBlock | ServerToolBlock,
     Field(discriminator="type"),
 ]
 

@@ -15,6 +15,7 @@ class Usage:
     output_tokens: int = 0
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
+    web_search_requests: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -22,6 +23,7 @@ class Usage:
             self.output_tokens + other.output_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_read_tokens + other.cache_read_tokens,
+            self.web_search_requests + other.web_search_requests,
         )
 
 
@@ -33,6 +35,31 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ThinkingStarted:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRunning:
+    """A tool is working (shown as e.g. "Reading #general…" until the answer continues)."""
+
+    tool: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """A tool that acts on the world waits for the asking person's Approve / Deny."""
+
+    approval_id: str
+    tool: str
+    summary: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSettled:
+    approval_id: str
+    approved: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,5 +100,15 @@ class ReplyDone:
     stop_reason: str = "end_turn"
 
 
-ModelEvent = TextDelta | ThinkingStarted | AttemptRestarted | ModelTurnComplete
-ReplyEvent = TextDelta | ThinkingStarted | AttemptRestarted | Waiting | Notice | ReplyDone
+ModelEvent = TextDelta | ThinkingStarted | ToolRunning | AttemptRestarted | ModelTurnComplete
+ReplyEvent = (
+    TextDelta
+    | ThinkingStarted
+    | ToolRunning
+    | ApprovalRequested
+    | ApprovalSettled
+    | AttemptRestarted
+    | Waiting
+    | Notice
+    | ReplyDone
+)

@@ -21,6 +21,15 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as the model sees it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRequest:
     """Everything one model call needs; the stable system part comes first so a cached prefix can be reused."""
 
@@ -34,6 +43,9 @@ class ModelRequest:
     effort: str | None = None
     thinking: str | int | None = None  # None/"off", "adaptive", or a manual budget in tokens
     attachments: Mapping[str, Attachment] = field(default_factory=dict)  # MediaBlock.ref -> bytes to send
+    tools: tuple[ToolSpec, ...] = ()
+    web_search: bool = False  # the model provider's own web search tool
+    tools_disabled: bool = False  # tools stay defined (history has tool calls) but none may be called
 
 
 class LanguageModel(Protocol):
@@ -96,6 +108,20 @@ class MediaStore(Protocol):
 
     async def put_media(self, workspace_id: str, ref: str, attachment: Attachment) -> None:
         """Kept with the conversations' time-to-live, so follow-ups reuse it instead of downloading again."""
+        ...
+
+
+class Approvals(Protocol):
+    """Approve / Deny for tools that act on the world; shared across processes (the click may land on another)."""
+
+    async def open(self, approval_id: str, user_id: str, ttl_s: int) -> None: ...
+
+    async def wait(self, approval_id: str, timeout_s: float) -> bool | None:
+        """True approved, False denied, None no decision in time."""
+        ...
+
+    async def decide(self, approval_id: str, user_id: str, approved: bool) -> str:
+        """'ok', 'not_yours' (only the asker may decide) or 'expired'."""
         ...
 
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.conversation import Asker, ChannelContext, IncomingMessage, Turn
 from bot.core.personas import Persona
-from bot.core.ports import ModelRequest
+from bot.core.ports import ModelRequest, ToolSpec
+from bot.core.tools.runner import DATA_NOT_INSTRUCTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class ReplyConfig:
     fallback_models: tuple[str, ...] = ()
     # How to format for the surface the answer is shown on (Slack mrkdwn, a terminal); given by the adapter.
     format_instructions: str = ""
+    web_search: bool = False  # offer the provider's server-side web search tool
 
 
 def merge_consecutive_turns(turns: Sequence[Turn]) -> tuple[Turn, ...]:
@@ -66,10 +68,17 @@ def describe_context(asker: Asker | None, channel: ChannelContext | None, now: d
 
 
 def build_request(
-    persona: Persona, config: ReplyConfig, history: Sequence[Turn], message: IncomingMessage, now: datetime
+    persona: Persona,
+    config: ReplyConfig,
+    history: Sequence[Turn],
+    message: IncomingMessage,
+    now: datetime,
+    *,
+    tools: tuple[ToolSpec, ...] = (),
 ) -> ModelRequest:
     """Persona and formatting rules first (the same for every request: cacheable); context last."""
-    stable = tuple(part for part in (persona.prompt, config.format_instructions) if part)
+    tool_rules = DATA_NOT_INSTRUCTIONS if tools or config.web_search else ""
+    stable = tuple(part for part in (persona.prompt, config.format_instructions, tool_rules) if part)
     max_tokens = persona.max_tokens or config.max_tokens
     thinking = persona.thinking if persona.thinking != "off" else None
     if isinstance(thinking, int) and thinking >= max_tokens:
@@ -85,4 +94,6 @@ def build_request(
         fallback_models=config.fallback_models,
         effort=persona.effort,
         thinking=thinking,
+        tools=tools,
+        web_search=config.web_search and (persona.tools is None or persona.allows_tool("web_search")),
     )

@@ -10,12 +10,22 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from bot.core.attachments import DEFAULT_FILE_PROMPT, Attachments, ResolvedHistory
-from bot.core.conversation import Block, ConversationKey, IncomingMessage, MediaBlock, TextBlock, Turn
+from bot.core.conversation import (
+    Block,
+    ConversationKey,
+    IncomingMessage,
+    MediaBlock,
+    TextBlock,
+    ToolCallBlock,
+    Turn,
+)
 from bot.core.errors import StorageUnavailable
-from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Waiting
+from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel
 from bot.core.prompts import ReplyConfig, build_request
+from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
+from bot.core.tools.runner import ToolRound, ToolRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +43,10 @@ class Replies:
         channel_settings: ChannelSettingsStore,
         *,
         attachments: Attachments | None = None,
+        tools: ToolRunner | None = None,
+        reader: ConversationReader | None = None,
+        web: WebFetcher | None = None,
+        max_tool_rounds: int = 8,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -42,6 +56,10 @@ class Replies:
         self._personas = personas
         self._channel_settings = channel_settings
         self._attachments = attachments
+        self._tools = tools
+        self._reader = reader
+        self._web = web
+        self._max_tool_rounds = max_tool_rounds
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
@@ -131,22 +149,60 @@ class Replies:
         """A thread keeps the persona it started with; a new thread takes its channel's current one."""
         if remembered is not None and self._personas.get(remembered) is not None:
             return self._personas.resolve(remembered)
+        if message.persona is not None and self._personas.get(message.persona) is not None:
+            return self._personas.resolve(message.persona)
         key = message.key
         return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
 
     async def _stream(
         self, message: IncomingMessage, persona: Persona, history: ResolvedHistory
     ) -> AsyncIterator[ReplyEvent]:
-        request = build_request(persona, self._config, history.turns, message, self._clock())
-        request = dataclasses.replace(request, attachments=history.attachments)
-        async for event in self._model.stream(request):
-            if isinstance(event, ModelTurnComplete):
-                answer = Turn(role="assistant", blocks=event.blocks)
-                await self._save_eventually(message.key, answer)
-                text = "".join(b.text for b in event.blocks if isinstance(b, TextBlock))
-                yield ReplyDone(text=text, usage=event.usage, stop_reason=event.stop_reason)
-            else:
-                yield event
+        """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
+        allowed = _tool_filter(persona)
+        tools = self._tools.specs(allowed) if self._tools is not None else ()
+        turns = list(history.turns)
+        usage = Usage()
+        text = ""
+        for round_number in range(self._max_tool_rounds + 1):
+            request = build_request(persona, self._config, turns, message, self._clock(), tools=tools)
+            request = dataclasses.replace(
+                request, attachments=history.attachments, tools_disabled=round_number == self._max_tool_rounds
+            )
+            complete: ModelTurnComplete | None = None
+            async for event in self._model.stream(request):
+                if isinstance(event, ModelTurnComplete):
+                    complete = event
+                else:
+                    yield event
+            assert complete is not None  # the model port always ends with it or raises
+            usage = usage + complete.usage
+            answer = Turn(role="assistant", blocks=complete.blocks)
+            await self._save_eventually(message.key, answer)
+            turns.append(answer)
+            text += "".join(b.text for b in complete.blocks if isinstance(b, TextBlock))
+            calls = [b for b in complete.blocks if isinstance(b, ToolCallBlock)]
+            if complete.stop_reason != "tool_use" or not calls or self._tools is None:
+                yield ReplyDone(text=text, usage=usage, stop_reason=complete.stop_reason)
+                return
+            outcome = ToolRound(results=[])
+            async for tool_event in self._tools.run(calls, self._tool_context(message), allowed, outcome):
+                yield tool_event
+            results = Turn(role="user", blocks=tuple(outcome.results))
+            await self._save_eventually(message.key, results)
+            turns.append(results)
+        yield ReplyDone(text=text, usage=usage, stop_reason="tool_rounds_exhausted")
+
+    def _tool_context(self, message: IncomingMessage) -> ToolContext:
+        key = message.key
+        return ToolContext(
+            workspace_id=key.workspace_id,
+            channel_id=key.channel_id,
+            thread_id=key.thread_id,
+            user_id=message.user_id,
+            channel=message.channel,
+            reader=self._reader,
+            web=self._web,
+        )
 
     async def _save_eventually(self, key: ConversationKey, turn: Turn) -> None:
         """An answer the user has seen must reach history even if Redis blips right now: retry in the background."""
@@ -172,3 +228,10 @@ class Replies:
         """Let background saves finish on shutdown."""
         if self._pending_saves:
             await asyncio.gather(*self._pending_saves, return_exceptions=True)
+
+
+def _tool_filter(persona: Persona) -> Callable[[Tool], bool]:
+    """A persona's list names the tools it may use; without one, every tool that only reads."""
+    if persona.tools is not None:
+        return lambda tool: persona.allows_tool(tool.name)
+    return lambda tool: not tool.acts

@@ -16,6 +16,7 @@ from bot.core.conversation import (
     Block,
     MediaBlock,
     RedactedThinkingBlock,
+    ServerToolBlock,
     TextBlock,
     ThinkingBlock,
     ToolCallBlock,
@@ -23,11 +24,21 @@ from bot.core.conversation import (
     Turn,
 )
 from bot.core.errors import ModelUnavailable
-from bot.core.events import AttemptRestarted, ModelEvent, ModelTurnComplete, TextDelta, ThinkingStarted, Usage
+from bot.core.events import (
+    AttemptRestarted,
+    ModelEvent,
+    ModelTurnComplete,
+    TextDelta,
+    ThinkingStarted,
+    ToolRunning,
+    Usage,
+)
 from bot.core.ports import Attachment, ModelRequest
 
 log = logging.getLogger(__name__)
 
+WEB_SEARCH_TOOL_TYPE = "web_search_20250305"
+WEB_SEARCH_MAX_USES = 5
 # Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
@@ -127,11 +138,12 @@ class ClaudeModel:
                 if event.type == "text":
                     if event.text:
                         yield TextDelta(event.text)
-                elif event.type == "content_block_start" and event.content_block.type in (
-                    "thinking",
-                    "redacted_thinking",
-                ):
-                    yield ThinkingStarted()
+                elif event.type == "content_block_start":
+                    block_type = event.content_block.type
+                    if block_type in ("thinking", "redacted_thinking"):
+                        yield ThinkingStarted()
+                    elif block_type == "server_tool_use" and getattr(event.content_block, "name", "") == "web_search":
+                        yield ToolRunning(tool="web_search", status="Searching the web…")
             final = await stream.get_final_message()
         if final.stop_reason is None:
             raise _StreamCutShort()
@@ -157,6 +169,17 @@ class ClaudeModel:
             ],
             "cache_control": {"type": "ephemeral"},
         }
+        tools: list[dict[str, Any]] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
+        ]
+        if request.web_search:
+            tools.append({"type": WEB_SEARCH_TOOL_TYPE, "name": "web_search", "max_uses": WEB_SEARCH_MAX_USES})
+        if tools:
+            # The tool definitions are the first thing in the cached prefix: mark the end of them.
+            tools[-1]["cache_control"] = {"type": "ephemeral"}
+            params["tools"] = tools
+            if request.tools_disabled:
+                params["tool_choice"] = {"type": "none"}
         if request.thinking == "adaptive":
             params["thinking"] = {"type": "adaptive"}
         elif isinstance(request.thinking, int):
@@ -190,6 +213,8 @@ def _to_sdk_message(turn: Turn, attachments: Mapping[str, Attachment]) -> dict[s
             content.append({"type": "redacted_thinking", "data": block.data})
         elif isinstance(block, ToolCallBlock):
             content.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input})
+        elif isinstance(block, ServerToolBlock):
+            content.append(dict(block.data))
         elif isinstance(block, ToolResultBlock):
             content.append(
                 {
@@ -213,6 +238,8 @@ def _from_sdk_blocks(content: list[Any]) -> list[Block]:
             blocks.append(RedactedThinkingBlock(data=item.data))
         elif item.type == "tool_use":
             blocks.append(ToolCallBlock(id=item.id, name=item.name, input=dict(item.input)))
+        elif item.type in ("server_tool_use", "web_search_tool_result"):
+            blocks.append(ServerToolBlock(data=item.model_dump(mode="json", exclude_none=True)))
     return blocks
 
 
@@ -222,4 +249,5 @@ def _usage(usage: Any) -> Usage:
         output_tokens=usage.output_tokens or 0,
         cache_write_tokens=usage.cache_creation_input_tokens or 0,
         cache_read_tokens=usage.cache_read_input_tokens or 0,
+        web_search_requests=getattr(getattr(usage, "server_tool_use", None), "web_search_requests", 0) or 0,
     )

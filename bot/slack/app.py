@@ -11,7 +11,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
-from bot.core.ports import EventLedger, RateBudget
+from bot.core.ports import Approvals, EventLedger, RateBudget
+from bot.core.tools.registry import ToolRegistry
 from bot.core.replies import Replies
 from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
@@ -31,6 +32,8 @@ class SlackDeps:
     render: RenderConfig
     directory: Directory
     channel_personas: ChannelPersonas
+    tools: ToolRegistry
+    approvals: Approvals
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
 

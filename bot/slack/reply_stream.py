@@ -21,10 +21,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import BotError, StorageUnavailable
-from bot.core.events import AttemptRestarted, Notice, ReplyDone, ReplyEvent, TextDelta, ThinkingStarted, Waiting
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalSettled,
+    AttemptRestarted,
+    Notice,
+    ReplyDone,
+    ReplyEvent,
+    TextDelta,
+    ThinkingStarted,
+    ToolRunning,
+    Waiting,
+)
 from bot.core.ports import RateBudget
 from bot.slack.incoming import Place
 from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
+from bot.slack.views import approval_outcome, approval_prompt
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +86,8 @@ class ReplyStream:
     status: str = PLACEHOLDER
     note: str | None = None
     notices: list[str] = field(default_factory=list)
+    activity: str | None = None  # what a tool is doing right now, shown under the text
+    approvals: dict[str, tuple[str, str]] = field(default_factory=dict)  # approval id -> (prompt ts, tool)
     messages: list[_Posted] = field(default_factory=list)
     _limit: int = 0
     _next_edit_at: float = 0.0
@@ -103,7 +117,19 @@ class ReplyStream:
     async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
         async for event in events:
             if isinstance(event, TextDelta):
+                if self.activity is not None:
+                    # The answer resumes after a tool round: start a new paragraph, drop the status line.
+                    self.activity = None
+                    if self.text and not self.text.endswith("\n\n"):
+                        self.text = self.text.rstrip() + "\n\n"
                 self.text += event.text
+            elif isinstance(event, ToolRunning):
+                self.activity = f"_{event.status}_"
+                self.status = self.activity
+            elif isinstance(event, ApprovalRequested):
+                await self._ask_approval(event)
+            elif isinstance(event, ApprovalSettled):
+                await self._settle_approval(event)
             elif isinstance(event, ThinkingStarted):
                 self.status = STATUS_TEXT["thinking"]
             elif isinstance(event, Waiting):
@@ -146,6 +172,8 @@ class ReplyStream:
             if not rendered:
                 return [self.status]
             rendered[-1] += STREAMING_CURSOR
+            if self.activity:
+                rendered[-1] += "\n\n" + self.activity
             return rendered
         notes = [NOTICE_PREFIX + markdown_to_mrkdwn(n) for n in self.notices]
         if self.note:
@@ -180,6 +208,23 @@ class ReplyStream:
             for stale in self.messages[len(rendered) :]:
                 await self._call("chat_delete", channel=self.place.channel_id, ts=stale.ts)
             del self.messages[len(rendered) :]
+
+    async def _ask_approval(self, event: ApprovalRequested) -> None:
+        text, blocks = approval_prompt(event.approval_id, event.tool, event.summary, event.user_id)
+        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": text, "blocks": blocks}
+        if self.place.thread_ts:
+            kwargs["thread_ts"] = self.place.thread_ts
+        response = await self._call("chat_postMessage", **kwargs)
+        self.approvals[event.approval_id] = (response["ts"], event.tool)
+        self.activity = "_Waiting for approval…_"
+
+    async def _settle_approval(self, event: ApprovalSettled) -> None:
+        """Replace the buttons with the outcome, so nobody clicks a stale prompt."""
+        if event.approval_id not in self.approvals:
+            return
+        ts, tool = self.approvals.pop(event.approval_id)
+        text = approval_outcome(tool, event.approved, event.reason)
+        await self._call("chat_update", channel=self.place.channel_id, ts=ts, text=text, blocks=[])
 
     async def _post(self, body: str) -> None:
         kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": body}

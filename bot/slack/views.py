@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.personas import Persona
+from bot.core.tools.registry import Tool
 
 
 def persona_list(personas: list[Persona], active: Persona) -> tuple[str, list[dict[str, Any]]]:
@@ -23,3 +24,58 @@ def persona_list(personas: list[Persona], active: Persona) -> tuple[str, list[di
         {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
     ]
     return text, blocks
+
+
+APPROVE_ACTION = "tool_approve"
+DENY_ACTION = "tool_deny"
+
+
+def approval_prompt(approval_id: str, tool: str, summary: str, user_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """Approve / Deny for an action Claude wants to take; only the asker's click counts (checked on click)."""
+    text = f"<@{user_id}>, Claude wants to use *{tool}*. Approve?"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{summary[:2800]}```"}},
+        {
+            "type": "actions",
+            "block_id": f"approval-{approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": APPROVE_ACTION,
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "style": "primary",
+                    "value": approval_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": DENY_ACTION,
+                    "text": {"type": "plain_text", "text": "Deny"},
+                    "style": "danger",
+                    "value": approval_id,
+                },
+            ],
+        },
+    ]
+    return text, blocks
+
+
+def approval_outcome(tool: str, approved: bool, reason: str = "") -> str:
+    if approved:
+        return f":white_check_mark: *{tool}* was approved."
+    return f":no_entry_sign: *{tool}* was not run: {reason or 'denied'}."
+
+
+def tool_list(tools: list[Tool]) -> tuple[str, list[dict[str, Any]]]:
+    """/claude-tools: what Claude can use while answering, and the commands people can use directly."""
+    for_claude = [t for t in tools if t.for_model]
+    commands = [t for t in tools if t.for_people]
+    lines = ["*Commands*"]
+    lines += [f"• `{t.command} {t.usage}`".rstrip() + f" — {t.description}" for t in commands]
+    lines += ["• `/claude-persona [name]` — show or set this channel's persona", "", "*Tools Claude can use*"]
+    for tool in for_claude:
+        marks = " _(asks for your approval first)_" if tool.acts else ""
+        origin = " _(MCP)_" if tool.source == "mcp" else ""
+        lines.append(f"• *{tool.name}*{origin} — {tool.description}{marks}")
+    text = "\n".join(lines)
+    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]

@@ -28,6 +28,9 @@ class Keys:
         """Processed bytes of one file (base64), shared by every thread that shows it."""
         return f"{self.prefix}media:{workspace_id}:{ref}"
 
+    def approval(self, approval_id: str) -> str:
+        return f"{self.prefix}approval:{approval_id}"
+
     def profile(self, kind: str, workspace_id: str, object_id: str) -> str:
         return f"{self.prefix}profile:{kind}:{workspace_id}:{object_id}"
 

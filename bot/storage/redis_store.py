@@ -71,6 +71,15 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return ARGV[1]
 """
+# Only the person who asked may decide, and only once: "ok", "not_yours" or "expired".
+_DECIDE = """
+local user = redis.call('HGET', KEYS[1], 'user')
+if not user then return 'expired' end
+if user ~= ARGV[1] then return 'not_yours' end
+if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 'expired' end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+return 'ok'
+"""
 # GCRA rate limiter (a leaky bucket kept as one timestamp), plus a hold-off key set after a 429.
 # Returns 0 when a unit was taken, else milliseconds to wait. Uses Redis's clock so processes agree.
 _RESERVE = """
@@ -125,6 +134,7 @@ class RedisStore:
         self._dm_session: Any = client.register_script(_DM_SESSION)
         self._reserve: Any = client.register_script(_RESERVE)
         self._hold_off: Any = client.register_script(_HOLD_OFF)
+        self._decide: Any = client.register_script(_DECIDE)
 
     # --- ConversationStore ---------------------------------------------------------------------------
     @_translated
@@ -235,6 +245,39 @@ class RedisStore:
             {"kind": attachment.kind, "media_type": attachment.media_type, "data_b64": attachment.data_b64}
         )
         await self.client.set(self.keys.media(workspace_id, ref), value, ex=self._conversation_ttl_s)
+
+    # --- Approvals ------------------------------------------------------------------------------------
+    @_translated
+    async def open(self, approval_id: str, user_id: str, ttl_s: int) -> None:
+        name = self.keys.approval(approval_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(name, mapping={"user": user_id, "state": "pending"})
+            pipe.expire(name, ttl_s)
+            await pipe.execute()
+
+    async def wait(self, approval_id: str, timeout_s: float) -> bool | None:
+        """Polls: the click may be handled by another bot process, so an in-memory future would not do."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        name = self.keys.approval(approval_id)
+        while loop.time() < deadline:
+            try:
+                state = await self.client.hget(name, "state")
+            except _UNREACHABLE:
+                state = "pending"
+            if state in ("approved", "denied"):
+                return state == "approved"
+            if state is None:
+                return None
+            await asyncio.sleep(0.2)
+        with contextlib.suppress(*_UNREACHABLE):
+            await self.client.hset(name, "state", "expired")  # a late click is then told it expired
+        return None
+
+    @_translated
+    async def decide(self, approval_id: str, user_id: str, approved: bool) -> str:
+        state = "approved" if approved else "denied"
+        return str(await self._decide(keys=[self.keys.approval(approval_id)], args=[user_id, state]))
 
     # --- ProfileCache --------------------------------------------------------------------------------
     @_translated

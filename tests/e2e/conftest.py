@@ -89,6 +89,7 @@ async def start_bot(settings_for: Callable[..., Settings], redis_client: Any) ->
     async def start(**overrides: Any) -> RunningBot:
         settings = settings_for(**overrides)
         bot = build_bot(settings)
+        await bot.start()
         runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

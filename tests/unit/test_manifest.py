@@ -144,11 +144,13 @@ def test_bot_token_does_not_rotate(manifest: dict[str, Any]) -> None:
     assert manifest["settings"]["token_rotation_enabled"] is False
 
 
-def test_every_registered_slash_command_is_declared() -> None:
-    """A command the bot listens for but the manifest omits would never reach it."""
-    from bot.slack.listeners.commands import PERSONA_COMMAND
+def test_the_slash_commands_match_the_tool_registry() -> None:
+    """Generated from the registry: a tool added without `claude-slack-bot manifest --write` fails here."""
+    from bot.slack.manifest import updated_manifest
 
-    manifest = yaml.safe_load(MANIFEST_PATH.read_text())
+    text = MANIFEST_PATH.read_text()
+    assert updated_manifest(text) == text, "manifest.yml is out of date: run `claude-slack-bot manifest --write`"
+    manifest = yaml.safe_load(text)
     declared = {c["command"] for c in manifest["features"]["slash_commands"]}
-    assert {PERSONA_COMMAND} <= declared
+    assert {"/claude-persona", "/claude-tools", "/claude-review", "/claude-summarize"} <= declared
     assert "commands" in manifest["oauth_config"]["scopes"]["bot"]

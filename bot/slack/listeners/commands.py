@@ -1,19 +1,39 @@
-"""Slash commands: /claude-persona shows or sets the channel's persona."""
+"""Slash commands: /claude-persona, /claude-tools, and one /claude-<name> per tool people may call."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.channel_personas import UnknownPersona
-from bot.slack.views import persona_list
+from bot.core.conversation import ConversationKey, IncomingMessage
+from bot.core.events import ReplyEvent
+from bot.core.tools.registry import Tool, ToolContext, ToolError
+from bot.slack.incoming import Place
+from bot.slack.reply_stream import ReplyStream
+from bot.slack.views import persona_list, tool_list
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
 
 PERSONA_COMMAND = "/claude-persona"
+TOOLS_COMMAND = "/claude-tools"
+NOT_IN_CHANNEL = (
+    "I'm not a member of this channel, so I can't post here. Invite me with `/invite @claude` and try again."
+)
+
+
+def fixed_commands() -> dict[str, tuple[str, str]]:
+    """Commands that are not tools: name -> (description, usage hint). The manifest lists these too."""
+    return {
+        PERSONA_COMMAND: ("Show the personas, or set the one Claude uses in this channel", "[persona name]"),
+        TOOLS_COMMAND: ("List what Claude can do here: tools, and the commands to use them", ""),
+    }
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -42,3 +62,80 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             ),
             response_type="in_channel",
         )
+
+    @app.command(TOOLS_COMMAND)
+    async def tools(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        text, blocks = tool_list(list(deps.tools))
+        await respond(text=text, blocks=blocks, response_type="ephemeral")
+
+    for tool in deps.tools.commands():
+        app.command(tool.command)(_tool_command(deps, tool))
+
+
+def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
+    async def handle(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        await ack()  # always within 3 s; the work follows
+        text = (command.get("text") or "").strip()
+        if not text and tool.usage.startswith("<"):
+            await respond(text=f"Usage: `{tool.command} {tool.usage}`\n{tool.description}", response_type="ephemeral")
+            return
+        if tool.as_prompt is not None:
+            await _answer_command(deps, client, respond, command, tool, text)
+            return
+        context = ToolContext(
+            workspace_id=command.get("team_id", ""),
+            channel_id=command.get("channel_id", ""),
+            thread_id="",
+            user_id=command.get("user_id", ""),
+        )
+        try:
+            result = await tool.run(tool.parse_input({"text": text}), context)
+        except ToolError as error:
+            await respond(text=f"{tool.command}: {error}", response_type="ephemeral")
+            return
+        await respond(text=result[:3000], response_type="ephemeral")
+
+    return handle
+
+
+async def _answer_command(
+    deps: SlackDeps, client: AsyncWebClient, respond: AsyncRespond, command: dict[str, Any], tool: Tool, text: str
+) -> None:
+    """Post a streamed answer in the channel; its thread then continues like any conversation with the bot."""
+    assert tool.as_prompt is not None
+    prompt = tool.as_prompt(text)
+    channel = command.get("channel_id", "")
+    workspace = command.get("team_id", "")
+    stream = ReplyStream(
+        client=client,
+        budget=deps.budget,
+        config=deps.render,
+        workspace_id=workspace,
+        place=Place(channel_id=channel, thread_ts=None),
+    )
+
+    async def events() -> AsyncIterator[ReplyEvent]:
+        # The placeholder is posted by now: its ts roots the conversation, so replies in its thread continue it.
+        root = stream.messages[0].ts
+        stream.place = Place(channel_id=channel, thread_ts=root)
+        message = IncomingMessage(
+            key=ConversationKey(workspace, channel, root),
+            message_id=root,
+            user_id=command.get("user_id", ""),
+            text=prompt.text,
+            persona=prompt.persona,
+        )
+        asker = await deps.directory.asker(client, workspace, message.user_id)
+        where = await deps.directory.channel(client, workspace, channel)
+        async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=where)):
+            yield event
+
+    try:
+        async with deps.in_progress.track():
+            await stream.show(events())
+    except SlackApiError as error:
+        if error.response.get("error") in ("not_in_channel", "channel_not_found"):
+            await respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
+            return
+        raise

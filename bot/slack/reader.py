@@ -1,0 +1,89 @@
+"""The core's ConversationReader over the Web API, reading only what the *asking person* can see.
+
+The bot token can read every channel the bot is in; a person must not borrow that reach. Private channels, DMs
+and group DMs are readable only when the asker is a member (conversations.members); public channels are open to
+everyone in the workspace, so membership of the bot is enough there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.tools.registry import ReadMessage, ToolError
+
+log = logging.getLogger(__name__)
+
+_NOT_A_MEMBER = "You are not a member of that conversation, so I can't read it for you."
+
+
+class SlackConversationReader:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+
+    async def read_thread(
+        self, workspace_id: str, channel_id: str, thread_ts: str, *, as_user: str, limit: int
+    ) -> list[ReadMessage]:
+        await self._check_visible(channel_id, as_user)
+        response = await self._call("conversations_replies", channel=channel_id, ts=thread_ts, limit=limit)
+        return [_message(m) for m in response.get("messages", [])][-limit:]
+
+    async def read_channel(self, workspace_id: str, channel_id: str, *, as_user: str, limit: int) -> list[ReadMessage]:
+        await self._check_visible(channel_id, as_user)
+        response = await self._call("conversations_history", channel=channel_id, limit=limit)
+        return list(reversed([_message(m) for m in response.get("messages", [])]))  # oldest first, like a chat
+
+    async def post_message(self, workspace_id: str, channel_id: str, text: str, *, as_user: str) -> str:
+        await self._check_visible(channel_id, as_user, must_be_member=True)
+        posted = await self._call("chat_postMessage", channel=channel_id, text=text)
+        try:
+            link = await self._client.chat_getPermalink(channel=channel_id, message_ts=posted["ts"])
+            return str(link.get("permalink") or posted["ts"])
+        except SlackApiError:
+            return str(posted["ts"])
+
+    async def _check_visible(self, channel_id: str, user_id: str, *, must_be_member: bool = False) -> None:
+        info = (await self._call("conversations_info", channel=channel_id)).get("channel") or {}
+        private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim") or info.get("is_group"))
+        if (private or must_be_member) and not await self._is_member(channel_id, user_id):
+            raise ToolError(_NOT_A_MEMBER)
+
+    async def _is_member(self, channel_id: str, user_id: str) -> bool:
+        cursor = None
+        for _ in range(50):  # 50 pages x 1000 members is plenty; stop rather than loop forever
+            kwargs: dict[str, Any] = {"channel": channel_id, "limit": 1000}
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = await self._call("conversations_members", **kwargs)
+            if user_id in (response.get("members") or []):
+                return True
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return False
+        return False
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._client, method)(**kwargs)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            log.info("%s refused: %s", method, code)
+            if code in ("channel_not_found", "not_in_channel"):
+                raise ToolError(
+                    "I can't see that conversation: I'm not a member. Invite me with /invite @claude first."
+                ) from None
+            if code in ("thread_not_found", "message_not_found"):
+                raise ToolError("That thread or message was not found.") from None
+            raise ToolError(f"Slack refused the request ({code}).") from None
+
+
+def _message(raw: dict[str, Any]) -> ReadMessage:
+    return ReadMessage(
+        author=str(raw.get("user") or raw.get("bot_id") or "unknown"),
+        text=str(raw.get("text") or ""),
+        ts=str(raw.get("ts") or ""),
+        thread_replies=int(raw.get("reply_count") or 0),
+    )
