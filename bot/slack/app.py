@@ -12,8 +12,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
 from bot.core.ports import Approvals, EventLedger, RateBudget
-from bot.core.tools.registry import ToolRegistry
 from bot.core.replies import Replies
+from bot.core.tools.registry import ToolRegistry
 from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
