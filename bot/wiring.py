@@ -12,11 +12,11 @@ from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
+from bot.core.prompts import ReplyConfig
+from bot.core.replies import Replies
 from bot.core.tools.builtin import builtin_tools
 from bot.core.tools.registry import ConversationReader, ToolRegistry
 from bot.core.tools.runner import ToolRunner
-from bot.core.prompts import ReplyConfig
-from bot.core.replies import Replies
 from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
@@ -214,6 +214,7 @@ def build_bot(settings: Settings) -> Bot:
         persona_change=settings.persona_change,
         tools=core.tools,
         approvals=core.store,
+        files=files,
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)

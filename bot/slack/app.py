@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
-from bot.core.ports import Approvals, EventLedger, RateBudget
+from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
 from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
 from bot.slack import listeners, middleware
@@ -34,6 +34,7 @@ class SlackDeps:
     channel_personas: ChannelPersonas
     tools: ToolRegistry
     approvals: Approvals
+    files: FileSource
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
 

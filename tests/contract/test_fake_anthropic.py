@@ -19,11 +19,18 @@ from tests.fakes.anthropic_api import (
     TextReply,
     ToolUseReply,
     TruncatedReply,
+    WebSearchReply,
     estimate_input_tokens,
 )
 
 MODEL = "claude-sonnet-4-6"
 HI = [{"role": "user", "content": "hi"}]
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 @pytest.fixture
@@ -532,3 +539,223 @@ async def test_non_streaming_disconnect_and_stall(fake: FakeAnthropic, client: a
     assert msg.content[0].text == "a(late)"
     with pytest.raises(anthropic.OverloadedError):
         await client.messages.create(model=MODEL, max_tokens=10, messages=HI)
+
+
+async def test_web_search_reply_streams_server_blocks_and_usage(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    fake.script(WebSearchReply("claude slack bot"), TextReply("Follow-up."))
+    tools = [WEATHER_TOOL, WEB_SEARCH]
+    started: list[str] = []
+    partial_json: list[str] = []
+    async with client.messages.stream(model=MODEL, max_tokens=100, tools=tools, messages=HI) as stream:
+        async for event in stream:
+            if event.type == "content_block_start":
+                started.append(event.content_block.type)
+            elif event.type == "input_json":
+                partial_json.append(event.partial_json)
+        final = await stream.get_final_message()
+    assert started == ["server_tool_use", "web_search_tool_result", "text"]
+    assert len([p for p in partial_json if p]) >= 2
+    use, result, text = final.content
+    assert use.type == "server_tool_use" and use.name == "web_search"
+    assert use.id.startswith("srvtoolu_") and use.input == {"query": "claude slack bot"}
+    assert result.type == "web_search_tool_result" and result.tool_use_id == use.id
+    assert isinstance(result.content, list) and len(result.content) == 2
+    assert [r.type for r in result.content] == ["web_search_result"] * 2
+    assert result.content[0].encrypted_content == "ZmFrZQ==" and result.content[0].page_age is None
+    assert result.content[0].url.startswith("https://")
+    assert text.type == "text" and text.text == "Here is what I found."
+    assert final.stop_reason == "end_turn"
+    assert final.usage.server_tool_use is not None
+    assert final.usage.server_tool_use.web_search_requests == 1
+    assert final.usage.server_tool_use.web_fetch_requests == 0
+    (req,) = await fake.wait_for_requests(1)
+    assert req.web_search_tool == WEB_SEARCH and req.server_tools == [WEB_SEARCH]
+
+    # Passing the server blocks back (no tool_result needed) validates.
+    history = [*HI, final.to_param(), {"role": "user", "content": "thanks"}]
+    msg = await client.messages.create(model=MODEL, max_tokens=100, tools=tools, messages=history)
+    assert msg.content[0].type == "text" and msg.content[0].text == "Follow-up."
+    # ... also without tools in the follow-up, and as plain dicts
+    as_dicts = [*HI, {"role": "assistant", "content": [b.to_dict() for b in final.content]}, history[2]]
+    await client.messages.create(model=MODEL, max_tokens=100, messages=as_dicts)
+
+
+async def test_web_search_reply_non_streaming_custom_results(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    results = [{"title": "Only", "url": "https://example.net/", "page_age": "2 days ago"}]
+    fake.script(WebSearchReply("q", results, "Done.", usage={"output_tokens": 30}, tool_use_id="srvtoolu_X"))
+    tool = {"type": "web_search_20260318", "name": "web_search", "allowed_domains": ["example.net"]}
+    msg = await client.messages.create(model=MODEL, max_tokens=100, tools=[tool], messages=HI)
+    assert [b.type for b in msg.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert msg.content[0].id == "srvtoolu_X" and msg.content[1].tool_use_id == "srvtoolu_X"
+    assert msg.content[1].content[0].page_age == "2 days ago"
+    assert msg.usage.output_tokens == 30
+    assert msg.usage.server_tool_use is not None and msg.usage.server_tool_use.web_search_requests == 1
+
+
+async def test_web_search_reply_without_web_search_tool_is_400(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    fake.script(WebSearchReply("q"))
+    with pytest.raises(anthropic.BadRequestError) as info:
+        async with client.messages.stream(model=MODEL, max_tokens=100, tools=[WEATHER_TOOL], messages=HI) as stream:
+            await stream.get_final_message()
+    assert info.value.api_message == "web_search tool not enabled in this request"
+    assert fake.requests[0].reply is None and fake.requests[0].status == 400
+    assert fake.queued_replies == 1  # the rejection did not consume the scripted reply
+    msg = await client.messages.create(model=MODEL, max_tokens=100, tools=[WEB_SEARCH], messages=HI)
+    assert msg.content[0].type == "server_tool_use"
+    assert fake.queued_replies == 0
+
+
+@pytest.mark.parametrize(
+    ("tool", "message"),
+    [
+        ({"type": "web_search_20990101", "name": "web_search"}, "Input tag 'web_search_20990101'"),
+        ({"type": "web_search_20250305", "name": "search"}, "tools.0.web_search_20250305.name: Input should be"),
+        ({"type": "web_search_20250305"}, "tools.0.web_search_20250305.name: Input should be 'web_search'"),
+        ({"type": "web_search_20250305", "name": "web_search", "max_uses": 0}, "max_uses"),
+        ({"type": "web_search_20250305", "name": "web_search", "bogus": 1}, "bogus: Extra inputs"),
+        (
+            {"type": "web_search_20250305", "name": "web_search", "allowed_domains": ["a"], "blocked_domains": ["b"]},
+            "cannot specify both",
+        ),
+        ({"type": "web_search_20250305", "name": "web_search", "user_location": {"city": "X"}}, "approximate"),
+        ({"type": "custom", "name": "f"}, "input_schema: Field required"),
+    ],
+)
+async def test_server_tool_validation(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic, tool: dict[str, object], message: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await client.messages.create(model=MODEL, max_tokens=100, tools=[tool], messages=HI)  # type: ignore[list-item]
+    assert info.value.type == "invalid_request_error"
+    assert message in str(info.value.api_message)
+
+
+async def test_valid_server_tool_variants_accepted(fake: FakeAnthropic, client: anthropic.AsyncAnthropic) -> None:
+    tools = [
+        WEATHER_TOOL,
+        {
+            "type": "web_search_20260209",
+            "name": "web_search",
+            "max_uses": 5,
+            "blocked_domains": ["example.com"],
+            "user_location": {"type": "approximate", "city": "Paris", "country": "FR"},
+            "cache_control": {"type": "ephemeral"},
+        },
+        {"type": "web_fetch_20250910", "name": "web_fetch"},
+    ]
+    msg = await client.messages.create(model=MODEL, max_tokens=100, tools=tools, messages=HI)  # type: ignore[arg-type]
+    assert msg.content[0].type == "text"
+    with pytest.raises(anthropic.BadRequestError, match="Tool names must be unique"):
+        await client.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            tools=[WEB_SEARCH, {"name": "web_search", "input_schema": {"type": "object"}}],  # type: ignore[list-item]
+            messages=HI,
+        )
+
+
+async def test_server_block_history_validation(fake: FakeAnthropic, client: anthropic.AsyncAnthropic) -> None:
+    use = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
+    result = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [{"type": "web_search_result", "title": "t", "url": "https://e.x", "encrypted_content": "e"}],
+    }
+    error_result = {**result, "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
+    ok = [
+        [*HI, {"role": "assistant", "content": [use, result, {"type": "text", "text": "a"}]}, *HI],
+        [*HI, {"role": "assistant", "content": [use, error_result]}, *HI],
+        [*HI, {"role": "assistant", "content": [use]}],  # paused turn, continued as-is
+    ]
+    for history in ok:
+        await client.messages.create(model=MODEL, max_tokens=100, messages=history)  # type: ignore[arg-type]
+    orphan = {**result, "tool_use_id": "srvtoolu_other"}
+    with pytest.raises(anthropic.BadRequestError, match="no preceding `server_tool_use`"):
+        await client.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            messages=[*HI, {"role": "assistant", "content": [use, orphan]}, *HI],  # type: ignore[list-item]
+        )
+    with pytest.raises(anthropic.BadRequestError, match="only allowed in assistant messages"):
+        await client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": [use]}])  # type: ignore[list-item]
+    stray = {"type": "tool_result", "tool_use_id": "srvtoolu_1", "content": "r"}
+    with pytest.raises(anthropic.BadRequestError, match="unexpected `tool_use_id`"):
+        await client.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            messages=[*HI, {"role": "assistant", "content": [use, result]}, {"role": "user", "content": [stray]}],  # type: ignore[list-item]
+        )
+
+
+async def test_thinking_must_precede_tool_use_in_tool_loop(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    fake.script(
+        ToolUseReply(
+            "get_weather",
+            {"city": "Paris"},
+            thinking="I need the weather for Paris and Rome.",
+            parallel=[("get_weather", {"city": "Rome"})],
+        ),
+        TextReply("Both sunny."),
+    )
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    async with client.messages.stream(
+        model=MODEL, max_tokens=2048, thinking=thinking, tools=[WEATHER_TOOL], messages=HI
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use", "tool_use"]
+    uses = [b for b in final.content if b.type == "tool_use"]
+    results = [{"type": "tool_result", "tool_use_id": u.id, "content": "sunny"} for u in uses]
+    tool_turn = {"role": "user", "content": results}
+
+    # Passed back unmodified (thinking first, with its signature): accepted.
+    history = [*HI, final.to_param(), tool_turn]
+    msg = await client.messages.create(
+        model=MODEL, max_tokens=2048, thinking=thinking, tools=[WEATHER_TOOL], messages=history
+    )
+    assert msg.content[0].text == "Both sunny."
+    # adaptive thinking too, and redacted_thinking counts as a thinking block
+    redacted = {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "RU5D"}, *uses]}
+    await client.messages.create(
+        model=MODEL,
+        max_tokens=2048,
+        thinking={"type": "adaptive"},
+        tools=[WEATHER_TOOL],
+        messages=[*HI, redacted, tool_turn],
+    )
+
+    # The thinking block dropped: 400 like the real API.
+    dropped = {"role": "assistant", "content": uses}
+    for mode in (thinking, {"type": "adaptive"}):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await client.messages.create(
+                model=MODEL, max_tokens=2048, thinking=mode, tools=[WEATHER_TOOL], messages=[*HI, dropped, tool_turn]
+            )
+        assert "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`" in str(
+            info.value.api_message
+        )
+    # ... but fine with thinking off or disabled
+    await client.messages.create(model=MODEL, max_tokens=100, tools=[WEATHER_TOOL], messages=[*HI, dropped, tool_turn])
+    await client.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        thinking={"type": "disabled"},
+        tools=[WEATHER_TOOL],
+        messages=[*HI, dropped, tool_turn],
+    )
+    # Only the last assistant turn of the loop is checked: an older tool turn without thinking is fine.
+    later = [
+        *HI,
+        dropped,
+        tool_turn,
+        {"role": "assistant", "content": "Both sunny."},
+        {"role": "user", "content": "ok"},
+    ]
+    await client.messages.create(model=MODEL, max_tokens=2048, thinking=thinking, messages=later)

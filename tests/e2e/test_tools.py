@@ -16,6 +16,7 @@ from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, TextReply,
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, block_action, event_callback, message, slash_command
 
+ECHO_SERVER = Path(__file__).resolve().parents[1] / "data" / "mcp_echo_server.py"
 ANNOUNCER = """---
 name: announcer
 description: Drafts announcements and posts them once approved.
@@ -349,3 +350,97 @@ async def _wait_top_level(slack: FakeSlack, contains: str) -> list:
             return found
         await asyncio.sleep(0.05)
     raise AssertionError(f"no top-level message with {contains!r}: {[m.text for m in slack.messages_in('C0GENERAL')]}")
+
+
+@pytest.mark.slow
+async def test_mcp_server_tools_are_offered_namespaced_and_run(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    server = ECHO_SERVER
+    config = {
+        "mcpServers": {
+            "echo": {"command": sys.executable, "args": [str(server)]},
+            "broken": {"command": str(tmp_path / "no-such-server")},
+        }
+    }
+    (tmp_path / "mcp.json").write_text(json.dumps(config))
+    running = await start_bot(mcp_config=tmp_path / "mcp.json")  # the broken server is reported and skipped
+    claude.script(ToolUseReply("mcp__echo__echo", {"text": "hello from MCP"}), TextReply("It echoed."))
+    root = "1700000610.000100"
+    await running.sender.send_event(event_callback(app_mention("use the echo tool", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "It echoed.")
+    offered = {t["name"] for t in claude.requests[0].body["tools"]}
+    assert "mcp__echo__echo" in offered
+    assert "mcp__echo__delete_everything" not in offered  # acts on the world: not offered without a persona listing it
+    [result] = tool_results(claude.requests[1])
+    assert result_text(result) == "hello from MCP" and not result.get("is_error")
+
+    tools_url = slack.new_response_url()
+    await running.sender.send_command(slash_command("/claude-tools", "", response_url=tools_url))
+    await settle(0.5)
+    [listing] = [p["body"] for p in slack.response_url_posts if p["url"] == tools_url]
+    assert "mcp__echo__echo" in listing["text"] and "(MCP)" in listing["text"]
+
+
+async def test_thinking_blocks_go_back_with_their_signature_in_a_tool_loop(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic, history: None
+) -> None:
+    claude.script(
+        ToolUseReply("read_thread", {"thread_ts": "1700000000.000100"}, thinking="I should read the message first."),
+        TextReply("**Summary** Reviewed.\n\n**Rating: 7/10**"),
+    )
+    await running.sender.send_command(
+        slash_command(
+            "/claude-review",
+            "https://acme.slack.com/archives/C0GENERAL/p1700000000000100",
+            response_url=slack.new_response_url(),
+        )
+    )
+    await _wait_top_level(slack, "Rating: 7/10")
+    first, second = claude.requests[:2]
+    assert first.body["thinking"] == {"type": "adaptive"}  # the code_reviewer persona thinks
+    assert "read_thread" in first.last_user_text() and "1700000000.000100" in first.last_user_text()
+    assistant = second.messages[-2]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"][0]["type"] == "thinking" and assistant["content"][0]["signature"]
+    assert [b["type"] for b in assistant["content"]][-1] == "tool_use"
+
+
+async def test_review_with_claude_shortcut_reviews_a_snippet_in_its_thread(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    snippet = slack.add_file(b"def div(a, b):\n    return a / b\n", name="div.py", mimetype="text/plain") | {
+        "mode": "snippet"
+    }
+    claude.script(TextReply("**Summary** Division by zero is unhandled.\n\n**Rating: 6/10**"))
+    shortcut = {
+        "type": "message_action",
+        "callback_id": "review_message",
+        "trigger_id": "1.2.3",
+        "response_url": slack.new_response_url(),
+        "team": {"id": "T0001", "domain": "acme"},
+        "channel": {"id": "C0GENERAL", "name": "general"},
+        "user": {"id": "U0USER", "name": "ada"},
+        "message": {
+            "type": "message",
+            "user": "U0BOB",
+            "ts": "1700000611.000100",
+            "text": "please check",
+            "files": [snippet],
+        },
+        "action_ts": "1700000611.000200",
+        "token": "x",
+        "api_app_id": "A0001",
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    status, _ = await running.sender.send_interaction(shortcut)
+    assert status == 200
+    [review] = await wait_for_reply(slack, "C0GENERAL", "1700000611.000100", "Rating: 6/10")
+    request = claude.requests[0]
+    assert request.system_text.startswith("You are a senior software engineer reviewing code")
+    assert "return a / b" in request.last_user_text() and "please check" in request.last_user_text()
+    assert review.thread_ts == "1700000611.000100"  # answered in the message's thread

@@ -34,13 +34,15 @@ import itertools
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 __all__ = [
     "DEFAULT_MODELS",
+    "DEFAULT_SEARCH_RESULTS",
+    "SERVER_TOOL_NAMES",
     "DisconnectReply",
     "FakeAnthropic",
     "HttpErrorReply",
@@ -51,6 +53,7 @@ __all__ = [
     "TextReply",
     "ToolUseReply",
     "TruncatedReply",
+    "WebSearchReply",
     "estimate_input_tokens",
     "fake_signature",
 ]
@@ -117,6 +120,59 @@ KNOWN_BLOCK_TYPES = frozenset(
     }
 )
 MAX_CACHE_CONTROL_BLOCKS = 4
+# Server tools known to anthropic==2.14.0 (``SDK/types/tool_union_param.py``): type -> required name
+# (``None``: the entry carries no name).
+SERVER_TOOL_NAMES: dict[str, str | None] = {
+    "web_search_20250305": "web_search",
+    "web_search_20260209": "web_search",
+    "web_search_20260318": "web_search",
+    "web_fetch_20250910": "web_fetch",
+    "web_fetch_20260209": "web_fetch",
+    "web_fetch_20260309": "web_fetch",
+    "web_fetch_20260318": "web_fetch",
+    "code_execution_20250522": "code_execution",
+    "code_execution_20250825": "code_execution",
+    "code_execution_20260120": "code_execution",
+    "code_execution_20260521": "code_execution",
+    "bash_20250124": "bash",
+    "text_editor_20250124": "str_replace_editor",
+    "text_editor_20250429": "str_replace_based_edit_tool",
+    "text_editor_20250728": "str_replace_based_edit_tool",
+    "memory_20250818": "memory",
+    "tool_search_tool_regex_20251119": "tool_search_tool_regex",
+    "tool_search_tool_regex": "tool_search_tool_regex",
+    "tool_search_tool_bm25_20251119": "tool_search_tool_bm25",
+    "tool_search_tool_bm25": "tool_search_tool_bm25",
+    "browser_toolset_20260801": None,
+    "computer_toolset_20260801": None,
+}
+WEB_SEARCH_TOOL_TYPES = frozenset(t for t, n in SERVER_TOOL_NAMES.items() if n == "web_search")
+_WEB_SEARCH_TOOL_KEYS = frozenset(
+    {
+        "type",
+        "name",
+        "allowed_callers",
+        "allowed_domains",
+        "blocked_domains",
+        "cache_control",
+        "defer_loading",
+        "max_uses",
+        "strict",
+        "user_location",
+        "response_inclusion",
+    }
+)
+_SERVER_TOOL_USE_NAMES = frozenset(
+    {
+        "web_search",
+        "web_fetch",
+        "code_execution",
+        "bash_code_execution",
+        "text_editor_code_execution",
+        "tool_search_tool_regex",
+        "tool_search_tool_bm25",
+    }
+)
 _TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 
 _STATUS_FOR_ERROR_TYPE = {
@@ -268,6 +324,19 @@ class RecordedRequest:
         tools = self.body.get("tools")
         return tools if isinstance(tools, list) else []
 
+    @property
+    def server_tools(self) -> list[dict[str, Any]]:
+        """The ``tools`` entries that are server tools (``type`` set and not ``"custom"``)."""
+        return [t for t in self.tools if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+
+    @property
+    def web_search_tool(self) -> dict[str, Any] | None:
+        """The ``web_search_*`` server tool definition of this request, if any."""
+        for tool in self.server_tools:
+            if tool.get("type") in WEB_SEARCH_TOOL_TYPES:
+                return tool
+        return None
+
     def last_user_text(self) -> str:
         """Text of the last ``user`` message (str content, or its text blocks joined)."""
         for msg in reversed(self.messages):
@@ -357,6 +426,43 @@ class ToolUseReply:
     first_byte_delay_s: float = 0.0
 
 
+DEFAULT_SEARCH_RESULTS: list[dict[str, Any]] = [
+    {"title": "Fake result one", "url": "https://example.com/one"},
+    {"title": "Fake result two", "url": "https://example.org/two"},
+]
+
+
+@dataclass
+class WebSearchReply:
+    """A turn that used the server-side web search tool (stop_reason ``end_turn``).
+
+    Content: ``server_tool_use`` (id ``srvtoolu_…``, name ``web_search``, input ``{"query": query}``
+    streamed as input_json_delta), ``web_search_tool_result`` (delivered whole in content_block_start),
+    then a text block with ``text_after``; ``usage.server_tool_use.web_search_requests == 1``.
+    ``results`` entries need ``title`` and ``url`` (``encrypted_content`` / ``page_age`` may override
+    the defaults ``"ZmFrZQ=="`` / ``None``).
+
+    The request must offer a ``web_search_*`` server tool: otherwise it is answered with
+    ``400 web_search tool not enabled in this request`` and the reply stays at the head of the queue.
+    """
+
+    query: str
+    results: list[dict[str, Any]] = field(default_factory=lambda: [dict(r) for r in DEFAULT_SEARCH_RESULTS])
+    text_after: str = "Here is what I found."
+    _: KW_ONLY
+    usage: dict[str, int] | None = None
+    tool_use_id: str | None = None  # default: srvtoolu_fake_<n>
+    thinking: str | None = None  # if set, a signed thinking block comes first
+    model: str | None = None
+    chunk_delay_s: float = 0.0
+    first_byte_delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for r in self.results:
+            if not isinstance(r.get("title"), str) or not isinstance(r.get("url"), str):
+                raise ValueError("WebSearchReply: each result needs str 'title' and 'url'")
+
+
 @dataclass
 class HttpErrorReply:
     """A non-2xx HTTP answer with the API's JSON error body and a unique ``request-id`` header."""
@@ -414,7 +520,16 @@ class StallReply:
     rest: str = "(late)"
 
 
-Reply = TextReply | ToolUseReply | HttpErrorReply | MidStreamErrorReply | TruncatedReply | DisconnectReply | StallReply
+Reply = (
+    TextReply
+    | ToolUseReply
+    | WebSearchReply
+    | HttpErrorReply
+    | MidStreamErrorReply
+    | TruncatedReply
+    | DisconnectReply
+    | StallReply
+)
 ReplyFactory = Callable[[RecordedRequest], "Reply | Awaitable[Reply]"]
 
 
@@ -497,6 +612,38 @@ def _validate_block(block: Any, where: str, role: str) -> None:
                 raise _Invalid(f"{where}.{key}: Field required")
         if not isinstance(block.get("input"), dict):
             raise _Invalid(f"{where}.input: Input should be a valid dictionary")
+    elif btype == "server_tool_use":
+        if role != "assistant":
+            raise _Invalid(f"{where}: server_tool_use blocks are only allowed in assistant messages")
+        for key in ("id", "name"):
+            if not isinstance(block.get(key), str):
+                raise _Invalid(f"{where}.{key}: Field required")
+        if block["name"] not in _SERVER_TOOL_USE_NAMES:
+            raise _Invalid(
+                f"{where}.name: Input should be {', '.join(repr(n) for n in sorted(_SERVER_TOOL_USE_NAMES))}"
+            )
+        if not isinstance(block.get("input"), dict):
+            raise _Invalid(f"{where}.input: Input should be a valid dictionary")
+    elif btype == "web_search_tool_result":
+        if role != "assistant":
+            raise _Invalid(f"{where}: web_search_tool_result blocks are only allowed in assistant messages")
+        if not isinstance(block.get("tool_use_id"), str):
+            raise _Invalid(f"{where}.tool_use_id: Field required")
+        content = block.get("content")
+        if isinstance(content, dict):
+            if content.get("type") != "web_search_tool_result_error" or not isinstance(content.get("error_code"), str):
+                raise _Invalid(
+                    f"{where}.content: Input should be a list of web_search_result blocks or an error object"
+                )
+        elif isinstance(content, list):
+            for j, sub in enumerate(content):
+                if not isinstance(sub, dict) or sub.get("type") != "web_search_result":
+                    raise _Invalid(f"{where}.content.{j}.type: Input should be 'web_search_result'")
+                for key in ("url", "title", "encrypted_content"):
+                    if not isinstance(sub.get(key), str):
+                        raise _Invalid(f"{where}.content.{j}.{key}: Field required")
+        else:
+            raise _Invalid(f"{where}.content: Field required")
     elif btype == "tool_result":
         if role != "user":
             raise _Invalid(f"{where}: tool_result blocks are only allowed in user messages")
@@ -511,7 +658,7 @@ def _validate_block(block: Any, where: str, role: str) -> None:
                     raise _Invalid(f"{where}.content.{j}.type: Field required")
 
 
-def _validate_messages(messages: Any) -> None:
+def _validate_messages(messages: Any, thinking: Any = None) -> None:
     if not isinstance(messages, list):
         raise _Invalid("messages: Input should be a valid list")
     if not messages:
@@ -583,6 +730,17 @@ def _validate_messages(messages: Any) -> None:
                 )
         if role != "assistant":
             continue
+        # Server tool results must follow their server_tool_use in the same assistant turn; they need
+        # no tool_result from the client (a trailing server_tool_use without result = paused turn).
+        server_ids: set[str] = set()
+        for b in blocks:
+            if b.get("type") == "server_tool_use":
+                server_ids.add(b["id"])
+            elif b.get("type") == "web_search_tool_result" and b["tool_use_id"] not in server_ids:
+                raise _Invalid(
+                    f"messages.{idx}.content: `web_search_tool_result` block with tool_use_id "
+                    f"{b['tool_use_id']} has no preceding `server_tool_use` block with that id"
+                )
         use_ids = [b["id"] for b in blocks if b.get("type") == "tool_use"]
         if not use_ids:
             continue
@@ -602,6 +760,53 @@ def _validate_messages(messages: Any) -> None:
                 "in the next message, and tool_result blocks must come first in that message."
             )
 
+    # With thinking on, the assistant turn of an ongoing tool loop (the last one with a tool_use)
+    # must start with its thinking block, passed back unmodified.
+    thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    last_assistant = next((turn for turn in reversed(turns) if turn[1] == "assistant"), None)
+    if thinking_on and last_assistant is not None:
+        idx, _, blocks = last_assistant
+        if any(b.get("type") == "tool_use" for b in blocks):
+            first = blocks[0].get("type")
+            if first not in ("thinking", "redacted_thinking"):
+                raise _Invalid(
+                    f"messages.{idx}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                    f"`{first}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                    "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). "
+                    "We recommend you include thinking blocks from previous turns. To avoid this requirement, "
+                    "disable `thinking`. Please consult our documentation at "
+                    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+                )
+
+
+def _validate_server_tool(tool: dict[str, Any], where: str) -> None:
+    ttype = tool["type"]
+    if ttype not in SERVER_TOOL_NAMES:
+        raise _Invalid(
+            f"{where}: Input tag '{ttype}' found using 'type' does not match any of the expected tags: "
+            f"'custom', {', '.join(repr(t) for t in SERVER_TOOL_NAMES)}"
+        )
+    expected = SERVER_TOOL_NAMES[ttype]
+    if expected is not None and tool.get("name") != expected:
+        raise _Invalid(f"{where}.{ttype}.name: Input should be '{expected}'")
+    if ttype not in WEB_SEARCH_TOOL_TYPES:
+        return
+    extra = sorted(set(tool) - _WEB_SEARCH_TOOL_KEYS)
+    if extra:
+        raise _Invalid(f"{where}.{ttype}.{extra[0]}: Extra inputs are not permitted")
+    max_uses = tool.get("max_uses")
+    if max_uses is not None and (not _is_int(max_uses) or max_uses < 1):
+        raise _Invalid(f"{where}.{ttype}.max_uses: Input should be an integer greater than or equal to 1")
+    for key in ("allowed_domains", "blocked_domains"):
+        value = tool.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(d, str) for d in value)):
+            raise _Invalid(f"{where}.{ttype}.{key}: Input should be a valid list of strings")
+    if tool.get("allowed_domains") is not None and tool.get("blocked_domains") is not None:
+        raise _Invalid(f"{where}.{ttype}: cannot specify both allowed_domains and blocked_domains")
+    location = tool.get("user_location")
+    if location is not None and (not isinstance(location, dict) or location.get("type") != "approximate"):
+        raise _Invalid(f"{where}.{ttype}.user_location.type: Input should be 'approximate'")
+
 
 def _validate_tools(tools: Any, tool_choice: Any) -> None:
     names: set[str] = set()
@@ -609,16 +814,24 @@ def _validate_tools(tools: Any, tool_choice: Any) -> None:
         if not isinstance(tools, list):
             raise _Invalid("tools: Input should be a valid list")
         for i, tool in enumerate(tools):
+            where = f"tools.{i}"
             if not isinstance(tool, dict):
-                raise _Invalid(f"tools.{i}: Input should be a valid dictionary")
+                raise _Invalid(f"{where}: Input should be a valid dictionary")
+            ttype = tool.get("type")
+            if ttype not in (None, "custom"):
+                if not isinstance(ttype, str):
+                    raise _Invalid(f"{where}.type: Input should be a valid string")
+                _validate_server_tool(tool, where)
+                if SERVER_TOOL_NAMES[ttype] is None:
+                    continue
             name = tool.get("name")
             if not isinstance(name, str) or not _TOOL_NAME_RE.match(name):
-                raise _Invalid(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+                raise _Invalid(f"{where}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
             if name in names:
                 raise _Invalid("tools: Tool names must be unique.")
             names.add(name)
-            if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
-                raise _Invalid(f"tools.{i}.custom.input_schema: Field required")
+            if ttype in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
+                raise _Invalid(f"{where}.custom.input_schema: Field required")
     if tool_choice is not None:
         if not isinstance(tool_choice, dict) or tool_choice.get("type") not in (
             "auto",
@@ -674,7 +887,7 @@ def _validate_common(body: dict[str, Any], allowed: frozenset[str], *, needs_max
             raise _Invalid("max_tokens: Input should be greater than or equal to 0")
     if "messages" not in body:
         raise _Invalid("messages: Field required")
-    _validate_messages(body["messages"])
+    _validate_messages(body["messages"], body.get("thinking"))
     if "system" in body:
         _validate_system(body["system"], "system")
     _validate_tools(body.get("tools"), body.get("tool_choice"))
@@ -933,6 +1146,10 @@ class FakeAnthropic:
             return self._invalid_response(exc, rec)
 
         reply = await self._next_reply(rec)
+        if isinstance(reply, WebSearchReply) and rec.web_search_tool is None:
+            # The scripted turn cannot happen: put it back so the rejection does not consume it.
+            self._queue.appendleft(reply)
+            return self._invalid_response(_Invalid("web_search tool not enabled in this request"), rec)
         rec.reply = reply
         try:
             if isinstance(reply, HttpErrorReply):
@@ -973,6 +1190,7 @@ class FakeAnthropic:
             )
         stop_reason: str | None = "end_turn"
         stop_sequence: str | None = None
+        server_tool_use: dict[str, int] | None = None
         if isinstance(reply, TextReply):
             pieces = list(reply.chunks) if reply.chunks is not None else _split(reply.text)
             blocks.append({"type": "text", "text": reply.text, "_pieces": pieces})
@@ -999,6 +1217,31 @@ class FakeAnthropic:
                     }
                 )
             stop_reason = "tool_use"
+        elif isinstance(reply, WebSearchReply):
+            srv_id = reply.tool_use_id or f"srvtoolu_fake_{self._next_id():02d}"
+            tool_input = {"query": reply.query}
+            blocks.append(
+                {
+                    "type": "server_tool_use",
+                    "id": srv_id,
+                    "name": "web_search",
+                    "input": tool_input,
+                    "_pieces": ["", *_split(json.dumps(tool_input), 2)],
+                }
+            )
+            results = [
+                {
+                    "type": "web_search_result",
+                    "title": r["title"],
+                    "url": r["url"],
+                    "encrypted_content": r.get("encrypted_content", "ZmFrZQ=="),
+                    "page_age": r.get("page_age"),
+                }
+                for r in reply.results
+            ]
+            blocks.append({"type": "web_search_tool_result", "tool_use_id": srv_id, "content": results, "_pieces": []})
+            blocks.append({"type": "text", "text": reply.text_after, "_pieces": _split(reply.text_after)})
+            server_tool_use = {"web_search_requests": 1, "web_fetch_requests": 0}
         elif isinstance(reply, StallReply):
             text = reply.partial_text + reply.rest
             blocks.append({"type": "text", "text": text, "_pieces": [reply.partial_text, reply.rest]})
@@ -1021,6 +1264,7 @@ class FakeAnthropic:
             "stop_sequence": stop_sequence,
             "usage": usage,
             "output_tokens_details": output_details,
+            "server_tool_use": server_tool_use,
         }
         return blocks, final
 
@@ -1028,7 +1272,12 @@ class FakeAnthropic:
     def _public_block(block: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in block.items() if not k.startswith("_")}
 
-    def _full_usage(self, usage: dict[str, int], output_details: dict[str, int] | None) -> dict[str, Any]:
+    def _full_usage(
+        self,
+        usage: dict[str, int],
+        output_details: dict[str, int] | None,
+        server_tool_use: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "input_tokens": usage["input_tokens"],
             "output_tokens": usage["output_tokens"],
@@ -1042,6 +1291,8 @@ class FakeAnthropic:
         }
         if output_details is not None:
             out["output_tokens_details"] = output_details
+        if server_tool_use is not None:
+            out["server_tool_use"] = server_tool_use
         return out
 
     async def _non_stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
@@ -1065,7 +1316,7 @@ class FakeAnthropic:
             "content": [self._public_block(b) for b in blocks],
             "stop_reason": final["stop_reason"],
             "stop_sequence": final["stop_sequence"],
-            "usage": self._full_usage(final["usage"], final["output_tokens_details"]),
+            "usage": self._full_usage(final["usage"], final["output_tokens_details"], final["server_tool_use"]),
         }
         rec.status = 200
         return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
@@ -1136,8 +1387,10 @@ class FakeAnthropic:
                 start_block = {"type": "thinking", "thinking": "", "signature": ""}
             elif btype == "text":
                 start_block = {"type": "text", "text": ""}
-            else:
-                start_block = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            elif btype in ("tool_use", "server_tool_use"):
+                start_block = {"type": btype, "id": block["id"], "name": block["name"], "input": {}}
+            else:  # delivered whole in its start event (e.g. web_search_tool_result), no deltas
+                start_block = self._public_block(block)
             await resp.write(_sse({"type": "content_block_start", "index": index, "content_block": start_block}))
             for piece_no, piece in enumerate(block["_pieces"]):
                 if not first_delta:
@@ -1184,6 +1437,8 @@ class FakeAnthropic:
         delta_usage: dict[str, Any] = {"output_tokens": usage["output_tokens"]}
         if final["output_tokens_details"] is not None:
             delta_usage["output_tokens_details"] = final["output_tokens_details"]
+        if final["server_tool_use"] is not None:
+            delta_usage["server_tool_use"] = final["server_tool_use"]
         await resp.write(
             _sse(
                 {

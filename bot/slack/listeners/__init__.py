@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, mentions, messages
+from bot.slack.listeners import actions, commands, mentions, messages, shortcuts
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -17,3 +17,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     messages.register(app, deps)
     commands.register(app, deps)
     actions.register(app, deps)
+    shortcuts.register(app, deps)

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.channel_personas import UnknownPersona
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
-from bot.core.tools.registry import Tool, ToolContext, ToolError
+from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import persona_list, tool_list
@@ -102,31 +102,50 @@ def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
 async def _answer_command(
     deps: SlackDeps, client: AsyncWebClient, respond: AsyncRespond, command: dict[str, Any], tool: Tool, text: str
 ) -> None:
-    """Post a streamed answer in the channel; its thread then continues like any conversation with the bot."""
     assert tool.as_prompt is not None
-    prompt = tool.as_prompt(text)
-    channel = command.get("channel_id", "")
-    workspace = command.get("team_id", "")
+    await stream_prompt(
+        deps,
+        client,
+        respond,
+        workspace=command.get("team_id", ""),
+        channel=command.get("channel_id", ""),
+        user=command.get("user_id", ""),
+        prompt=tool.as_prompt(text),
+    )
+
+
+async def stream_prompt(
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    *,
+    workspace: str,
+    channel: str,
+    user: str,
+    prompt: CommandPrompt,
+    thread_ts: str | None = None,
+) -> None:
+    """Post a streamed answer (in the channel, or in `thread_ts`); its thread then continues like any conversation."""
     stream = ReplyStream(
         client=client,
         budget=deps.budget,
         config=deps.render,
         workspace_id=workspace,
-        place=Place(channel_id=channel, thread_ts=None),
+        place=Place(channel_id=channel, thread_ts=thread_ts),
     )
 
     async def events() -> AsyncIterator[ReplyEvent]:
-        # The placeholder is posted by now: its ts roots the conversation, so replies in its thread continue it.
-        root = stream.messages[0].ts
+        # The placeholder is posted by now: without a thread, its ts roots the conversation.
+        root = thread_ts or stream.messages[0].ts
         stream.place = Place(channel_id=channel, thread_ts=root)
         message = IncomingMessage(
             key=ConversationKey(workspace, channel, root),
             message_id=root,
-            user_id=command.get("user_id", ""),
+            user_id=user,
             text=prompt.text,
             persona=prompt.persona,
         )
-        asker = await deps.directory.asker(client, workspace, message.user_id)
+        asker = await deps.directory.asker(client, workspace, user)
         where = await deps.directory.channel(client, workspace, channel)
         async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=where)):
             yield event
