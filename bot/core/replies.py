@@ -182,6 +182,7 @@ class Replies:
             text += "".join(b.text for b in complete.blocks if isinstance(b, TextBlock))
             calls = [b for b in complete.blocks if isinstance(b, ToolCallBlock)]
             if complete.stop_reason != "tool_use" or not calls or self._tools is None:
+                _log_usage(message, complete.model, usage, round_number + 1)
                 yield ReplyDone(text=text, usage=usage, stop_reason=complete.stop_reason)
                 return
             outcome = ToolRound(results=[])
@@ -235,3 +236,20 @@ def _tool_filter(persona: Persona) -> Callable[[Tool], bool]:
     if persona.tools is not None:
         return lambda tool: persona.allows_tool(tool.name)
     return lambda tool: not tool.acts
+
+
+def _log_usage(message: IncomingMessage, model: str, usage: Usage, calls: int) -> None:
+    """One line per answer with everything that bills, until the usage ledger records it."""
+    log.info(
+        "answer usage workspace=%s channel=%s model=%s calls=%d input=%d output=%d cache_write=%d cache_read=%d "
+        "web_searches=%d",
+        message.key.workspace_id,
+        message.key.channel_id,
+        model,
+        calls,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_write_tokens,
+        usage.cache_read_tokens,
+        usage.web_search_requests,
+    )

@@ -444,3 +444,36 @@ async def test_review_with_claude_shortcut_reviews_a_snippet_in_its_thread(
     assert request.system_text.startswith("You are a senior software engineer reviewing code")
     assert "return a / b" in request.last_user_text() and "please check" in request.last_user_text()
     assert review.thread_ts == "1700000611.000100"  # answered in the message's thread
+
+
+async def test_web_search_is_offered_when_enabled_its_blocks_kept_and_its_use_counted(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.fakes.anthropic_api import WebSearchReply
+
+    running = await start_bot(web_search_enabled=True)
+    claude.script(WebSearchReply("slack rate limits", text_after="Tier 3 is about 50 a minute."))
+    root = "1700000612.000100"
+    with caplog.at_level(logging.INFO, logger="bot.core.replies"):
+        await running.sender.send_event(event_callback(app_mention("what are slack's rate limits?", ts=root)))
+        await wait_for_reply(slack, "C0GENERAL", root, "Tier 3")
+    offered = [t for t in claude.requests[0].body["tools"] if t.get("name") == "web_search"]
+    assert offered and offered[0]["type"].startswith("web_search_")
+    assert any("web_searches=1" in r.getMessage() for r in caplog.records)
+
+    # The search blocks stay in the thread's history and go back as they came.
+    claude.script(TextReply("As found above."))
+    await running.sender.send_event(event_callback(message("source?", thread_ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "As found above.")
+    kinds = [b["type"] for m in claude.requests[1].messages if isinstance(m["content"], list) for b in m["content"]]
+    assert "server_tool_use" in kinds and "web_search_tool_result" in kinds
+
+
+async def test_web_search_is_not_offered_by_default(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    await running.sender.send_event(event_callback(app_mention("hi", ts="1700000613.000100")))
+    await wait_for_reply(slack, "C0GENERAL", "1700000613.000100", "OK")
+    assert all(t.get("name") != "web_search" for t in claude.requests[0].body["tools"])
