@@ -34,6 +34,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     socket_handler = None
+    background = []
+    if settings.weekly_summary_channel:
+        background.append(asyncio.create_task(_weekly_summaries(bot, settings.weekly_summary_channel)))
     try:
         if settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -46,10 +49,27 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await stop.wait()
     finally:
         log.info("shutting down")
+        for task in background:
+            task.cancel()
         if socket_handler is not None:
             await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
         await runner.cleanup()
         await bot.close()
+
+
+async def _weekly_summaries(bot: Bot, channel: str, *, every_s: float = 3600.0) -> None:
+    """Hourly, try to post last week's usage; the ledger's once-per-week claim keeps it to one post per week."""
+    from datetime import UTC, datetime
+
+    from bot.slack.listeners.cost import post_weekly_summary
+
+    while True:
+        try:
+            team = (await bot.app.client.auth_test()).get("team_id", "")
+            await post_weekly_summary(bot.slack_deps, bot.app.client, channel, str(team), datetime.now(UTC).date())
+        except Exception:
+            log.exception("weekly usage summary failed; will try again")
+        await asyncio.sleep(every_s)
 
 
 def _parser() -> argparse.ArgumentParser:

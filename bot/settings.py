@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     fetch_url_allow_hosts: str = ""  # comma-separated hosts exempt from the private-address check (tests, intranets)
     mcp_config: Path | None = None  # JSON file: {"mcpServers": {"name": {"command": ...} | {"url": ...}}}
 
+    # Usage, cost and budgets (USD). Empty budgets mean no limit.
+    budget_month_usd: float | None = Field(default=None, gt=0)
+    budget_user_day_usd: float | None = Field(default=None, gt=0)
+    budget_fallback_model: str | None = None  # cheaper model used near the monthly limit instead of refusing
+    cost_admins: str = ""  # comma-separated user ids who may see /claude-cost and get budget warnings
+    price_overrides: str = ""  # JSON: {"model-id": {"input": USD per MTok, "output": USD per MTok}}
+    usage_raw_retention_days: int = Field(default=30, ge=1)
+    weekly_summary_channel: str | None = None
+
+    # Access: comma-separated ids; empty allow-lists mean everyone.
+    allowed_channels: str = ""
+    allowed_users: str = ""
+    denied_users: str = ""
+
     # Personas: the shipped personas/ folder, plus a deployment's own (same name replaces a shipped one).
     personas_dir: Path | None = None
     default_persona: str = "default"
@@ -122,6 +136,19 @@ class Settings(BaseSettings):
     def _base_url_shape(cls, value: str | None) -> str | None:
         if value is not None:
             AnyHttpUrl(value)
+        return value
+
+    @staticmethod
+    def id_list(value: str) -> frozenset[str]:
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("price_overrides")
+    @classmethod
+    def _prices_shape(cls, value: str) -> str:
+        if value.strip():
+            from bot.core.usage import PriceTable
+
+            PriceTable.from_setting(value)  # raises ValueError with a plain message
         return value
 
     @property

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
+from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
 from bot.core.prompts import ReplyConfig
@@ -17,6 +20,7 @@ from bot.core.replies import Replies
 from bot.core.tools.builtin import builtin_tools
 from bot.core.tools.registry import ConversationReader, ToolRegistry
 from bot.core.tools.runner import ToolRunner
+from bot.core.usage import DEFAULT_PRICES, PriceTable
 from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
@@ -24,6 +28,7 @@ from bot.settings import Settings
 from bot.slack.app import SlackDeps, build_app
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
+from bot.slack.notify import SlackAdminNotifier
 from bot.slack.reader import SlackConversationReader
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
 from bot.storage import redis_store
@@ -31,6 +36,7 @@ from bot.storage.embedded import EmbeddedRedis
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
+from bot.storage.usage_ledger import RedisUsageLedger
 from bot.web.fetch import SafeWebFetcher
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,8 @@ class Core:
     tools: ToolRegistry
     web: SafeWebFetcher | None
     mcp: McpTools | None
+    usage: RedisUsageLedger
+    prices: PriceTable
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
     async def start(self) -> None:
@@ -58,8 +66,21 @@ class Core:
         for tool in self.mcp.tools():
             self.tools.register(tool)
 
+    def metering(self, notifier: AdminNotifier | None = None) -> Metering:
+        settings = self.settings
+        policy = BudgetPolicy(
+            month_usd=settings.budget_month_usd,
+            user_day_usd=settings.budget_user_day_usd,
+            fallback_model=settings.budget_fallback_model,
+        )
+        return Metering(self.usage, self.prices, policy, notifier=notifier, budget_store=self.store)
+
     def replies(
-        self, format_instructions: str, files: FileSource | None = None, reader: ConversationReader | None = None
+        self,
+        format_instructions: str,
+        files: FileSource | None = None,
+        reader: ConversationReader | None = None,
+        metering: Metering | None = None,
     ) -> Replies:
         settings = self.settings
         fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
@@ -91,6 +112,7 @@ class Core:
             reader=reader,
             web=self.web,
             max_tool_rounds=settings.max_tool_rounds,
+            metering=metering or self.metering(),
             storage_wait_s=settings.storage_wait_s,
         )
 
@@ -157,7 +179,15 @@ def build_core(settings: Settings) -> Core:
             log.warning("MCP config: %s", problem)
         mcp = McpTools(servers)
     tools = ToolRegistry(builtin_tools(web_fetch=web is not None))
-    return Core(settings, store, model, load_persona_catalog(settings), tools, web, mcp, embedded)
+    usage = RedisUsageLedger(
+        store.client, settings.redis_key_prefix, raw_retention_days=settings.usage_raw_retention_days
+    )
+    prices = (
+        PriceTable.from_setting(settings.price_overrides)
+        if settings.price_overrides.strip()
+        else PriceTable(DEFAULT_PRICES)
+    )
+    return Core(settings, store, model, load_persona_catalog(settings), tools, web, mcp, usage, prices, embedded)
 
 
 @dataclass
@@ -199,7 +229,9 @@ def build_bot(settings: Settings) -> Bot:
         )
     )
     client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
-    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client))
+    cost_admins = settings.id_list(settings.cost_admins)
+    metering = core.metering(SlackAdminNotifier(client, cost_admins))
+    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering)
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
@@ -215,6 +247,16 @@ def build_bot(settings: Settings) -> Bot:
         tools=core.tools,
         approvals=core.store,
         files=files,
+        usage=core.usage,
+        metering=metering,
+        budgets=core.store,
+        clock=lambda: datetime.now(UTC),
+        access=AccessPolicy(
+            allowed_channels=settings.id_list(settings.allowed_channels),
+            allowed_users=settings.id_list(settings.allowed_users),
+            denied_users=settings.id_list(settings.denied_users),
+        ),
+        cost_admins=cost_admins,
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)

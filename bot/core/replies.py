@@ -21,8 +21,9 @@ from bot.core.conversation import (
 )
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
-from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel
+from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
 from bot.core.prompts import ReplyConfig, build_request
 from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
 from bot.core.tools.runner import ToolRound, ToolRunner
@@ -47,6 +48,7 @@ class Replies:
         reader: ConversationReader | None = None,
         web: WebFetcher | None = None,
         max_tool_rounds: int = 8,
+        metering: Metering | None = None,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -60,6 +62,7 @@ class Replies:
         self._reader = reader
         self._web = web
         self._max_tool_rounds = max_tool_rounds
+        self._metering = metering
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
@@ -168,13 +171,22 @@ class Replies:
             request = dataclasses.replace(
                 request, attachments=history.attachments, tools_disabled=round_number == self._max_tool_rounds
             )
+            call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
+            admission = await self._admit(call, request)
+            if admission is not None and admission.model != request.model:
+                request = dataclasses.replace(request, model=admission.model)
             complete: ModelTurnComplete | None = None
-            async for event in self._model.stream(request):
-                if isinstance(event, ModelTurnComplete):
-                    complete = event
-                else:
-                    yield event
+            try:
+                async for event in self._model.stream(request):
+                    if isinstance(event, ModelTurnComplete):
+                        complete = event
+                    else:
+                        yield event
+            finally:
+                if complete is None and self._metering is not None:
+                    await self._metering.release(call, admission)
             assert complete is not None  # the model port always ends with it or raises
+            await self._settle(call, admission, complete)
             usage = usage + complete.usage
             answer = Turn(role="assistant", blocks=complete.blocks)
             await self._save_eventually(message.key, answer)
@@ -192,6 +204,18 @@ class Replies:
             await self._save_eventually(message.key, results)
             turns.append(results)
         yield ReplyDone(text=text, usage=usage, stop_reason="tool_rounds_exhausted")
+
+    async def _settle(self, call: CallContext, admission: Admission | None, complete: ModelTurnComplete) -> None:
+        """Recording must never cost the user their answer: a storage blip is logged, not raised."""
+        if self._metering is None:
+            return
+        try:
+            await self._metering.settle(call, admission, complete.model, complete.usage)
+        except StorageUnavailable:
+            log.error("could not record usage for %s (%s); the answer goes on", call.workspace_id, complete.model)
+
+    async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
+        return await self._metering.admit(call, request) if self._metering is not None else None
 
     def _tool_context(self, message: IncomingMessage) -> ToolContext:
         key = message.key

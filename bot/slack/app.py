@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import AccessPolicy
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
+from bot.core.metering import BudgetStore, Metering
 from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
 from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
@@ -18,6 +22,7 @@ from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
+from bot.storage.usage_ledger import RedisUsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,12 @@ class SlackDeps:
     tools: ToolRegistry
     approvals: Approvals
     files: FileSource
+    usage: RedisUsageLedger
+    metering: Metering
+    budgets: BudgetStore
+    clock: Callable[[], datetime]
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    cost_admins: frozenset[str] = frozenset()
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
 

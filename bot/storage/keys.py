@@ -28,6 +28,10 @@ class Keys:
         """Processed bytes of one file (base64), shared by every thread that shows it."""
         return f"{self.prefix}media:{workspace_id}:{ref}"
 
+    def budgets(self, workspace_id: str) -> str:
+        """No time-to-live: an admin's budget lasts until changed."""
+        return f"{self.prefix}budgets:{workspace_id}"
+
     def approval(self, approval_id: str) -> str:
         return f"{self.prefix}approval:{approval_id}"
 

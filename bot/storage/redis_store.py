@@ -246,6 +246,16 @@ class RedisStore:
         )
         await self.client.set(self.keys.media(workspace_id, ref), value, ex=self._conversation_ttl_s)
 
+    # --- BudgetStore -----------------------------------------------------------------------------------
+    @_translated
+    async def budgets(self, workspace_id: str) -> dict[str, float | None]:
+        raw = await self.client.hgetall(self.keys.budgets(workspace_id))
+        return {str(kind): (None if value == "off" else float(value)) for kind, value in raw.items()}
+
+    @_translated
+    async def set_budget(self, workspace_id: str, kind: str, usd: float | None) -> None:
+        await self.client.hset(self.keys.budgets(workspace_id), kind, "off" if usd is None else repr(usd))
+
     # --- Approvals ------------------------------------------------------------------------------------
     @_translated
     async def open(self, approval_id: str, user_id: str, ttl_s: int) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, commands, mentions, messages, shortcuts
+from bot.slack.listeners import actions, budget, commands, cost, mentions, messages, shortcuts
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -18,3 +18,5 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     commands.register(app, deps)
     actions.register(app, deps)
     shortcuts.register(app, deps)
+    cost.register(app, deps)
+    budget.register(app, deps)

@@ -9,9 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import NOT_ALLOWED_MESSAGE
 from bot.core.conversation import IncomingMessage
+from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import ReplyStream
@@ -49,6 +52,10 @@ class AnswersInProgress:
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    key = message.key
+    if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
+        await _turn_away(deps, client, message, place)
+        return
     stream = ReplyStream(
         client=client,
         budget=deps.budget,
@@ -58,6 +65,20 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     )
     async with deps.in_progress.track():
         await stream.show(_with_context(deps, client, message))
+
+
+async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    """One polite private line, once per person: a bot in a busy channel must not nag (or run up a bill)."""
+    key = message.key
+    try:
+        first = await deps.usage.claim_once(f"turned-away:{key.workspace_id}:{message.user_id}", ttl_s=30 * 86400)
+    except StorageUnavailable:
+        first = False
+    if first:
+        with contextlib.suppress(SlackApiError):
+            await client.chat_postEphemeral(
+                channel=key.channel_id, user=message.user_id, text=NOT_ALLOWED_MESSAGE, thread_ts=place.thread_ts
+            )
 
 
 async def _with_context(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:

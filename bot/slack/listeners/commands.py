@@ -33,6 +33,14 @@ def fixed_commands() -> dict[str, tuple[str, str]]:
     return {
         PERSONA_COMMAND: ("Show the personas, or set the one Claude uses in this channel", "[persona name]"),
         TOOLS_COMMAND: ("List what Claude can do here: tools, and the commands to use them", ""),
+        "/claude-cost": (
+            "Claude usage and cost for this workspace (admins), or your own with `me`",
+            "[me | today | 7d | 30d | YYYY-MM | export 30d]",
+        ),
+        "/claude-budget": (
+            "Show or set Claude's monthly and per-person daily budgets (admins)",
+            "[month 200 | user-day 10]",
+        ),
     }
 
 

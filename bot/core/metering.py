@@ -1,0 +1,211 @@
+"""Every model call is admitted against the budgets first and recorded afterwards, with its cost.
+
+Admission reserves the call's estimated cost atomically in the ledger, so concurrent answers cannot overshoot a
+budget by more than one request's worth. Near a limit a cheaper fallback model may be used instead of refusing;
+past it the call is not made and the user is told when the budget resets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+from bot.core.errors import BotError
+from bot.core.events import Usage
+from bot.core.ports import ModelRequest
+from bot.core.usage import PriceTable, UsageRecord, month_key
+
+log = logging.getLogger(__name__)
+
+# Rough size of an image in tokens when estimating before a call (a 1568 px image is ~1,600 tokens).
+_IMAGE_TOKENS = 1_600
+_CHARS_PER_TOKEN = 4
+
+
+class BudgetSpent(BotError):
+    """The workspace's monthly or the person's daily budget is used up; no call was made."""
+
+
+class UsageLedger(Protocol):
+    async def record(self, record: UsageRecord, *, savings_usd: float = 0.0) -> None: ...
+
+    async def month_spent(self, workspace_id: str, month: str) -> float: ...
+
+    async def reserve(
+        self,
+        workspace_id: str,
+        user_id: str,
+        *,
+        month: str,
+        day: date,
+        estimate_usd: float,
+        month_budget_usd: float | None,
+        user_day_budget_usd: float | None,
+        ttl_s: int = 600,
+    ) -> tuple[bool, str]: ...
+
+    async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None: ...
+
+    async def claim_once(self, name: str, ttl_s: int) -> bool: ...
+
+
+class BudgetStore(Protocol):
+    """Per-workspace budgets an admin set with /claude-budget; they replace the settings' defaults."""
+
+    async def budgets(self, workspace_id: str) -> dict[str, float | None]: ...
+
+    async def set_budget(self, workspace_id: str, kind: str, usd: float | None) -> None: ...
+
+
+class AdminNotifier(Protocol):
+    async def notify_admins(self, workspace_id: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPolicy:
+    month_usd: float | None = None  # per workspace, calendar month (UTC)
+    user_day_usd: float | None = None  # per person, calendar day (UTC)
+    fallback_model: str | None = None  # used instead of refusing once spending passes `fallback_at`
+    fallback_at: float = 0.9
+    warn_at: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    persona: str
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    model: str
+    reservation_id: str | None
+
+
+def estimate_input_tokens(request: ModelRequest) -> int:
+    """Characters / 4 plus a flat cost per image: enough to reserve a budget, not to bill."""
+    chars = sum(len(part) for part in request.system)
+    chars += sum(len(str(b.model_dump())) for turn in request.turns for b in turn.blocks)
+    chars += sum(len(str(t.input_schema)) + len(t.description) for t in request.tools)
+    return chars // _CHARS_PER_TOKEN + _IMAGE_TOKENS * len(request.attachments)
+
+
+class Metering:
+    def __init__(
+        self,
+        ledger: UsageLedger,
+        prices: PriceTable,
+        policy: BudgetPolicy,
+        *,
+        notifier: AdminNotifier | None = None,
+        budget_store: BudgetStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._ledger = ledger
+        self._prices = prices
+        self._default_policy = policy
+        self._budget_store = budget_store
+        self._notifier = notifier
+        self._clock = clock
+
+    async def policy(self, workspace_id: str) -> BudgetPolicy:
+        """The settings' budgets, with whatever an admin set for this workspace on top ("off" removes a limit)."""
+        if self._budget_store is None:
+            return self._default_policy
+        overrides = await self._budget_store.budgets(workspace_id)
+        policy = self._default_policy
+        if "month" in overrides:
+            policy = dataclasses.replace(policy, month_usd=overrides["month"])
+        if "user_day" in overrides:
+            policy = dataclasses.replace(policy, user_day_usd=overrides["user_day"])
+        return policy
+
+    async def admit(self, call: CallContext, request: ModelRequest) -> Admission:
+        """Reserve the estimated cost, switching to the fallback model near the limit; raise BudgetSpent past it."""
+        now = self._clock()
+        policy = await self.policy(call.workspace_id)
+        input_tokens = estimate_input_tokens(request)
+        model = request.model
+        if policy.month_usd is None and policy.user_day_usd is None:
+            return Admission(model=model, reservation_id=None)
+        if policy.fallback_model and policy.month_usd:
+            spent = await self._ledger.month_spent(call.workspace_id, month_key(now.date()))
+            if (
+                spent + self._prices.estimate(model, input_tokens, request.max_tokens)
+                > policy.fallback_at * policy.month_usd
+            ):
+                model = policy.fallback_model
+        estimate = self._prices.estimate(model, input_tokens, request.max_tokens)
+        granted, detail = await self._ledger.reserve(
+            call.workspace_id,
+            call.user_id,
+            month=month_key(now.date()),
+            day=now.date(),
+            estimate_usd=estimate,
+            month_budget_usd=policy.month_usd,
+            user_day_budget_usd=policy.user_day_usd,
+        )
+        if not granted:
+            raise BudgetSpent(self._spent_message(detail, now, policy))
+        return Admission(model=model, reservation_id=detail)
+
+    async def settle(self, call: CallContext, admission: Admission | None, model: str, usage: Usage) -> None:
+        """Record what the call really cost, free its reservation, and warn admins once at the warning level."""
+        cost, known = self._prices.cost(model, usage)
+        if not known:
+            log.warning("no price for model %s: its cost is recorded as unpriced, not as zero", model)
+        record = UsageRecord(
+            workspace_id=call.workspace_id,
+            user_id=call.user_id,
+            channel_id=call.channel_id,
+            persona=call.persona,
+            model=model,
+            usage=usage,
+            cost_usd=cost,
+            priced=known,
+            at=self._clock(),
+        )
+        await self._ledger.record(record, savings_usd=self._prices.cache_savings(model, usage))
+        await self.release(call, admission)
+        await self._maybe_warn(call.workspace_id, await self.policy(call.workspace_id))
+
+    async def release(self, call: CallContext, admission: Admission | None) -> None:
+        if admission is not None and admission.reservation_id:
+            await self._ledger.release(call.workspace_id, call.user_id, admission.reservation_id)
+
+    async def _maybe_warn(self, workspace_id: str, policy: BudgetPolicy) -> None:
+        budget = policy.month_usd
+        if budget is None or self._notifier is None:
+            return
+        month = month_key(self._clock().date())
+        spent = await self._ledger.month_spent(workspace_id, month)
+        if spent >= policy.warn_at * budget and await self._ledger.claim_once(
+            f"warned:{workspace_id}:{month}", ttl_s=40 * 86400
+        ):
+            await self._notifier.notify_admins(
+                workspace_id,
+                f":warning: Claude has used ${spent:,.2f} of this workspace's ${budget:,.2f} budget for {month} "
+                f"({spent / budget:.0%}). At 100 % it stops answering until the month ends.",
+            )
+
+    @staticmethod
+    def _spent_message(which: str, now: datetime, policy: BudgetPolicy) -> str:
+        if which == "user" and policy.user_day_usd is not None:
+            midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+            hours = (midnight - now).total_seconds() / 3600
+            return (
+                f"Your daily Claude budget (${policy.user_day_usd:,.2f}) is spent. "
+                f"It resets at midnight UTC, in about {hours:.0f} h."
+            )
+        first_of_next = (now.replace(day=28) + timedelta(days=4)).replace(day=1)
+        amount = f" (${policy.month_usd:,.2f})" if policy.month_usd is not None else ""
+        return (
+            f"This workspace's Claude budget for {now:%B}{amount} is spent. "
+            f"It resets on {first_of_next:%-d %B}; an admin can raise it with `/claude-budget`."
+        )

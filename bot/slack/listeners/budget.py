@@ -1,0 +1,51 @@
+"""/claude-budget: admins see and set the workspace's monthly budget and the per-person daily budget."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.usage import month_key
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackDeps
+
+BUDGET_COMMAND = "/claude-budget"
+USAGE = (
+    "Usage: `/claude-budget` shows the budgets; `/claude-budget month 200` sets the workspace's monthly budget "
+    "(USD); `/claude-budget user-day 10` sets each person's daily budget; `off` instead of a number removes one."
+)
+_SET = re.compile(r"^(month|user-day)\s+(off|\$?\d+(?:\.\d+)?)$", re.IGNORECASE)
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    @app.command(BUDGET_COMMAND)
+    async def budget(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        await ack()
+        workspace, user = command.get("team_id", ""), command.get("user_id", "")
+        if user not in deps.cost_admins and not await deps.directory.is_admin(client, workspace, user):
+            await respond(text="Only workspace admins can see or change Claude's budgets.", response_type="ephemeral")
+            return
+        text = (command.get("text") or "").strip()
+        if text:
+            match = _SET.match(text)
+            if match is None:
+                await respond(text=USAGE, response_type="ephemeral")
+                return
+            kind = "month" if match.group(1).lower() == "month" else "user_day"
+            value = match.group(2).lower().lstrip("$")
+            await deps.budgets.set_budget(workspace, kind, None if value == "off" else float(value))
+        policy = await deps.metering.policy(workspace)
+        spent = await deps.usage.month_spent(workspace, month_key(deps.clock().date()))
+        month = f"${policy.month_usd:,.2f}" if policy.month_usd is not None else "no limit"
+        per_user = f"${policy.user_day_usd:,.2f}" if policy.user_day_usd is not None else "no limit"
+        await respond(
+            text=(
+                f"*Claude budgets for this workspace*\n• Monthly: {month} (spent so far this month: ${spent:,.2f})\n"
+                f"• Per person per day: {per_user}\n{USAGE}"
+            ),
+            response_type="ephemeral",
+        )

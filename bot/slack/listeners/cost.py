@@ -1,0 +1,136 @@
+"""/claude-cost: workspace usage and cost for admins, anyone's own with `me`, a CSV export, and the weekly summary."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.usage import parse_period
+from bot.slack.cost_views import csv_text, usage_report
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackDeps
+
+log = logging.getLogger(__name__)
+
+COST_COMMAND = "/claude-cost"
+USAGE = (
+    "Usage: `/claude-cost [today | 7d | 30d | YYYY-MM]` shows this workspace's Claude usage and cost (admins); "
+    "`/claude-cost me [period]` shows your own; `/claude-cost export [period]` uploads a CSV here (admins). "
+    "Without a period: today."
+)
+REFUSAL = (
+    "Only workspace admins can see the workspace's Claude costs. "
+    "`/claude-cost me` shows your own usage, for any period."
+)
+# The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
+# for the note around it.
+INLINE_CSV_CHARS = 3_400
+WEEKLY_CLAIM_TTL_S = 8 * 86_400  # outlives the week it guards, so a restart late in the week cannot post twice
+_UPLOAD_REFUSALS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    @app.command(COST_COMMAND)
+    async def cost(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+        await ack()  # within Slack's 3 s; the report follows through response_url
+        # The command's own team_id, never a setting: one workspace must never see another's figures.
+        workspace, user = command.get("team_id", ""), command.get("user_id", "")
+        words = (command.get("text") or "").split()
+        action = words[0].lower() if words else ""
+        if action in ("help", "?"):
+            await respond(text=USAGE, response_type="ephemeral")
+            return
+        personal, export = action == "me", action == "export"
+        period_text = " ".join(words[1:] if personal or export else words)
+        try:
+            start, end, label = parse_period(period_text, deps.clock().date())
+        except ValueError as error:
+            await respond(text=f"{error}\n{USAGE}", response_type="ephemeral")
+            return
+        if not personal and not (user in deps.cost_admins or await deps.directory.is_admin(client, workspace, user)):
+            await respond(text=REFUSAL, response_type="ephemeral")
+            return
+        if export:
+            await _export(deps, client, respond, command, start, end, label)
+            return
+        report = await deps.usage.report(workspace, start, end, user_id=user if personal else None)
+        text, blocks = usage_report(report, label, personal=personal)
+        await respond(text=text, blocks=blocks, response_type="ephemeral")
+
+
+async def _export(
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    command: dict[str, Any],
+    start: date,
+    end: date,
+    label: str,
+) -> None:
+    """Upload the CSV where the command was typed; if the bot may not post there, show it privately instead."""
+    workspace, channel, user = command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", "")
+    rows = await deps.usage.export_rows(workspace, start, end)
+    if not rows:
+        await respond(text=f"No Claude usage recorded for {label}; nothing to export.", response_type="ephemeral")
+        return
+    content = csv_text(rows)
+    filename = f"claude-usage-{_slug(label)}.csv"
+    try:
+        await client.files_upload_v2(
+            channel=channel,
+            content=content,
+            filename=filename,
+            title=f"Claude usage — {label}",
+            initial_comment=f"<@{user}> exported Claude usage for {label} ({len(rows):,} rows).",
+        )
+    except SlackApiError as error:
+        if error.response.get("error") not in _UPLOAD_REFUSALS:
+            raise
+        await respond(text=_inline_csv(content, len(rows), filename), response_type="ephemeral")
+        return
+    await respond(text=f"Uploaded `{filename}` ({len(rows):,} rows) to this channel.", response_type="ephemeral")
+
+
+def _inline_csv(content: str, rows: int, filename: str) -> str:
+    """The CSV as a code block, cut at a line boundary when too long for one message."""
+    note = f"I can't upload files in this channel (invite me with `/invite @claude`), so here is `{filename}`:"
+    if len(content) <= INLINE_CSV_CHARS:
+        return f"{note}\n```{content.rstrip()}```"
+    cut = content[:INLINE_CSV_CHARS].rsplit("\n", 1)[0]
+    shown = cut.count("\n")  # lines after the header row
+    return (
+        f"{note}\n```{cut}```\n_Showing the first {shown:,} of {rows:,} rows. Run the export in a channel I'm in, "
+        "or in a DM with me, for the whole file._"
+    )
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "report"
+
+
+async def post_weekly_summary(
+    deps: SlackDeps, client: AsyncWebClient, channel_id: str, workspace_id: str, today: date
+) -> bool:
+    """Post last week's (Monday-Sunday) report once per ISO week, however many replicas or restarts try."""
+    start = today - timedelta(days=today.weekday() + 7)
+    end = start + timedelta(days=6)
+    year, week, _ = start.isocalendar()
+    iso_week = f"{year}-W{week:02d}"
+    if not await deps.usage.claim_once(f"weekly:{workspace_id}:{iso_week}", ttl_s=WEEKLY_CLAIM_TTL_S):
+        return False
+    report = await deps.usage.report(workspace_id, start, end)
+    text, blocks = usage_report(report, f"week {iso_week}")
+    try:
+        await client.chat_postMessage(channel=channel_id, text=text, blocks=blocks, unfurl_links=False)
+    except SlackApiError as error:
+        # The claim is spent, so this week's summary is skipped rather than retried into a possible duplicate.
+        log.warning("weekly usage summary for %s not posted: %s", workspace_id, error.response.get("error"))
+        return False
+    return True

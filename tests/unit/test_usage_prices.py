@@ -1,0 +1,172 @@
+"""Prices and periods: every token kind costs what Anthropic bills, unknown models are flagged, periods parse."""
+
+from __future__ import annotations
+
+import typing
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from anthropic.types.model_param import ModelParam
+
+from bot.core.events import Usage
+from bot.core.usage import (
+    CACHE_READ_MULTIPLIER,
+    CACHE_WRITE_MULTIPLIER,
+    DEFAULT_PRICES,
+    WEB_SEARCH_USD,
+    ModelPrice,
+    PriceTable,
+    UsageRecord,
+    month_key,
+    parse_period,
+)
+
+MTOK = 1_000_000
+TABLE = PriceTable({"claude-test": ModelPrice(3.0, 15.0), "claude-dear": ModelPrice(20.0, 100.0)})
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (Usage(input_tokens=MTOK), 3.0),
+        (Usage(output_tokens=MTOK), 15.0),
+        (Usage(cache_write_tokens=MTOK), 3.75),
+        (Usage(cache_read_tokens=MTOK), 0.30),
+        (Usage(web_search_requests=2), 0.02),
+        (Usage(1_000, 500, 2_000, 10_000, 1), 0.003 + 0.0075 + 0.0075 + 0.003 + 0.01),
+        (Usage(), 0.0),
+    ],
+)
+def test_each_token_kind_is_priced_as_billed(usage: Usage, expected: float) -> None:
+    usd, known = TABLE.cost("claude-test", usage)
+    assert known and usd == pytest.approx(expected)
+
+
+def test_the_multipliers_are_anthropics() -> None:
+    assert (CACHE_WRITE_MULTIPLIER, CACHE_READ_MULTIPLIER, WEB_SEARCH_USD) == (1.25, 0.1, 0.01)
+
+
+def test_an_unknown_model_is_flagged_not_priced() -> None:
+    assert TABLE.cost("claude-unreleased-9", Usage(MTOK, MTOK, 0, 0, 3)) == (0.0, False)
+    assert TABLE.price("claude-unreleased-9") is None
+    assert TABLE.cache_savings("claude-unreleased-9", Usage(cache_read_tokens=MTOK)) == 0.0
+
+
+def test_cache_savings_are_what_reads_saved_against_full_input_price() -> None:
+    assert TABLE.cache_savings("claude-test", Usage(input_tokens=5, cache_read_tokens=MTOK)) == pytest.approx(2.70)
+    assert TABLE.cache_savings("claude-test", Usage(cache_write_tokens=MTOK)) == 0.0
+
+
+def test_estimate_covers_the_worst_case_and_is_conservative_for_unknown_models() -> None:
+    known = TABLE.estimate("claude-test", 10_000, 1_000)
+    assert known == pytest.approx((10_000 * 3.0 * 1.25 + 1_000 * 15.0) / MTOK)
+    assert known >= TABLE.cost("claude-test", Usage(input_tokens=10_000, output_tokens=1_000))[0]
+    # Unknown: the dearest known price, so an unpriced model can never slip under a budget.
+    assert TABLE.estimate("claude-unreleased-9", 10_000, 1_000) == TABLE.estimate("claude-dear", 10_000, 1_000)
+    assert PriceTable().estimate("claude-unreleased-9", 0, 1_000) == pytest.approx(
+        max(p.output_per_mtok for p in DEFAULT_PRICES.values()) * 1_000 / MTOK
+    )
+
+
+def test_dated_snapshots_match_their_alias_but_newer_versions_do_not() -> None:
+    prices = PriceTable()
+    assert prices.price("claude-sonnet-4-5-20250929") == prices.price("claude-sonnet-4-5") == ModelPrice(3.0, 15.0)
+    assert prices.price("claude-sonnet-4-5-20260101") == ModelPrice(3.0, 15.0)
+    assert prices.price("claude-haiku-4-5@20251001") == ModelPrice(1.0, 5.0)
+    assert prices.price("claude-opus-5-5") == ModelPrice(4.0, 20.0)  # not claude-opus-5's price
+    assert prices.price("claude-opus-5-5-20270101") == ModelPrice(4.0, 20.0)
+    assert prices.price("claude-mythos-5-1") is None  # a different model from claude-mythos-5
+    assert prices.price("claude-opus-4-8") is None
+    assert prices.price("claude-sonnet-45") is None
+
+
+def test_default_prices_cover_only_sdk_model_ids_and_dated_ids_share_the_alias_price() -> None:
+    sdk_ids = set(typing.get_args(typing.get_args(ModelParam)[0]))
+    assert set(DEFAULT_PRICES) <= sdk_ids
+    assert {"claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-5", "claude-sonnet-5"} <= set(DEFAULT_PRICES)
+    for model_id in DEFAULT_PRICES:
+        alias = model_id.rsplit("-", 1)[0]
+        if model_id[-8:].isdigit():
+            assert DEFAULT_PRICES[model_id] == DEFAULT_PRICES[alias]
+
+
+def test_overrides_from_json_replace_and_add_prices() -> None:
+    prices = PriceTable.from_setting(
+        '{"claude-sonnet-4-5": {"input": 1, "output": 2.5}, "my-proxy-model": {"input": 0.5, "output": 1.0}}'
+    )
+    assert prices.price("claude-sonnet-4-5-20250929") == ModelPrice(3.0, 15.0)  # the exact dated id keeps its own
+    assert prices.price("claude-sonnet-4-5") == ModelPrice(1.0, 2.5)
+    assert prices.cost("my-proxy-model", Usage(input_tokens=MTOK)) == (0.5, True)
+    assert prices.price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)  # defaults stay
+    assert PriceTable.from_setting("  ").price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)
+    assert PriceTable.from_setting("{}").price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["claude-x"]', "must be a JSON object"),
+        ('{"claude-x": 3}', '"claude-x" must be'),
+        ('{"claude-x": {"input": 1}}', '"claude-x" must be'),
+        ('{"claude-x": {"input": 1, "ouput": 5}}', '"claude-x" must be'),
+        ('{"claude-x": {"input": -1, "output": 5}}', "input must be a number"),
+        ('{"claude-x": {"input": 1, "output": "5"}}', "output must be a number"),
+        ('{"claude-x": {"input": true, "output": 5}}', "input must be a number"),
+        ('{" ": {"input": 1, "output": 5}}', "model id is empty"),
+    ],
+)
+def test_bad_overrides_are_refused_with_a_plain_message(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        PriceTable.from_setting(text)
+    assert "Traceback" not in str(caught.value)
+
+
+TODAY = date(2026, 11, 17)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "label"),
+    [
+        ("", TODAY, TODAY, "today"),
+        ("today", TODAY, TODAY, "today"),
+        (" Today ", TODAY, TODAY, "today"),
+        ("1d", TODAY, TODAY, "today"),
+        ("7d", date(2026, 11, 11), TODAY, "the last 7 days"),
+        ("30D", date(2026, 10, 19), TODAY, "the last 30 days"),
+        ("2026-11", date(2026, 11, 1), TODAY, "November 2026 so far"),
+        ("2026-10", date(2026, 10, 1), date(2026, 10, 31), "October 2026"),
+        ("2024-2", date(2024, 2, 1), date(2024, 2, 29), "February 2024"),
+        ("2025-12", date(2025, 12, 1), date(2025, 12, 31), "December 2025"),
+    ],
+)
+def test_periods(text: str, start: date, end: date, label: str) -> None:
+    assert parse_period(text, TODAY) == (start, end, label)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("yesterdayish", "don't know the period"),
+        ("0d", "1 to 366 days"),
+        ("367d", "1 to 366 days"),
+        ("2026-13", "not a month"),
+        ("2026-12", "has not started yet"),
+        ("2026-11-05", "don't know the period"),
+    ],
+)
+def test_bad_periods_say_what_is_accepted(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_period(text, TODAY)
+
+
+def test_month_key_and_record_day_are_utc() -> None:
+    assert month_key(date(2026, 1, 5)) == "2026-01"
+    late_evening_in_new_york = datetime(2026, 11, 30, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    record = UsageRecord("T1", "U1", "C1", "p", "m", Usage(), 0.0, True, late_evening_in_new_york)
+    assert record.day == date(2026, 12, 1)
+    assert UsageRecord("T1", "U1", "C1", "p", "m", Usage(), 0.0, True, datetime(2026, 1, 1, tzinfo=UTC)).day == date(
+        2026, 1, 1
+    )
+    with pytest.raises(ValueError, match="timezone-aware"):
+        UsageRecord("T1", "U1", "C1", "p", "m", Usage(), 0.0, True, datetime(2026, 1, 1))
