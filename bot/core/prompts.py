@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.core.conversation import Asker, ChannelContext, IncomingMessage, Turn
+from bot.core.conversation import Asker, ChannelContext, IncomingMessage, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.personas import Persona
 from bot.core.ports import ModelRequest, ToolSpec
 from bot.core.tools.runner import DATA_NOT_INSTRUCTIONS
@@ -25,10 +25,45 @@ class ReplyConfig:
     web_search: bool = False  # offer the provider's server-side web search tool
 
 
+INTERRUPTED_TOOL = "This tool call was interrupted before it finished; it has no result."
+
+
+def close_open_tool_calls(turns: Sequence[Turn]) -> list[Turn]:
+    """Every tool call must be answered in the next turn, or the API rejects the whole thread.
+
+    A crash or outage between storing Claude's tool call and storing its result would otherwise break every
+    later request in that thread; an explicit "interrupted" result keeps it usable.
+    """
+    repaired = list(turns)
+    index = 0
+    while index < len(repaired):
+        turn = repaired[index]
+        calls = [b.id for b in turn.blocks if isinstance(b, ToolCallBlock)] if turn.role == "assistant" else []
+        following = repaired[index + 1] if index + 1 < len(repaired) else None
+        answered = (
+            {b.tool_call_id for b in following.blocks if isinstance(b, ToolResultBlock)}
+            if following is not None and following.role == "user"
+            else set()
+        )
+        missing = tuple(
+            ToolResultBlock(tool_call_id=call, text=INTERRUPTED_TOOL, is_error=True)
+            for call in calls
+            if call not in answered
+        )
+        if missing and answered:
+            assert following is not None
+            repaired[index + 1] = Turn(role="user", blocks=following.blocks + missing, author_id=following.author_id)
+        elif missing:
+            # Results first: a user message that follows is merged after them by merge_consecutive_turns.
+            repaired.insert(index + 1, Turn(role="user", blocks=missing))
+        index += 1
+    return repaired
+
+
 def merge_consecutive_turns(turns: Sequence[Turn]) -> tuple[Turn, ...]:
     """A failed answer leaves two user turns in a row; join them so the request alternates roles."""
     merged: list[Turn] = []
-    for turn in turns:
+    for turn in close_open_tool_calls(turns):
         if merged and merged[-1].role == turn.role:
             previous = merged[-1]
             merged[-1] = Turn(role=turn.role, blocks=previous.blocks + turn.blocks, author_id=turn.author_id)

@@ -63,3 +63,22 @@ def test_wire_request_hides_the_slack_user_and_drops_empty_text() -> None:
     assert "U123" not in str(params["metadata"])
     assert all(m["content"] for m in params["messages"])
     assert "thinking" not in params and "output_config" not in params
+
+
+def test_a_tool_call_left_without_its_result_is_closed_so_the_thread_stays_usable() -> None:
+    from bot.core.conversation import ToolCallBlock, ToolResultBlock
+
+    call = Turn(role="assistant", blocks=(TextBlock(text="Looking"), ToolCallBlock(id="t1", name="read", input={})))
+    turns = merge_consecutive_turns([Turn.user("read it"), call, Turn.user("hello?")])
+    assert [t.role for t in turns] == ["user", "assistant", "user"]
+    first, *rest = turns[2].blocks
+    assert isinstance(first, ToolResultBlock) and first.tool_call_id == "t1" and first.is_error
+    assert isinstance(rest[-1], TextBlock) and rest[-1].text == "hello?"
+
+    parallel = Turn(
+        role="assistant",
+        blocks=(ToolCallBlock(id="a", name="x", input={}), ToolCallBlock(id="b", name="x", input={})),
+    )
+    half = Turn(role="user", blocks=(ToolResultBlock(tool_call_id="a", text="ok"),))
+    repaired = merge_consecutive_turns([Turn.user("go"), parallel, half])
+    assert [b.tool_call_id for b in repaired[2].blocks if isinstance(b, ToolResultBlock)] == ["a", "b"]
