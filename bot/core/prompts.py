@@ -29,35 +29,36 @@ INTERRUPTED_TOOL = "This tool call was interrupted before it finished; it has no
 
 
 def close_open_tool_calls(turns: Sequence[Turn]) -> list[Turn]:
-    """Every tool call must be answered in the next turn, or the API rejects the whole thread.
+    """Every tool call is answered in the very next turn, results first, and no result answers a missing call.
 
-    A crash or outage between storing Claude's tool call and storing its result would otherwise break every
-    later request in that thread; an explicit "interrupted" result keeps it usable.
+    The API rejects a thread that breaks this on every later request; a crash or an outage between storing a
+    tool call and its result must not leave a conversation unusable, so requests are repaired on the way out.
     """
-    repaired = list(turns)
-    index = 0
-    while index < len(repaired):
-        turn = repaired[index]
-        calls = [b.id for b in turn.blocks if isinstance(b, ToolCallBlock)] if turn.role == "assistant" else []
-        following = repaired[index + 1] if index + 1 < len(repaired) else None
-        answered = (
-            {b.tool_call_id for b in following.blocks if isinstance(b, ToolResultBlock)}
-            if following is not None and following.role == "user"
-            else set()
-        )
-        missing = tuple(
-            ToolResultBlock(tool_call_id=call, text=INTERRUPTED_TOOL, is_error=True)
-            for call in calls
-            if call not in answered
-        )
-        if missing and answered:
-            assert following is not None
-            repaired[index + 1] = Turn(role="user", blocks=following.blocks + missing, author_id=following.author_id)
-        elif missing:
-            # Results first: a user message that follows is merged after them by merge_consecutive_turns.
-            repaired.insert(index + 1, Turn(role="user", blocks=missing))
-        index += 1
+    repaired: list[Turn] = []
+    open_calls: list[str] = []
+    for turn in turns:
+        if turn.role == "user":
+            results = [b for b in turn.blocks if isinstance(b, ToolResultBlock) and b.tool_call_id in open_calls]
+            answered = {b.tool_call_id for b in results}
+            stubs = [_stub(call) for call in open_calls if call not in answered]
+            others = [b for b in turn.blocks if not isinstance(b, ToolResultBlock)]
+            if open_calls or len(others) != len(turn.blocks):
+                turn = Turn(role="user", blocks=(*results, *stubs, *others), author_id=turn.author_id)
+            open_calls = []
+            if not turn.blocks:
+                continue
+        else:
+            if open_calls:
+                repaired.append(Turn(role="user", blocks=tuple(_stub(call) for call in open_calls)))
+            open_calls = [b.id for b in turn.blocks if isinstance(b, ToolCallBlock)]
+        repaired.append(turn)
+    if open_calls:
+        repaired.append(Turn(role="user", blocks=tuple(_stub(call) for call in open_calls)))
     return repaired
+
+
+def _stub(call_id: str) -> ToolResultBlock:
+    return ToolResultBlock(tool_call_id=call_id, text=INTERRUPTED_TOOL, is_error=True)
 
 
 def merge_consecutive_turns(turns: Sequence[Turn]) -> tuple[Turn, ...]:

@@ -66,6 +66,7 @@ class Replies:
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
+        self._unsaved: dict[ConversationKey, list[Turn]] = {}
 
     async def is_following(self, key: ConversationKey) -> bool:
         """A thread the bot has answered in before; plain follow-ups there continue the conversation."""
@@ -230,24 +231,38 @@ class Replies:
         )
 
     async def _save_eventually(self, key: ConversationKey, turn: Turn) -> None:
-        """An answer the user has seen must reach history even if Redis blips right now: retry in the background."""
+        """An answer the user has seen must reach history even if Redis blips: retry in the background, in order.
+
+        One queue per conversation: a later turn never overtakes an earlier one still waiting to be saved (a tool
+        result stored before its tool call would make the thread unusable).
+        """
+        queue = self._unsaved.get(key)
+        if queue is not None:
+            queue.append(turn)
+            return
         try:
             await self._conversations.append(key, turn)
         except StorageUnavailable:
             log.warning("storage unavailable while saving an answer; retrying in the background")
-            task = asyncio.create_task(self._retry(lambda: self._conversations.append(key, turn)))
+            self._unsaved[key] = [turn]
+            task = asyncio.create_task(self._flush_unsaved(key))
             self._pending_saves.add(task)
             task.add_done_callback(self._pending_saves.discard)
 
-    @staticmethod
-    async def _retry(operation: Callable[[], Awaitable[None]], attempts: int = 120) -> None:
-        for attempt in range(attempts):
-            try:
-                await operation()
-                return
-            except StorageUnavailable:
-                await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
-        log.error("gave up saving an answer to history after %d attempts", attempts)
+    async def _flush_unsaved(self, key: ConversationKey, attempts: int = 120) -> None:
+        queue = self._unsaved[key]
+        try:
+            for attempt in range(attempts):
+                try:
+                    while queue:
+                        await self._conversations.append(key, queue[0])
+                        queue.pop(0)
+                    return
+                except StorageUnavailable:
+                    await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
+            log.error("gave up saving %d turns to history after %d attempts", len(queue), attempts)
+        finally:
+            del self._unsaved[key]
 
     async def drain(self) -> None:
         """Let background saves finish on shutdown."""

@@ -82,3 +82,16 @@ def test_a_tool_call_left_without_its_result_is_closed_so_the_thread_stays_usabl
     half = Turn(role="user", blocks=(ToolResultBlock(tool_call_id="a", text="ok"),))
     repaired = merge_consecutive_turns([Turn.user("go"), parallel, half])
     assert [b.tool_call_id for b in repaired[2].blocks if isinstance(b, ToolResultBlock)] == ["a", "b"]
+
+
+def test_results_stored_out_of_order_are_dropped_or_moved_so_the_request_is_valid() -> None:
+    from bot.core.conversation import ToolCallBlock, ToolResultBlock
+
+    orphan = Turn(role="user", blocks=(TextBlock(text="q"), ToolResultBlock(tool_call_id="gone", text="x")))
+    late_call = Turn(role="assistant", blocks=(ToolCallBlock(id="c", name="x", input={}),))
+    turns = merge_consecutive_turns([orphan, Turn(role="assistant", blocks=(TextBlock(text="a"),)), late_call])
+    assert not any(isinstance(b, ToolResultBlock) and b.tool_call_id == "gone" for t in turns for b in t.blocks)
+    assert turns[-1].role == "user" and isinstance(turns[-1].blocks[0], ToolResultBlock)
+    text_then_result = Turn(role="user", blocks=(TextBlock(text="hi"), ToolResultBlock(tool_call_id="c", text="ok")))
+    fixed = merge_consecutive_turns([Turn.user("go"), late_call, text_then_result])
+    assert isinstance(fixed[2].blocks[0], ToolResultBlock)  # results first
