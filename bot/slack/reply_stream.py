@@ -56,6 +56,7 @@ STREAMING_CURSOR = " ▍"
 FAILURE_PREFIX = ":warning: "
 NOTICE_PREFIX = ":information_source: "
 GENERIC_FAILURE = "Something went wrong on my side while answering."
+_FINAL_SYNC_TIMEOUT_S = 120.0  # generous: the final edit may wait for the workspace's edit budget
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
 
@@ -87,6 +88,7 @@ class ReplyStream:
     note: str | None = None
     notices: list[str] = field(default_factory=list)
     activity: str | None = None  # what a tool is doing right now, shown under the text
+    committed: int = 0  # text of finished tool rounds: a retried model call must not erase it
     approvals: dict[str, tuple[str, str]] = field(default_factory=dict)  # approval id -> (prompt ts, tool)
     messages: list[_Posted] = field(default_factory=list)
     _limit: int = 0
@@ -105,14 +107,30 @@ class ReplyStream:
             await self._consume(events)
         except BotError as error:
             self.note = error.notice()
+        except asyncio.CancelledError:
+            # Shutdown or a cancelled task: still leave a finished message behind, never a frozen "Thinking…".
+            self.note = "I was restarted before finishing this answer; please ask again."
+            self._finished.set()
+            self._dirty.set()
+            await asyncio.shield(self._finish(flusher))
+            raise
         except Exception:
             log.exception("reply stream failed")
             self.note = GENERIC_FAILURE
-        finally:
-            self._finished.set()
-            self._dirty.set()
+        await self._finish(flusher)
+
+    async def _finish(self, flusher: asyncio.Task[None]) -> None:
+        """Stop the interim edits, then write the final rendering whatever happened to them."""
+        self._finished.set()
+        self._dirty.set()
+        try:
             await flusher
-        await self._sync(final=True)
+        except Exception:
+            log.exception("interim edits failed; writing the final message anyway")
+        try:
+            await asyncio.wait_for(self._sync(final=True), timeout=_FINAL_SYNC_TIMEOUT_S)
+        except Exception:
+            log.exception("could not write the final message")
 
     async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
         async for event in events:
@@ -124,6 +142,8 @@ class ReplyStream:
                         self.text = self.text.rstrip() + "\n\n"
                 self.text += event.text
             elif isinstance(event, ToolRunning):
+                if event.tool != "web_search":  # server-side search runs inside a model call, not between calls
+                    self.committed = len(self.text)
                 self.activity = f"_{event.status}_"
                 self.status = self.activity
             elif isinstance(event, ApprovalRequested):
@@ -137,7 +157,7 @@ class ReplyStream:
             elif isinstance(event, Notice):
                 self.notices.append(event.text)
             elif isinstance(event, AttemptRestarted):
-                self.text = ""
+                self.text = self.text[: self.committed]
                 self.status = STATUS_TEXT["restart"]
             elif isinstance(event, ReplyDone):
                 if event.text and not self.text.strip():
@@ -164,6 +184,8 @@ class ReplyStream:
                 await self._sync(final=False)
             except SlackApiError as error:
                 log.warning("interim edit failed: %s", error.response.get("error"))
+            except Exception as error:  # a dropped connection: the next edit (or the final one) catches up
+                log.warning("interim edit failed: %s", type(error).__name__)
 
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []

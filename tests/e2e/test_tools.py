@@ -477,3 +477,20 @@ async def test_web_search_is_not_offered_by_default(
     await running.sender.send_event(event_callback(app_mention("hi", ts="1700000613.000100")))
     await wait_for_reply(slack, "C0GENERAL", "1700000613.000100", "OK")
     assert all(t.get("name") != "web_search" for t in claude.requests[0].body["tools"])
+
+
+async def test_a_retry_after_a_tool_round_keeps_the_text_of_earlier_rounds(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic, history: None
+) -> None:
+    from tests.fakes.anthropic_api import MidStreamErrorReply
+
+    claude.script(
+        ToolUseReply("read_channel", {}, text_before="I read #general."),
+        MidStreamErrorReply("The release is on Fri"),
+        TextReply("The release is on Friday."),
+    )
+    root = "1700000614.000100"
+    await running.sender.send_event(event_callback(app_mention("summarise", ts=root)))
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "on Friday.")
+    assert answer.text.startswith("I read #general.")
+    assert answer.text.count("The release is on") == 1
