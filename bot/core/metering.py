@@ -159,7 +159,11 @@ class Metering:
         """Record what the call really cost, free its reservation, and warn admins once at the warning level."""
         cost, known = self._prices.cost(model, usage)
         if not known:
-            log.warning("no price for model %s: its cost is recorded as unpriced, not as zero", model)
+            # Flagged as unpriced in reports, but budgets still count it, at the most expensive known price:
+            # a model missing from the table must not mean unlimited spending.
+            tokens_in = usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens
+            cost = self._prices.estimate(model, tokens_in, usage.output_tokens)
+            log.warning("no price for model %s: counted at the highest known price and flagged unpriced", model)
         record = UsageRecord(
             workspace_id=call.workspace_id,
             user_id=call.user_id,

@@ -18,7 +18,9 @@ from markdown_it.tree import SyntaxTreeNode
 # reference definitions off so "[1]: url" lines stay visible.
 _MD = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable(["autolink", "reference"])
 # Slack's own tokens that Claude may echo (mentions, channels, <!here>, <url|label>): kept verbatim.
-_SLACK_TOKEN = re.compile(r"<(?:[@#][A-Z0-9]+|![a-z][^<>|\n]*|(?:https?|mailto|tel):[^<>\s|]+)(?:\|[^<>\n]*)?>")
+# Broadcasts (<!here>, <!channel>, <!everyone>, <!subteam^…>) are deliberately NOT kept: model output (or text
+# injected into it) must not page a whole channel; only date tokens pass.
+_SLACK_TOKEN = re.compile(r"<(?:[@#][A-Z0-9]+|!date\^[^<>|\n]*|(?:https?|mailto|tel):[^<>\s|]+)(?:\|[^<>\n]*)?>")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _MARKS = {"strong": "*", "em": "_", "s": "~"}
 _RULE = "─" * 10

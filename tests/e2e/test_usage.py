@@ -192,3 +192,13 @@ async def test_admins_set_budgets_with_a_command_and_others_cannot(
     await command(running, slack, "/claude-budget", "month off", user_id="U0ADMIN")
     await running.sender.send_event(event_callback(app_mention("hi again", ts="1700000707.000200")))
     await wait_for_reply(slack, "C0GENERAL", "1700000707.000200", "OK")
+
+
+async def test_allow_lists_also_hold_for_commands(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = await start_bot(denied_users="U0USER")
+    reply = await command(running, slack, "/claude-review", "x = 1")
+    assert reply["response_type"] == "ephemeral" and "isn't enabled" in reply["text"]
+    await settle(0.3)
+    assert claude.requests == []

@@ -34,10 +34,10 @@ def test_inline_and_simple_blocks(markdown: str, expected: str) -> None:
     assert markdown_to_mrkdwn(markdown) == expected
 
 
-def test_slack_tokens_echoed_by_claude_pass_through() -> None:
+def test_slack_tokens_echoed_by_claude_pass_through_except_broadcasts() -> None:
     md = "Hi <@U123ABC>, see <#C042|general> & <!here>: <https://slack.com/x?a=1|Slack docs> < 5"
     assert markdown_to_mrkdwn(md) == (
-        "Hi <@U123ABC>, see <#C042|general> &amp; <!here>: <https://slack.com/x?a=1|Slack docs> &lt; 5"
+        "Hi <@U123ABC>, see <#C042|general> &amp; &lt;!here&gt;: <https://slack.com/x?a=1|Slack docs> &lt; 5"
     )
 
 
@@ -224,3 +224,10 @@ def test_split_is_prefix_stable_at_every_length(seed: int) -> None:
         assert pieces[: len(previous) - 1] == previous[:-1], f"earlier piece changed at length {end}"
         previous = pieces
     _check_split(text, 90)
+
+
+def test_broadcast_mentions_from_the_model_are_defused() -> None:
+    rendered = markdown_to_mrkdwn("Hey <!channel> and <!here|here>, see <@U123> in <#C123|general>")
+    assert "<!channel>" not in rendered and "<!here" not in rendered
+    assert "&lt;!channel&gt;" in rendered
+    assert "<@U123>" in rendered and "<#C123|general>" in rendered

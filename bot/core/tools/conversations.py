@@ -67,7 +67,7 @@ async def _read_channel(args: ReadChannelInput, context: ToolContext) -> str:
 
 class PostMessageInput(BaseModel):
     channel: str = Field(description="Channel id or <#C…> link to post in")
-    text: str = Field(min_length=1, max_length=3000, description="The message, in Slack Markdown")
+    text: str = Field(min_length=1, max_length=2400, description="The message, in Slack Markdown (at most 2,400 chars)")
 
 
 async def _post_message(args: PostMessageInput, context: ToolContext) -> str:

@@ -18,7 +18,8 @@ USAGE = (
     "Usage: `/claude-budget` shows the budgets; `/claude-budget month 200` sets the workspace's monthly budget "
     "(USD); `/claude-budget user-day 10` sets each person's daily budget; `off` instead of a number removes one."
 )
-_SET = re.compile(r"^(month|user-day)\s+(off|\$?\d+(?:\.\d+)?)$", re.IGNORECASE)
+MAX_BUDGET_USD = 1_000_000.0  # anything larger is a typo, and an "inf" would break the ledger's arithmetic
+_SET = re.compile(r"^(month|user-day)\s+(off|\$?\d{1,9}(?:\.\d+)?)$", re.IGNORECASE)
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -37,7 +38,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 return
             kind = "month" if match.group(1).lower() == "month" else "user_day"
             value = match.group(2).lower().lstrip("$")
-            await deps.budgets.set_budget(workspace, kind, None if value == "off" else float(value))
+            amount = None if value == "off" else float(value)
+            if amount is not None and not 0 < amount <= MAX_BUDGET_USD:
+                await respond(
+                    text=f"A budget must be between $0 and ${MAX_BUDGET_USD:,.0f}.", response_type="ephemeral"
+                )
+                return
+            await deps.budgets.set_budget(workspace, kind, amount)
         policy = await deps.metering.policy(workspace)
         spent = await deps.usage.month_spent(workspace, month_key(deps.clock().date()))
         month = f"${policy.month_usd:,.2f}" if policy.month_usd is not None else "no limit"

@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import NOT_ALLOWED_MESSAGE
 from bot.core.channel_personas import UnknownPersona
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
@@ -91,6 +92,9 @@ def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
         if tool.as_prompt is not None:
             await _answer_command(deps, client, respond, command, tool, text)
             return
+        if not deps.access.allows(command.get("user_id", ""), command.get("channel_id", ""), is_dm=False):
+            await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+            return
         context = ToolContext(
             workspace_id=command.get("team_id", ""),
             channel_id=command.get("channel_id", ""),
@@ -134,6 +138,9 @@ async def stream_prompt(
     thread_ts: str | None = None,
 ) -> None:
     """Post a streamed answer (in the channel, or in `thread_ts`); its thread then continues like any conversation."""
+    if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
+        await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+        return
     stream = ReplyStream(
         client=client,
         budget=deps.budget,
