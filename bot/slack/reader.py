@@ -18,6 +18,9 @@ from bot.core.tools.registry import ReadMessage, ToolError
 log = logging.getLogger(__name__)
 
 _NOT_A_MEMBER = "You are not a member of that conversation, so I can't read it for you."
+_PRIVATE_ELSEWHERE = (
+    "That conversation is private: I can only share what it says there, or with you in a direct message."
+)
 
 
 class SlackConversationReader:
@@ -25,14 +28,16 @@ class SlackConversationReader:
         self._client = client
 
     async def read_thread(
-        self, workspace_id: str, channel_id: str, thread_ts: str, *, as_user: str, limit: int
+        self, workspace_id: str, channel_id: str, thread_ts: str, *, as_user: str, limit: int, shown_in: str
     ) -> list[ReadMessage]:
-        await self._check_visible(channel_id, as_user)
+        await self._check_visible(channel_id, as_user, shown_in=shown_in)
         response = await self._call("conversations_replies", channel=channel_id, ts=thread_ts, limit=limit)
         return [_message(m) for m in response.get("messages", [])][-limit:]
 
-    async def read_channel(self, workspace_id: str, channel_id: str, *, as_user: str, limit: int) -> list[ReadMessage]:
-        await self._check_visible(channel_id, as_user)
+    async def read_channel(
+        self, workspace_id: str, channel_id: str, *, as_user: str, limit: int, shown_in: str
+    ) -> list[ReadMessage]:
+        await self._check_visible(channel_id, as_user, shown_in=shown_in)
         response = await self._call("conversations_history", channel=channel_id, limit=limit)
         return list(reversed([_message(m) for m in response.get("messages", [])]))  # oldest first, like a chat
 
@@ -45,11 +50,22 @@ class SlackConversationReader:
         except SlackApiError:
             return str(posted["ts"])
 
-    async def _check_visible(self, channel_id: str, user_id: str, *, must_be_member: bool = False) -> None:
+    async def _check_visible(
+        self, channel_id: str, user_id: str, *, must_be_member: bool = False, shown_in: str | None = None
+    ) -> None:
         info = (await self._call("conversations_info", channel=channel_id)).get("channel") or {}
         private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim") or info.get("is_group"))
-        if (private or must_be_member) and not await self._is_member(channel_id, user_id):
+        # Guests and people from other organisations see only the channels they are in, public ones included.
+        if (private or must_be_member or await self._is_guest(user_id)) and not await self._is_member(
+            channel_id, user_id
+        ):
             raise ToolError(_NOT_A_MEMBER)
+        if private and shown_in is not None and shown_in != channel_id and not shown_in.startswith("D"):
+            raise ToolError(_PRIVATE_ELSEWHERE)
+
+    async def _is_guest(self, user_id: str) -> bool:
+        user = (await self._call("users_info", user=user_id)).get("user") or {}
+        return bool(user.get("is_restricted") or user.get("is_ultra_restricted") or user.get("is_stranger"))
 
     async def _is_member(self, channel_id: str, user_id: str) -> bool:
         cursor = None

@@ -494,3 +494,28 @@ async def test_a_retry_after_a_tool_round_keeps_the_text_of_earlier_rounds(
     [answer] = await wait_for_reply(slack, "C0GENERAL", root, "on Friday.")
     assert answer.text.startswith("I read #general.")
     assert answer.text.count("The release is on") == 1
+
+
+async def test_private_content_is_not_shown_in_another_channel_and_guests_need_membership(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    slack.add_channel("G0TEAM", name="team-private", is_private=True, members=["UBOT", "U0USER"])
+    slack.add_history("G0TEAM", [{"ts": "1700000000.000400", "user": "U0USER", "text": "salary numbers"}])
+    slack.add_channel("C0PUBLIC", name="random", members=["UBOT"])
+    slack.add_history("C0PUBLIC", [{"ts": "1700000000.000500", "user": "U0USER", "text": "lunch menu"}])
+    slack.add_user("U0GUEST", name="guest")["is_restricted"] = True  # a single-channel guest
+
+    claude.script(ToolUseReply("read_channel", {"channel": "G0TEAM"}), TextReply("Not here."))
+    root = "1700000615.000100"
+    await running.sender.send_event(event_callback(app_mention("summarise the private channel", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "Not here.")
+    [result] = tool_results(claude.requests[1])
+    assert result["is_error"] and "private" in result_text(result)
+    assert "salary" not in str(claude.requests[1].body)
+
+    claude.script(ToolUseReply("read_channel", {"channel": "C0PUBLIC"}), TextReply("Guests can't."))
+    root = "1700000615.000200"
+    await running.sender.send_event(event_callback(app_mention("read #random", ts=root, user="U0GUEST")))
+    await wait_for_reply(slack, "C0GENERAL", root, "Guests can't.")
+    [result] = tool_results(claude.requests[3])
+    assert result["is_error"] and "not a member" in result_text(result)

@@ -47,7 +47,7 @@ async def _read_thread(args: ReadThreadInput, context: ToolContext) -> str:
     channel = channel_id_from(args.channel, context)
     thread = args.thread_ts or context.thread_id
     messages = await _reader(context).read_thread(
-        context.workspace_id, channel, thread, as_user=context.user_id, limit=args.limit
+        context.workspace_id, channel, thread, as_user=context.user_id, limit=args.limit, shown_in=context.channel_id
     )
     return _render(messages)
 
@@ -60,7 +60,7 @@ class ReadChannelInput(BaseModel):
 async def _read_channel(args: ReadChannelInput, context: ToolContext) -> str:
     channel = channel_id_from(args.channel, context)
     messages = await _reader(context).read_channel(
-        context.workspace_id, channel, as_user=context.user_id, limit=args.limit
+        context.workspace_id, channel, as_user=context.user_id, limit=args.limit, shown_in=context.channel_id
     )
     return _render(messages)
 

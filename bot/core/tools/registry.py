@@ -33,12 +33,14 @@ class ConversationReader(Protocol):
     """Reads what the *asking user* may see; the chat adapter checks membership before reading anything."""
 
     async def read_thread(
-        self, workspace_id: str, channel_id: str, thread_ts: str, *, as_user: str, limit: int
+        self, workspace_id: str, channel_id: str, thread_ts: str, *, as_user: str, limit: int, shown_in: str
     ) -> list[ReadMessage]: ...
 
     async def read_channel(
-        self, workspace_id: str, channel_id: str, *, as_user: str, limit: int
-    ) -> list[ReadMessage]: ...
+        self, workspace_id: str, channel_id: str, *, as_user: str, limit: int, shown_in: str
+    ) -> list[ReadMessage]:
+        """`shown_in` is where the answer will appear: private content may only go back there or to a DM."""
+        ...
 
     async def post_message(self, workspace_id: str, channel_id: str, text: str, *, as_user: str) -> str:
         """Post as the bot into a channel the user belongs to; returns a permalink or ts."""
