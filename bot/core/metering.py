@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # Rough size of an image in tokens when estimating before a call (a 1568 px image is ~1,600 tokens).
 _IMAGE_TOKENS = 1_600
 _CHARS_PER_TOKEN = 4
+# A reservation outlives the longest call (silence timeouts reset on every byte, so allow for long thinking);
+# one left behind by a crashed process frees itself after this.
+RESERVATION_TTL_S = 1800
 
 
 class BudgetSpent(BotError):
@@ -150,6 +153,7 @@ class Metering:
             estimate_usd=estimate,
             month_budget_usd=policy.month_usd,
             user_day_budget_usd=policy.user_day_usd,
+            ttl_s=RESERVATION_TTL_S,
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))

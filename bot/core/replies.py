@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -185,7 +186,9 @@ class Replies:
                         yield event
             finally:
                 if complete is None and self._metering is not None:
-                    await self._metering.release(call, admission)
+                    # Never let a storage blip here hide the model error that brought us here.
+                    with contextlib.suppress(StorageUnavailable):
+                        await self._metering.release(call, admission)
             assert complete is not None  # the model port always ends with it or raises
             await self._settle(call, admission, complete)
             usage = usage + complete.usage
@@ -194,6 +197,8 @@ class Replies:
             turns.append(answer)
             text += "".join(b.text for b in complete.blocks if isinstance(b, TextBlock))
             calls = [b for b in complete.blocks if isinstance(b, ToolCallBlock)]
+            if complete.stop_reason == "pause_turn":
+                continue  # a long server-side tool turn paused: sending it back as-is lets Claude carry on
             if complete.stop_reason != "tool_use" or not calls or self._tools is None:
                 _log_usage(message, complete.model, usage, round_number + 1)
                 yield ReplyDone(text=text, usage=usage, stop_reason=complete.stop_reason)

@@ -519,3 +519,15 @@ async def test_private_content_is_not_shown_in_another_channel_and_guests_need_m
     await wait_for_reply(slack, "C0GENERAL", root, "Guests can't.")
     [result] = tool_results(claude.requests[3])
     assert result["is_error"] and "not a member" in result_text(result)
+
+
+async def test_a_paused_server_tool_turn_is_continued_not_cut(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = await start_bot(web_search_enabled=True)
+    claude.script(TextReply("Searching widely… ", stop_reason="pause_turn"), TextReply("Found it."))
+    root = "1700000616.000100"
+    await running.sender.send_event(event_callback(app_mention("search a lot", ts=root)))
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "Found it.")
+    assert answer.text.startswith("Searching widely")
+    assert claude.requests[1].messages[-1]["role"] == "assistant"  # the paused turn went back as it came
