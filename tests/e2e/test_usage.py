@@ -202,3 +202,23 @@ async def test_allow_lists_also_hold_for_commands(
     assert reply["response_type"] == "ephemeral" and "isn't enabled" in reply["text"]
     await settle(0.3)
     assert claude.requests == []
+
+
+async def test_the_weekly_summary_is_posted_once_per_week_even_from_two_processes(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.slack.listeners.cost import post_weekly_summary
+
+    first, second = await start_bot(), await start_bot()
+    claude.default_reply = TextReply("Answer.", usage=BILLED)
+    await answer(first, slack, "1700000708.000100")
+    next_week = datetime.now(UTC).date() + timedelta(days=7)  # the week with today's usage is then "last week"
+    posted = [
+        await post_weekly_summary(bot.bot.slack_deps, bot.bot.app.client, "C0GENERAL", "T0001", next_week)
+        for bot in (first, second)
+    ]
+    assert posted == [True, False]
+    [summary] = [c for c in slack.calls_to("chat.postMessage") if "usage" in c.params.get("text", "").lower()]
+    assert "week" in summary.params["text"].lower()
