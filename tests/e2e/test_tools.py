@@ -170,15 +170,22 @@ async def test_fetch_url_refuses_internal_addresses(
     assert result["is_error"]
 
 
-async def test_an_acting_tool_runs_only_after_the_askers_approval(
-    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def announcer(start_bot: BotFactory, slack: FakeSlack, tmp_path: Path) -> RunningBot:
+    """A bot whose channel persona may post messages (an acting tool), and a #news channel to post in."""
     (tmp_path / "announcer.md").write_text(ANNOUNCER)
     running = await start_bot(personas_dir=tmp_path)
     slack.add_channel("C0NEWS", name="news", members=["UBOT", "U0USER"])
     await running.sender.send_command(
         slash_command("/claude-persona", "announcer", response_url=slack.new_response_url())
     )
+    return running
+
+
+async def test_an_acting_tool_runs_only_after_the_askers_approval(
+    announcer: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = announcer
     claude.script(
         ToolUseReply("post_message", {"channel": "C0NEWS", "text": "Release on Friday!"}, tool_use_id="toolu_post"),
         TextReply("Posted it."),
@@ -232,14 +239,9 @@ async def test_an_acting_tool_runs_only_after_the_askers_approval(
 
 
 async def test_a_denied_action_is_not_run_and_claude_is_told(
-    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, tmp_path: Path
+    announcer: RunningBot, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
-    (tmp_path / "announcer.md").write_text(ANNOUNCER)
-    running = await start_bot(personas_dir=tmp_path)
-    slack.add_channel("C0NEWS", name="news", members=["UBOT", "U0USER"])
-    await running.sender.send_command(
-        slash_command("/claude-persona", "announcer", response_url=slack.new_response_url())
-    )
+    running = announcer
     claude.script(ToolUseReply("post_message", {"channel": "C0NEWS", "text": "Oops"}), TextReply("Okay, not posted."))
     root = "1700000607.000100"
     await running.sender.send_event(event_callback(app_mention("post oops", ts=root)))
