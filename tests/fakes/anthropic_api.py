@@ -20,6 +20,11 @@ Replies are taken FIFO from the queue built with :meth:`FakeAnthropic.script`; w
 :class:`RecordedRequest` and returning a reply (or an awaitable of one).  Requests rejected by
 validation (auth, version header, body) are recorded but do NOT consume a queued reply.
 
+``FakeAnthropic(token_accounting=True)`` replaces the fixed usage (input 25 / output 12 / cache 0 / 0)
+of replies without an explicit ``usage`` by estimates (see :func:`estimate_input_tokens`) and a
+simulated prompt cache (breakpoints, 20-block lookback, minimum prefix, TTL on ``fake.clock``), so
+benchmarks can measure what prompt caching saves.
+
 This module must not import anything from the ``bot`` package.
 """
 
@@ -33,6 +38,7 @@ import inspect
 import itertools
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -198,6 +204,39 @@ _DEFAULT_ERROR_MESSAGES = {
     "timeout_error": "Request timed out",
 }
 
+
+def _capabilities(*, adaptive: bool, enabled: bool = True) -> dict[str, Any]:
+    """The Models API's `capabilities` object (every key present, as the SDK's ModelCapabilities documents).
+
+    Which thinking types each model accepts is not in our reference for every model [U]: 5.x and 4.6 models are
+    given adaptive thinking, Haiku 4.5 only manual budgets, so tests can take both paths.
+    """
+
+    def yes(flag: bool = True) -> dict[str, bool]:
+        return {"supported": flag}
+
+    return {
+        "batch": yes(),
+        "citations": yes(),
+        "code_execution": yes(),
+        "context_management": {"supported": True},
+        "effort": {"supported": True, "low": yes(), "medium": yes(), "high": yes(), "max": yes()},
+        "image_input": yes(),
+        "pdf_input": yes(),
+        "server_tools": {"supported": True, "code_execution": yes(), "web_search": yes()},
+        "structured_outputs": yes(),
+        "thinking": {
+            "supported": adaptive or enabled,
+            "types": {
+                "adaptive": yes(adaptive),
+                "between_tools": yes(adaptive),
+                "disabled": yes(),
+                "enabled": yes(enabled),
+            },
+        },
+    }
+
+
 DEFAULT_MODELS: list[dict[str, Any]] = [
     {
         "type": "model",
@@ -208,6 +247,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "line": "sonnet",
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
+        "capabilities": _capabilities(adaptive=True),
     },
     {
         "type": "model",
@@ -218,6 +258,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "line": "haiku",
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
+        "capabilities": _capabilities(adaptive=True),
     },
     {
         "type": "model",
@@ -228,6 +269,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "line": "opus",
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
+        "capabilities": _capabilities(adaptive=True),
     },
     {
         "type": "model",
@@ -238,6 +280,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "line": "sonnet",
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
+        "capabilities": _capabilities(adaptive=True),
     },
     {
         "type": "model",
@@ -248,6 +291,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "line": "haiku",
         "max_input_tokens": 200_000,
         "max_tokens": 64_000,
+        "capabilities": _capabilities(adaptive=False),
     },
 ]
 
@@ -910,39 +954,224 @@ def _validate_common(body: dict[str, Any], allowed: frozenset[str], *, needs_max
         )
 
 
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """Rough token estimate used by count_tokens: total characters of all text / 4, at least 1.
+# --------------------------------------------------------------------------------------------------
+# Token accounting and prompt cache (opt-in: ``FakeAnthropic(token_accounting=True)``)
+# --------------------------------------------------------------------------------------------------
 
-    Counts the system text, text/thinking blocks, str contents, tool_result text, tool_use inputs
-    (JSON) and tool definitions (JSON).
-    """
-    total = len(_text_of(body.get("system")))
+CHARS_PER_TOKEN = 4
+IMAGE_TOKENS = 1_600  # any image block, whatever its size
+DOCUMENT_PAGE_TOKENS = 1_500  # one "page" of a base64/url/file document
+DOCUMENT_PAGE_BYTES = 50_000  # decoded bytes of a base64 document that count as one page
+CACHE_LOOKBACK_BLOCKS = 20  # earlier block boundaries searched before each breakpoint
+_NOT_AUTO_CACHEABLE = frozenset({"thinking", "redacted_thinking"})
 
-    def walk_content(content: Any) -> int:
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _strip_cache_control(block: Any) -> Any:
+    """A copy without ``cache_control`` (also inside tool_result contents): markers are not content."""
+    if isinstance(block, list):
+        return [_strip_cache_control(b) for b in block]
+    if not isinstance(block, dict):
+        return block
+    out = {k: v for k, v in block.items() if k != "cache_control"}
+    if isinstance(out.get("content"), list):
+        out["content"] = _strip_cache_control(out["content"])
+    return out
+
+
+def _document_tokens(source: Any) -> int:
+    """base64: 1,500 per started 50 KB decoded; text/content sources: chars/4; url/file: one page."""
+    if not isinstance(source, dict):
+        return DOCUMENT_PAGE_TOKENS
+    stype = source.get("type")
+    if stype == "base64":
+        nbytes = len(str(source.get("data", ""))) * 3 // 4
+        return max(1, -(-nbytes // DOCUMENT_PAGE_BYTES)) * DOCUMENT_PAGE_TOKENS
+    if stype == "text":
+        return len(str(source.get("data", ""))) // CHARS_PER_TOKEN
+    if stype == "content":
+        content = source.get("content")
         if isinstance(content, str):
-            return len(content)
-        n = 0
-        if isinstance(content, list):
-            for b in content:
-                if not isinstance(b, dict):
-                    continue
-                t = b.get("type")
-                if t == "text":
-                    n += len(str(b.get("text", "")))
-                elif t == "thinking":
-                    n += len(str(b.get("thinking", "")))
-                elif t == "tool_use":
-                    n += len(json.dumps(b.get("input", {})))
-                elif t == "tool_result":
-                    n += walk_content(b.get("content"))
-        return n
+            return len(content) // CHARS_PER_TOKEN
+        return sum(_raw_block_tokens(b) for b in content) if isinstance(content, list) else 0
+    return DOCUMENT_PAGE_TOKENS
 
-    for msg in body.get("messages") or []:
-        if isinstance(msg, dict):
-            total += walk_content(msg.get("content"))
+
+def _raw_block_tokens(block: Any) -> int:
+    """Deterministic token estimate of one request content block (may be 0; callers floor at 1)."""
+    if not isinstance(block, dict):
+        return len(_canonical(block)) // CHARS_PER_TOKEN
+    btype = block.get("type")
+    if btype == "image":
+        return IMAGE_TOKENS
+    if btype == "document":
+        return _document_tokens(block.get("source"))
+    if btype in ("tool_result", "mcp_tool_result"):
+        content = block.get("content")
+        if isinstance(content, list):
+            return sum(_raw_block_tokens(b) for b in content)
+        return len(content) // CHARS_PER_TOKEN if isinstance(content, str) else 0
+    if btype == "text":
+        chars = len(str(block.get("text", "")))
+    elif btype == "thinking":
+        chars = len(str(block.get("thinking", "")))
+    elif btype == "redacted_thinking":
+        chars = len(str(block.get("data", "")))
+    elif btype in ("tool_use", "server_tool_use", "mcp_tool_use"):
+        chars = len(json.dumps(block.get("input", {})))
+    elif btype == "search_result":
+        header = len(str(block.get("title", ""))) + len(str(block.get("source", "")))
+        chars = header + len(_text_of(block.get("content")))
+    else:  # server tool results, container uploads, ...: their JSON
+        chars = len(json.dumps(_strip_cache_control(block)))
+    return chars // CHARS_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class _PrefixBlock:
+    """One unit of the cacheable prefix (a tool definition, a system block or a message content block)."""
+
+    section: str  # "tools" | "system" | "messages"
+    identity: str  # canonical JSON of what the block contributes to the prefix, cache_control removed
+    tokens: int  # >= 1
+    marked: bool  # carries an explicit cache_control (for tool_result: possibly on a nested block)
+    auto_cacheable: bool  # may take the automatic breakpoint of a top-level cache_control
+
+
+@dataclass(frozen=True)
+class _PromptLayout:
+    """A request laid out as prefix blocks: ``digests[i]``/``cumulative[i]`` describe the prefix ``blocks[:i+1]``."""
+
+    blocks: list[_PrefixBlock]
+    digests: list[str]
+    cumulative: list[int]
+    breakpoints: list[int]  # sorted block indexes
+
+    @property
+    def total_tokens(self) -> int:
+        return self.cumulative[-1] if self.cumulative else 0
+
+
+def _prefix_blocks(body: dict[str, Any]) -> list[_PrefixBlock]:
+    """Tools, then system blocks, then every message's content blocks: the order the API caches in."""
+    out: list[_PrefixBlock] = []
     for tool in body.get("tools") or []:
-        total += len(json.dumps(tool))
-    return max(1, total // 4)
+        if isinstance(tool, dict):
+            stripped = _strip_cache_control(tool)
+            tokens = max(1, len(json.dumps(stripped)) // CHARS_PER_TOKEN)
+            out.append(_PrefixBlock("tools", _canonical(stripped), tokens, tool.get("cache_control") is not None, True))
+    system = body.get("system")
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) and system else system
+    for block in system_blocks if isinstance(system_blocks, list) else []:
+        if isinstance(block, dict):
+            tokens = max(1, _raw_block_tokens(block))
+            marked = block.get("cache_control") is not None
+            out.append(_PrefixBlock("system", _canonical(_strip_cache_control(block)), tokens, marked, True))
+    for index, msg in enumerate(body.get("messages") or []):
+        if not isinstance(msg, dict):
+            continue
+        content = msg.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) and content else content
+        for block in blocks if isinstance(blocks, list) else []:
+            if not isinstance(block, dict):
+                continue
+            identity = _canonical([index, msg.get("role"), _strip_cache_control(block)])
+            out.append(
+                _PrefixBlock(
+                    "messages",
+                    identity,
+                    max(1, _raw_block_tokens(block)),
+                    _count_cache_control(block) > 0,
+                    block.get("type") not in _NOT_AUTO_CACHEABLE,
+                )
+            )
+    return out
+
+
+def _layout(body: dict[str, Any]) -> _PromptLayout:
+    """Blocks, chained prefix digests (seeded with the model), cumulative tokens and breakpoints."""
+    blocks = _prefix_blocks(body)
+    digest = hashlib.sha256(_canonical({"model": body.get("model")}).encode()).hexdigest()
+    digests: list[str] = []
+    cumulative: list[int] = []
+    running = 0
+    for block in blocks:
+        digest = hashlib.sha256(f"{digest}\n{block.identity}".encode()).hexdigest()
+        digests.append(digest)
+        running += block.tokens
+        cumulative.append(running)
+    points = {i for i, b in enumerate(blocks) if b.marked}
+    if body.get("cache_control") is not None:  # automatic caching: the last cacheable message block
+        auto = [i for i, b in enumerate(blocks) if b.section == "messages" and b.auto_cacheable]
+        if auto:
+            points.add(auto[-1])
+    return _PromptLayout(blocks, digests, cumulative, sorted(points))
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """Token estimate used by count_tokens: the sum of the per-block estimates, at least 1.
+
+    Per block (each at least 1): text / thinking / redacted_thinking data: chars / 4; tool_use input and
+    tool definitions: JSON chars / 4 (without ``cache_control``); tool_result: its str content / 4 or
+    the sum of its inner blocks; image: 1,600; document: 1,500 per started 50 KB of decoded base64
+    data (text sources chars / 4, url/file sources 1,500); anything else: its JSON / 4.  With
+    ``token_accounting`` on, ``input + cache_read + cache_creation`` of /v1/messages equals this.
+    """
+    return max(1, _layout(body).total_tokens)
+
+
+def _output_tokens(blocks: list[dict[str, Any]]) -> int:
+    """Estimate of the generated content: text, thinking and tool-call input JSON chars / 4, at least 1."""
+    chars = 0
+    for block in blocks:
+        if block["type"] == "text":
+            chars += len(block["text"])
+        elif block["type"] == "thinking":
+            chars += len(block["thinking"])
+        elif block["type"] in ("tool_use", "server_tool_use"):
+            chars += len(json.dumps(block["input"]))
+    return max(1, chars // CHARS_PER_TOKEN)
+
+
+class _PromptCache:
+    """Prefix digest -> expiry time on the fake's clock.  Mimics the API's ephemeral prompt cache.
+
+    :meth:`apply` is the whole algorithm: for each breakpoint look for an entry at that block or up
+    to ``CACHE_LOOKBACK_BLOCKS`` boundaries before it; the longest hit is read (and its TTL
+    refreshed); then every breakpoint whose prefix reaches ``min_tokens`` is written, and
+    creation = tokens from the end of the read prefix to the last written breakpoint.
+    """
+
+    def __init__(self, min_tokens: int, ttl_s: float) -> None:
+        self.min_tokens = min_tokens
+        self.ttl_s = ttl_s
+        self.entries: dict[str, float] = {}
+
+    def purge(self, now: float) -> None:
+        self.entries = {d: exp for d, exp in self.entries.items() if exp > now}
+
+    def apply(self, layout: _PromptLayout, now: float) -> tuple[int, int]:
+        """Read and write the cache for one request; return ``(cache_read, cache_creation)`` tokens."""
+        self.purge(now)
+        read_at: int | None = None
+        for point in layout.breakpoints:
+            for pos in range(point, max(-1, point - CACHE_LOOKBACK_BLOCKS - 1), -1):
+                if layout.digests[pos] in self.entries:
+                    if read_at is None or pos > read_at:
+                        read_at = pos
+                    break
+        read = 0 if read_at is None else layout.cumulative[read_at]
+        if read_at is not None:
+            self.entries[layout.digests[read_at]] = now + self.ttl_s
+        written_to = read
+        for point in layout.breakpoints:
+            if layout.cumulative[point] >= self.min_tokens:
+                self.entries[layout.digests[point]] = now + self.ttl_s
+                written_to = max(written_to, layout.cumulative[point])
+        return read, written_to - read
 
 
 # --------------------------------------------------------------------------------------------------
@@ -961,8 +1190,21 @@ def _sse(event: dict[str, Any]) -> bytes:
 class FakeAnthropic:
     """Fake Anthropic API server.  See the module docstring."""
 
-    def __init__(self, *, api_key: str = "test-key") -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        token_accounting: bool = False,
+        min_cacheable_tokens: int = 1024,
+        cache_ttl_s: float = 300.0,
+    ) -> None:
+        """``token_accounting=True``: replies without an explicit ``usage`` get estimated token counts
+        and a simulated prompt cache (see :class:`_PromptCache`) instead of the fixed 25 / 12 / 0 / 0.
+        """
         self.api_key = api_key
+        self.token_accounting = token_accounting
+        self.clock: Callable[[], float] = time.monotonic  # the prompt cache's clock; tests may replace it
+        self._prompt_cache = _PromptCache(min_cacheable_tokens, cache_ttl_s)
         self.base_url: str = ""
         self.requests: list[RecordedRequest] = []  # POST /v1/messages only
         self.other_requests: list[RecordedRequest] = []  # count_tokens, models, unknown paths
@@ -1016,6 +1258,23 @@ class FakeAnthropic:
     def script(self, *replies: Reply | ReplyFactory) -> None:
         """Append replies (or callables ``RecordedRequest -> Reply``) to the FIFO queue."""
         self._queue.extend(replies)
+
+    @property
+    def cache_entries(self) -> int:
+        """Live (unexpired) prompt-cache entries, for debugging ``token_accounting``."""
+        self._prompt_cache.purge(self.clock())
+        return len(self._prompt_cache.entries)
+
+    def _accounted_usage(self, rec: RecordedRequest, blocks: list[dict[str, Any]]) -> dict[str, int]:
+        """Usage of a /v1/messages request from its layout and the prompt cache (mutates the cache)."""
+        layout = _layout(rec.body)
+        read, creation = self._prompt_cache.apply(layout, self.clock())
+        return {
+            "input_tokens": layout.total_tokens - read - creation,
+            "output_tokens": _output_tokens(blocks),
+            "cache_creation_input_tokens": creation,
+            "cache_read_input_tokens": read,
+        }
 
     @property
     def queued_replies(self) -> int:
@@ -1177,7 +1436,8 @@ class FakeAnthropic:
         """Content blocks (with their delta pieces under '_pieces') and the final message fields."""
         blocks: list[dict[str, Any]] = []
         model = getattr(reply, "model", None) or rec.model or "claude-sonnet-4-6"
-        usage = {**_DEFAULT_USAGE, **(getattr(reply, "usage", None) or {})}
+        explicit_usage: dict[str, int] | None = getattr(reply, "usage", None)
+        usage = {**_DEFAULT_USAGE, **(explicit_usage or {})}
         thinking = getattr(reply, "thinking", None)
         if thinking is not None:
             blocks.append(
@@ -1249,6 +1509,8 @@ class FakeAnthropic:
             partial = reply.partial_text  # type: ignore[union-attr]
             blocks.append({"type": "text", "text": partial, "_pieces": _split(partial, 2)})
             stop_reason = None
+        if self.token_accounting and explicit_usage is None:
+            usage = self._accounted_usage(rec, blocks)
         output_details = None
         if thinking is not None:
             thinking_tokens = usage.pop("thinking_tokens", None)
