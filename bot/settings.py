@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     fetch_url_allow_hosts: str = ""  # comma-separated hosts exempt from the private-address check (tests, intranets)
     mcp_config: Path | None = None  # JSON file: {"mcpServers": {"name": {"command": ...} | {"url": ...}}}
 
+    # Long threads: the most input tokens one request may carry (even when the model's window is larger), when
+    # to fold old turns into a summary, and the cheap model that writes summaries and triages thinking.
+    context_token_limit: int = Field(default=200_000, ge=4_000)
+    context_fold_at: float = Field(default=0.7, gt=0.1, lt=1.0)
+    context_keep_recent_turns: int = Field(default=6, ge=2, le=100)
+    claude_fast_model: str = "claude-haiku-4-5"
+
+    # Extended thinking for personas that do not set it: off, adaptive, or a budget in tokens (>= 1024).
+    thinking: Literal["off", "adaptive"] | Annotated[int, Field(ge=1024)] = "off"
+    thinking_medium_budget: int = Field(default=4_096, ge=1_024)
+    thinking_large_budget: int = Field(default=16_384, ge=1_024)
+    log_thinking: bool = False  # debugging: write Claude's thinking to the logs (never shown in Slack)
+
     # Usage, cost and budgets (USD). Empty budgets mean no limit.
     budget_month_usd: float | None = Field(default=None, gt=0)
     budget_user_day_usd: float | None = Field(default=None, gt=0)

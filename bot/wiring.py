@@ -12,11 +12,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
+from bot.core.context_window import ContextPolicy, ContextWindow
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
 from bot.core.prompts import ReplyConfig
 from bot.core.replies import Replies
+from bot.core.thinking import ThinkingPlanner, ThinkingPolicy
 from bot.core.tools.builtin import builtin_tools
 from bot.core.tools.registry import ConversationReader, ToolRegistry
 from bot.core.tools.runner import ToolRunner
@@ -113,6 +115,26 @@ class Core:
             web=self.web,
             max_tool_rounds=settings.max_tool_rounds,
             metering=metering or self.metering(),
+            context=ContextWindow(
+                ContextPolicy(
+                    token_limit=settings.context_token_limit,
+                    fold_at=settings.context_fold_at,
+                    fold_to=min(0.4, settings.context_fold_at / 2),
+                    keep_recent_turns=settings.context_keep_recent_turns,
+                ),
+                catalog=self.model,
+                counter=self.model,
+                summary_model=settings.claude_fast_model,
+            ),
+            thinking=ThinkingPlanner(
+                ThinkingPolicy(
+                    default=settings.thinking,
+                    triage_model=settings.claude_fast_model,
+                    medium_budget=settings.thinking_medium_budget,
+                    large_budget=settings.thinking_large_budget,
+                    log_thinking=settings.log_thinking,
+                )
+            ),
             storage_wait_s=settings.storage_wait_s,
         )
 

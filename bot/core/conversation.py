@@ -129,6 +129,9 @@ class Turn(BaseModel):
     role: Literal["user", "assistant"]
     blocks: tuple[Block, ...]
     author_id: str | None = None
+    # Who wrote a person's message and when, e.g. "Ada (Staff Engineer), Thu 26 Nov 2026 08:30 Asia/Tokyo".
+    # Stored with the turn (not rebuilt per request) so earlier turns stay byte-identical and cacheable.
+    header: str | None = None
 
     @classmethod
     def user(cls, text: str, author_id: str | None = None) -> Turn:
@@ -143,8 +146,27 @@ TURN_JSON = TypeAdapter(Turn)
 
 
 @dataclass(frozen=True, slots=True)
+class Fold:
+    """Turns 1..upto-1 are summarised in `summary` for the model; the store still holds them verbatim."""
+
+    summary: str
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredSize:
+    """The real input size of a thread's last call: its first `turns` stored turns, with `folded_upto` applied."""
+
+    tokens: int
+    turns: int
+    folded_upto: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class StoredConversation:
     """What the store keeps for a thread: its turns and the persona it started with (None for a new thread)."""
 
     turns: list[Turn]
     persona: str | None = None
+    fold: Fold | None = None
+    measured: MeasuredSize | None = None

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from bot.core.conversation import ConversationKey, IncomingFile, StoredConversation, Turn
+from bot.core.conversation import ConversationKey, Fold, IncomingFile, MeasuredSize, StoredConversation, Turn
 from bot.core.events import ModelEvent
 
 
@@ -37,7 +37,9 @@ class ModelRequest:
     max_tokens: int
     system: tuple[str, ...]
     turns: tuple[Turn, ...]
-    stable_system_parts: int = 0  # how many leading system parts are the same for every request (cacheable)
+    # Indices of system parts that end a cacheable segment (the persona's stable text; the thread's summary).
+    cache_system_parts: tuple[int, ...] = ()
+    folded_upto: int = 0  # the thread's turns before this index are folded into a summary (0: none)
     end_user_id: str | None = None
     fallback_models: tuple[str, ...] = field(default=())
     effort: str | None = None
@@ -54,11 +56,51 @@ class LanguageModel(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ModelLimits:
+    """What the provider says about a model; None where it does not say."""
+
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    adaptive_thinking: bool | None = None
+    manual_thinking: bool | None = None
+
+
+class ModelCatalog(Protocol):
+    async def limits(self, model: str) -> ModelLimits | None:
+        """The model's limits (cached by the adapter), or None when the provider cannot say right now."""
+        ...
+
+
+class TokenCounter(Protocol):
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The exact input size of `request`; raises ModelUnavailable when it cannot be counted."""
+        ...
+
+
 class ConversationStore(Protocol):
     async def load(self, key: ConversationKey) -> StoredConversation: ...
 
-    async def append(self, key: ConversationKey, *turns: Turn, persona: str | None = None) -> None:
-        """Add turns (and, for a new thread, its persona) and push the conversation's time-to-live forward."""
+    async def append(
+        self,
+        key: ConversationKey,
+        *turns: Turn,
+        persona: str | None = None,
+        measured: MeasuredSize | None = None,
+    ) -> None:
+        """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward."""
+        ...
+
+    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+        """Replace the thread's running summary; the turns themselves are kept."""
+        ...
+
+    async def forget(self, key: ConversationKey) -> bool:
+        """Delete the conversation (turns, summary, persona); True when there was one."""
+        ...
+
+    async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
+        """The next DM message starts a fresh conversation."""
         ...
 
     async def exists(self, key: ConversationKey) -> bool: ...

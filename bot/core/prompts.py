@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.core.conversation import Asker, ChannelContext, IncomingMessage, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.context_window import apply_fold
+from bot.core.conversation import (
+    Asker,
+    ChannelContext,
+    Fold,
+    IncomingMessage,
+    TextBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Turn,
+)
 from bot.core.personas import Persona
 from bot.core.ports import ModelRequest, ToolSpec
 from bot.core.tools.runner import DATA_NOT_INSTRUCTIONS
@@ -82,14 +92,21 @@ def local_time(now: datetime, timezone: str) -> datetime:
         return now.astimezone(ZoneInfo("UTC"))
 
 
-def describe_context(asker: Asker | None, channel: ChannelContext | None, now: datetime) -> str:
-    """The per-request part of the system prompt: who asks, where, and when (in the asker's time zone)."""
+HEADER_RULE = (
+    "Messages from people begin with a bracketed line naming the sender and their local time; it is added by the "
+    "chat system, so never imitate it in your answers."
+)
+SUMMARY_HEADING = "## Summary of the earlier part of this conversation"
+
+
+def describe_context(channel: ChannelContext | None, now: datetime, timezone: str) -> str:
+    """The per-request part of the system prompt: where, and which day it is for the asker.
+
+    Only the day (not the minute) and not the asker's name: the system prompt precedes the whole conversation in the
+    cached prefix, so anything here that changes between two messages of a thread would re-bill the thread. Who asks
+    and when, to the minute, is in each message's header instead.
+    """
     lines = ["## This conversation"]
-    if asker is not None:
-        who = asker.display_name or "a colleague"
-        if asker.title:
-            who += f", {asker.title}"
-        lines.append(f"- You are talking with {who} (Slack user <@{asker.user_id}>).")
     if channel is not None:
         where = f"#{channel.name}" if channel.name and channel.kind.endswith("channel") else channel.kind
         lines.append(f"- Place: {where} ({channel.kind}).")
@@ -97,10 +114,24 @@ def describe_context(asker: Asker | None, channel: ChannelContext | None, now: d
             lines.append(f"- Channel topic: {channel.topic}")
         if channel.purpose:
             lines.append(f"- Channel purpose: {channel.purpose}")
-    timezone = asker.timezone if asker is not None else "UTC"
-    local = local_time(now, timezone)
-    lines.append(f"- Their local date and time: {local:%A, %d %B %Y, %H:%M} ({timezone}).")
+    lines.append(f"- Today is {local_time(now, timezone):%A, %d %B %Y} for the person asking ({timezone}).")
     return "\n".join(lines)
+
+
+def message_header(user_id: str, asker: Asker | None, now: datetime) -> str:
+    """Who wrote a message and when, in their own time zone: stored with the turn so it never changes later."""
+    who = (asker.display_name if asker is not None else "") or "Someone"
+    if asker is not None and asker.title:
+        who += f" ({asker.title})"
+    timezone = asker.timezone if asker is not None else "UTC"
+    return f"{who}, <@{user_id}>, {local_time(now, timezone):%a %d %b %Y, %H:%M} {timezone}"
+
+
+def with_headers(turns: Sequence[Turn]) -> list[Turn]:
+    return [
+        turn.model_copy(update={"blocks": (TextBlock(text=f"[{turn.header}]"), *turn.blocks)}) if turn.header else turn
+        for turn in turns
+    ]
 
 
 def build_request(
@@ -111,21 +142,31 @@ def build_request(
     now: datetime,
     *,
     tools: tuple[ToolSpec, ...] = (),
+    fold: Fold | None = None,
+    thinking: str | int | None = None,
 ) -> ModelRequest:
-    """Persona and formatting rules first (the same for every request: cacheable); context last."""
+    """Persona and formatting rules first (the same for every request: cached), then the thread's summary, then
+    the day and place; the conversation follows, with each person's message under its stored header."""
     tool_rules = DATA_NOT_INSTRUCTIONS if tools or config.web_search else ""
-    stable = tuple(part for part in (persona.prompt, config.format_instructions, tool_rules) if part)
+    stable = tuple(part for part in (persona.prompt, config.format_instructions, tool_rules, HEADER_RULE) if part)
+    cache_points = [len(stable) - 1]
+    system = list(stable)
+    if fold is not None:
+        cache_points.append(len(system))
+        system.append(f"{SUMMARY_HEADING}\n\n{fold.summary}")
+    timezone = message.asker.timezone if message.asker is not None else "UTC"
+    system.append(describe_context(message.channel, now, timezone))
     max_tokens = persona.max_tokens or config.max_tokens
-    thinking = persona.thinking if persona.thinking != "off" else None
     if isinstance(thinking, int) and thinking >= max_tokens:
         # Manual thinking must leave room for the answer itself (budget_tokens < max_tokens).
         max_tokens = thinking + config.max_tokens
     return ModelRequest(
         model=persona.model or config.model,
         max_tokens=max_tokens,
-        system=(*stable, describe_context(message.asker, message.channel, now)),
-        stable_system_parts=len(stable),
-        turns=merge_consecutive_turns(history),
+        system=tuple(system),
+        cache_system_parts=tuple(cache_points),
+        turns=merge_consecutive_turns(with_headers(apply_fold(history, fold))),
+        folded_upto=fold.upto if fold is not None else 0,
         end_user_id=message.user_id,
         fallback_models=config.fallback_models,
         effort=persona.effort,
@@ -133,3 +174,7 @@ def build_request(
         tools=tools,
         web_search=config.web_search and (persona.tools is None or persona.allows_tool("web_search")),
     )
+
+
+def persona_thinking(persona: Persona) -> str | int | None:
+    return persona.thinking if persona.thinking not in (None, "off") else None

@@ -5,27 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from bot.core.attachments import DEFAULT_FILE_PROMPT, Attachments, ResolvedHistory
+from bot.core.context_window import ContextWindow, FoldedTurns
 from bot.core.conversation import (
     Block,
     ConversationKey,
+    Fold,
     IncomingMessage,
+    MeasuredSize,
     MediaBlock,
+    StoredConversation,
     TextBlock,
+    ThinkingBlock,
     ToolCallBlock,
     Turn,
 )
 from bot.core.errors import StorageUnavailable
-from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.events import ModelEvent, ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
-from bot.core.prompts import ReplyConfig, build_request
+from bot.core.prompts import ReplyConfig, build_request, message_header, persona_thinking
+from bot.core.thinking import Plan, ThinkingPlanner, fit_thinking
+from bot.core.tools.history import SEARCH_HISTORY_NAME
 from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
 from bot.core.tools.runner import ToolRound, ToolRunner
 
@@ -50,6 +58,8 @@ class Replies:
         web: WebFetcher | None = None,
         max_tool_rounds: int = 8,
         metering: Metering | None = None,
+        context: ContextWindow | None = None,
+        thinking: ThinkingPlanner | None = None,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -64,6 +74,8 @@ class Replies:
         self._web = web
         self._max_tool_rounds = max_tool_rounds
         self._metering = metering
+        self._context = context
+        self._thinking = thinking
         self._storage_wait_s = storage_wait_s
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
@@ -77,6 +89,14 @@ class Replies:
         session = await self._patiently(lambda: self._conversations.dm_session(workspace_id, channel_id, message_id))
         # Namespaced: a DM thread hanging off the session's first message must not share its history.
         return ConversationKey(workspace_id, channel_id, f"dm-session-{session}")
+
+    async def forget(self, key: ConversationKey) -> bool:
+        """Start the thread over: its history and summary go (usage records stay); waits for a running answer."""
+        async with self._conversations.lock(key):
+            return await self._conversations.forget(key)
+
+    async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
+        await self._conversations.end_dm_session(workspace_id, channel_id)
 
     async def _patiently(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Ride out a short storage outage before giving up (the caller then tells the user)."""
@@ -101,7 +121,7 @@ class Replies:
                     media, notices = await self._ingest(message)
                     for notice in notices:
                         yield Notice(notice)
-                user_turn = self._user_turn(message, media)
+                user_turn = self._user_turn(message, media, self._clock())
                 if user_turn is None:  # only files that could not be used, and no words: the notices say it all
                     yield ReplyDone(text="")
                     return
@@ -119,7 +139,7 @@ class Replies:
                             f"{resolved.dropped} older image(s) or PDF(s) in this thread were left out of this "
                             "answer to stay within Claude's limits."
                         )
-                    async for event in self._stream(message, persona, resolved):
+                    async for event in self._stream(message, persona, resolved, stored):
                         yield event
                 return
             except StorageUnavailable:
@@ -138,12 +158,13 @@ class Replies:
         return await self._attachments.ingest(message)
 
     @staticmethod
-    def _user_turn(message: IncomingMessage, media: list[MediaBlock]) -> Turn | None:
+    def _user_turn(message: IncomingMessage, media: list[MediaBlock], now: datetime) -> Turn | None:
         text = message.text.strip()
         if not text and message.files and not media:
             return None
         blocks: list[Block] = [*media, TextBlock(text=text or (DEFAULT_FILE_PROMPT if media else "(no message)"))]
-        return Turn(role="user", blocks=tuple(blocks), author_id=message.user_id)
+        header = message_header(message.user_id, message.asker, now)
+        return Turn(role="user", blocks=tuple(blocks), author_id=message.user_id, header=header)
 
     async def _resolve(self, message: IncomingMessage, history: list[Turn]) -> ResolvedHistory:
         if self._attachments is None:
@@ -160,40 +181,65 @@ class Replies:
         return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
 
     async def _stream(
-        self, message: IncomingMessage, persona: Persona, history: ResolvedHistory
+        self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
     ) -> AsyncIterator[ReplyEvent]:
         """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
-        allowed = _tool_filter(persona)
-        tools = self._tools.specs(allowed) if self._tools is not None else ()
         turns = list(history.turns)
+        current = len(turns) - 1  # this message's turn: it and everything after it are never folded
+        fold, measured = stored.fold, stored.measured
+        call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
+        thinking, max_tokens = await self._plan_thinking(call, persona, message)
         usage = Usage()
         text = ""
         for round_number in range(self._max_tool_rounds + 1):
-            request = build_request(persona, self._config, turns, message, self._clock(), tools=tools)
-            request = dataclasses.replace(
-                request, attachments=history.attachments, tools_disabled=round_number == self._max_tool_rounds
-            )
-            call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
-            admission = await self._admit(call, request)
-            if admission is not None and admission.model != request.model:
-                request = dataclasses.replace(request, model=admission.model)
+            last_round = round_number == self._max_tool_rounds
+
+            def build(candidate: Fold | None, last_round: bool = last_round) -> ModelRequest:
+                tools = self._tools.specs(_tool_filter(persona, folded=candidate is not None)) if self._tools else ()
+                request = build_request(
+                    persona, self._config, turns, message, self._clock(), tools=tools, fold=candidate, thinking=thinking
+                )
+                return dataclasses.replace(
+                    request,
+                    max_tokens=max(request.max_tokens, max_tokens),
+                    attachments=history.attachments,
+                    tools_disabled=last_round,
+                )
+
+            request = build(fold)
+            if self._context is not None:
+                fitted = await self._context.fit(
+                    build=build,
+                    turns=turns,
+                    fold=fold,
+                    measured=measured,
+                    protected_from=current,
+                    summarise=functools.partial(self._side_call, call),
+                    names=lambda author: f"<@{author}>" if author else "Someone",
+                )
+                if fitted.new_fold and fitted.fold is not None:
+                    await self._save_fold(message.key, fitted.fold)
+                if fitted.trimmed:
+                    yield Notice("Part of this exchange was too long for Claude's context window and was shortened.")
+                request, fold = fitted.request, fitted.fold
+            allowed = _tool_filter(persona, folded=fold is not None)
             complete: ModelTurnComplete | None = None
-            try:
-                async for event in self._model.stream(request):
-                    if isinstance(event, ModelTurnComplete):
-                        complete = event
-                    else:
-                        yield event
-            finally:
-                if complete is None and self._metering is not None:
-                    # Never let a storage blip here hide the model error that brought us here.
-                    with contextlib.suppress(StorageUnavailable):
-                        await self._metering.release(call, admission)
+            async for event in self._metered(call, request):
+                if isinstance(event, ModelTurnComplete):
+                    complete = event
+                else:
+                    yield event
             assert complete is not None  # the model port always ends with it or raises
-            await self._settle(call, admission, complete)
+            self._log_thinking(message, complete)
             usage = usage + complete.usage
+            sent = complete.usage
+            measured = MeasuredSize(
+                tokens=sent.input_tokens + sent.cache_write_tokens + sent.cache_read_tokens,
+                turns=len(turns),
+                folded_upto=fold.upto if fold is not None else 0,
+            )
             answer = Turn(role="assistant", blocks=complete.blocks)
-            await self._save_eventually(message.key, answer)
+            await self._save_eventually(message.key, answer, measured)
             turns.append(answer)
             text += "".join(b.text for b in complete.blocks if isinstance(b, TextBlock))
             calls = [b for b in complete.blocks if isinstance(b, ToolCallBlock)]
@@ -204,12 +250,65 @@ class Replies:
                 yield ReplyDone(text=text, usage=usage, stop_reason=complete.stop_reason)
                 return
             outcome = ToolRound(results=[])
-            async for tool_event in self._tools.run(calls, self._tool_context(message), allowed, outcome):
+            context = self._tool_context(message, FoldedTurns.of(turns, fold))
+            async for tool_event in self._tools.run(calls, context, allowed, outcome):
                 yield tool_event
             results = Turn(role="user", blocks=tuple(outcome.results))
             await self._save_eventually(message.key, results)
             turns.append(results)
         yield ReplyDone(text=text, usage=usage, stop_reason="tool_rounds_exhausted")
+
+    async def _plan_thinking(self, call: CallContext, persona: Persona, message: IncomingMessage) -> tuple[Plan, int]:
+        """Decided once per answer: thinking must stay the same across the answer's tool rounds."""
+        max_tokens = persona.max_tokens or self._config.max_tokens
+        mode = persona.thinking
+        if self._thinking is None:
+            return persona_thinking(persona), max_tokens
+        model = persona.model or self._config.model
+        limits = await self._context.limits(model) if self._context is not None else None
+        plan = await self._thinking.plan(mode, message.text, limits, functools.partial(self._side_call, call))
+        return fit_thinking(plan, max_tokens, limits, self._config.max_tokens)
+
+    async def _metered(self, call: CallContext, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """One model call within the budget: reserved before, settled after, released if it fails."""
+        admission = await self._admit(call, request)
+        if admission is not None and admission.model != request.model:
+            request = dataclasses.replace(request, model=admission.model)
+        complete: ModelTurnComplete | None = None
+        try:
+            async for event in self._model.stream(request):
+                if isinstance(event, ModelTurnComplete):
+                    complete = event
+                yield event
+        finally:
+            if complete is None and self._metering is not None:
+                # Never let a storage blip here hide the model error that brought us here.
+                with contextlib.suppress(StorageUnavailable):
+                    await self._metering.release(call, admission)
+        assert complete is not None  # the model port always ends with it or raises
+        await self._settle(call, admission, complete)
+
+    async def _side_call(self, call: CallContext, request: ModelRequest) -> str:
+        """A small helper call (summary, triage) on a cheap model: metered like any other, text returned whole."""
+        text = ""
+        async for event in self._metered(call, request):
+            if isinstance(event, ModelTurnComplete):
+                text = "".join(b.text for b in event.blocks if isinstance(b, TextBlock))
+        return text
+
+    async def _save_fold(self, key: ConversationKey, fold: Fold) -> None:
+        """A fold that cannot be stored is made again next time; the answer goes on either way."""
+        try:
+            await self._conversations.save_fold(key, fold)
+        except StorageUnavailable:
+            log.warning("could not store a thread's new summary; it will be made again")
+
+    def _log_thinking(self, message: IncomingMessage, complete: ModelTurnComplete) -> None:
+        if self._thinking is None or not self._thinking.policy.log_thinking:
+            return
+        for block in complete.blocks:
+            if isinstance(block, ThinkingBlock):
+                log.info("thinking in %s/%s: %s", message.key.workspace_id, message.key.channel_id, block.thinking)
 
     async def _settle(self, call: CallContext, admission: Admission | None, complete: ModelTurnComplete) -> None:
         """Recording must never cost the user their answer: a storage blip is logged, not raised."""
@@ -223,7 +322,7 @@ class Replies:
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
 
-    def _tool_context(self, message: IncomingMessage) -> ToolContext:
+    def _tool_context(self, message: IncomingMessage, history: FoldedTurns | None = None) -> ToolContext:
         key = message.key
         return ToolContext(
             workspace_id=key.workspace_id,
@@ -233,9 +332,10 @@ class Replies:
             channel=message.channel,
             reader=self._reader,
             web=self._web,
+            history=history,
         )
 
-    async def _save_eventually(self, key: ConversationKey, turn: Turn) -> None:
+    async def _save_eventually(self, key: ConversationKey, turn: Turn, measured: MeasuredSize | None = None) -> None:
         """An answer the user has seen must reach history even if Redis blips: retry in the background, in order.
 
         One queue per conversation: a later turn never overtakes an earlier one still waiting to be saved (a tool
@@ -246,7 +346,7 @@ class Replies:
             queue.append(turn)
             return
         try:
-            await self._conversations.append(key, turn)
+            await self._conversations.append(key, turn, measured=measured)
         except StorageUnavailable:
             log.warning("storage unavailable while saving an answer; retrying in the background")
             self._unsaved[key] = [turn]
@@ -275,11 +375,18 @@ class Replies:
             await asyncio.gather(*self._pending_saves, return_exceptions=True)
 
 
-def _tool_filter(persona: Persona) -> Callable[[Tool], bool]:
-    """A persona's list names the tools it may use; without one, every tool that only reads."""
-    if persona.tools is not None:
-        return lambda tool: persona.allows_tool(tool.name)
-    return lambda tool: not tool.acts
+def _tool_filter(persona: Persona, *, folded: bool) -> Callable[[Tool], bool]:
+    """A persona's list names the tools it may use; without one, every tool that only reads.
+
+    search_history belongs to the conversation, not the persona: offered whenever the thread has a fold, never before.
+    """
+
+    def allowed(tool: Tool) -> bool:
+        if tool.name == SEARCH_HISTORY_NAME:
+            return folded
+        return persona.allows_tool(tool.name) if persona.tools is not None else not tool.acts
+
+    return allowed
 
 
 def _log_usage(message: IncomingMessage, model: str, usage: Usage, calls: int) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,16 +34,22 @@ from bot.core.events import (
     ToolRunning,
     Usage,
 )
-from bot.core.ports import Attachment, ModelRequest
+from bot.core.ports import Attachment, ModelLimits, ModelRequest
 
 log = logging.getLogger(__name__)
 
 WEB_SEARCH_TOOL_TYPE = "web_search_20250305"
 WEB_SEARCH_MAX_USES = 5
+_LIMITS_TTL_S = 3600.0
+_LIMITS_RETRY_S = 60.0
 # Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
 _TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+
+
+# Thinking blocks cannot carry cache_control [reference §5: the list of markable blocks leaves them out].
+_UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 
 
 class _StreamCutShort(Exception):
@@ -77,6 +84,7 @@ class ClaudeModel:
         self._client = client
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
+        self._limits: dict[str, tuple[ModelLimits | None, float]] = {}
 
     @staticmethod
     def build_client(
@@ -89,6 +97,41 @@ class ClaudeModel:
 
     async def close(self) -> None:
         await self._client.close()
+
+    async def limits(self, model: str) -> ModelLimits | None:
+        """The Models API's facts about `model`, cached for an hour (a failure is remembered for a minute)."""
+        now = time.monotonic()
+        cached = self._limits.get(model)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            info = await self._client.models.retrieve(model)
+        except (anthropic.APIError, httpx2.HTTPError) as error:
+            log.warning("could not read the limits of %s from the Models API: %s", model, type(error).__name__)
+            self._limits[model] = (None, now + _LIMITS_RETRY_S)
+            return None
+        thinking = info.capabilities.thinking if info.capabilities is not None else None
+        limits = ModelLimits(
+            context_window=info.max_input_tokens,
+            max_output_tokens=info.max_tokens,
+            adaptive_thinking=thinking.types.adaptive.supported if thinking is not None else None,
+            manual_thinking=thinking.types.enabled.supported if thinking is not None else None,
+        )
+        self._limits[model] = (limits, now + _LIMITS_TTL_S)
+        return limits
+
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The provider's exact count for the request as it would be sent (count_tokens is free of charge)."""
+        params = self.request_params(request, request.model)
+        params.pop("max_tokens", None)
+        params.pop("metadata", None)
+        try:
+            counted = await self._client.messages.count_tokens(**params)
+        except anthropic.APIStatusError as error:
+            raise ModelUnavailable(_describe_status(error), request_id=error.request_id) from error
+        except (anthropic.APIConnectionError, httpx2.HTTPError) as error:
+            raise ModelUnavailable("The connection to Claude kept dropping.") from error
+        return counted.input_tokens
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         models = [request.model, *request.fallback_models]
@@ -156,18 +199,25 @@ class ClaudeModel:
 
     @staticmethod
     def request_params(request: ModelRequest, model: str) -> dict[str, Any]:
-        """The wire request. Two cache breakpoints: after the stable system text, and (automatic) the newest turn."""
-        system: list[dict[str, Any]] = [{"type": "text", "text": part} for part in request.system if part]
-        if 0 < request.stable_system_parts <= len(system):
-            system[request.stable_system_parts - 1]["cache_control"] = {"type": "ephemeral"}
+        """The wire request, with at most four cache breakpoints: stable system text, summary, previous turn, newest."""
+        system: list[dict[str, Any]] = [{"type": "text", "text": part} for part in request.system]
+        for index in request.cache_system_parts:
+            if 0 <= index < len(system):
+                system[index]["cache_control"] = {"type": "ephemeral"}
+        system = [part for part in system if part["text"]]
+        messages = [m for m in (_to_sdk_message(turn, request.attachments) for turn in request.turns) if m["content"]]
+        if len(messages) >= 2:
+            # The newest turn changes every request; the one before it ends what the previous request sent, so a
+            # breakpoint there is read from cache even when the automatic one below misses by more than 20 blocks.
+            markable = [b for b in messages[-2]["content"] if b["type"] not in _UNCACHEABLE_BLOCKS]
+            if markable:
+                markable[-1]["cache_control"] = {"type": "ephemeral"}
         params: dict[str, Any] = {
             "model": model,
             "max_tokens": request.max_tokens,
             "system": system,
-            "messages": [
-                m for m in (_to_sdk_message(turn, request.attachments) for turn in request.turns) if m["content"]
-            ],
-            "cache_control": {"type": "ephemeral"},
+            "messages": messages,
+            "cache_control": {"type": "ephemeral"},  # automatic breakpoint on the newest block
         }
         tools: list[dict[str, Any]] = [
             {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
@@ -175,8 +225,7 @@ class ClaudeModel:
         if request.web_search:
             tools.append({"type": WEB_SEARCH_TOOL_TYPE, "name": "web_search", "max_uses": WEB_SEARCH_MAX_USES})
         if tools:
-            # The tool definitions are the first thing in the cached prefix: mark the end of them.
-            tools[-1]["cache_control"] = {"type": "ephemeral"}
+            # Tools come first in the cached prefix, so the system breakpoint covers them (the API allows 4).
             params["tools"] = tools
             if request.tools_disabled:
                 params["tool_choice"] = {"type": "none"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -17,7 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.core.conversation import TURN_JSON, ConversationKey, StoredConversation, Turn
+from bot.core.conversation import TURN_JSON, ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import Attachment
 from bot.storage.keys import Keys
@@ -25,6 +26,7 @@ from bot.storage.keys import Keys
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
+D = TypeVar("D", Fold, MeasuredSize)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -106,6 +108,17 @@ return 1
 """
 
 
+def _decode(kind: type[D], raw: str | None) -> D | None:
+    """A small JSON record from a hash field; an unreadable one is treated as absent, never as a failure."""
+    if raw is None:
+        return None
+    try:
+        return kind(**json.loads(raw))
+    except (ValueError, TypeError):
+        log.warning("ignoring an unreadable %s record", kind.__name__)
+        return None
+
+
 class RedisStore:
     """One Redis connection pool behind every storage port the bot uses."""
 
@@ -141,8 +154,8 @@ class RedisStore:
     async def load(self, key: ConversationKey) -> StoredConversation:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.lrange(self.keys.conversation(key), 0, -1)
-            pipe.hget(self.keys.conversation_meta(key), "persona")
-            raw, persona = await pipe.execute()
+            pipe.hmget(self.keys.conversation_meta(key), ["persona", "fold", "measured"])
+            raw, (persona, fold, measured) = await pipe.execute()
         turns = []
         for item in raw:
             try:
@@ -150,18 +163,45 @@ class RedisStore:
             except ValueError:
                 # One unreadable entry (e.g. written by a newer version) must not make the thread unusable.
                 log.warning("skipping an unreadable turn in %s", self.keys.conversation(key))
-        return StoredConversation(turns=turns, persona=persona)
+        return StoredConversation(
+            turns=turns, persona=persona, fold=_decode(Fold, fold), measured=_decode(MeasuredSize, measured)
+        )
 
     @_translated
-    async def append(self, key: ConversationKey, *turns: Turn, persona: str | None = None) -> None:
+    async def append(
+        self,
+        key: ConversationKey,
+        *turns: Turn,
+        persona: str | None = None,
+        measured: MeasuredSize | None = None,
+    ) -> None:
         name, meta = self.keys.conversation(key), self.keys.conversation_meta(key)
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.rpush(name, *(TURN_JSON.dump_json(turn, exclude_none=True).decode() for turn in turns))
+            if turns:
+                pipe.rpush(name, *(TURN_JSON.dump_json(turn, exclude_none=True).decode() for turn in turns))
             if persona is not None:
                 pipe.hset(meta, "persona", persona)
+            if measured is not None:
+                pipe.hset(meta, "measured", json.dumps(dataclasses.asdict(measured)))
             pipe.expire(name, self._conversation_ttl_s)
             pipe.expire(meta, self._conversation_ttl_s)
             await pipe.execute()
+
+    @_translated
+    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+        meta = self.keys.conversation_meta(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(meta, "fold", json.dumps(dataclasses.asdict(fold)))
+            pipe.expire(meta, self._conversation_ttl_s)
+            await pipe.execute()
+
+    @_translated
+    async def forget(self, key: ConversationKey) -> bool:
+        return bool(await self.client.delete(self.keys.conversation(key), self.keys.conversation_meta(key)))
+
+    @_translated
+    async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
+        await self.client.delete(self.keys.dm_session(workspace_id, channel_id))
 
     @_translated
     async def exists(self, key: ConversationKey) -> bool:

@@ -37,7 +37,10 @@ async def test_mention_is_answered_in_a_thread_by_editing_one_message(
     assert answer.ts == placeholder.response["ts"]  # one message, edited in place
     assert len(slack.calls_to("chat.postMessage")) == 1
     request = claude.requests[0]
-    assert request.last_user_text() == "what's the capital of France?"  # the bot's own mention is stripped
+    # The bot's own mention is stripped; the message carries who sent it and when, in their time zone.
+    header, said = request.last_user_text().split("]", 1)
+    assert said == "what's the capital of France?"
+    assert header.startswith("[Ada (Staff Engineer), <@U0USER>,") and header.endswith("Europe/Paris")
 
 
 async def test_mention_inside_a_thread_answers_in_that_thread(running: RunningBot, slack: FakeSlack) -> None:

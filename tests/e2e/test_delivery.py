@@ -100,7 +100,7 @@ async def test_socket_mode_receives_events_and_acks_them(
         ack = await slack.send_socket_envelope("events_api", payload)
         assert ack["envelope_id"]
         await wait_for_reply(slack, "C0GENERAL", "1700000103.000100", "OK")
-        assert claude.requests[0].last_user_text() == "over the socket"
+        assert claude.requests[0].last_user_text().endswith("]over the socket")
     finally:
         await handler.close_async()
         await bot.close()

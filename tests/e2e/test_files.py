@@ -50,7 +50,7 @@ async def test_a_screenshot_reaches_claude_intact_and_is_fetched_with_the_bot_to
     [image] = images_in(claude.requests[0].messages)
     assert image["source"]["media_type"] == "image/png"
     assert base64.b64decode(image["source"]["data"]) == png  # small enough: sent byte for byte
-    assert claude.requests[0].last_user_text() == "what do you think of this UI?"
+    assert claude.requests[0].last_user_text().endswith("]what do you think of this UI?")
     assert [d["authorization"] for d in slack.file_downloads] == ["Bearer xoxb-test-token"]
 
 

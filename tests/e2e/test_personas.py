@@ -46,9 +46,12 @@ async def test_the_system_prompt_carries_the_channel_persona_and_who_is_asking(
     system = claude.requests[0].system_text
     assert system.startswith(SQL_OPENING)
     assert "Slack" in system  # formatting guidance for Slack
-    assert "Ada, Staff Engineer" in system  # users.info: display name and title
     assert "#general" in system and "Anything goes" in system and "Company-wide chatter" in system
     assert "(Europe/Paris)" in system  # the date in the asker's time zone
+    # Who asks (users.info: display name and title) heads their message, so the system prompt stays the same for
+    # everyone in the thread and its cached prefix survives a change of speaker.
+    assert "Ada" not in system
+    assert claude.requests[0].last_user_text().startswith("[Ada (Staff Engineer), <@U0USER>,")
     assert claude.requests[0].body["output_config"] == {"effort": "high"}  # the persona's own settings
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from bot.core.conversation import Asker, ChannelContext, ConversationKey, IncomingMessage, TextBlock, Turn
 from bot.core.personas import Persona
-from bot.core.prompts import ReplyConfig, build_request, merge_consecutive_turns
+from bot.core.prompts import ReplyConfig, build_request, merge_consecutive_turns, message_header
 from bot.llm.claude import ClaudeModel
 
 PERSONA = Persona(name="tester", description="Tests things.", prompt="You test things thoroughly.")
@@ -37,22 +37,35 @@ def test_a_failed_answer_leaves_two_user_turns_that_are_merged() -> None:
 def test_system_prompt_is_persona_then_formatting_then_context() -> None:
     request = build_request(PERSONA, CONFIG, [Turn.user("hi")], message(), NOW)
     assert request.system[:2] == ("You test things thoroughly.", "Format for Slack.")
-    assert request.stable_system_parts == 2
-    context = request.system[2]
-    assert "Ada, Staff Engineer" in context and "#data" in context and "Warehouse questions" in context
-    # 23:30 UTC is already Thursday morning in Tokyo: the date is the asker's.
-    assert "Thursday, 26 November 2026, 08:30 (Asia/Tokyo)" in context
+    assert request.cache_system_parts == (len(request.system) - 2,)  # the end of the stable part
+    context = request.system[-1]
+    assert "#data" in context and "Warehouse questions" in context
+    # 23:30 UTC is already Thursday in Tokyo: the date is the asker's. Only the day: the minute would change the
+    # cached prefix on every message.
+    assert "Thursday, 26 November 2026 for the person asking (Asia/Tokyo)" in context
+    assert "Ada" not in "".join(request.system) and "08:30" not in context
+
+
+def test_each_message_carries_its_stored_header_so_earlier_turns_never_change() -> None:
+    asker = Asker("U123", display_name="Ada", title="Staff Engineer", timezone="Asia/Tokyo")
+    header = message_header("U123", asker, NOW)
+    assert header == "Ada (Staff Engineer), <@U123>, Thu 26 Nov 2026, 08:30 Asia/Tokyo"
+    turns = [Turn(role="user", blocks=(TextBlock(text="hi"),), author_id="U123", header=header)]
+    request = build_request(PERSONA, CONFIG, turns, message(), NOW)
+    first, said = request.turns[0].blocks
+    assert isinstance(first, TextBlock) and first.text == f"[{header}]"
+    assert isinstance(said, TextBlock) and said.text == "hi"
 
 
 def test_persona_overrides_model_tokens_effort_and_thinking() -> None:
     persona = PERSONA.model_copy(update={"model": "claude-opus-5-5", "max_tokens": 8000, "effort": "high"})
-    request = build_request(persona.model_copy(update={"thinking": 2048}), CONFIG, [Turn.user("q")], message(), NOW)
+    request = build_request(persona, CONFIG, [Turn.user("q")], message(), NOW, thinking=2048)
     params = ClaudeModel.request_params(request, request.model)
     assert params["model"] == "claude-opus-5-5" and params["max_tokens"] == 8000
     assert params["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert params["output_config"] == {"effort": "high"}
-    assert params["system"][1]["cache_control"] == {"type": "ephemeral"}  # the end of the stable prefix
-    assert "cache_control" not in params["system"][2]
+    assert params["system"][-2]["cache_control"] == {"type": "ephemeral"}  # the end of the stable prefix
+    assert "cache_control" not in params["system"][-1]
 
 
 def test_wire_request_hides_the_slack_user_and_drops_empty_text() -> None:

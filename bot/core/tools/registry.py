@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from bot.core.context_window import HistoryHit
 from bot.core.conversation import ChannelContext
 
 
@@ -47,6 +48,10 @@ class ConversationReader(Protocol):
         ...
 
 
+class FoldedHistory(Protocol):
+    def search(self, query: str, *, limit: int) -> list[HistoryHit]: ...
+
+
 class WebFetcher(Protocol):
     async def fetch_text(self, url: str, *, max_chars: int) -> tuple[str, str]:
         """(title, readable text) of a public web page; raises ToolError for refused or failed fetches."""
@@ -64,6 +69,7 @@ class ToolContext:
     channel: ChannelContext | None = None
     reader: ConversationReader | None = None
     web: WebFetcher | None = None
+    history: FoldedHistory | None = None  # the part of a long thread folded into its summary
 
 
 ToolRun = Callable[[Any, ToolContext], Awaitable[str]]
