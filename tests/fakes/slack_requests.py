@@ -268,6 +268,33 @@ def assistant_thread_started(
     }
 
 
+def message_shortcut(
+    callback_id: str,
+    message: dict[str, Any],
+    *,
+    response_url: str,
+    user: str = "U0USER",
+    channel: str = "C0GENERAL",
+    team_id: str = "T0001",
+) -> dict[str, Any]:
+    """A `message_action` interaction payload (a message shortcut chosen from a message's ⋮ menu)."""
+    return {
+        "type": "message_action",
+        "callback_id": callback_id,
+        "trigger_id": _new_trigger_id(),
+        "response_url": response_url,
+        "team": {"id": team_id, "domain": "acme"},
+        "channel": {"id": channel, "name": "directmessage" if channel.startswith("D") else "general"},
+        "user": {"id": user, "name": "ada"},
+        "message": {"type": "message", **message},
+        "action_ts": new_ts(),
+        "token": "x",
+        "api_app_id": "A0001",
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
 def slash_command(
     command: str,
     text: str = "",

@@ -17,6 +17,7 @@ from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
 from bot.slack.incoming import Place
+from bot.slack.listeners.reset import is_reset_request, reset_from_message
 from bot.slack.reply_stream import ReplyStream
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     key = message.key
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
         await _turn_away(deps, client, message, place)
+        return
+    if is_reset_request(message.text) and not message.files:
+        await reset_from_message(deps, client, message, place)
         return
     stream = ReplyStream(
         client=client,

@@ -42,6 +42,7 @@ def fixed_commands() -> dict[str, tuple[str, str]]:
             "Show or set Claude's monthly and per-person daily budgets (admins)",
             "[month 200 | user-day 10]",
         ),
+        "/claude-reset": ("Start a fresh conversation with Claude in this DM (in channels: how to clear a thread)", ""),
     }
 
 
