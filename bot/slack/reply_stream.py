@@ -47,8 +47,8 @@ SLACK_FORMATTING = (
     "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
 )
 PLACEHOLDER = "_Thinking…_"
+THINKING_TICK_S = 3.0  # how often the "Thinking… 12s" status moves on (each tick is one paced edit)
 STATUS_TEXT = {
-    "thinking": "_Thinking it through…_",
     "storage": "_My memory store is unreachable; retrying…_",
     "restart": "_Claude hiccupped; starting the answer again…_",
 }
@@ -91,6 +91,7 @@ class ReplyStream:
     committed: int = 0  # text of finished tool rounds: a retried model call must not erase it
     approvals: dict[str, tuple[str, str]] = field(default_factory=dict)  # approval id -> (prompt ts, tool)
     messages: list[_Posted] = field(default_factory=list)
+    _thinking_since: float | None = None  # Claude is thinking and no answer text has come since
     _limit: int = 0
     _next_edit_at: float = 0.0
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
@@ -134,6 +135,8 @@ class ReplyStream:
 
     async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
         async for event in events:
+            if not isinstance(event, ThinkingStarted):
+                self._thinking_since = None
             if isinstance(event, TextDelta):
                 if self.activity is not None:
                     # The answer resumes after a tool round: start a new paragraph, drop the status line.
@@ -151,7 +154,9 @@ class ReplyStream:
             elif isinstance(event, ApprovalSettled):
                 await self._settle_approval(event)
             elif isinstance(event, ThinkingStarted):
-                self.status = STATUS_TEXT["thinking"]
+                if self._thinking_since is None:
+                    self._thinking_since = asyncio.get_running_loop().time()
+                    self._tick_thinking()
             elif isinstance(event, Waiting):
                 self.status = STATUS_TEXT.get(event.reason, STATUS_TEXT["storage"])
             elif isinstance(event, Notice):
@@ -187,15 +192,29 @@ class ReplyStream:
             except Exception as error:  # a dropped connection: the next edit (or the final one) catches up
                 log.warning("interim edit failed: %s", type(error).__name__)
 
+    def _tick_thinking(self) -> None:
+        """While Claude thinks, show the seconds going by, so a long think never looks like a hang."""
+        if self._thinking_since is None or self._finished.is_set():
+            return
+        self._dirty.set()
+        asyncio.get_running_loop().call_later(THINKING_TICK_S, self._tick_thinking)
+
+    def _thinking_status(self) -> str | None:
+        if self._thinking_since is None:
+            return None
+        elapsed = int(asyncio.get_running_loop().time() - self._thinking_since)
+        return f"_Thinking… {elapsed}s_"
+
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
         rendered = [markdown_to_mrkdwn(piece) for piece in pieces]
         if not final:
+            thinking = self._thinking_status()
             if not rendered:
-                return [self.status]
+                return [thinking or self.status]
             rendered[-1] += STREAMING_CURSOR
-            if self.activity:
-                rendered[-1] += "\n\n" + self.activity
+            if thinking or self.activity:
+                rendered[-1] += "\n\n" + (thinking or self.activity or "")
             return rendered
         notes = [NOTICE_PREFIX + markdown_to_mrkdwn(n) for n in self.notices]
         if self.note:
