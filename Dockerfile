@@ -2,7 +2,8 @@
 #
 # Claude Slack bot.
 #   build:              docker build -t claude-slack-bot .
-#   run, Socket Mode:   docker run --env-file .env -v claude-bot-data:/data --no-healthcheck claude-slack-bot
+#   run, Socket Mode:   docker run --env-file .env -v claude-bot-data:/data claude-slack-bot
+#   bot + Redis:        docker compose up -d   (docker-compose.yml)
 #   run, HTTP mode:     docker run --env-file .env -v claude-bot-data:/data -p 3000:3000 claude-slack-bot
 # Settings come from the environment (see bot/settings.py); .env is not copied into the image.
 
@@ -63,9 +64,8 @@ VOLUME ["/data"]
 # HTTP mode listens on PORT (default 3000); Socket Mode needs no inbound port.
 EXPOSE 3000
 
-# Only meaningful in HTTP mode, where the bot serves /healthz. In Socket Mode (SLACK_APP_TOKEN
-# set) nothing listens, so this check would mark the container unhealthy: run it with
-# --no-healthcheck (compose: `healthcheck: {disable: true}`).
+# The bot serves /healthz on PORT in both modes (in Socket Mode only for checks like this one):
+# 200 while Redis answers, 503 when it does not.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
 
