@@ -9,12 +9,10 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
-
 from bot import logs
-from bot.server import build_web_app
+from bot.server import Service
 from bot.settings import Settings, SettingsError, load_settings
-from bot.wiring import Bot, build_bot
+from bot.wiring import Bot
 
 log = logging.getLogger("bot")
 
@@ -26,35 +24,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    bot = build_bot(settings)
-    await bot.start()
-    if not await bot.store.healthy():
-        log.warning("Redis is not answering yet; /healthz reports 503 until it does")
-    runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    socket_handler = None
+    service = Service(settings)
+    await service.start()
     background = []
     if settings.weekly_summary_channel:
-        background.append(asyncio.create_task(_weekly_summaries(bot, settings.weekly_summary_channel)))
+        background.append(asyncio.create_task(_weekly_summaries(service.bot, settings.weekly_summary_channel)))
     try:
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token.get_secret_value())
-            await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-            log.info("connected to Slack in Socket Mode; health check on %s:%d", settings.host, settings.port)
-        else:
-            log.info("listening for Slack on http://%s:%d/slack/events", settings.host, settings.port)
         await stop.wait()
     finally:
-        log.info("shutting down")
         for task in background:
             task.cancel()
-        if socket_handler is not None:
-            await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-        await runner.cleanup()
-        await bot.close()
+        await service.shutdown()
 
 
 async def _weekly_summaries(bot: Bot, channel: str, *, every_s: float = 3600.0) -> None:
@@ -106,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat":
         from bot.terminal import chat
 
-        logs.configure("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+        level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
+        logs.configure(level, fmt=settings.log_format, message_text=settings.log_message_text)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(chat(settings, args.persona or settings.default_persona, session=args.session))
         return 0
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format, message_text=settings.log_message_text)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))
     return 0

@@ -1,30 +1,115 @@
-"""Logging format and levels, applied once at start-up (never at import)."""
+"""Logging format and levels, applied once at start-up (never at import), and the request context of each line.
+
+Entry points (the Slack middleware) call `start_request` with what they know about one request: workspace, channel,
+thread, Slack's event id. Every line logged while handling it, in any module and in the tasks it starts, then
+carries those fields without anyone passing them around (contextvars are copied into new tasks). Lines are JSON
+objects, one per line, for log collectors, or plain text for people.
+
+Never logged: tokens and passwords (redacted by shape, even inside a library's message or a traceback), and the
+text of messages, unless LOG_MESSAGE_TEXT asks for it on the `bot.content` logger.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
 
 # Belt and braces: tokens must never reach a log line, even inside a third-party library's message.
 _SECRET_SHAPES = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+)")
+# The user:password part of any URL (rediss://:password@host): the host stays readable, the secret goes.
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@]+@")
+
+# Questions and answers are logged only here, and this logger is silent unless LOG_MESSAGE_TEXT is set.
+CONTENT_LOGGER = "bot.content"
+
+_context: ContextVar[Mapping[str, str]] = ContextVar("log_context", default=MappingProxyType({}))
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is worth printing.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    return _URL_CREDENTIALS.sub("[redacted]@", _SECRET_SHAPES.sub("[redacted]", text))
+
+
+def start_request(**fields: str | None) -> None:
+    """Replace the context with one request's fields (empty ones left out): nothing leaks from a previous one."""
+    _context.set({name: value for name, value in fields.items() if value})
+
+
+def bind(**fields: str | None) -> None:
+    """Add fields to the current request's context (e.g. Claude's request id once it is known)."""
+    _context.set({**_context.get(), **{name: value for name, value in fields.items() if value}})
+
+
+def context() -> Mapping[str, str]:
+    return _context.get()
 
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _SECRET_SHAPES.search(message):
-            record.msg = _SECRET_SHAPES.sub("[redacted]", message)
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
             record.args = None
         return True
 
 
-def configure(level: str) -> None:
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {name: value for name, value in vars(record).items() if name not in _RECORD_ATTRIBUTES}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, logger, message, the request context and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **context(),
+            **_extras(record),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return redact(json.dumps(line, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, with the request context and extras appended as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = {**context(), **_extras(record)}
+        if fields:
+            head, newline, tail = text.partition("\n")  # a traceback stays below the line it belongs to
+            pairs = " ".join(f"{name}={value}" for name, value in fields.items())
+            text = f"{head} [{pairs}]{newline}{tail}"
+        return redact(text)
+
+
+def configure(level: str, *, fmt: str = "text", message_text: bool = False) -> None:
+    """Install one handler on the root logger; `fmt` is json, text or auto (text on a terminal, else json)."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The SDKs log request bodies at DEBUG; keep them at INFO unless asked.
-    for noisy in ("httpx2", "httpcore", "anthropic", "slack_sdk", "aiohttp.access"):
+    # The SDKs log request and event bodies (message text) at DEBUG; keep them at INFO unless asked.
+    for noisy in ("httpx2", "httpcore", "anthropic", "slack_sdk", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    logging.getLogger(CONTENT_LOGGER).setLevel(logging.INFO if message_text else logging.CRITICAL + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A current model from the SDK's list (anthropic 2.14 `types/model_param.py`), not a deprecated one.
@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     claude_silence_timeout_s: PositiveSeconds = 60.0
     claude_connect_timeout_s: PositiveSeconds = 10.0
 
-    # Storage
-    redis_url: str | None = None
+    # Storage. A secret: the URL may carry a password (rediss://:password@host:6380/0).
+    redis_url: SecretStr | None = None
+    redis_tls_ca_file: Path | None = None  # CA bundle for a rediss:// server whose certificate is privately signed
     redis_key_prefix: str = "claude-bot:"
     data_dir: Path = Path("./data")
     conversation_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
@@ -54,9 +55,13 @@ class Settings(BaseSettings):
     workspace_edits_per_minute: int = Field(default=45, ge=1)
     max_message_chars: int = Field(default=3500, ge=500, le=3900)
 
-    # HTTP mode
+    # HTTP mode (in Socket Mode too: /healthz and /metrics)
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
+    metrics_token: SecretStr | None = None  # when set, GET /metrics needs "Authorization: Bearer <token>"
+    # On SIGTERM: how long answers in progress may run on before they are closed with a note. Below the usual
+    # 30 s a container runtime waits before SIGKILL, leaving time to write those notes.
+    shutdown_grace_s: float = Field(default=25.0, ge=0)
 
     # Files: downloaded only from Slack's file host and SLACK_API_URL's host, plus these (comma-separated).
     slack_file_hosts: str = ""
@@ -107,6 +112,10 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=3600, gt=0)
 
     log_level: str = "INFO"
+    # json: one JSON object per line (for log collectors); text: for people; auto: text on a terminal, else json.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Debugging only: also log the text of questions and answers (never tokens).
+    log_message_text: bool = False
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -134,6 +143,8 @@ class Settings(BaseSettings):
     @field_validator(
         "anthropic_base_url",
         "redis_url",
+        "redis_tls_ca_file",
+        "metrics_token",
         "slack_signing_secret",
         "slack_bot_token",
         "personas_dir",
@@ -150,6 +161,25 @@ class Settings(BaseSettings):
         if value is not None:
             AnyHttpUrl(value)
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so a typo stops start-up with one line; the message never repeats the URL (it may hold a
+        # password).
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_ca_needs_tls(self) -> Settings:
+        if self.redis_tls_ca_file is not None:
+            url = self.redis_url.get_secret_value() if self.redis_url is not None else ""
+            if not url.startswith("rediss://"):
+                raise ValueError("REDIS_TLS_CA_FILE needs a rediss:// REDIS_URL")
+            if not self.redis_tls_ca_file.is_file():
+                raise ValueError("REDIS_TLS_CA_FILE: no such file")
+        return self
 
     @staticmethod
     def id_list(value: str) -> frozenset[str]:

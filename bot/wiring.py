@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
@@ -26,8 +25,9 @@ from bot.core.usage import DEFAULT_PRICES, PriceTable
 from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
+from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.slack.app import SlackDeps, build_app
+from bot.slack.app import SlackDeps, build_app, web_client
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
 from bot.slack.notify import SlackAdminNotifier
@@ -43,6 +43,9 @@ from bot.web.fetch import SafeWebFetcher
 
 log = logging.getLogger(__name__)
 
+# On shutdown, answers already shown get this long to reach history if Redis is having a blip.
+HISTORY_FLUSH_TIMEOUT_S = 10.0
+
 
 @dataclass
 class Core:
@@ -57,6 +60,7 @@ class Core:
     mcp: McpTools | None
     usage: RedisUsageLedger
     prices: PriceTable
+    metrics: Metrics
     embedded_redis: EmbeddedRedis | None = field(default=None)
 
     async def start(self) -> None:
@@ -167,13 +171,16 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
 
 
 def build_core(settings: Settings) -> Core:
+    metrics = Metrics()
     embedded = None
-    redis_url = settings.redis_url
-    if redis_url is None:
+    if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         redis_url = embedded.url
+    else:
+        redis_url = settings.redis_url.get_secret_value()
+        log.info("Redis at %s", redis_store.public_location(redis_url))
     store = RedisStore(
-        redis_store.connect(redis_url),
+        redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file),
         Keys(settings.redis_key_prefix),
         conversation_ttl_s=settings.conversation_ttl_s,
         dm_idle_reset_s=settings.dm_idle_reset_s,
@@ -189,6 +196,7 @@ def build_core(settings: Settings) -> Core:
         ),
         max_attempts=settings.claude_max_attempts,
         backoff_base_s=settings.claude_retry_base_delay_s,
+        on_error=metrics.claude_error,
     )
     web = None
     if settings.fetch_url_enabled:
@@ -202,14 +210,18 @@ def build_core(settings: Settings) -> Core:
         mcp = McpTools(servers)
     tools = ToolRegistry(builtin_tools(web_fetch=web is not None))
     usage = RedisUsageLedger(
-        store.client, settings.redis_key_prefix, raw_retention_days=settings.usage_raw_retention_days
+        store.client,
+        settings.redis_key_prefix,
+        raw_retention_days=settings.usage_raw_retention_days,
+        on_record=metrics.usage_recorded,
     )
     prices = (
         PriceTable.from_setting(settings.price_overrides)
         if settings.price_overrides.strip()
         else PriceTable(DEFAULT_PRICES)
     )
-    return Core(settings, store, model, load_persona_catalog(settings), tools, web, mcp, usage, prices, embedded)
+    personas = load_persona_catalog(settings)
+    return Core(settings, store, model, personas, tools, web, mcp, usage, prices, metrics, embedded)
 
 
 @dataclass
@@ -229,10 +241,18 @@ class Bot:
     async def start(self) -> None:
         await self.core.start()
 
+    async def stop_work(self, grace_s: float) -> None:
+        """Turn new work away, let answers finish within `grace_s` (the rest end with a note), flush history saves."""
+        in_progress = self.slack_deps.in_progress
+        in_progress.stop_accepting()
+        if len(in_progress):
+            log.info("waiting up to %g s for %d answers in progress", grace_s, len(in_progress))
+        await in_progress.finish(grace_s)
+        await self.replies.drain(timeout_s=HISTORY_FLUSH_TIMEOUT_S)
+
     async def close(self, *, grace_s: float = 30.0) -> None:
-        """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
-        await self.slack_deps.in_progress.wait(grace_s)
-        await self.replies.drain()
+        """Stop work (see `stop_work`), then close clients and the embedded Redis."""
+        await self.stop_work(grace_s)
         await self.files.close()
         await self.core.close()
 
@@ -250,7 +270,7 @@ def build_bot(settings: Settings) -> Bot:
             max_bytes=settings.max_file_bytes,
         )
     )
-    client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
+    client = web_client(token=bot_token, base_url=settings.slack_api_url, metrics=core.metrics)
     cost_admins = settings.id_list(settings.cost_admins)
     metering = core.metering(SlackAdminNotifier(client, cost_admins))
     replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering)
@@ -279,7 +299,9 @@ def build_bot(settings: Settings) -> Bot:
             denied_users=settings.id_list(settings.denied_users),
         ),
         cost_admins=cost_admins,
+        metrics=core.metrics,
     )
+    core.metrics.watch_answers_in_progress(lambda: len(deps.in_progress))
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps)
     return Bot(core=core, app=app, replies=replies, slack_deps=deps, files=files)

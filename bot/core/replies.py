@@ -369,10 +369,16 @@ class Replies:
         finally:
             del self._unsaved[key]
 
-    async def drain(self) -> None:
-        """Let background saves finish on shutdown."""
-        if self._pending_saves:
-            await asyncio.gather(*self._pending_saves, return_exceptions=True)
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Let background saves finish on shutdown (within `timeout_s`: a Redis that stays away must not hang it)."""
+        if not self._pending_saves:
+            return
+        _, unfinished = await asyncio.wait(set(self._pending_saves), timeout=timeout_s)
+        if unfinished:
+            waiting = sum(len(turns) for turns in self._unsaved.values())
+            log.error("shutting down with %d turns not saved to history: storage stayed unreachable", waiting)
+            for task in unfinished:
+                task.cancel()
 
 
 def _tool_filter(persona: Persona, *, folded: bool) -> Callable[[Tool], bool]:

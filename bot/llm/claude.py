@@ -7,12 +7,13 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anthropic
 import httpx2
 
+from bot import logs
 from bot.core.conversation import (
     Block,
     MediaBlock,
@@ -80,11 +81,13 @@ class ClaudeModel:
         *,
         max_attempts: int = 3,
         backoff_base_s: float = 0.5,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
         self._limits: dict[str, tuple[ModelLimits | None, float]] = {}
+        self._on_error = on_error or (lambda error_type: None)  # told of every failed attempt, e.g. for metrics
 
     @staticmethod
     def build_client(
@@ -147,6 +150,7 @@ class ClaudeModel:
                     yield event
                 return
             except anthropic.APIStatusError as error:
+                self._on_error(error.type or f"http_{error.status_code}")
                 last_error = ModelUnavailable(_describe_status(error), request_id=error.request_id)
                 mid_stream = error.status_code == 200
                 if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
@@ -156,14 +160,23 @@ class ClaudeModel:
                     if error.status_code not in _OVERLOADED_STATUSES or model_index + 1 >= len(models):
                         raise last_error from error
                     model_index += 1
-                log.warning("claude attempt %d failed: %s %s", attempt + 1, error.status_code, error.type)
+                log.warning(
+                    "claude attempt %d failed: %s %s",
+                    attempt + 1,
+                    error.status_code,
+                    error.type,
+                    extra={"anthropic_request_id": error.request_id},
+                )
             except (anthropic.APITimeoutError, httpx2.TimeoutException) as error:
+                self._on_error("timeout")
                 last_error = ModelUnavailable("Claude stopped responding.")
                 log.warning("claude attempt %d: silence timeout (%s)", attempt + 1, type(error).__name__)
             except (anthropic.APIConnectionError, httpx2.TransportError) as error:
+                self._on_error("connection")
                 last_error = ModelUnavailable("The connection to Claude kept dropping.")
                 log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
             except _StreamCutShort:
+                self._on_error("stream_cut_short")
                 last_error = ModelUnavailable("Claude's answer was cut off.")
                 log.warning("claude attempt %d: stream ended before message_stop", attempt + 1)
             if attempt + 1 < self._max_attempts:
@@ -177,6 +190,8 @@ class ClaudeModel:
     async def _one_attempt(self, request: ModelRequest, model: str) -> AsyncIterator[ModelEvent]:
         params = self.request_params(request, model)
         async with self._client.messages.stream(**params) as stream:
+            # Every later line of this answer names the Claude request, for Anthropic support and for tracing.
+            logs.bind(anthropic_request_id=stream.request_id)
             async for event in stream:
                 if event.type == "text":
                     if event.text:

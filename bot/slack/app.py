@@ -7,8 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
@@ -18,6 +24,7 @@ from bot.core.metering import BudgetStore, Metering
 from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
 from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
+from bot.metrics import Metrics
 from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
@@ -48,6 +55,34 @@ class SlackDeps:
     cost_admins: frozenset[str] = frozenset()
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+class _RateLimitCounter(AsyncRetryHandler):
+    """Counts Slack's 429 answers by method. Never retries: callers pace themselves by Retry-After (reply_stream)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__(max_retry_count=2**31)  # consulted on every response, however many retries came before
+        self._metrics = metrics
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None and response.status_code == 429:
+            self._metrics.slack_rate_limited(urlsplit(request.url).path.rsplit("/", 1)[-1])
+        return False
+
+
+def web_client(*, token: str, base_url: str, metrics: Metrics) -> AsyncWebClient:
+    """The bot's Web API client; Bolt copies its retry handlers into every per-request client (slack.md §1.1)."""
+    return AsyncWebClient(
+        token=token, base_url=base_url, retry_handlers=[*async_default_handlers(), _RateLimitCounter(metrics)]
+    )
 
 
 def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: SlackDeps) -> AsyncApp:
@@ -59,7 +94,7 @@ def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: Slack
         logger=logging.getLogger("slack_bolt"),
         before_authorize=middleware.reject_malformed,
     )
-    middleware.register(app, deps.ledger)
+    middleware.register(app, deps.ledger, in_progress=deps.in_progress, metrics=deps.metrics)
     listeners.register_all(app, deps)
 
     @app.error

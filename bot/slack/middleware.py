@@ -1,4 +1,5 @@
-"""Request filters that apply to every listener: redeliveries, double deliveries and other bots."""
+"""Request filters that apply to every listener: request context, shutdown, redeliveries, double deliveries and
+other bots."""
 
 from __future__ import annotations
 
@@ -7,17 +8,66 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_bolt.response import BoltResponse
 
+from bot import logs
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import EventLedger
+from bot.metrics import Metrics
 from bot.slack.incoming import is_answerable
+from bot.slack.listeners.answering import AnswersInProgress
 
 log = logging.getLogger(__name__)
 
 # Bolt must ack within Slack's 3 s; de-duplication never gets to eat that budget.
 _LEDGER_TIMEOUT_S = 1.0
+RESTARTING = "I'm restarting right now; please try again in a moment."
+# Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
+# answer finishing during the grace period may be waiting for its Approve click.
+_NEW_WORK = frozenset({"slash_command", "message_action", "shortcut"})
+
+
+def request_kind(body: dict[str, Any]) -> str:
+    """A short, bounded name for a request (the event type for events), for metrics and log lines."""
+    if body.get("type") == "event_callback":
+        event = body.get("event")
+        return str(event.get("type") or "unknown") if isinstance(event, dict) else "unknown"
+    if body.get("command"):
+        return "slash_command"
+    return str(body.get("type") or "unknown")
+
+
+def _id(value: Any) -> str | None:
+    """Slack sends some ids as strings and some as objects with an id (`team`, `channel` in interactivity)."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def request_fields(body: dict[str, Any]) -> dict[str, str | None]:
+    """Where a request comes from, for every log line while it is handled; ids only, never text."""
+    raw_event = body.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
+    message: dict[str, Any] = body["message"] if isinstance(body.get("message"), dict) else {}
+    container: dict[str, Any] = body["container"] if isinstance(body.get("container"), dict) else {}
+    return {
+        "workspace": _id(body.get("team_id")) or _id(body.get("team")) or _id(body.get("enterprise_id")),
+        "channel": _id(event.get("channel")) or _id(body.get("channel_id")) or _id(body.get("channel")),
+        "thread": _id(event.get("thread_ts") or event.get("ts"))
+        or _id(container.get("thread_ts") or message.get("thread_ts") or message.get("ts")),
+        "event_id": _id(body.get("event_id")),
+    }
+
+
+def _refusal(kind: str, body: dict[str, Any]) -> BoltResponse:
+    """Events get a non-2xx, so Slack delivers them again (to another process, or to this one restarted); commands and
+    shortcuts are never redelivered, so the person is told instead."""
+    if body.get("type") == "event_callback":
+        return BoltResponse(status=503, body="shutting down")
+    if kind == "slash_command":
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": RESTARTING})
+    return BoltResponse(status=200, body="")
 
 
 def delivery_ids(body: dict[str, Any]) -> list[str]:
@@ -45,11 +95,30 @@ async def reject_malformed(body: dict[str, Any], next: Callable[[], Awaitable[No
     return await next()
 
 
-def register(app: AsyncApp, ledger: EventLedger) -> None:
+def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgress, metrics: Metrics) -> None:
+    @app.middleware
+    async def intake(body: dict[str, Any], respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]) -> Any:
+        """First: name the request in every log line from here on, and turn new work away while shutting down.
+
+        Events are refused *before* de-duplication marks them as seen, or Slack's redelivery would be dropped."""
+        kind = request_kind(body)
+        logs.start_request(kind=kind, **request_fields(body))
+        if in_progress.accepting or (body.get("type") != "event_callback" and kind not in _NEW_WORK):
+            return await next()
+        metrics.slack_event(kind, "refused")
+        log.info("turning away a %s while shutting down", kind)
+        if respond is not None and kind != "slash_command":
+            try:
+                await respond(text=RESTARTING, response_type="ephemeral", replace_original=False)
+            except Exception as error:  # best effort: the person can simply try again
+                log.warning("could not say that the bot is restarting: %s", type(error).__name__)
+        return _refusal(kind, body)
+
     @app.middleware
     async def ignore_other_bots(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
         event = body.get("event") or {}
         if body.get("type") == "event_callback" and (event.get("bot_id") or event.get("subtype") == "bot_message"):
+            metrics.slack_event(request_kind(body), "ignored")
             return BoltResponse(status=200, body="")
         return await next()
 
@@ -64,5 +133,7 @@ def register(app: AsyncApp, ledger: EventLedger) -> None:
                 continue
             if not first:
                 log.info("dropping a repeated delivery (%s)", delivery_id.split(":")[0])
+                metrics.slack_event(request_kind(body), "duplicate")
                 return BoltResponse(status=200, body="")
+        metrics.slack_event(request_kind(body), "accepted")
         return await next()

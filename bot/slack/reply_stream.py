@@ -34,11 +34,14 @@ from bot.core.events import (
     Waiting,
 )
 from bot.core.ports import RateBudget
+from bot.logs import CONTENT_LOGGER
+from bot.metrics import Metrics
 from bot.slack.incoming import Place
 from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
 from bot.slack.views import approval_outcome, approval_prompt
 
 log = logging.getLogger(__name__)
+content_log = logging.getLogger(CONTENT_LOGGER)
 
 # Added to the system prompt for answers shown in Slack (the core knows nothing of Slack's rendering).
 SLACK_FORMATTING = (
@@ -56,6 +59,7 @@ STREAMING_CURSOR = " ▍"
 FAILURE_PREFIX = ":warning: "
 NOTICE_PREFIX = ":information_source: "
 GENERIC_FAILURE = "Something went wrong on my side while answering."
+INTERRUPTED = "I was restarted before finishing this answer; please ask again."
 _FINAL_SYNC_TIMEOUT_S = 120.0  # generous: the final edit may wait for the workspace's edit budget
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
@@ -91,8 +95,11 @@ class ReplyStream:
     committed: int = 0  # text of finished tool rounds: a retried model call must not erase it
     approvals: dict[str, tuple[str, str]] = field(default_factory=dict)  # approval id -> (prompt ts, tool)
     messages: list[_Posted] = field(default_factory=list)
+    metrics: Metrics | None = None
     _thinking_since: float | None = None  # Claude is thinking and no answer text has come since
     _limit: int = 0
+    _started_at: float = 0.0
+    _first_text_s: float | None = None  # when the first words of the answer were shown, after the placeholder
     _next_edit_at: float = 0.0
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -102,23 +109,46 @@ class ReplyStream:
 
     async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Post the placeholder, follow the stream, and always finish with one complete final rendering."""
+        self._started_at = asyncio.get_running_loop().time()
         await self._post(self.status)
         flusher = asyncio.create_task(self._flush_while_streaming())
+        outcome = "ok"
         try:
             await self._consume(events)
         except BotError as error:
             self.note = error.notice()
+            outcome = type(error).__name__
         except asyncio.CancelledError:
             # Shutdown or a cancelled task: still leave a finished message behind, never a frozen "Thinking…".
-            self.note = "I was restarted before finishing this answer; please ask again."
+            self.note = INTERRUPTED
             self._finished.set()
             self._dirty.set()
             await asyncio.shield(self._finish(flusher))
+            self._report("interrupted")
             raise
         except Exception:
             log.exception("reply stream failed")
             self.note = GENERIC_FAILURE
+            outcome = "failed"
         await self._finish(flusher)
+        self._report(outcome)
+
+    def _report(self, outcome: str) -> None:
+        """One line and one observation per answer: how it ended, how long it took, how soon words appeared."""
+        seconds = asyncio.get_running_loop().time() - self._started_at
+        if self.metrics is not None:
+            self.metrics.answer_finished(outcome, seconds)
+        first_text_ms = round(self._first_text_s * 1000) if self._first_text_s is not None else None
+        log.info(
+            "answer finished: %s",
+            outcome,
+            extra={
+                "duration_ms": round(seconds * 1000),
+                "first_text_ms": first_text_ms,
+                "messages": len(self.messages),
+            },
+        )
+        content_log.info("answer: %s", self.text)
 
     async def _finish(self, flusher: asyncio.Task[None]) -> None:
         """Stop the interim edits, then write the final rendering whatever happened to them."""
@@ -231,6 +261,10 @@ class ReplyStream:
         for _ in range(5):
             try:
                 await self._apply(self._renderings(final), final)
+                if self._first_text_s is None and self.text.strip():
+                    self._first_text_s = asyncio.get_running_loop().time() - self._started_at
+                    if self.metrics is not None:
+                        self.metrics.answer_first_text(self._first_text_s)
                 return
             except SlackApiError as error:
                 if error.response.get("error") != "msg_too_long":

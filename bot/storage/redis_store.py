@@ -10,7 +10,9 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -31,8 +33,14 @@ D = TypeVar("D", Fold, MeasuredSize)
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
-    """A client that retries a dropped connection a few times quickly, then lets callers see the outage."""
+def connect(url: str, *, socket_timeout_s: float = 3.0, tls_ca_file: Path | None = None) -> redis.Redis:
+    """A client that retries a dropped connection a few times quickly, then lets callers see the outage.
+
+    `rediss://` means TLS (certificates checked against the system's CAs, or `tls_ca_file`); a password comes in the
+    URL (`rediss://:password@host:6380/0`, or `user:password@` for an ACL user). redis-py also reads options from the
+    URL's query (`?ssl_cert_reqs=none`, `?ssl_ca_certs=/path`), and those win over the keywords given here.
+    """
+    tls: dict[str, Any] = {"ssl_ca_certs": str(tls_ca_file)} if tls_ca_file is not None else {}
     return redis.Redis.from_url(
         url,
         decode_responses=True,
@@ -41,7 +49,20 @@ def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
+        **tls,
     )
+
+
+def public_location(url: str) -> str:
+    """The URL without its user name, password or query, for logs: `rediss://cache.internal:6380/0 (password)`."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # redis-py will refuse it with its own message; the log line need not
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}" + (" (password)" if parts.password else "")
 
 
 def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:

@@ -155,15 +155,25 @@ return 'ok'
 class RedisUsageLedger:
     """Where every call's usage is recorded and budgets are checked; expects a client with decode_responses=True."""
 
-    def __init__(self, client: redis.Redis, keys_prefix: str, *, raw_retention_days: int = 30) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys_prefix: str,
+        *,
+        raw_retention_days: int = 30,
+        on_record: Callable[[UsageRecord], None] | None = None,
+    ) -> None:
         self.client = client
         self.keys = UsageKeys(keys_prefix)
         self._raw_ttl_s = raw_retention_days * DAY_S
         self._reserve: Any = client.register_script(_RESERVE)
+        self._on_record = on_record  # e.g. metrics; told first, so a Redis outage does not hide what was billed
 
     @_translated
     async def record(self, record: UsageRecord, *, savings_usd: float = 0.0) -> None:
         """One MULTI: the day's totals and breakdowns, the person's day, the month counter and the raw record."""
+        if self._on_record is not None:
+            self._on_record(record)
         day, ws, usage = record.day, record.workspace_id, record.usage
         totals = {
             REQUESTS: 1,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.server import SLACK_PATH, build_web_app
+from bot.server import SLACK_PATH, web_app_for
 from bot.settings import Settings
 from bot.wiring import Bot, build_bot
 from tests.fakes.anthropic_api import FakeAnthropic
@@ -90,7 +90,7 @@ async def start_bot(settings_for: Callable[..., Settings], redis_client: Any) ->
         settings = settings_for(**overrides)
         bot = build_bot(settings)
         await bot.start()
-        runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
+        runner = web.AppRunner(web_app_for(bot, settings), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -16,6 +16,7 @@ from bot.core.access import NOT_ALLOWED_MESSAGE
 from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
+from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
 from bot.slack.reply_stream import ReplyStream
@@ -24,32 +25,52 @@ if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
 
 log = logging.getLogger(__name__)
+content_log = logging.getLogger(CONTENT_LOGGER)
 
 
 class AnswersInProgress:
-    """Counts answers being shown, so shutdown lets them finish instead of leaving a frozen "Thinking…"."""
+    """The answers being shown, so shutdown can turn new work away, let these finish, and close the rest cleanly."""
 
     def __init__(self) -> None:
-        self._count = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.accepting = True
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
     @contextlib.asynccontextmanager
     async def track(self) -> AsyncIterator[None]:
-        self._count += 1
+        task = asyncio.current_task()
+        assert task is not None  # listeners always run in a task
+        self._tasks.add(task)
         self._idle.clear()
         try:
             yield
         finally:
-            self._count -= 1
-            if self._count == 0:
+            self._tasks.discard(task)
+            if not self._tasks:
                 self._idle.set()
 
-    async def wait(self, timeout_s: float) -> None:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("shutting down with %d answers still in progress", self._count)
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    async def finish(self, grace_s: float, *, close_timeout_s: float = 10.0) -> int:
+        """Wait up to `grace_s` for answers to end; cancel the rest, which then end with a note in their message
+        (ReplyStream's cancellation path), and give those notes `close_timeout_s`. Returns how many were cut short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        late = [task for task in self._tasks if not task.done()]
+        if not late:
+            return 0
+        log.warning("%d answers still running after %g s; closing them with a note", len(late), grace_s)
+        for task in late:
+            task.cancel()
+        _, stuck = await asyncio.wait(late, timeout=close_timeout_s)
+        if stuck:
+            log.error("%d answers did not close within %g s", len(stuck), close_timeout_s)
+        return len(late)
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
@@ -66,7 +87,9 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         config=deps.render,
         workspace_id=message.key.workspace_id,
         place=place,
+        metrics=deps.metrics,
     )
+    content_log.info("question: %s", message.text)
     async with deps.in_progress.track():
         await stream.show(_with_context(deps, client, message))
 

@@ -148,6 +148,7 @@ async def stream_prompt(
         config=deps.render,
         workspace_id=workspace,
         place=Place(channel_id=channel, thread_ts=thread_ts),
+        metrics=deps.metrics,
     )
 
     async def events() -> AsyncIterator[ReplyEvent]:

@@ -1,0 +1,142 @@
+"""Prometheus metrics, served at GET /metrics: what an operator graphs and alerts on.
+
+The seam: the core never sees this module. Each adapter reports what it alone observes: the Slack middleware counts
+requests, the HTTP and Socket Mode entry points time the ack, the reply stream times answers and their first visible
+text, the Claude adapter counts failed attempts, the Slack client's retry hook counts 429s, and the usage ledger
+reports each billed call as it records it. One `Metrics` per bot, each with its own registry, so several bots in one
+process (tests) never mix figures.
+
+Labels stay bounded: workspaces (one per install), models, Slack event kinds and methods, error types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from bot.core.usage import UsageRecord
+
+NAMESPACE = "claudebot"
+# The 0.0.4 text format: what every Prometheus version scrapes.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+_ACK_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)  # Slack gives up at 3 s
+_FIRST_TEXT_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
+_ANSWER_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self._events = Counter(
+            "slack_events",
+            "Slack requests by kind and what the bot did with them",
+            ["kind", "outcome"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._ack = Histogram(
+            "slack_ack_seconds",
+            "Time to acknowledge a Slack request",
+            ["kind"],
+            buckets=_ACK_BUCKETS_S,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._rate_limited = Counter(
+            "slack_rate_limited",
+            "Slack Web API 429 answers, by method",
+            ["method"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._answers = Counter(
+            "answers", "Answers shown in Slack, by how they ended", ["outcome"], namespace=NAMESPACE, registry=registry
+        )
+        self._answer_s = Histogram(
+            "answer_seconds",
+            "From placeholder to final message",
+            buckets=_ANSWER_BUCKETS_S,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._first_text_s = Histogram(
+            "answer_first_text_seconds",
+            "From placeholder to the first words of the answer shown in Slack",
+            buckets=_FIRST_TEXT_BUCKETS_S,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._in_progress = Gauge(
+            "answers_in_progress", "Answers being written right now", namespace=NAMESPACE, registry=registry
+        )
+        self._claude_errors = Counter(
+            "claude_errors",
+            "Failed Claude attempts, by error type (retried or not)",
+            ["type"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._claude_calls = Counter(
+            "claude_calls", "Billed Claude calls", ["workspace", "model"], namespace=NAMESPACE, registry=registry
+        )
+        self._tokens = Counter(
+            "claude_tokens",
+            "Billed tokens by kind: input, output, cache_write, cache_read",
+            ["workspace", "model", "kind"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._cost = Counter(
+            "claude_cost_usd",
+            "Cost in USD from the price table",
+            ["workspace", "model"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        ProcessCollector(namespace=NAMESPACE, registry=self.registry)
+
+    # --- Slack -------------------------------------------------------------------------------------------
+    def slack_event(self, kind: str, outcome: str) -> None:
+        """outcome: accepted, duplicate (a retry, a double delivery), ignored (another bot), refused (shutting down)."""
+        self._events.labels(kind, outcome).inc()
+
+    def slack_acked(self, kind: str, seconds: float) -> None:
+        self._ack.labels(kind).observe(seconds)
+
+    def slack_rate_limited(self, method: str) -> None:
+        self._rate_limited.labels(method).inc()
+
+    # --- Answers -----------------------------------------------------------------------------------------
+    def answer_finished(self, outcome: str, seconds: float) -> None:
+        self._answers.labels(outcome).inc()
+        self._answer_s.observe(seconds)
+
+    def answer_first_text(self, seconds: float) -> None:
+        self._first_text_s.observe(seconds)
+
+    def watch_answers_in_progress(self, count: Callable[[], int]) -> None:
+        self._in_progress.set_function(lambda: float(count()))
+
+    # --- Claude ------------------------------------------------------------------------------------------
+    def claude_error(self, error_type: str) -> None:
+        self._claude_errors.labels(error_type).inc()
+
+    def usage_recorded(self, record: UsageRecord) -> None:
+        """One billed call, as the usage ledger records it (answers, tool rounds, reviews, summaries)."""
+        workspace, model, usage = record.workspace_id, record.model, record.usage
+        self._claude_calls.labels(workspace, model).inc()
+        for kind, tokens in (
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_write", usage.cache_write_tokens),
+            ("cache_read", usage.cache_read_tokens),
+        ):
+            self._tokens.labels(workspace, model, kind).inc(tokens)
+        self._cost.labels(workspace, model).inc(record.cost_usd)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
