@@ -26,7 +26,7 @@ _SECRET_SHAPES = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-a
 # The user:password part of any URL (rediss://:password@host): the host stays readable, the secret goes.
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@]+@")
 
-# Questions and answers are logged only here, and this logger is silent unless LOG_MESSAGE_TEXT is set.
+# Questions and answers are logged only here, at DEBUG, and this logger is silent unless LOG_MESSAGE_TEXT is set.
 CONTENT_LOGGER = "bot.content"
 
 _context: ContextVar[Mapping[str, str]] = ContextVar("log_context", default=MappingProxyType({}))
@@ -112,4 +112,4 @@ def configure(level: str, *, fmt: str = "text", message_text: bool = False) -> N
     # The SDKs log request and event bodies (message text) at DEBUG; keep them at INFO unless asked.
     for noisy in ("httpx2", "httpcore", "anthropic", "slack_sdk", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
-    logging.getLogger(CONTENT_LOGGER).setLevel(logging.INFO if message_text else logging.CRITICAL + 1)
+    logging.getLogger(CONTENT_LOGGER).setLevel(logging.DEBUG if message_text else logging.CRITICAL + 1)

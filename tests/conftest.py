@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -42,3 +48,63 @@ async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[redis.R
     async for name in client.scan_iter(match=f"{key_prefix}*", count=500):
         await client.delete(name)
     await client.aclose()
+
+
+@dataclass(frozen=True)
+class TlsRedis:
+    """A real redis-server speaking only TLS, with a password, its certificate signed by a throwaway CA."""
+
+    host: str
+    port: int
+    password: str
+    ca_file: Path
+
+    def url(self, password: str | None = None) -> str:
+        return f"rediss://:{password or self.password}@{self.host}:{self.port}/0"
+
+
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
+    """Needs `redis-server` built with TLS and `openssl` on PATH; skipped (saying why) where they are missing."""
+    server, openssl = shutil.which("redis-server"), shutil.which("openssl")
+    if server is None or openssl is None:
+        pytest.skip("redis-server and openssl are needed to test Redis over TLS")
+    folder = tmp_path_factory.mktemp("tls-redis")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=test-ca")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "1", "-extfile", "san.cnf")  # fmt: skip
+    with socket.socket() as probe:  # a free port; the server takes it a moment later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "s3cret-" + uuid.uuid4().hex[:8]
+    log_path = folder / "redis.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--requirepass", password,
+             "--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.pem",
+             "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"],
+            cwd=folder, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None:
+                last = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                pytest.skip(f"redis-server cannot serve TLS here: {last}")
+            if time.monotonic() > deadline:
+                pytest.fail("redis-server with TLS did not start within 10 s")
+            time.sleep(0.05)
+        yield TlsRedis("127.0.0.1", port, password, folder / "ca.pem")
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -148,7 +148,7 @@ class ReplyStream:
                 "messages": len(self.messages),
             },
         )
-        content_log.info("answer: %s", self.text)
+        content_log.debug("answer: %s", self.text)
 
     async def _finish(self, flusher: asyncio.Task[None]) -> None:
         """Stop the interim edits, then write the final rendering whatever happened to them."""

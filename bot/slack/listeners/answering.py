@@ -89,7 +89,7 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         place=place,
         metrics=deps.metrics,
     )
-    content_log.info("question: %s", message.text)
+    content_log.debug("question: %s", message.text)
     async with deps.in_progress.track():
         await stream.show(_with_context(deps, client, message))
 
