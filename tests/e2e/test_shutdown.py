@@ -156,3 +156,36 @@ async def test_socket_mode_serves_health_and_metrics_and_leaves_new_events_unack
     await asyncio.wait_for(stopping, 20)
     await wait_for_reply(slack, "C0GENERAL", ts, "Over the socket.", timeout=1)
     assert len(claude.requests) == 1
+
+
+@pytest.mark.slow  # a few seconds: without Redis, edits fall back to a slow local pace and saves back off
+async def test_shutdown_waits_for_history_saves_held_up_by_a_redis_blip(
+    start_service: ServiceFactory,
+    slack: FakeSlack,
+    claude: FakeAnthropic,
+    redis_url: str,
+    redis_client: Any,
+    key_prefix: str,
+) -> None:
+    from tests.contract.test_redis_store import _proxy_for
+
+    proxy = await _proxy_for(redis_url)
+    service = await start_service(redis_url=proxy.url, shutdown_grace_s=30)
+    sender = SlackRequestSender(service.url + SLACK_PATH, SIGNING_SECRET)
+    gate = asyncio.Event()
+    claude.script(TextReply("Saved in the end.", chunks=["Saved", " in the end."], gate=gate))
+    ts = "1700000403.000100"
+    try:
+        await sender.send_event(event_callback(app_mention("remember this", ts=ts)))
+        await wait_for_text(slack, "C0GENERAL", ts, "Saved")
+        await proxy.cut()  # the answer is shown, but cannot be saved yet: it is retried in the background
+        gate.set()
+        await wait_for_reply(slack, "C0GENERAL", ts, "Saved in the end.")
+        stopping = asyncio.create_task(service.shutdown())
+        await wait_until_draining(service.url)
+        await proxy.restore()
+        await asyncio.wait_for(stopping, 20)
+    finally:
+        await sender.close()
+        await proxy.stop()
+    assert len(await saved_turns(redis_client, key_prefix, ts)) == 2
