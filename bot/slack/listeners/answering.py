@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,7 +19,9 @@ from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
 from bot.slack.incoming import Place
+from bot.slack.native_stream import NativeReplyStream
 from bot.slack.reply_stream import ReplyStream
+from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -51,20 +55,62 @@ class AnswersInProgress:
             log.warning("shutting down with %d answers still in progress", self._count)
 
 
+class Renderer(Protocol):
+    async def show(self, events: AsyncIterator[ReplyEvent]) -> None: ...
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex
+
+
+def in_assistant_pane(place: Place) -> bool:
+    """A thread in a DM with the bot: what Slack's assistant pane shows (Bolt's Assistant claims these too)."""
+    return place.channel_id.startswith("D") and place.thread_ts is not None
+
+
+def streams_natively(deps: SlackDeps, place: Place) -> bool:
+    """SLACK_NATIVE_STREAMING: "true" wherever a thread allows it, "auto" in the assistant pane, "false" never."""
+    if place.thread_ts is None or deps.native_streaming == "false":
+        return False
+    return deps.native_streaming == "true" or in_assistant_pane(place)
+
+
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
     key = message.key
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
         await _turn_away(deps, client, message, place)
         return
-    stream = ReplyStream(
+    message = dataclasses.replace(message, answer_id=new_answer_id())
+    await deps.answers.begin(message, shown_in=place.thread_ts or "")
+    renderer = renderer_for(deps, client, message, place)
+    async with deps.in_progress.track():
+        await renderer.show(_with_context(deps, client, message))
+
+
+def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
+    """Native streaming where chosen and not refused lately, else (and as its fallback) edits of a posted message."""
+    workspace, answer_id = message.key.workspace_id, message.answer_id or ""
+    controls = functools.partial(answer_controls, answer_id) if answer_id else None
+    edits = functools.partial(
+        ReplyStream, client=client, budget=deps.budget, config=deps.render, workspace_id=workspace, place=place
+    )
+    if not streams_natively(deps, place) or deps.native_refusals.refused(workspace):
+        return edits(controls=controls)  # its "Thinking…" placeholder stands in for the pane's status
+
+    async def stop_for_user() -> None:
+        await deps.answers.stop(workspace, answer_id, message.user_id)
+
+    return NativeReplyStream(
         client=client,
         budget=deps.budget,
-        config=deps.render,
-        workspace_id=message.key.workspace_id,
+        workspace_id=workspace,
         place=place,
+        recipient_user_id=message.user_id,
+        fallback=functools.partial(edits, controls=controls),
+        refusals=deps.native_refusals,
+        controls=controls,
+        on_user_stop=stop_for_user,
     )
-    async with deps.in_progress.track():
-        await stream.show(_with_context(deps, client, message))
 
 
 async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
