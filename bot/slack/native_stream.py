@@ -171,13 +171,14 @@ class NativeReplyStream:
         return False
 
     def _take(self, event: ReplyEvent) -> None:
-        """Assemble the text as ReplyStream does, so a takeover shows exactly the same answer."""
+        """Assemble the text as ReplyStream would, so a takeover shows the same answer."""
         if isinstance(event, TextDelta):
             if self.activity is not None:
                 self.activity = None
                 self._close_task()
                 if self.text and not self.text.endswith("\n\n"):
-                    self.text = self.text[: self.sent] + self.text[self.sent :].rstrip() + "\n\n"
+                    # Append only: part of the text may be on its way to Slack, so nothing before is trimmed.
+                    self.text += "\n" if self.text.endswith("\n") else "\n\n"
             self.text += event.text
         elif isinstance(event, ToolRunning):
             if event.tool != "web_search":  # server-side search runs inside a model call, not between calls

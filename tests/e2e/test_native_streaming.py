@@ -7,7 +7,7 @@ import asyncio
 
 from tests.e2e.conftest import BotFactory
 from tests.e2e.helpers import action_ids, bot_messages, eventually, settle, wait_for_reply
-from tests.fakes.anthropic_api import FakeAnthropic, TextReply
+from tests.fakes.anthropic_api import FakeAnthropic, TextReply, ToolUseReply
 from tests.fakes.slack_api import FakeMessage, FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback
 
@@ -98,3 +98,18 @@ async def test_slacks_own_stop_control_on_a_stream_stops_the_answer_where_the_pe
     assert "Seen so far." in answer.text and "Not wanted" not in answer.text
     assert answer.text.count("Stopped") == 1
     assert action_ids(answer) == FINAL_BUTTONS
+
+
+async def test_a_tool_step_shows_as_a_task_card_in_the_stream(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = await start_bot(slack_native_streaming="true")
+    claude.script(ToolUseReply("read_channel", {}, text_before="Let me look."), TextReply("Nothing new there."))
+    root = "1700002004.000100"
+    await running.sender.send_event(event_callback(app_mention("anything new?", ts=root)))
+
+    answer = await eventually(lambda: finished_stream(slack, "C0GENERAL", root, "Nothing new"), "the answer")
+    assert answer.text == "Let me look.\n\nNothing new there."
+    tasks = [(c["status"], c["title"]) for c in answer.chunks if c["type"] == "task_update"]
+    assert [status for status, _ in tasks] == ["in_progress", "complete"]
+    assert tasks[0][1] == tasks[1][1] == "Reading this channel…"

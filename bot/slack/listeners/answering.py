@@ -81,10 +81,9 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         await _turn_away(deps, client, message, place)
         return
     message = dataclasses.replace(message, answer_id=new_answer_id())
-    await deps.answers.begin(message, shown_in=place.thread_ts or "")
     renderer = renderer_for(deps, client, message, place)
     async with deps.in_progress.track():
-        await renderer.show(_with_context(deps, client, message))
+        await renderer.show(_with_context(deps, client, message, place))
 
 
 def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
@@ -127,8 +126,12 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
             )
 
 
-async def _with_context(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
-    """Look up who asks and where only once the placeholder is up, so the first thing the user sees is not delayed."""
+async def _with_context(
+    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place
+) -> AsyncIterator[ReplyEvent]:
+    """Record the answer and look up who asks and where only once the placeholder is up, so the first thing the
+    user sees is not delayed (by a slow directory, or by Redis being down)."""
+    await deps.answers.begin(message, shown_in=place.thread_ts or "")
     key = message.key
     asker, channel = await asyncio.gather(
         deps.directory.asker(client, key.workspace_id, message.user_id),
