@@ -44,8 +44,17 @@ def start_request(**fields: str | None) -> None:
 
 
 def bind(**fields: str | None) -> None:
-    """Add fields to the current request's context (e.g. Claude's request id once it is known)."""
-    _context.set({**_context.get(), **{name: value for name, value in fields.items() if value}})
+    """Add fields to the current request's context (e.g. Claude's request id once it is known).
+
+    Within a request the fields are added in place: a task started for the request (a stoppable model stream runs
+    in its own task, with a copy of the context) shares the same dict, so its ids reach the request's later lines.
+    """
+    current = _context.get()
+    new = {name: value for name, value in fields.items() if value}
+    if isinstance(current, dict):
+        current.update(new)
+    else:  # outside any request: never mutate the shared empty default
+        _context.set(new)
 
 
 def context() -> Mapping[str, str]:

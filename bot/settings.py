@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+_SWITCH_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
 
 
 class Settings(BaseSettings):
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     edit_interval_s: float = Field(default=2.0, ge=1.0, le=3.0)
     workspace_edits_per_minute: int = Field(default=45, ge=1)
     max_message_chars: int = Field(default=3500, ge=500, le=3900)
+    # Slack's native streaming (chat.startStream...): "auto" uses it in the assistant pane, "true" in every thread,
+    # "false" never. Edits of a posted message are the fallback whenever Slack refuses it.
+    slack_native_streaming: Literal["auto", "true", "false"] = "auto"
 
     # HTTP mode (in Socket Mode too: /healthz and /metrics)
     host: str = "0.0.0.0"
@@ -116,6 +120,19 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
     # Debugging only: also log the text of questions and answers (never tokens).
     log_message_text: bool = False
+
+    @field_validator("slack_native_streaming", mode="before")
+    @classmethod
+    def _streaming_words(cls, value: object) -> object:
+        """`True`, `on`, `1`... mean the same to an operator as `true`."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            word = value.strip().lower()
+            return {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}.get(
+                word, word
+            )
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from slack_bolt.async_app import AsyncApp
 
 from bot.core.access import AccessPolicy
+from bot.core.answers import Answers
+from bot.core.assistant import AssistantPane
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.context_window import ContextPolicy, ContextWindow
@@ -34,6 +36,7 @@ from bot.slack.notify import SlackAdminNotifier
 from bot.slack.reader import SlackConversationReader
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
 from bot.storage import redis_store
+from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
@@ -87,6 +90,7 @@ class Core:
         files: FileSource | None = None,
         reader: ConversationReader | None = None,
         metering: Metering | None = None,
+        answers: Answers | None = None,
     ) -> Replies:
         settings = self.settings
         fallbacks = (settings.claude_fallback_model,) if settings.claude_fallback_model else ()
@@ -140,6 +144,7 @@ class Core:
                 )
             ),
             storage_wait_s=settings.storage_wait_s,
+            answers=answers,
         )
 
     async def close(self) -> None:
@@ -273,7 +278,10 @@ def build_bot(settings: Settings) -> Bot:
     client = web_client(token=bot_token, base_url=settings.slack_api_url, metrics=core.metrics)
     cost_admins = settings.id_list(settings.cost_admins)
     metering = core.metering(SlackAdminNotifier(client, cost_admins))
-    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering)
+    keys, ttl_s = core.store.keys, settings.conversation_ttl_s
+    answers = Answers(RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s))
+    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering, answers)
+    channel_personas = ChannelPersonas(core.personas, core.store)
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
@@ -284,7 +292,7 @@ def build_bot(settings: Settings) -> Bot:
             max_message_chars=settings.max_message_chars,
         ),
         directory=Directory(core.store),
-        channel_personas=ChannelPersonas(core.personas, core.store),
+        channel_personas=channel_personas,
         persona_change=settings.persona_change,
         tools=core.tools,
         approvals=core.store,
@@ -300,6 +308,9 @@ def build_bot(settings: Settings) -> Bot:
         ),
         cost_admins=cost_admins,
         metrics=core.metrics,
+        answers=answers,
+        pane=AssistantPane(channel_personas, RedisPaneContexts(core.store.client, keys, ttl_s=ttl_s)),
+        native_streaming=settings.slack_native_streaming,
     )
     core.metrics.watch_answers_in_progress(lambda: len(deps.in_progress))
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None

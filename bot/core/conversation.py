@@ -60,6 +60,8 @@ class IncomingMessage:
     channel: ChannelContext | None = None
     files: tuple[IncomingFile, ...] = ()
     persona: str | None = None  # start a new conversation with this persona instead of the channel's (commands)
+    answer_id: str | None = None  # names the answer for Stop, Regenerate and feedback (None: no such controls)
+    regenerates: str | None = None  # answer id whose question is answered again, replacing that answer
 
 
 class _Block(BaseModel):

@@ -94,13 +94,21 @@ class ModelTurnComplete:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageSoFar:
+    """What a model call has used up to now (output tokens estimated until the call ends): billed if it is stopped."""
+
+    usage: Usage
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyDone:
     text: str
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = "end_turn"
 
 
-ModelEvent = TextDelta | ThinkingStarted | ToolRunning | AttemptRestarted | ModelTurnComplete
+ModelEvent = TextDelta | ThinkingStarted | ToolRunning | AttemptRestarted | ModelTurnComplete | UsageSoFar
 ReplyEvent = (
     TextDelta
     | ThinkingStarted

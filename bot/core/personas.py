@@ -16,7 +16,41 @@ MAX_TOKENS_LIMIT = 128_000
 
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
-FRONT_MATTER_KEYS = frozenset({"name", "description", "emoji", "model", "max_tokens", "effort", "thinking", "tools"})
+# Slack's assistant pane shows at most 4 suggested prompts (the manifest schema's agent_view.suggested_prompts has
+# maxItems 4). The text limits are ours, to keep a prompt a one-glance button (Slack documents none).
+MAX_SUGGESTED_PROMPTS = 4
+PROMPT_TITLE_LIMIT = 75
+PROMPT_MESSAGE_LIMIT = 1000
+
+
+class SuggestedPrompt(BaseModel):
+    """A starter question offered in the assistant pane: the button's title and the message it sends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=PROMPT_TITLE_LIMIT)
+    message: str = Field(min_length=1, max_length=PROMPT_MESSAGE_LIMIT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        """A plain line is both the title and the message, which is what most prompts want."""
+        if isinstance(value, str):
+            text = " ".join(value.split())
+            return {"title": text[:PROMPT_TITLE_LIMIT], "message": text}
+        return value
+
+
+DEFAULT_SUGGESTED_PROMPTS = (
+    SuggestedPrompt(title="What can you do?", message="What can you help me with here, and how should I ask?"),
+    SuggestedPrompt(title="Draft a message", message="Help me draft a message. Ask me what it is about first."),
+    SuggestedPrompt(title="Summarise a document", message="Summarise a document for me. Ask me to share it first."),
+)
+"""Offered by personas that list none of their own. Clicking a prompt sends its message, so each one stands alone."""
+
+FRONT_MATTER_KEYS = frozenset(
+    {"name", "description", "emoji", "model", "max_tokens", "effort", "thinking", "tools", "suggested_prompts"}
+)
 """Keys a persona file may set; `prompt` is the file's body and `source` its path, never front matter."""
 
 FIELD_RULES: dict[str, str] = {
@@ -29,6 +63,10 @@ FIELD_RULES: dict[str, str] = {
     "effort": "effort must be one of: low, medium, high, xhigh, max",
     "thinking": f"thinking must be 'off', 'adaptive' or a number >= {MIN_THINKING_BUDGET}",
     "tools": "tools must be a list of tool names, like [read_thread, fetch_url]",
+    "suggested_prompts": (
+        f"suggested_prompts must be a list of at most {MAX_SUGGESTED_PROMPTS} prompts, each a line of text or "
+        f"'title:' (up to {PROMPT_TITLE_LIMIT} characters) and 'message:' (up to {PROMPT_MESSAGE_LIMIT})"
+    ),
     "source": "source must be text",
 }
 """Each field's rule in plain words, kept beside the model so a changed rule changes its message too."""
@@ -50,6 +88,7 @@ class Persona(BaseModel):
     effort: Effort | None = None
     thinking: Literal["off", "adaptive"] | Annotated[int, Field(ge=MIN_THINKING_BUDGET, strict=True)] | None = None
     tools: tuple[ToolName, ...] | None = None
+    suggested_prompts: Annotated[tuple[SuggestedPrompt, ...], Field(max_length=MAX_SUGGESTED_PROMPTS)] | None = None
     source: str = ""
 
     @field_validator("description", mode="before")
@@ -105,6 +144,11 @@ class Persona(BaseModel):
                 f"thinking budget ({self.thinking} tokens) must be less than max_tokens ({self.max_tokens})"
             )
         return self
+
+    @property
+    def prompts(self) -> tuple[SuggestedPrompt, ...]:
+        """What the assistant pane suggests when this persona answers there."""
+        return self.suggested_prompts or DEFAULT_SUGGESTED_PROMPTS
 
     def allows_tool(self, tool_name: str) -> bool:
         """Tools are opt-out per persona: no list means every registered tool is available."""

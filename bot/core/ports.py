@@ -113,6 +113,10 @@ class ConversationStore(Protocol):
         """The rolling DM conversation id: the current one, or `candidate_id` after an idle period."""
         ...
 
+    async def rewind(self, key: ConversationKey, keep: int) -> None:
+        """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock."""
+        ...
+
 
 class ChannelSettingsStore(Protocol):
     async def channel_persona(self, workspace_id: str, channel_id: str) -> str | None: ...

@@ -11,6 +11,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from bot.core.answers import (
+    STOPPED_NOTICE,
+    AnswerRecord,
+    Answers,
+    AnswerState,
+    CannotRegenerate,
+    Interrupt,
+    ShownModelEvent,
+    is_latest_question,
+    shown_events,
+    stoppable_call,
+    stopped_results,
+)
 from bot.core.attachments import DEFAULT_FILE_PROMPT, Attachments, ResolvedHistory
 from bot.core.context_window import ContextWindow, FoldedTurns
 from bot.core.conversation import (
@@ -27,7 +40,7 @@ from bot.core.conversation import (
     Turn,
 )
 from bot.core.errors import StorageUnavailable
-from bot.core.events import ModelEvent, ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
@@ -62,6 +75,7 @@ class Replies:
         thinking: ThinkingPlanner | None = None,
         storage_wait_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        answers: Answers | None = None,
     ) -> None:
         self._model = model
         self._conversations = conversations
@@ -80,6 +94,8 @@ class Replies:
         self._clock = clock
         self._pending_saves: set[asyncio.Task[None]] = set()
         self._unsaved: dict[ConversationKey, list[Turn]] = {}
+        self._answers = answers
+        self._interrupts: dict[str, Interrupt] = {}  # answer id -> its Stop, for answers running in this process
 
     async def is_following(self, key: ConversationKey) -> bool:
         """A thread the bot has answered in before; plain follow-ups there continue the conversation."""
@@ -111,6 +127,67 @@ class Replies:
                 await asyncio.sleep(0.5)
 
     async def answer(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
+        """Stream the answer (or, for Regenerate, answer an earlier question again).
+
+        An answer with an id can be stopped from any process: it then ends early, keeping what was written.
+        """
+        source = self._regenerate(message) if message.regenerates else self._answer(message)
+        if self._answers is None or message.answer_id is None:
+            async for event in source:
+                yield event
+            return
+        state: AnswerState = "failed"
+        async with self._answers.watch(message) as interrupt:
+            self._interrupts[message.answer_id] = interrupt
+            try:
+                async for event in source:
+                    if isinstance(event, ReplyDone):
+                        state = "stopped" if event.stop_reason == "stopped" else "done"
+                        if state == "stopped":
+                            yield Notice(STOPPED_NOTICE)
+                    yield event
+            finally:
+                del self._interrupts[message.answer_id]
+                await self._answers.finish(message, state)
+
+    async def regenerable(self, workspace_id: str, answer_id: str, user_id: str) -> AnswerRecord:
+        """The answer `user_id` asks to regenerate, or CannotRegenerate saying why not (checked again later)."""
+        record = await self._answers.record(workspace_id, answer_id) if self._answers is not None else None
+        if record is None:
+            raise CannotRegenerate("This answer is too old to regenerate; please ask again.")
+        if record.asker_id != user_id:
+            raise CannotRegenerate("Only the person who asked can regenerate this answer.")
+        if record.state == "running":
+            raise CannotRegenerate("This answer is still being written; stop it first, or wait for it to finish.")
+        if record.state == "replaced":
+            raise CannotRegenerate("This answer was already regenerated; the newer one is further down the thread.")
+        stored = await self._conversations.load(record.key)
+        if record.question_index is None or not is_latest_question(stored.turns, record.question_index):
+            raise CannotRegenerate("Only the latest answer in a conversation can be regenerated.")
+        return record
+
+    async def _regenerate(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
+        """Answer the question of answer `message.regenerates` again; its old answer leaves the history."""
+        assert self._answers is not None and message.regenerates is not None
+        old = await self._answers.record(message.key.workspace_id, message.regenerates)
+        async with self._conversations.lock(message.key):
+            stored = await self._conversations.load(message.key)
+            index = old.question_index if old is not None else None
+            if old is None or old.state == "replaced" or index is None or not is_latest_question(stored.turns, index):
+                yield Notice("This answer can no longer be regenerated: the conversation has moved on.")
+                yield ReplyDone(text="")
+                return
+            await self._conversations.rewind(message.key, index + 1)
+            await self._answers.replaced(old)
+            persona = self._personas.resolve(stored.persona or old.persona)
+            await self._answers.asked(message, persona.name, index)
+            resolved = await self._resolve(message, stored.turns[: index + 1])
+            # A fold never reaches the question (the exchange in progress is never folded), so it stays valid.
+            kept = dataclasses.replace(stored, turns=stored.turns[: index + 1], measured=None)
+            async for event in self._stream(message, persona, resolved, kept):
+                yield event
+
+    async def _answer(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
         """Stream the answer; the user's turn is saved before the model is called so a failure never loses it."""
         waited = started = False
         media: list[MediaBlock] | None = None
@@ -133,6 +210,8 @@ class Replies:
                         message.key, user_turn, persona=persona.name if new_thread else None
                     )
                     started = True
+                    if self._answers is not None and message.answer_id is not None:
+                        await self._answers.asked(message, persona.name, len(stored.turns))
                     resolved = await self._resolve(message, [*stored.turns, user_turn])
                     if resolved.dropped and media:
                         yield Notice(
@@ -224,7 +303,7 @@ class Replies:
                 request, fold = fitted.request, fitted.fold
             allowed = _tool_filter(persona, folded=fold is not None)
             complete: ModelTurnComplete | None = None
-            async for event in self._metered(call, request):
+            async for event in self._metered(call, request, message):
                 if isinstance(event, ModelTurnComplete):
                     complete = event
                 else:
@@ -250,12 +329,19 @@ class Replies:
                 yield ReplyDone(text=text, usage=usage, stop_reason=complete.stop_reason)
                 return
             outcome = ToolRound(results=[])
+            interrupt = self._interrupts.get(message.answer_id or "")
             context = self._tool_context(message, FoldedTurns.of(turns, fold))
-            async for tool_event in self._tools.run(calls, context, allowed, outcome):
+            tool_events = self._tools.run(calls, context, allowed, outcome)
+            async for tool_event in interrupt.until_stopped(tool_events) if interrupt else tool_events:
                 yield tool_event
+            if interrupt is not None and interrupt.stopped:
+                outcome.results = stopped_results(calls, outcome.results)
             results = Turn(role="user", blocks=tuple(outcome.results))
             await self._save_eventually(message.key, results)
             turns.append(results)
+            if interrupt is not None and interrupt.stopped:
+                yield ReplyDone(text=text, usage=usage, stop_reason="stopped")
+                return
         yield ReplyDone(text=text, usage=usage, stop_reason="tool_rounds_exhausted")
 
     async def _plan_thinking(self, call: CallContext, persona: Persona, message: IncomingMessage) -> tuple[Plan, int]:
@@ -269,14 +355,19 @@ class Replies:
         plan = await self._thinking.plan(mode, message.text, limits, functools.partial(self._side_call, call))
         return fit_thinking(plan, max_tokens, limits, self._config.max_tokens)
 
-    async def _metered(self, call: CallContext, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """One model call within the budget: reserved before, settled after, released if it fails."""
+    async def _metered(
+        self, call: CallContext, request: ModelRequest, message: IncomingMessage | None = None
+    ) -> AsyncIterator[ShownModelEvent]:
+        """One model call within the budget: reserved before, settled after, released if it fails.
+
+        For an answer that can be stopped (`message` has an id), a Stop ends the call, billed for what it used.
+        """
         admission = await self._admit(call, request)
         if admission is not None and admission.model != request.model:
             request = dataclasses.replace(request, model=admission.model)
         complete: ModelTurnComplete | None = None
         try:
-            async for event in self._model.stream(request):
+            async for event in self._model_events(message, request):
                 if isinstance(event, ModelTurnComplete):
                     complete = event
                 yield event
@@ -309,6 +400,13 @@ class Replies:
         for block in complete.blocks:
             if isinstance(block, ThinkingBlock):
                 log.info("thinking in %s/%s: %s", message.key.workspace_id, message.key.channel_id, block.thinking)
+
+    def _model_events(self, message: IncomingMessage | None, request: ModelRequest) -> AsyncIterator[ShownModelEvent]:
+        """The model call's events; for an answer that can be stopped, a Stop ends the call (billed so far)."""
+        interrupt = self._interrupts.get(message.answer_id or "") if message is not None else None
+        if interrupt is None:
+            return shown_events(self._model.stream(request))
+        return stoppable_call(interrupt, self._model.stream(request), request)
 
     async def _settle(self, call: CallContext, admission: Admission | None, complete: ModelTurnComplete) -> None:
         """Recording must never cost the user their answer: a storage blip is logged, not raised."""

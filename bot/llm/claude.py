@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,6 +36,7 @@ from bot.core.events import (
     ThinkingStarted,
     ToolRunning,
     Usage,
+    UsageSoFar,
 )
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
 
@@ -43,6 +46,8 @@ WEB_SEARCH_TOOL_TYPE = "web_search_20250305"
 WEB_SEARCH_MAX_USES = 5
 _LIMITS_TTL_S = 3600.0
 _LIMITS_RETRY_S = 60.0
+# The API reports output tokens only when a call ends; a stopped call's output is estimated from what it wrote.
+_CHARS_PER_TOKEN = 4
 # Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
@@ -189,13 +194,26 @@ class ClaudeModel:
 
     async def _one_attempt(self, request: ModelRequest, model: str) -> AsyncIterator[ModelEvent]:
         params = self.request_params(request, model)
+        started: UsageSoFar | None = None
+        written_chars = 0  # text, thinking and tool input so far: the output a stopped call is billed for
         async with self._client.messages.stream(**params) as stream:
             # Every later line of this answer names the Claude request, for Anthropic support and for tracing.
             logs.bind(anthropic_request_id=stream.request_id)
             async for event in stream:
                 if event.type == "text":
+                    written_chars += len(event.text)
                     if event.text:
                         yield TextDelta(event.text)
+                elif event.type == "thinking":
+                    written_chars += len(event.thinking)
+                elif event.type == "input_json":
+                    written_chars += len(event.partial_json)
+                elif event.type == "message_start":
+                    started = UsageSoFar(_usage(event.message.usage), event.message.model)
+                    yield started
+                elif event.type == "content_block_stop" and started is not None:
+                    estimate = max(started.usage.output_tokens, math.ceil(written_chars / _CHARS_PER_TOKEN))
+                    yield UsageSoFar(dataclasses.replace(started.usage, output_tokens=estimate), started.model)
                 elif event.type == "content_block_start":
                     block_type = event.content_block.type
                     if block_type in ("thinking", "redacted_thinking"):

@@ -18,6 +18,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
+from bot.core.answers import Answers
+from bot.core.assistant import AssistantPane
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
 from bot.core.metering import BudgetStore, Metering
@@ -28,6 +30,7 @@ from bot.metrics import Metrics
 from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
+from bot.slack.native_stream import NativeRefusals
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
 from bot.storage.usage_ledger import RedisUsageLedger
 
@@ -51,11 +54,15 @@ class SlackDeps:
     metering: Metering
     budgets: BudgetStore
     clock: Callable[[], datetime]
+    answers: Answers
+    pane: AssistantPane
     access: AccessPolicy = field(default_factory=AccessPolicy)
     cost_admins: frozenset[str] = frozenset()
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
     in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
     metrics: Metrics = field(default_factory=Metrics)
+    native_streaming: str = "auto"  # "true" | "auto" (the assistant pane only) | "false"
+    native_refusals: NativeRefusals = field(default_factory=NativeRefusals)
 
 
 class _RateLimitCounter(AsyncRetryHandler):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from bot.core.answers import PersonaFeedback
 from bot.core.usage import Breakdown, UsageReport
 
 # Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks): header text 150 chars,
@@ -47,13 +48,20 @@ def compact(value: int) -> str:
     return str(value)
 
 
-def usage_report(report: UsageReport, label: str, *, personal: bool = False) -> tuple[str, list[dict[str, Any]]]:
-    """The /claude-cost answer: totals, top users/channels/models and a cost chart; `personal` for `me`."""
+def usage_report(
+    report: UsageReport, label: str, *, personal: bool = False, feedback: Sequence[PersonaFeedback] = ()
+) -> tuple[str, list[dict[str, Any]]]:
+    """The /claude-cost answer: totals, top users/channels/models, a cost chart and the 👍 / 👎 per persona;
+    `personal` for `me`."""
     title = f"{'Your' if personal else 'Claude'} usage — {label}: {usd(report.cost_usd)}"
     period = _period_text(report.start, report.end)
     if report.requests == 0:
         text = f"No Claude usage recorded for {label} ({period})."
-        return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        empty = [_section(text)]
+        if feedback:
+            empty.append(_section(feedback_text(feedback)))
+            text += "\n" + feedback_summary(feedback)
+        return text, empty
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_TEXT_LIMIT), "emoji": True}},
@@ -77,7 +85,27 @@ def usage_report(report: UsageReport, label: str, *, personal: bool = False) -> 
     chart_title, chart_lines = cost_chart(report.by_day, report.start, report.end)
     if chart_lines:
         blocks.append(_section(f"*{chart_title}*\n```" + "\n".join(chart_lines) + "```"))
-    return _fallback(report, label, title, period), blocks[:MAX_BLOCKS]
+    text = _fallback(report, label, title, period)
+    if feedback:
+        blocks.append(_section(feedback_text(feedback)))
+        text = _clip(text + "\n" + feedback_summary(feedback), FALLBACK_TEXT_LIMIT)
+    return text, blocks[:MAX_BLOCKS]
+
+
+def feedback_text(feedback: Sequence[PersonaFeedback]) -> str:
+    """👍 / 👎 per persona on the period's answers, with the share of positive votes."""
+    lines = ["*Feedback on answers*"]
+    for row in feedback[:TOP_ROWS]:
+        share = row.up / (row.up + row.down)
+        lines.append(
+            f"• {_name(row.persona, 'persona')} — :+1: {count(row.up)} · :-1: {count(row.down)} ({share:.0%} positive)"
+        )
+    return "\n".join(lines)
+
+
+def feedback_summary(feedback: Sequence[PersonaFeedback]) -> str:
+    up, down = sum(row.up for row in feedback), sum(row.down for row in feedback)
+    return f"Feedback: {count(up)} helpful, {count(down)} not helpful"
 
 
 def cost_chart(by_day: Sequence[tuple[date, float]], start: date, end: date) -> tuple[str, list[str]]:

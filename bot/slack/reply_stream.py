@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,10 @@ INTERRUPTED = "I was restarted before finishing this answer; please ask again."
 _FINAL_SYNC_TIMEOUT_S = 120.0  # generous: the final edit may wait for the workspace's edit budget
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
+# A message with buttons shows its text in a section block, whose text Slack caps at 3,000 characters (Block Kit
+# reference); the margin leaves room for the streaming cursor and a tool's status line.
+SECTION_TEXT_LIMIT = 3_000
+CONTROLS_TEXT_LIMIT = 2_850
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class RenderConfig:
 class _Posted:
     ts: str
     shown: str
+    controls: str = ""  # the buttons it carries: "", "running" (Stop) or "final"
 
 
 @dataclass
@@ -97,6 +102,8 @@ class ReplyStream:
     messages: list[_Posted] = field(default_factory=list)
     metrics: Metrics | None = None
     _thinking_since: float | None = None  # Claude is thinking and no answer text has come since
+    # Buttons under the answer's last message: called with final=False while it streams, True once it is done.
+    controls: Callable[[bool], list[dict[str, Any]]] | None = None
     _limit: int = 0
     _started_at: float = 0.0
     _first_text_s: float | None = None  # when the first words of the answer were shown, after the placeholder
@@ -106,11 +113,17 @@ class ReplyStream:
 
     def __post_init__(self) -> None:
         self._limit = self.config.max_message_chars
+        if self.controls is not None:
+            self._limit = min(self._limit, CONTROLS_TEXT_LIMIT)
 
     async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
-        """Post the placeholder, follow the stream, and always finish with one complete final rendering."""
+        """Post the placeholder, follow the stream, and always finish with one complete final rendering.
+
+        Messages given at construction (an answer taken over from another renderer) are edited, not re-posted.
+        """
         self._started_at = asyncio.get_running_loop().time()
-        await self._post(self.status)
+        if not self.messages:
+            await self._post(self.status, self._controls_on(last=True, final=False))
         flusher = asyncio.create_task(self._flush_while_streaming())
         outcome = "ok"
         try:
@@ -274,11 +287,12 @@ class ReplyStream:
 
     async def _apply(self, rendered: list[str], final: bool) -> None:
         for index, body in enumerate(rendered):
+            controls = self._controls_on(last=index == len(rendered) - 1, final=final)
             if index < len(self.messages):
-                if self.messages[index].shown != body:
-                    await self._edit(index, body)
+                if (self.messages[index].shown, self.messages[index].controls) != (body, controls):
+                    await self._edit(index, body, controls)
             else:
-                await self._post(body)
+                await self._post(body, controls)
         if final:
             for stale in self.messages[len(rendered) :]:
                 await self._call("chat_delete", channel=self.place.channel_id, ts=stale.ts)
@@ -301,18 +315,34 @@ class ReplyStream:
         text = approval_outcome(tool, event.approved, event.reason)
         await self._call("chat_update", channel=self.place.channel_id, ts=ts, text=text, blocks=[])
 
-    async def _post(self, body: str) -> None:
-        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": body}
+    def _controls_on(self, *, last: bool, final: bool) -> str:
+        if self.controls is None or not last:
+            return ""
+        return "final" if final else "running"
+
+    def _with_controls(self, body: str, controls: str) -> dict[str, Any]:
+        """With buttons, the text is shown in a section block above them and stays in `text` for notifications.
+
+        A text-only edit drops the blocks, which is how a message loses its buttons when it is no longer the last.
+        """
+        if not controls or self.controls is None:
+            return {}
+        section = {"type": "section", "text": {"type": "mrkdwn", "text": body[:SECTION_TEXT_LIMIT]}}
+        return {"blocks": [section, *self.controls(controls == "final")]}
+
+    async def _post(self, body: str, controls: str = "") -> None:
+        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": body, **self._with_controls(body, controls)}
         if self.place.thread_ts:
             kwargs["thread_ts"] = self.place.thread_ts
         response = await self._call("chat_postMessage", **kwargs)
-        self.messages.append(_Posted(ts=response["ts"], shown=body))
+        self.messages.append(_Posted(ts=response["ts"], shown=body, controls=controls))
 
-    async def _edit(self, index: int, body: str) -> None:
+    async def _edit(self, index: int, body: str, controls: str = "") -> None:
         await self._wait_for_budget()
         message = self.messages[index]
-        await self._call("chat_update", channel=self.place.channel_id, ts=message.ts, text=body)
-        message.shown = body
+        blocks = self._with_controls(body, controls)
+        await self._call("chat_update", channel=self.place.channel_id, ts=message.ts, text=body, **blocks)
+        message.shown, message.controls = body, controls
         self._next_edit_at = asyncio.get_running_loop().time() + self.config.edit_interval_s
 
     async def _wait_for_budget(self) -> None:

@@ -79,3 +79,44 @@ def tool_list(tools: list[Tool]) -> tuple[str, list[dict[str, Any]]]:
         lines.append(f"• *{tool.name}*{origin} — {tool.description}{marks}")
     text = "\n".join(lines)
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+
+
+STOP_ACTION = "answer_stop"
+GOOD_ANSWER_ACTION = "answer_good"
+BAD_ANSWER_ACTION = "answer_bad"
+REGENERATE_ACTION = "answer_regenerate"
+
+
+def answer_controls(answer_id: str, final: bool) -> list[dict[str, Any]]:
+    """Small buttons under an answer: Stop while it is being written; 👍 / 👎 and Regenerate once it is done."""
+    if not final:
+        buttons = [_button(STOP_ACTION, ":black_square_for_stop: Stop", answer_id, "Stop writing this answer")]
+        return [{"type": "actions", "block_id": f"answer-running-{answer_id}", "elements": buttons}]
+    buttons = [
+        _button(GOOD_ANSWER_ACTION, ":+1:", answer_id, "Good answer"),
+        _button(BAD_ANSWER_ACTION, ":-1:", answer_id, "Bad answer"),
+        _button(REGENERATE_ACTION, ":arrows_counterclockwise: Regenerate", answer_id, "Answer this question again"),
+    ]
+    return [{"type": "actions", "block_id": f"answer-done-{answer_id}", "elements": buttons}]
+
+
+def _button(action_id: str, text: str, value: str, label: str) -> dict[str, Any]:
+    """`accessibility_label` is what screen readers say instead of an emoji-only text (Slack allows 75 chars)."""
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "value": value,
+        "accessibility_label": label,
+    }
+
+
+def pane_greeting(persona: Persona, viewing: str | None, is_default: bool) -> str:
+    """The first message in a new assistant-pane thread: who answers, and that suggestions follow."""
+    if is_default or viewing is None:
+        return "Hi! Ask me anything here, or start with one of the suggestions."
+    emoji = f"{persona.emoji} " if persona.emoji else ""
+    return (
+        f"Hi! You're in <#{viewing}>, so I'll answer as {emoji}*{persona.name}*: {persona.description} "
+        "Ask me anything here, or start with one of the suggestions."
+    )

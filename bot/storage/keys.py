@@ -49,3 +49,23 @@ class Keys:
 
     def rate_budget(self, bucket: str) -> str:
         return f"{self.prefix}rate:{bucket}"
+
+    def answer(self, workspace_id: str, answer_id: str) -> str:
+        """JSON record of one answer (asker, persona, question's place, state); lives as long as conversations."""
+        return f"{self.prefix}answer:{workspace_id}:{answer_id}"
+
+    def answer_stop(self, workspace_id: str, answer_id: str) -> str:
+        """Set when someone clicks Stop; the process writing the answer polls it."""
+        return f"{self.prefix}answer-stop:{workspace_id}:{answer_id}"
+
+    def answer_votes(self, workspace_id: str, answer_id: str) -> str:
+        """Hash of user -> "up" | "down": one vote per person per answer."""
+        return f"{self.prefix}answer-votes:{workspace_id}:{answer_id}"
+
+    def feedback_day(self, workspace_id: str, day: str) -> str:
+        """Hash of "<persona>:up" / "<persona>:down" counts for answers asked that day (ISO date)."""
+        return f"{self.prefix}feedback:{workspace_id}:{day}"
+
+    def pane_context(self, workspace_id: str, pane_id: str, thread_id: str) -> str:
+        """The channel a person was viewing beside an assistant-pane thread."""
+        return f"{self.prefix}pane:{workspace_id}:{pane_id}:{thread_id}"

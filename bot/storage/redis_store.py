@@ -233,6 +233,13 @@ class RedisStore:
         name = self.keys.dm_session(workspace_id, channel_id)
         return str(await self._dm_session(keys=[name], args=[candidate_id, self._dm_idle_reset_s]))
 
+    @_translated
+    async def rewind(self, key: ConversationKey, keep: int) -> None:
+        if keep <= 0:  # LTRIM 0 -1 would keep everything
+            await self.client.delete(self.keys.conversation(key))
+            return
+        await self.client.ltrim(self.keys.conversation(key), 0, keep - 1)
+
     @contextlib.asynccontextmanager
     async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
         """A leased lock renewed while held, so a crashed holder frees the thread within one lease."""

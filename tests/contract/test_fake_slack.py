@@ -561,6 +561,24 @@ async def test_streaming_with_sdk_helper(slack: FakeSlack, client: AsyncWebClien
     ).response["error"] in ("invalid_chunks", "stopped_by_user")
 
 
+async def test_streaming_can_be_refused_and_a_stopped_stream_is_then_edited(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """A workspace without native streaming refuses all three methods; the edit fallback works on a stopped stream."""
+    slack.refuse_streaming("not_allowed")
+    for call in (
+        client.chat_startStream(channel="D1", thread_ts="1700000000.000100", markdown_text="a"),
+        client.chat_appendStream(channel="D1", ts="1700000000.000200", markdown_text="b"),
+        client.chat_stopStream(channel="D1", ts="1700000000.000200"),
+    ):
+        assert (await api_error(call)).response["error"] == "not_allowed"
+    slack.refuse_streaming(None)
+    started = await client.chat_startStream(channel="D1", thread_ts="1700000000.000100", markdown_text="part")
+    await client.chat_stopStream(channel="D1", ts=started["ts"])
+    await client.chat_update(channel="D1", ts=started["ts"], text="part and the rest")
+    assert slack.message("D1", started["ts"]).text == "part and the rest"
+
+
 async def test_response_url_with_webhook_client(slack: FakeSlack) -> None:
     url = slack.new_response_url()
     assert url.startswith(slack.base_url)

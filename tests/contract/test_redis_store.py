@@ -170,3 +170,12 @@ async def test_profiles_are_cached_with_a_time_to_live(store: RedisStore, redis_
     assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
     assert await store.get_profile("user", "T2", "U1") is None
     assert 0 < await redis_client.ttl(store.keys.profile("user", "T1", "U1")) <= 3600
+
+
+async def test_rewind_keeps_the_first_turns_only(store: RedisStore) -> None:
+    turns = [Turn.user("q1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),)), Turn.user("q2")]
+    await store.append(KEY, *turns)
+    await store.rewind(KEY, 1)
+    assert (await store.load(KEY)).turns == turns[:1]
+    await store.rewind(KEY, 0)
+    assert (await store.load(KEY)).turns == []

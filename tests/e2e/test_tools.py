@@ -13,7 +13,7 @@ from aiohttp import web
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import bot_messages, settle, wait_for_reply
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, TextReply, ToolUseReply
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import ApiCall, FakeSlack
 from tests.fakes.slack_requests import app_mention, block_action, event_callback, message, slash_command
 
 ECHO_SERVER = Path(__file__).resolve().parents[1] / "data" / "mcp_echo_server.py"
@@ -192,7 +192,7 @@ async def test_an_acting_tool_runs_only_after_the_askers_approval(
     )
     root = "1700000606.000100"
     await running.sender.send_event(event_callback(app_mention("announce the release in #news", ts=root)))
-    [prompt] = await slack.wait_for("chat.postMessage", where=lambda c: bool(c.params.get("blocks")), timeout=10)
+    [prompt] = await slack.wait_for("chat.postMessage", where=_is_approval_prompt, timeout=10)
     assert "Approve" in str(prompt.params["blocks"])
     approval_id = next(
         e["value"]
@@ -245,7 +245,7 @@ async def test_a_denied_action_is_not_run_and_claude_is_told(
     claude.script(ToolUseReply("post_message", {"channel": "C0NEWS", "text": "Oops"}), TextReply("Okay, not posted."))
     root = "1700000607.000100"
     await running.sender.send_event(event_callback(app_mention("post oops", ts=root)))
-    [prompt] = await slack.wait_for("chat.postMessage", where=lambda c: bool(c.params.get("blocks")), timeout=10)
+    [prompt] = await slack.wait_for("chat.postMessage", where=_is_approval_prompt, timeout=10)
     approval_id = _blocks(prompt)[-1]["elements"][1]["value"]
     await running.sender.send_interaction(
         block_action("tool_deny", value=approval_id, response_url=slack.new_response_url())
@@ -336,6 +336,11 @@ async def test_summarize_command_reads_the_channel(
     await _wait_top_level(slack, "Summary: release Friday.")
     assert "read_channel" in claude.requests[0].last_user_text()
     assert "Release is on Friday" in result_text(tool_results(claude.requests[1])[0])
+
+
+def _is_approval_prompt(call: ApiCall) -> bool:
+    """Answers carry buttons too (Stop); the approval prompt is the message with Approve / Deny."""
+    return "tool_approve" in str(call.params.get("blocks"))
 
 
 def _blocks(call: object) -> list[dict]:

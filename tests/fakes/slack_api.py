@@ -101,6 +101,7 @@ LOADING_MESSAGES_MAX = 10
 LOADING_MESSAGE_LIMIT = 50
 
 _POSTING_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
+_STREAMING_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
 _CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})
 # required arguments whose empty string is a legal value
 _EMPTY_ALLOWED = frozenset({("assistant.threads.setStatus", "status")})
@@ -345,6 +346,7 @@ class FakeSlack:
         self.bot_name = "claude"
         self.scopes: list[str] = list(DEFAULT_SCOPES)  # sent as x-oauth-scopes
         self.enforce_scopes = False  # True: methods whose bot scopes are all missing -> missing_scope
+        self.streaming_refusal: str | None = None  # set by refuse_streaming()
 
         self.base_url = ""
         self.api_url = ""
@@ -507,6 +509,19 @@ class FakeSlack:
     def enforce_rate_limit(self, method: str, per_minute: int, *, window: float = 60.0) -> None:
         """At most `per_minute` calls to `method` per team in a sliding `window` (s); beyond -> HTTP 429."""
         self._limits[method] = (per_minute, window)
+
+    def refuse_streaming(self, error: str | None = "unknown_method") -> None:
+        """Until called with None, chat.startStream/appendStream/stopStream answer `{"ok": false, "error": error}`.
+
+        Stands in for a workspace or app where native streaming is not available. Which error real Slack gives
+        there is not documented (unknown_method, not_allowed and missing_scope are all plausible).
+        """
+        self.streaming_refusal = error
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """Simulate Slack ending a stream on its side: later appends and stops get `message_not_in_streaming_state`,
+        while chat.update works again (slack_sdk's documented fallback for an expired stream)."""
+        self.message(channel, ts).stream_state = "stopped"
 
     def stop_stream_by_user(self, channel: str, ts: str) -> None:
         """Simulate the user pressing "stop" on a streaming message: later appends get `stopped_by_user`."""
@@ -931,6 +946,8 @@ class FakeSlack:
             self._check_auth(method, token)
             headers["x-oauth-scopes"] = ",".join(self.scopes)
             headers["x-accepted-oauth-scopes"] = ",".join((spec.get("scope") or {}).get("bot") or [])
+            if method in _STREAMING_METHODS and self.streaming_refusal is not None:
+                raise _ApiError(self.streaming_refusal)
             injected = self._injected_failure(method)
             if injected is not None:
                 status = injected["status"]

@@ -9,6 +9,7 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
+from bot.core.answers import PersonaFeedback
 from bot.core.usage import Breakdown, UsageReport
 from bot.slack.cost_views import cost_chart, csv_text, usage_report
 
@@ -166,3 +167,19 @@ def test_csv_parses_back_with_a_header_row() -> None:
     }
     assert parsed[1]["model"] == 'odd, "quoted"' and parsed[1]["extra"] == "7"
     assert csv_text([]) == ""
+
+
+def test_feedback_per_persona_is_shown_with_its_share_of_positive_votes() -> None:
+    feedback = [PersonaFeedback("code_reviewer", up=3, down=1), PersonaFeedback("default", up=0, down=2)]
+    text, blocks = usage_report(make_report(), "today", feedback=feedback)
+    shown = all_text(blocks)
+    assert "`code_reviewer` — :+1: 3 · :-1: 1 (75% positive)" in shown
+    assert "`default` — :+1: 0 · :-1: 2 (0% positive)" in shown
+    assert "Feedback: 3 helpful, 3 not helpful" in text
+    assert_within_slack_limits(text, blocks)
+
+
+def test_feedback_is_shown_even_for_a_period_without_usage() -> None:
+    empty = dataclasses.replace(make_report(), requests=0)
+    text, blocks = usage_report(empty, "today", feedback=[PersonaFeedback("default", up=1, down=0)])
+    assert "No Claude usage" in text and "`default` — :+1: 1" in all_text(blocks)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.personas import Persona, PersonaCatalog
+from bot.core.personas import DEFAULT_SUGGESTED_PROMPTS, Persona, PersonaCatalog
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 
 SHIPPED = builtin_personas_dir()
@@ -256,3 +256,40 @@ def test_a_later_persona_with_the_same_name_wins_in_the_catalog() -> None:
 def test_an_empty_catalog_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="no personas"):
         PersonaCatalog([])
+
+
+# --- Suggested prompts for the assistant pane ---------------------------------------------------------------
+
+
+def test_each_shipped_persona_suggests_four_prompts_that_stand_alone(shipped: dict[str, Persona]) -> None:
+    for persona in shipped.values():
+        assert len(persona.prompts) == 4, persona.name
+        for prompt in persona.prompts:
+            assert prompt.title and len(prompt.message) > len(prompt.title)
+
+
+def test_a_prompt_may_be_one_line_or_a_title_and_a_message(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "helper.md",
+        "---\nname: helper\ndescription: Helps.\nsuggested_prompts:\n  - Plan my week\n"
+        "  - title: Tidy notes\n    message: Tidy up the notes I paste next.\n---\nHelp.\n",
+    )
+    [helper], problems = load_personas(tmp_path)
+    assert problems == []
+    assert [(p.title, p.message) for p in helper.prompts] == [
+        ("Plan my week", "Plan my week"),
+        ("Tidy notes", "Tidy up the notes I paste next."),
+    ]
+
+
+def test_without_prompts_a_persona_suggests_the_defaults() -> None:
+    assert persona("quiet").prompts == DEFAULT_SUGGESTED_PROMPTS
+
+
+def test_too_many_prompts_are_explained_in_plain_words(tmp_path: Path) -> None:
+    prompts = "".join(f"  - Prompt {n}\n" for n in range(5))
+    write(tmp_path, "chatty.md", f"---\nname: chatty\ndescription: Talks.\nsuggested_prompts:\n{prompts}---\nHi.\n")
+    personas, [problem] = load_personas(tmp_path)
+    assert personas == []
+    assert "suggested_prompts must be a list of at most 4 prompts" in problem.problem

@@ -56,3 +56,16 @@ def test_the_command_prints_one_line_and_exits_non_zero(tmp_path: object) -> Non
     assert output.count("\n") == 0
     assert "ANTHROPIC_API_KEY: missing" in output
     assert "VERY-SECRET" not in output
+
+
+@pytest.mark.parametrize(("given", "expected"), [("on", "true"), ("OFF", "false"), ("auto", "auto"), (True, "true")])
+def test_native_streaming_reads_the_usual_switch_words(given: object, expected: str) -> None:
+    settings = Settings(**REQUIRED, slack_native_streaming=given, _env_file=None)  # type: ignore[arg-type]
+    assert settings.slack_native_streaming == expected
+
+
+def test_native_streaming_defaults_to_the_assistant_pane_and_refuses_other_words() -> None:
+    assert Settings(**REQUIRED, _env_file=None).slack_native_streaming == "auto"  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as caught:
+        Settings(**REQUIRED, slack_native_streaming="sometimes", _env_file=None)  # type: ignore[arg-type]
+    assert "SLACK_NATIVE_STREAMING" in describe_validation_error(caught.value)

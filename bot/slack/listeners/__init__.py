@@ -6,7 +6,18 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, budget, commands, cost, mentions, messages, reset, shortcuts
+from bot.slack.listeners import (
+    actions,
+    answer_actions,
+    assistant,
+    budget,
+    commands,
+    cost,
+    mentions,
+    messages,
+    reset,
+    shortcuts,
+)
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -20,4 +31,6 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     shortcuts.register(app, deps)
     cost.register(app, deps)
     budget.register(app, deps)
+    assistant.register(app, deps)
+    answer_actions.register(app, deps)
     reset.register(app, deps)

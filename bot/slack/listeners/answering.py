@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -19,7 +21,9 @@ from bot.core.events import ReplyEvent
 from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
+from bot.slack.native_stream import NativeReplyStream
 from bot.slack.reply_stream import ReplyStream
+from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -73,6 +77,26 @@ class AnswersInProgress:
         return len(late)
 
 
+class Renderer(Protocol):
+    async def show(self, events: AsyncIterator[ReplyEvent]) -> None: ...
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex
+
+
+def in_assistant_pane(place: Place) -> bool:
+    """A thread in a DM with the bot: what Slack's assistant pane shows (Bolt's Assistant claims these too)."""
+    return place.channel_id.startswith("D") and place.thread_ts is not None
+
+
+def streams_natively(deps: SlackDeps, place: Place) -> bool:
+    """SLACK_NATIVE_STREAMING: "true" wherever a thread allows it, "auto" in the assistant pane, "false" never."""
+    if place.thread_ts is None or deps.native_streaming == "false":
+        return False
+    return deps.native_streaming == "true" or in_assistant_pane(place)
+
+
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
     key = message.key
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
@@ -81,17 +105,43 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     if is_reset_request(message.text) and not message.files:
         await reset_from_message(deps, client, message, place)
         return
-    stream = ReplyStream(
+    message = dataclasses.replace(message, answer_id=new_answer_id())
+    renderer = renderer_for(deps, client, message, place)
+    content_log.debug("question: %s", message.text)
+    async with deps.in_progress.track():
+        await renderer.show(_with_context(deps, client, message, place))
+
+
+def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
+    """Native streaming where chosen and not refused lately, else (and as its fallback) edits of a posted message."""
+    workspace, answer_id = message.key.workspace_id, message.answer_id or ""
+    controls = functools.partial(answer_controls, answer_id) if answer_id else None
+    edits = functools.partial(
+        ReplyStream,
         client=client,
         budget=deps.budget,
         config=deps.render,
-        workspace_id=message.key.workspace_id,
+        workspace_id=workspace,
         place=place,
         metrics=deps.metrics,
     )
-    content_log.debug("question: %s", message.text)
-    async with deps.in_progress.track():
-        await stream.show(_with_context(deps, client, message))
+    if not streams_natively(deps, place) or deps.native_refusals.refused(workspace):
+        return edits(controls=controls)  # its "Thinking…" placeholder stands in for the pane's status
+
+    async def stop_for_user() -> None:
+        await deps.answers.stop(workspace, answer_id, message.user_id)
+
+    return NativeReplyStream(
+        client=client,
+        budget=deps.budget,
+        workspace_id=workspace,
+        place=place,
+        recipient_user_id=message.user_id,
+        fallback=functools.partial(edits, controls=controls),
+        refusals=deps.native_refusals,
+        controls=controls,
+        on_user_stop=stop_for_user,
+    )
 
 
 async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
@@ -108,8 +158,12 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
             )
 
 
-async def _with_context(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
-    """Look up who asks and where only once the placeholder is up, so the first thing the user sees is not delayed."""
+async def _with_context(
+    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place
+) -> AsyncIterator[ReplyEvent]:
+    """Record the answer and look up who asks and where only once the placeholder is up, so the first thing the
+    user sees is not delayed (by a slow directory, or by Redis being down)."""
+    await deps.answers.begin(message, shown_in=place.thread_ts or "")
     key = message.key
     asker, channel = await asyncio.gather(
         deps.directory.asker(client, key.workspace_id, message.user_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,9 @@ from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
 from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
 from bot.slack.incoming import Place
+from bot.slack.listeners.answering import new_answer_id
 from bot.slack.reply_stream import ReplyStream
-from bot.slack.views import persona_list, tool_list
+from bot.slack.views import answer_controls, persona_list, tool_list
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -142,6 +144,7 @@ async def stream_prompt(
     if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
         await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
         return
+    answer_id = new_answer_id()
     stream = ReplyStream(
         client=client,
         budget=deps.budget,
@@ -149,6 +152,7 @@ async def stream_prompt(
         workspace_id=workspace,
         place=Place(channel_id=channel, thread_ts=thread_ts),
         metrics=deps.metrics,
+        controls=functools.partial(answer_controls, answer_id),
     )
 
     async def events() -> AsyncIterator[ReplyEvent]:
@@ -161,7 +165,9 @@ async def stream_prompt(
             user_id=user,
             text=prompt.text,
             persona=prompt.persona,
+            answer_id=answer_id,
         )
+        await deps.answers.begin(message, shown_in=root)
         asker = await deps.directory.asker(client, workspace, user)
         where = await deps.directory.channel(client, workspace, channel)
         async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=where)):

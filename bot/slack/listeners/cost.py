@@ -61,7 +61,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await _export(deps, client, respond, command, start, end, label)
             return
         report = await deps.usage.report(workspace, start, end, user_id=user if personal else None)
-        text, blocks = usage_report(report, label, personal=personal)
+        feedback = [] if personal else await deps.answers.feedback(workspace, start, end)
+        text, blocks = usage_report(report, label, personal=personal, feedback=feedback)
         await respond(text=text, blocks=blocks, response_type="ephemeral")
 
 

@@ -1,0 +1,139 @@
+"""Stopping an answer: the model stream is cancelled in its own task, and the call is billed for what it used."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from bot.core.answers import (
+    STOPPED_TOOL_RESULT,
+    Interrupt,
+    is_latest_question,
+    stoppable_call,
+    stopped_results,
+)
+from bot.core.assistant import thread_title
+from bot.core.conversation import TextBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.events import ModelEvent, ModelTurnComplete, TextDelta, Usage, UsageSoFar
+from bot.core.ports import ModelRequest
+
+REQUEST = ModelRequest(model="claude-test", max_tokens=100, system=("Be brief.",), turns=(Turn.user("x" * 400),))
+
+
+class GatedModel:
+    """Reports usage, writes `first`, then waits forever (until cancelled), like a model stuck mid-answer."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+        self.cancelled = asyncio.Event()
+        self.tasks: set[asyncio.Task[object] | None] = set()
+
+    async def stream(self) -> AsyncIterator[ModelEvent]:
+        self.tasks.add(asyncio.current_task())
+        try:
+            yield UsageSoFar(Usage(input_tokens=25, output_tokens=1, cache_read_tokens=7), "claude-test-1")
+            yield TextDelta(self.first)
+            self.tasks.add(asyncio.current_task())
+            await asyncio.Event().wait()
+            yield TextDelta("never")
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+async def collect(events: AsyncIterator[object]) -> list[object]:
+    return [event async for event in events]
+
+
+async def test_a_stop_cancels_the_model_stream_and_bills_what_it_used() -> None:
+    interrupt, model = Interrupt(), GatedModel("Twelve chars")
+    seen: list[object] = []
+
+    async def consume() -> None:
+        async for event in stoppable_call(interrupt, model.stream(), REQUEST):
+            seen.append(event)
+            if isinstance(event, TextDelta):
+                interrupt.fire()
+
+    await asyncio.wait_for(consume(), 5)
+    await asyncio.wait_for(model.cancelled.wait(), 5)
+    assert len(model.tasks) == 1  # the SDK stream was stepped and closed in one task
+    assert seen[0] == TextDelta("Twelve chars")
+    stopped = seen[-1]
+    assert isinstance(stopped, ModelTurnComplete) and stopped.stop_reason == "stopped"
+    assert stopped.blocks == (TextBlock(text="Twelve chars"),)
+    assert stopped.model == "claude-test-1"
+    # Input as reported; output as reported plus the text written since, at about four characters a token.
+    assert stopped.usage == Usage(input_tokens=25, output_tokens=1 + 3, cache_read_tokens=7)
+
+
+async def test_a_stop_before_anything_came_back_bills_the_estimated_prompt() -> None:
+    interrupt = Interrupt()
+
+    async def silent() -> AsyncIterator[ModelEvent]:
+        await asyncio.Event().wait()
+        yield TextDelta("never")
+
+    async def stop_soon() -> None:
+        await asyncio.sleep(0.05)
+        interrupt.fire()
+
+    stopper = asyncio.create_task(stop_soon())
+    [stopped] = await asyncio.wait_for(collect(stoppable_call(interrupt, silent(), REQUEST)), 5)
+    await stopper
+    assert isinstance(stopped, ModelTurnComplete) and stopped.blocks == ()
+    assert stopped.usage.input_tokens > 100 and stopped.usage.output_tokens == 0
+
+
+async def test_a_call_stopped_before_it_started_is_not_made_and_costs_nothing() -> None:
+    interrupt, model = Interrupt(), GatedModel("x")
+    interrupt.fire()
+    [stopped] = await collect(stoppable_call(interrupt, model.stream(), REQUEST))
+    assert isinstance(stopped, ModelTurnComplete) and stopped.usage == Usage()
+    assert model.tasks == set()  # the stream never started
+
+
+async def test_without_a_stop_the_call_passes_through_and_errors_surface() -> None:
+    async def failing() -> AsyncIterator[ModelEvent]:
+        yield TextDelta("a")
+        raise RuntimeError("model broke")
+
+    events: list[object] = []
+    try:
+        async for event in stoppable_call(Interrupt(), failing(), REQUEST):
+            events.append(event)
+    except RuntimeError as error:
+        assert str(error) == "model broke"
+    else:
+        raise AssertionError("the model's error was swallowed")
+    assert events == [TextDelta("a")]
+
+
+def test_stopped_tool_calls_get_an_error_result_each_so_the_thread_can_continue() -> None:
+    calls = [ToolCallBlock(id="a", name="read_thread", input={}), ToolCallBlock(id="b", name="fetch_url", input={})]
+    done = ToolResultBlock(tool_call_id="b", text="page")
+    results = stopped_results(calls, [done])
+    assert [r.tool_call_id for r in results] == ["a", "b"]
+    assert results[0].is_error and results[0].text == STOPPED_TOOL_RESULT
+    assert results[1] == done
+
+
+def test_only_the_threads_last_question_can_be_answered_again() -> None:
+    question = Turn.user("q1")
+    tool_call = Turn(role="assistant", blocks=(ToolCallBlock(id="t", name="x", input={}),))
+    tool_result = Turn(role="user", blocks=(ToolResultBlock(tool_call_id="t", text="r"),))
+    answer = Turn(role="assistant", blocks=(TextBlock(text="a1"),))
+    turns = [question, tool_call, tool_result, answer]
+    assert is_latest_question(turns, 0)
+    assert not is_latest_question([*turns, Turn.user("q2"), answer], 0)
+    assert is_latest_question([*turns, Turn.user("q2"), answer], 4)
+    assert not is_latest_question(turns, 3)  # an answer is not a question
+    assert not is_latest_question(turns, 9)
+
+
+def test_a_pane_thread_is_titled_with_its_first_question_on_one_line() -> None:
+    assert thread_title("  How do I\n  rotate a key? ") == "How do I rotate a key?"
+    long = thread_title("Please explain " + "very " * 30 + "carefully")
+    assert len(long) <= 60 and long.endswith("…") and not long.endswith(" …")
+    assert thread_title("<@U123> what now?") == "what now?"
+    assert thread_title("") == "Shared a file"
