@@ -350,6 +350,8 @@ class Replies:
         mode = persona.thinking
         if self._thinking is None:
             return persona_thinking(persona), max_tokens
+        if (mode if mode is not None else self._thinking.policy.default) == "off":
+            return None, max_tokens  # no need to ask the Models API what the model supports
         model = persona.model or self._config.model
         limits = await self._context.limits(model) if self._context is not None else None
         plan = await self._thinking.plan(mode, message.text, limits, functools.partial(self._side_call, call))
