@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
+from bot.core.errors import StorageUnavailable
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -21,6 +26,7 @@ from bot.core.tools.builtin import builtin_tools
 from bot.core.tools.registry import ConversationReader, ToolRegistry
 from bot.core.tools.runner import ToolRunner
 from bot.core.usage import DEFAULT_PRICES, PriceTable
+from bot.core.workspaces import WorkspaceRetention
 from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
@@ -29,17 +35,31 @@ from bot.slack.app import SlackDeps, build_app
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
 from bot.slack.notify import SlackAdminNotifier
+from bot.slack.oauth import MANIFEST_BOT_SCOPES, STATE_EXPIRATION_S, OAuthConfig, authorize_url_for
 from bot.slack.reader import SlackConversationReader
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
+from bot.slack.workspaces import (
+    InstalledWorkspaces,
+    SerializedTokenRotator,
+    SingleWorkspace,
+    WorkspaceClients,
+    own_workspace,
+)
 from bot.storage import redis_store
 from bot.storage.embedded import EmbeddedRedis
+from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
 from bot.storage.usage_ledger import RedisUsageLedger
+from bot.storage.workspace_data import RedisWorkspacePurges
 from bot.web.fetch import SafeWebFetcher
 
 log = logging.getLogger(__name__)
+
+# A token refresh is one Web API call; waiting longer than this for another process's means something is stuck.
+TOKEN_REFRESH_WAIT_S = 15.0
+TOKEN_REFRESH_BUSY = "Another process is refreshing this workspace's Slack token; please try again shortly."
 
 
 @dataclass
@@ -199,6 +219,10 @@ class Bot:
     replies: Replies
     slack_deps: SlackDeps
     files: SlackFileSource
+    workspaces: WorkspaceClients
+    retention: WorkspaceRetention
+    single_workspace: bool
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def store(self) -> RedisStore:
@@ -206,9 +230,22 @@ class Bot:
 
     async def start(self) -> None:
         await self.core.start()
+        if self.single_workspace:
+            await self._own_workspace_is_back()
+        self._background.append(asyncio.create_task(self.retention.run()))
+
+    async def _own_workspace_is_back(self) -> None:
+        """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall."""
+        try:
+            await self.retention.returned(await own_workspace(self.app.client))
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, StorageUnavailable) as error:
+            log.warning("could not check whether this workspace's data was due for deletion: %s", type(error).__name__)
 
     async def close(self, *, grace_s: float = 30.0) -> None:
         """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.slack_deps.in_progress.wait(grace_s)
         await self.replies.drain()
         await self.files.close()
@@ -217,21 +254,58 @@ class Bot:
 
 def build_bot(settings: Settings) -> Bot:
     settings.check_slack()
-    assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
     core = build_core(settings)
-    bot_token = settings.slack_bot_token.get_secret_value()
+    retention = WorkspaceRetention(
+        RedisWorkspacePurges(core.store.client, core.store.keys), grace_s=settings.uninstall_data_grace_s
+    )
+    oauth = None
+    installations = None
+    if settings.oauth:
+        # check_slack guarantees both; the client carries no token: each request gets its workspace's.
+        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+        client = AsyncWebClient(base_url=settings.slack_api_url)
+        installations = RedisInstallationStore(core.store.client, core.store.keys)
+        keys = core.store.keys
+
+        def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
+            return core.store.leased_lock(
+                keys.token_refresh_lock(workspace), wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY
+            )
+
+        oauth = OAuthConfig(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=settings.bot_scopes(MANIFEST_BOT_SCOPES),
+            redirect_uri=settings.slack_redirect_uri,
+            authorize_url=authorize_url_for(settings.slack_api_url),
+            installations=installations,
+            states=RedisOAuthStateStore(core.store.client, core.store.keys, expiration_s=STATE_EXPIRATION_S),
+            token_lock=token_lock,
+            on_installed=retention.returned,
+        )
+        rotator = SerializedTokenRotator(
+            client_id=oauth.client_id,
+            client_secret=oauth.client_secret,
+            client=client,
+            installations=installations,
+            lock=token_lock,
+        )
+        workspaces: WorkspaceClients = InstalledWorkspaces(installations, rotator, base_url=settings.slack_api_url)
+    else:
+        assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
+        client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+        workspaces = SingleWorkspace(client)
     extra_hosts = {h.strip() for h in settings.slack_file_hosts.split(",") if h.strip()}
     files = SlackFileSource(
         SlackFileFetcher(
-            bot_token=bot_token,
             allowed_hosts=SlackFileFetcher.default_allowed_hosts(settings.slack_api_url) | extra_hosts,
             max_bytes=settings.max_file_bytes,
-        )
+        ),
+        workspaces,
     )
-    client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url)
     cost_admins = settings.id_list(settings.cost_admins)
-    metering = core.metering(SlackAdminNotifier(client, cost_admins))
-    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering)
+    metering = core.metering(SlackAdminNotifier(workspaces, cost_admins))
+    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering)
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
@@ -251,6 +325,8 @@ def build_bot(settings: Settings) -> Bot:
         metering=metering,
         budgets=core.store,
         clock=lambda: datetime.now(UTC),
+        retention=retention,
+        installations=installations,
         access=AccessPolicy(
             allowed_channels=settings.id_list(settings.allowed_channels),
             allowed_users=settings.id_list(settings.allowed_users),
@@ -259,5 +335,14 @@ def build_bot(settings: Settings) -> Bot:
         cost_admins=cost_admins,
     )
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = build_app(client=client, signing_secret=signing_secret, deps=deps)
-    return Bot(core=core, app=app, replies=replies, slack_deps=deps, files=files)
+    app = build_app(client=client, signing_secret=signing_secret, deps=deps, oauth=oauth)
+    return Bot(
+        core=core,
+        app=app,
+        replies=replies,
+        slack_deps=deps,
+        files=files,
+        workspaces=workspaces,
+        retention=retention,
+        single_workspace=not settings.oauth,
+    )

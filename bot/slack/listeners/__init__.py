@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.listeners import actions, budget, commands, cost, mentions, messages, shortcuts
+from bot.slack.listeners import actions, budget, commands, cost, mentions, messages, shortcuts, uninstalls
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -20,3 +20,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     shortcuts.register(app, deps)
     cost.register(app, deps)
     budget.register(app, deps)
+    uninstalls.register(app, deps)
