@@ -8,15 +8,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
-from bot.core.errors import StorageUnavailable
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -231,14 +228,16 @@ class Bot:
     async def start(self) -> None:
         await self.core.start()
         if self.single_workspace:
-            await self._own_workspace_is_back()
+            self._background.append(asyncio.create_task(self._own_workspace_is_back()))
         self._background.append(asyncio.create_task(self.retention.run()))
 
     async def _own_workspace_is_back(self) -> None:
-        """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall."""
+        """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall.
+
+        In the background, so a slow Slack or Redis never holds up start-up."""
         try:
             await self.retention.returned(await own_workspace(self.app.client))
-        except (SlackApiError, SlackClientError, aiohttp.ClientError, StorageUnavailable) as error:
+        except Exception as error:  # a failed check must never stop the bot; the purge stays scheduled
             log.warning("could not check whether this workspace's data was due for deletion: %s", type(error).__name__)
 
     async def close(self, *, grace_s: float = 30.0) -> None:

@@ -99,6 +99,18 @@ class InstallFlow(AsyncOAuthFlow):
         super().__init__(client=client, settings=settings, logger=log)
         self._on_installed = on_installed
 
+    async def handle_installation(self, request: AsyncBoltRequest) -> BoltResponse:
+        try:
+            return await super().handle_installation(request)
+        except StorageUnavailable:  # the state could not be stored
+            return _unavailable_page()
+
+    async def handle_callback(self, request: AsyncBoltRequest) -> BoltResponse:
+        try:
+            return await super().handle_callback(request)
+        except StorageUnavailable:  # the state could not be checked
+            return _unavailable_page()
+
     async def store_installation(self, request: AsyncBoltRequest, installation: Installation) -> None:
         workspace = workspace_id(
             enterprise_id=installation.enterprise_id,
@@ -162,10 +174,20 @@ async def _refusal_page(args: AsyncFailureArgs) -> BoltResponse:
     log.info("install refused: %s", args.reason)
     response = await args.default.failure(args)
     what = _FAILURES.get(args.reason, "The installation did not complete, so nothing was installed.")
-    response.body = (
+    response.body = _page(what, args.reason)
+    return response
+
+
+def _unavailable_page() -> BoltResponse:
+    log.warning("install page unavailable: Redis is unreachable")
+    what = "The installation service cannot reach its storage just now. Please try again in a minute."
+    return BoltResponse(status=503, body=_page(what, "storage_unavailable"), headers={"Content-Type": "text/html"})
+
+
+def _page(what: str, reason: str) -> str:
+    return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Not installed</title></head>'
         f'<body style="font-family: sans-serif; text-align: center; padding: 2em">'
         f"<h2>Claude was not installed</h2><p>{html.escape(what)}</p><p>{_START_AGAIN}</p>"
-        f"<p><small>reason: {html.escape(args.reason)}</small></p></body></html>"
+        f"<p><small>reason: {html.escape(reason)}</small></p></body></html>"
     )
-    return response

@@ -329,11 +329,15 @@ async def test_single_token_mode_schedules_the_purge_and_a_restart_cancels_it(
 
     await start_bot()  # the operator reinstalled the app and restarted the bot with its new token
 
-    assert await redis_client.zscore(keys.pending_purges(), "T0001") is None
+    await eventually(lambda: _absent(redis_client.zscore(keys.pending_purges(), "T0001")), "the purge is cancelled")
 
 
 async def _present(value: Any) -> bool:
     return await value is not None
+
+
+async def _absent(value: Any) -> bool:
+    return await value is None
 
 
 async def test_an_org_wide_install_answers_in_each_workspace_and_keeps_data_under_the_org(
@@ -362,3 +366,23 @@ async def test_an_org_wide_install_answers_in_each_workspace_and_keeps_data_unde
     # One tenant: both workspaces' conversations are kept under the org's id, and leave with it.
     assert len(await conversation_keys(redis_client, key_prefix, "E0001")) == 2
     assert not await conversation_keys(redis_client, key_prefix, "T0003")
+
+
+async def test_the_install_page_says_so_when_redis_is_unreachable(
+    start_bot: BotFactory, slack: FakeSlack, browser: aiohttp.ClientSession, redis_url: str
+) -> None:
+    from tests.contract.test_redis_store import _proxy_for
+
+    proxy = await _proxy_for(redis_url)
+    running = await start_bot(
+        redis_url=proxy.url,
+        slack_bot_token=None,
+        slack_client_id=slack.client_id,
+        slack_client_secret=slack.client_secret,
+    )
+    await proxy.cut()
+    async with browser.get(f"{running.url}/slack/install", allow_redirects=False) as resp:
+        assert resp.status == 503 and "try again in a minute" in await resp.text()
+    await proxy.restore()
+    assert (await begin_install(browser, running, "T0001"))[1]
+    await proxy.stop()
