@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -207,6 +208,38 @@ def build_core(settings: Settings) -> Core:
     return Core(settings, store, model, load_persona_catalog(settings), tools, web, mcp, usage, prices, embedded)
 
 
+def oauth_config(
+    settings: Settings, store: RedisStore, client: AsyncWebClient, *, on_installed: Callable[[str], Awaitable[None]]
+) -> tuple[OAuthConfig, RedisInstallationStore]:
+    """The install flow's settings and Redis stores; tokens are refreshed under a per-workspace Redis lock."""
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None  # check_slack did
+    installations = RedisInstallationStore(store.client, store.keys)
+
+    def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
+        name = store.keys.token_refresh_lock(workspace)
+        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY)
+
+    client_secret = settings.slack_client_secret.get_secret_value()
+    config = OAuthConfig(
+        client_id=settings.slack_client_id,
+        client_secret=client_secret,
+        scopes=settings.bot_scopes(MANIFEST_BOT_SCOPES),
+        redirect_uri=settings.slack_redirect_uri,
+        authorize_url=authorize_url_for(settings.slack_api_url),
+        installations=installations,
+        states=RedisOAuthStateStore(store.client, store.keys, expiration_s=STATE_EXPIRATION_S),
+        rotator=SerializedTokenRotator(
+            client_id=settings.slack_client_id,
+            client_secret=client_secret,
+            client=client,
+            installations=installations,
+            lock=token_lock,
+        ),
+        on_installed=on_installed,
+    )
+    return config, installations
+
+
 @dataclass
 class Bot:
     """Everything a running Slack bot owns, so it can be closed in one place."""
@@ -258,38 +291,12 @@ def build_bot(settings: Settings) -> Bot:
         RedisWorkspacePurges(core.store.client, core.store.keys), grace_s=settings.uninstall_data_grace_s
     )
     oauth = None
-    installations = None
     if settings.oauth:
-        # check_slack guarantees both; the client carries no token: each request gets its workspace's.
-        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
-        client = AsyncWebClient(base_url=settings.slack_api_url)
-        installations = RedisInstallationStore(core.store.client, core.store.keys)
-        keys = core.store.keys
-
-        def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
-            return core.store.leased_lock(
-                keys.token_refresh_lock(workspace), wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY
-            )
-
-        oauth = OAuthConfig(
-            client_id=settings.slack_client_id,
-            client_secret=settings.slack_client_secret.get_secret_value(),
-            scopes=settings.bot_scopes(MANIFEST_BOT_SCOPES),
-            redirect_uri=settings.slack_redirect_uri,
-            authorize_url=authorize_url_for(settings.slack_api_url),
-            installations=installations,
-            states=RedisOAuthStateStore(core.store.client, core.store.keys, expiration_s=STATE_EXPIRATION_S),
-            token_lock=token_lock,
-            on_installed=retention.returned,
+        client = AsyncWebClient(base_url=settings.slack_api_url)  # no token: each request gets its workspace's
+        oauth, installations = oauth_config(settings, core.store, client, on_installed=retention.returned)
+        workspaces: WorkspaceClients = InstalledWorkspaces(
+            installations, oauth.rotator, base_url=settings.slack_api_url
         )
-        rotator = SerializedTokenRotator(
-            client_id=oauth.client_id,
-            client_secret=oauth.client_secret,
-            client=client,
-            installations=installations,
-            lock=token_lock,
-        )
-        workspaces: WorkspaceClients = InstalledWorkspaces(installations, rotator, base_url=settings.slack_api_url)
     else:
         assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
         client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
@@ -325,7 +332,7 @@ def build_bot(settings: Settings) -> Bot:
         budgets=core.store,
         clock=lambda: datetime.now(UTC),
         retention=retention,
-        installations=installations,
+        installations=oauth.installations if oauth is not None else None,
         access=AccessPolicy(
             allowed_channels=settings.id_list(settings.allowed_channels),
             allowed_users=settings.id_list(settings.allowed_users),

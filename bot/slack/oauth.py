@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.error import BoltError
@@ -30,7 +30,7 @@ from yarl import URL
 
 from bot.core.errors import StorageUnavailable
 from bot.core.workspaces import workspace_id
-from bot.slack.workspaces import REFRESH_BEFORE_MINUTES, SerializedTokenRotator, WorkspaceLock
+from bot.slack.workspaces import REFRESH_BEFORE_MINUTES, SerializedTokenRotator
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,13 @@ class OAuthConfig:
     """Everything the install flow needs; wiring.py fills it from Settings and the Redis stores."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scopes: Sequence[str]
     redirect_uri: str | None
     authorize_url: str
     installations: AsyncInstallationStore
     states: AsyncOAuthStateStore
-    token_lock: WorkspaceLock
+    rotator: SerializedTokenRotator  # refreshes rotating tokens, one process at a time
     on_installed: Callable[[str], Awaitable[None]]  # the workspace id of a (re)installation
 
 
@@ -91,7 +91,7 @@ def authorize_url_for(api_url: str) -> str:
 
 
 class InstallFlow(AsyncOAuthFlow):
-    """Bolt's flow, plus: a reinstall cancels the pending purge, and a Redis outage shows the storage_error page."""
+    """Bolt's flow, plus: a reinstall cancels the pending purge, and a Redis outage gets a page saying so."""
 
     def __init__(
         self, *, client: AsyncWebClient, settings: AsyncOAuthSettings, on_installed: Callable[[str], Awaitable[None]]
@@ -155,13 +155,7 @@ def build_install_flow(
         token_rotation_expiration_minutes=REFRESH_BEFORE_MINUTES,
         client=client,
     )
-    authorize.token_rotator = SerializedTokenRotator(
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        client=client,
-        installations=config.installations,
-        lock=config.token_lock,
-    )
+    authorize.token_rotator = config.rotator
     return InstallFlow(client=client, settings=settings, on_installed=config.on_installed), authorize
 
 
