@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 # A token refresh is one Web API call; waiting longer than this for another process's means something is stuck.
 TOKEN_REFRESH_WAIT_S = 15.0
 TOKEN_REFRESH_BUSY = "Another process is refreshing this workspace's Slack token; please try again shortly."
+BACKGROUND_STOP_S = 5.0  # how long shutdown waits for background work's current call
 
 
 @dataclass
@@ -253,6 +254,7 @@ class Bot:
     retention: WorkspaceRetention
     single_workspace: bool
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def store(self) -> RedisStore:
@@ -262,7 +264,7 @@ class Bot:
         await self.core.start()
         if self.single_workspace:
             self._background.append(asyncio.create_task(self._own_workspace_is_back()))
-        self._background.append(asyncio.create_task(self.retention.run()))
+        self._background.append(asyncio.create_task(self.retention.run(self._stopping)))
 
     async def _own_workspace_is_back(self) -> None:
         """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall.
@@ -275,9 +277,13 @@ class Bot:
 
     async def close(self, *, grace_s: float = 30.0) -> None:
         """Let answers in progress finish (within `grace_s`), then close clients and the embedded Redis."""
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        self._stopping.set()
+        if self._background:
+            # Let them finish their current call (cancelling one mid-command would leak its Redis connection).
+            _, stuck = await asyncio.wait(self._background, timeout=BACKGROUND_STOP_S)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.slack_deps.in_progress.wait(grace_s)
         await self.replies.drain()
         await self.files.close()

@@ -12,6 +12,7 @@ The workspace id is the installation's tenant:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -67,13 +68,17 @@ class WorkspaceRetention:
             done.append(workspace)
         return done
 
-    async def run(self) -> None:
-        """Until cancelled: purge whatever is due, then wait. A Redis outage only delays it."""
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: purge whatever is due, then wait. A Redis outage only delays it.
+
+        Stopping waits for the current Redis command instead of cancelling it, which would leak its connection.
+        """
+        while not stop.is_set():
             try:
                 await self.purge_due()
             except StorageUnavailable:
                 log.warning("could not check for departed workspaces' data; will try again")
             except Exception:
                 log.exception("purging departed workspaces' data failed; will try again")
-            await asyncio.sleep(self.check_every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.check_every_s)
