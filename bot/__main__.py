@@ -28,7 +28,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     await service.start()
     background = []
     if settings.weekly_summary_channel:
-        background.append(asyncio.create_task(_weekly_summaries(service.bot, settings.weekly_summary_channel)))
+        background.append(asyncio.create_task(_weekly_summaries(service.bot, settings.weekly_summaries())))
     try:
         await stop.wait()
     finally:
@@ -37,18 +37,23 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await service.shutdown()
 
 
-async def _weekly_summaries(bot: Bot, channel: str, *, every_s: float = 3600.0) -> None:
-    """Hourly, try to post last week's usage; the ledger's once-per-week claim keeps it to one post per week."""
+async def _weekly_summaries(bot: Bot, channels: dict[str | None, str], *, every_s: float = 3600.0) -> None:
+    """Hourly, try to post last week's usage to each workspace's channel, as that workspace's bot; the ledger's
+    once-per-week claim keeps it to one post per workspace per week."""
     from datetime import UTC, datetime
 
     from bot.slack.listeners.cost import post_weekly_summary
+    from bot.slack.workspaces import own_workspace
 
     while True:
-        try:
-            team = (await bot.app.client.auth_test()).get("team_id", "")
-            await post_weekly_summary(bot.slack_deps, bot.app.client, channel, str(team), datetime.now(UTC).date())
-        except Exception:
-            log.exception("weekly usage summary failed; will try again")
+        for workspace, channel in channels.items():
+            try:
+                if workspace is None:  # the single bot token's own workspace
+                    workspace = await own_workspace(bot.app.client)
+                client = await bot.workspaces.client(workspace)
+                await post_weekly_summary(bot.slack_deps, client, channel, workspace, datetime.now(UTC).date())
+            except Exception:
+                log.exception("weekly usage summary for %s failed; will try again", workspace or "this workspace")
         await asyncio.sleep(every_s)
 
 

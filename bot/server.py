@@ -1,5 +1,5 @@
-"""The aiohttp app (Slack's endpoint, a health check that tells the truth, Prometheus metrics) and the running
-service around it: Socket Mode or HTTP intake, and an orderly shutdown."""
+"""The aiohttp app (Slack's endpoint, the OAuth install pages for several workspaces, a health check that tells the
+truth, Prometheus metrics) and the running service around it: Socket Mode or HTTP intake, and an orderly shutdown."""
 
 from __future__ import annotations
 
@@ -65,6 +65,18 @@ def build_web_app(
     web_app.add_routes(
         [web.post(SLACK_PATH, slack_events), web.get("/healthz", healthz), web.get("/metrics", metrics_page)]
     )
+    flow = app.oauth_flow
+    if flow is not None:
+
+        async def install(request: web.Request) -> web.Response:
+            """Sets the state cookie and redirects to Slack's "Allow" page."""
+            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+        async def oauth_redirect(request: web.Request) -> web.Response:
+            """Slack sends the installer back here with a one-time code and our state."""
+            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+        web_app.add_routes([web.get(flow.install_path, install), web.get(flow.redirect_uri_path, oauth_redirect)])
     return web_app
 
 

@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Multi-workspace (OAuth): both set switch the bot to Bolt's install flow instead of one SLACK_BOT_TOKEN.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_scopes: str = ""  # comma-separated bot scopes asked for at install; empty: the manifest's bot scopes
+    slack_redirect_uri: str | None = None  # https://YOUR-HOST/slack/oauth_redirect; unset: the app's only one
+    # After app_uninstalled / tokens_revoked, a workspace's conversations and settings are deleted this much later
+    # (its tokens at once); reinstalling within it keeps everything.
+    uninstall_data_grace_s: PositiveSeconds = 7 * 24 * 3600.0
 
     # Claude. ANTHROPIC_BASE_URL is read here too, so the SDK and our tests agree on where it points.
     anthropic_api_key: SecretStr
@@ -164,6 +172,10 @@ class Settings(BaseSettings):
         "metrics_token",
         "slack_signing_secret",
         "slack_bot_token",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_redirect_uri",
+        "weekly_summary_channel",
         "personas_dir",
         "mcp_config",
         mode="before",
@@ -172,9 +184,9 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("anthropic_base_url")
+    @field_validator("anthropic_base_url", "slack_redirect_uri")
     @classmethod
-    def _base_url_shape(cls, value: str | None) -> str | None:
+    def _url_shape(cls, value: str | None) -> str | None:
         if value is not None:
             AnyHttpUrl(value)
         return value
@@ -198,6 +210,13 @@ class Settings(BaseSettings):
                 raise ValueError("REDIS_TLS_CA_FILE: no such file")
         return self
 
+    @field_validator("weekly_summary_channel")
+    @classmethod
+    def _summary_channel_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            summary_channels(value)  # raises ValueError with a plain message
+        return value
+
     @staticmethod
     def id_list(value: str) -> frozenset[str]:
         return frozenset(part.strip() for part in value.split(",") if part.strip())
@@ -215,12 +234,58 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @property
+    def oauth(self) -> bool:
+        """Multi-workspace: installations (and their tokens) come from Bolt's OAuth flow, not SLACK_BOT_TOKEN."""
+        return self.slack_client_id is not None
+
+    def bot_scopes(self, manifest_scopes: tuple[str, ...]) -> list[str]:
+        """What the install asks for: SLACK_SCOPES when set, else the manifest's bot scopes."""
+        return sorted(self.id_list(self.slack_scopes)) or list(manifest_scopes)
+
+    def weekly_summaries(self) -> dict[str | None, str]:
+        """WEEKLY_SUMMARY_CHANNEL as {workspace id (None: the single token's own): channel id}."""
+        return summary_channels(self.weekly_summary_channel) if self.weekly_summary_channel else {}
+
     def check_slack(self) -> None:
-        """Serving Slack needs a bot token; HTTP mode also needs the signing secret, or forgeries would get in."""
-        if self.slack_bot_token is None:
-            raise SettingsError("SLACK_BOT_TOKEN: missing")
+        """Serving Slack needs a bot token or an OAuth app; HTTP mode also needs the signing secret."""
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            missing = "SLACK_CLIENT_SECRET" if self.slack_client_secret is None else "SLACK_CLIENT_ID"
+            raise SettingsError(f"{missing}: missing (the OAuth install flow needs both client id and secret)")
+        if self.oauth:
+            if self.socket_mode:
+                raise SettingsError(
+                    "SLACK_APP_TOKEN: the OAuth install flow (SLACK_CLIENT_ID) needs HTTP mode; unset SLACK_APP_TOKEN"
+                )
+            if self.slack_bot_token is not None:
+                raise SettingsError(
+                    "SLACK_BOT_TOKEN: set either SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                    "SLACK_CLIENT_SECRET (OAuth, many workspaces), not both"
+                )
+            if None in self.weekly_summaries():
+                raise SettingsError(
+                    "WEEKLY_SUMMARY_CHANNEL: with OAuth, name each channel's workspace (T123:C456, comma-separated)"
+                )
+        elif self.slack_bot_token is None:
+            raise SettingsError("SLACK_BOT_TOKEN: missing (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
         if not self.socket_mode and self.slack_signing_secret is None:
             raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+
+
+def summary_channels(value: str) -> dict[str | None, str]:
+    """Parse "C123" (the single token's workspace) or "T1:C123,T2:C456" (one channel per workspace)."""
+    targets: dict[str | None, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        workspace, _, channel = part.rpartition(":")
+        if not channel or (":" in part and not workspace):
+            raise ValueError(f"expected CHANNEL or WORKSPACE:CHANNEL, got {part!r}")
+        key = workspace or None
+        if key in targets:
+            raise ValueError(f"two channels for workspace {key or '(the bot token)'}")
+        targets[key] = channel
+    return targets
 
 
 class SettingsError(Exception):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
@@ -24,6 +28,7 @@ from bot.core.tools.builtin import builtin_tools
 from bot.core.tools.registry import ConversationReader, ToolRegistry
 from bot.core.tools.runner import ToolRunner
 from bot.core.usage import DEFAULT_PRICES, PriceTable
+from bot.core.workspaces import WorkspaceRetention
 from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
@@ -33,21 +38,35 @@ from bot.slack.app import SlackDeps, build_app, web_client
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
 from bot.slack.notify import SlackAdminNotifier
+from bot.slack.oauth import MANIFEST_BOT_SCOPES, STATE_EXPIRATION_S, OAuthConfig, authorize_url_for
 from bot.slack.reader import SlackConversationReader
 from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
+from bot.slack.workspaces import (
+    InstalledWorkspaces,
+    SerializedTokenRotator,
+    SingleWorkspace,
+    WorkspaceClients,
+    own_workspace,
+)
 from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.embedded import EmbeddedRedis
+from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
 from bot.storage.usage_ledger import RedisUsageLedger
+from bot.storage.workspace_data import RedisWorkspacePurges
 from bot.web.fetch import SafeWebFetcher
 
 log = logging.getLogger(__name__)
 
 # On shutdown, answers already shown get this long to reach history if Redis is having a blip.
 HISTORY_FLUSH_TIMEOUT_S = 10.0
+# A token refresh is one Web API call; waiting longer than this for another process's means something is stuck.
+TOKEN_REFRESH_WAIT_S = 15.0
+TOKEN_REFRESH_BUSY = "Another process is refreshing this workspace's Slack token; please try again shortly."
+BACKGROUND_STOP_S = 5.0  # how long shutdown waits for background work's current call
 
 
 @dataclass
@@ -229,6 +248,38 @@ def build_core(settings: Settings) -> Core:
     return Core(settings, store, model, personas, tools, web, mcp, usage, prices, metrics, embedded)
 
 
+def oauth_config(
+    settings: Settings, store: RedisStore, client: AsyncWebClient, *, on_installed: Callable[[str], Awaitable[None]]
+) -> tuple[OAuthConfig, RedisInstallationStore]:
+    """The install flow's settings and Redis stores; tokens are refreshed under a per-workspace Redis lock."""
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None  # check_slack did
+    installations = RedisInstallationStore(store.client, store.keys)
+
+    def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
+        name = store.keys.token_refresh_lock(workspace)
+        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY)
+
+    client_secret = settings.slack_client_secret.get_secret_value()
+    config = OAuthConfig(
+        client_id=settings.slack_client_id,
+        client_secret=client_secret,
+        scopes=settings.bot_scopes(MANIFEST_BOT_SCOPES),
+        redirect_uri=settings.slack_redirect_uri,
+        authorize_url=authorize_url_for(settings.slack_api_url),
+        installations=installations,
+        states=RedisOAuthStateStore(store.client, store.keys, expiration_s=STATE_EXPIRATION_S),
+        rotator=SerializedTokenRotator(
+            client_id=settings.slack_client_id,
+            client_secret=client_secret,
+            client=client,
+            installations=installations,
+            lock=token_lock,
+        ),
+        on_installed=on_installed,
+    )
+    return config, installations
+
+
 @dataclass
 class Bot:
     """Everything a running Slack bot owns, so it can be closed in one place."""
@@ -238,6 +289,11 @@ class Bot:
     replies: Replies
     slack_deps: SlackDeps
     files: SlackFileSource
+    workspaces: WorkspaceClients
+    retention: WorkspaceRetention
+    single_workspace: bool
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def store(self) -> RedisStore:
@@ -245,6 +301,18 @@ class Bot:
 
     async def start(self) -> None:
         await self.core.start()
+        if self.single_workspace:
+            self._background.append(asyncio.create_task(self._own_workspace_is_back()))
+        self._background.append(asyncio.create_task(self.retention.run(self._stopping)))
+
+    async def _own_workspace_is_back(self) -> None:
+        """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall.
+
+        In the background, so a slow Slack or Redis never holds up start-up."""
+        try:
+            await self.retention.returned(await own_workspace(self.app.client))
+        except Exception as error:  # a failed check must never stop the bot; the purge stays scheduled
+            log.warning("could not check whether this workspace's data was due for deletion: %s", type(error).__name__)
 
     async def stop_work(self, grace_s: float) -> None:
         """Turn new work away, let answers finish within `grace_s` (the rest end with a note), flush history saves."""
@@ -256,7 +324,14 @@ class Bot:
         await self.replies.drain(timeout_s=HISTORY_FLUSH_TIMEOUT_S)
 
     async def close(self, *, grace_s: float = 30.0) -> None:
-        """Stop work (see `stop_work`), then close clients and the embedded Redis."""
+        """Stop background work and answers (see `stop_work`), then close clients and the embedded Redis."""
+        self._stopping.set()
+        if self._background:
+            # Let them finish their current call (cancelling one mid-command would leak its Redis connection).
+            _, stuck = await asyncio.wait(self._background, timeout=BACKGROUND_STOP_S)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.stop_work(grace_s)
         await self.files.close()
         await self.core.close()
@@ -264,23 +339,37 @@ class Bot:
 
 def build_bot(settings: Settings) -> Bot:
     settings.check_slack()
-    assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
     core = build_core(settings)
-    bot_token = settings.slack_bot_token.get_secret_value()
+    retention = WorkspaceRetention(
+        RedisWorkspacePurges(core.store.client, core.store.keys), grace_s=settings.uninstall_data_grace_s
+    )
+    oauth = None
+    if settings.oauth:
+        # No token: each request gets its workspace's.
+        client = web_client(token=None, base_url=settings.slack_api_url, metrics=core.metrics)
+        oauth, installations = oauth_config(settings, core.store, client, on_installed=retention.returned)
+        workspaces: WorkspaceClients = InstalledWorkspaces(
+            installations, oauth.rotator, base_url=settings.slack_api_url
+        )
+    else:
+        assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
+        client = web_client(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, metrics=core.metrics
+        )
+        workspaces = SingleWorkspace(client)
     extra_hosts = {h.strip() for h in settings.slack_file_hosts.split(",") if h.strip()}
     files = SlackFileSource(
         SlackFileFetcher(
-            bot_token=bot_token,
             allowed_hosts=SlackFileFetcher.default_allowed_hosts(settings.slack_api_url) | extra_hosts,
             max_bytes=settings.max_file_bytes,
-        )
+        ),
+        workspaces,
     )
-    client = web_client(token=bot_token, base_url=settings.slack_api_url, metrics=core.metrics)
     cost_admins = settings.id_list(settings.cost_admins)
-    metering = core.metering(SlackAdminNotifier(client, cost_admins))
+    metering = core.metering(SlackAdminNotifier(workspaces, cost_admins))
     keys, ttl_s = core.store.keys, settings.conversation_ttl_s
     answers = Answers(RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s))
-    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(client), metering, answers)
+    replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering, answers)
     channel_personas = ChannelPersonas(core.personas, core.store)
     deps = SlackDeps(
         replies=replies,
@@ -301,6 +390,8 @@ def build_bot(settings: Settings) -> Bot:
         metering=metering,
         budgets=core.store,
         clock=lambda: datetime.now(UTC),
+        retention=retention,
+        installations=oauth.installations if oauth is not None else None,
         access=AccessPolicy(
             allowed_channels=settings.id_list(settings.allowed_channels),
             allowed_users=settings.id_list(settings.allowed_users),
@@ -314,5 +405,14 @@ def build_bot(settings: Settings) -> Bot:
     )
     core.metrics.watch_answers_in_progress(lambda: len(deps.in_progress))
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = build_app(client=client, signing_secret=signing_secret, deps=deps)
-    return Bot(core=core, app=app, replies=replies, slack_deps=deps, files=files)
+    app = build_app(client=client, signing_secret=signing_secret, deps=deps, oauth=oauth)
+    return Bot(
+        core=core,
+        app=app,
+        replies=replies,
+        slack_deps=deps,
+        files=files,
+        workspaces=workspaces,
+        retention=retention,
+        single_workspace=not settings.oauth,
+    )

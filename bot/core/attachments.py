@@ -62,7 +62,7 @@ class Attachments:
             attachment = stored.get(file.id)
             if attachment is None:
                 try:
-                    data = await self._files.fetch(file)
+                    data = await self._files.fetch(workspace, file)
                     # Decoding and resizing is CPU work: keep the event loop (every other answer) responsive.
                     prepared, note = await asyncio.to_thread(self._preparer.prepare, data, file.name)
                 except MediaRefused as refused:

@@ -133,8 +133,9 @@ class ProfileCache(Protocol):
 
 
 class FileSource(Protocol):
-    async def fetch(self, file: IncomingFile) -> bytes:
-        """The file's bytes; raises MediaRefused when it must not or cannot be downloaded."""
+    async def fetch(self, workspace_id: str, file: IncomingFile) -> bytes:
+        """The file's bytes, fetched with that workspace's credentials; raises MediaRefused when it must not or cannot
+        be downloaded."""
         ...
 
 
@@ -160,19 +161,19 @@ class MediaStore(Protocol):
 class Approvals(Protocol):
     """Approve / Deny for tools that act on the world; shared across processes (the click may land on another)."""
 
-    async def open(self, approval_id: str, user_id: str, ttl_s: int) -> None: ...
+    async def open(self, workspace_id: str, approval_id: str, user_id: str, ttl_s: int) -> None: ...
 
-    async def wait(self, approval_id: str, timeout_s: float) -> bool | None:
+    async def wait(self, workspace_id: str, approval_id: str, timeout_s: float) -> bool | None:
         """True approved, False denied, None no decision in time."""
         ...
 
-    async def decide(self, approval_id: str, user_id: str, approved: bool) -> str:
-        """'ok', 'not_yours' (only the asker may decide) or 'expired'."""
+    async def decide(self, workspace_id: str, approval_id: str, user_id: str, approved: bool) -> str:
+        """'ok', 'not_yours' (only the asker may decide) or 'expired' (also: unknown in this workspace)."""
         ...
 
 
 class EventLedger(Protocol):
-    async def first_sighting(self, delivery_id: str) -> bool:
+    async def first_sighting(self, workspace_id: str, delivery_id: str) -> bool:
         """True the first time an id is seen within the de-duplication window."""
         ...
 
@@ -185,6 +186,28 @@ class RateBudget(Protocol):
     async def hold_off(self, bucket: str, seconds: float) -> None:
         """Everyone sharing the bucket waits at least this long (e.g. after a 429's Retry-After)."""
         ...
+
+
+class WorkspacePurges(Protocol):
+    """Deleting a departed workspace's stored data once its grace period is over, robust to restarts."""
+
+    async def schedule(self, workspace_id: str, due_at: float) -> None:
+        """Purge at `due_at` (epoch seconds); scheduling again moves the date."""
+        ...
+
+    async def cancel(self, workspace_id: str) -> bool:
+        """Forget a pending purge (the workspace came back); True if one was pending."""
+        ...
+
+    async def claim_due(self, now: float, *, lease_s: float) -> list[str]:
+        """Workspaces whose purge is due, each handed to one caller; unfinished claims come back after `lease_s`."""
+        ...
+
+    async def purge(self, workspace_id: str) -> int:
+        """Delete the workspace's conversations, settings and caches (not its usage ledger); returns items deleted."""
+        ...
+
+    async def finish(self, workspace_id: str) -> None: ...
 
 
 class HealthCheck(Protocol):

@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import AccessPolicy
@@ -26,11 +27,13 @@ from bot.core.metering import BudgetStore, Metering
 from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
 from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
+from bot.core.workspaces import WorkspaceRetention
 from bot.metrics import Metrics
 from bot.slack import listeners, middleware
 from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.native_stream import NativeRefusals
+from bot.slack.oauth import OAuthConfig, build_install_flow
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
 from bot.storage.usage_ledger import RedisUsageLedger
 
@@ -56,6 +59,8 @@ class SlackDeps:
     clock: Callable[[], datetime]
     answers: Answers
     pane: AssistantPane
+    retention: WorkspaceRetention
+    installations: AsyncInstallationStore | None = None  # OAuth mode: where uninstalls delete tokens at once
     access: AccessPolicy = field(default_factory=AccessPolicy)
     cost_admins: frozenset[str] = frozenset()
     persona_change: str = "anyone"  # or "admins": who may change a channel's persona
@@ -85,14 +90,18 @@ class _RateLimitCounter(AsyncRetryHandler):
         return False
 
 
-def web_client(*, token: str, base_url: str, metrics: Metrics) -> AsyncWebClient:
+def web_client(*, token: str | None, base_url: str, metrics: Metrics) -> AsyncWebClient:
     """The bot's Web API client; Bolt copies its retry handlers into every per-request client (slack.md §1.1)."""
     return AsyncWebClient(
         token=token, base_url=base_url, retry_handlers=[*async_default_handlers(), _RateLimitCounter(metrics)]
     )
 
 
-def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: SlackDeps) -> AsyncApp:
+def build_app(
+    *, client: AsyncWebClient, signing_secret: str | None, deps: SlackDeps, oauth: OAuthConfig | None = None
+) -> AsyncApp:
+    """With `oauth`, tokens come from each workspace's installation and `client` carries none; else `client`'s."""
+    install = build_install_flow(client, oauth) if oauth is not None else None
     app = AsyncApp(
         client=client,
         # Socket Mode needs no secret (Bolt skips verification there); HTTP mode refuses to start without one.
@@ -100,6 +109,10 @@ def build_app(*, client: AsyncWebClient, signing_secret: str | None, deps: Slack
         process_before_response=False,
         logger=logging.getLogger("slack_bolt"),
         before_authorize=middleware.reject_malformed,
+        oauth_flow=install[0] if install else None,
+        # Bolt takes an AsyncAuthorize instance as well as a function (isinstance check in AsyncApp.__init__).
+        authorize=install[1] if install else None,  # type: ignore[arg-type]
+        installation_store=oauth.installations if oauth else None,
     )
     middleware.register(app, deps.ledger, in_progress=deps.in_progress, metrics=deps.metrics)
     listeners.register_all(app, deps)

@@ -23,6 +23,7 @@ from yarl import URL
 
 from bot.core.conversation import IncomingFile
 from bot.core.errors import MediaRefused
+from bot.slack.workspaces import WorkspaceClients, WorkspaceNotInstalled
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SlackFileFetcher:
     def __init__(
         self,
         *,
-        bot_token: str,
+        bot_token: str = "",
         allowed_hosts: Iterable[str],
         max_bytes: int = 20 * 1024 * 1024,
         timeout_s: float = 30.0,
@@ -108,16 +109,20 @@ class SlackFileFetcher:
         host = URL(slack_api_url).raw_host
         return frozenset({SLACK_FILES_HOST} | ({host.lower()} if host else set()))
 
-    async def fetch(self, file: SlackFile) -> bytes:
-        """The file's bytes, or FileRefused; nothing is requested unless the URL is on an allowed host."""
+    async def fetch(self, file: SlackFile, *, token: str | None = None) -> bytes:
+        """The file's bytes, or FileRefused; nothing is requested unless the URL is on an allowed host.
+
+        `token` is the bot token of the file's workspace (default: the one given at construction).
+        """
+        token = token or self._bot_token
         try:
             url = self._checked_url(file.url)
             if file.size is not None and file.size > self._max_bytes:
                 raise self._too_large(f"Slack says the file is {_mb(file.size)}", file.size)
             async with asyncio.timeout(self._timeout_s):
-                data = await self._download(url)
+                data = await self._download(url, token)
         except FileRefused as exc:
-            log.info("not downloading Slack file %s: %s", file.id, self._redacted(str(exc)))
+            log.info("not downloading Slack file %s: %s", file.id, _redacted(str(exc), token))
             raise
         except TimeoutError:
             log.info("not downloading Slack file %s: timed out after %s s", file.id, self._timeout_s)
@@ -128,7 +133,7 @@ class SlackFileFetcher:
             ) from None
         except aiohttp.ClientError as exc:
             # Dropped (`from None`): the aiohttp error's request_info holds our request headers, token included.
-            detail = self._redacted(f"{type(exc).__name__}: {exc}")
+            detail = _redacted(f"{type(exc).__name__}: {exc}", token)
             log.info("not downloading Slack file %s: %s", file.id, detail)
             raise FileRefused(
                 "I couldn't download that file from Slack: the connection failed.", reason="network", detail=detail
@@ -142,12 +147,12 @@ class SlackFileFetcher:
             await self._session.close()
             self._session = None
 
-    async def _download(self, url: URL) -> bytes:
+    async def _download(self, url: URL, token: str) -> bytes:
         session = self._get_session()
         for hops in range(MAX_REDIRECTS + 1):
             async with session.get(
                 url,
-                headers={"Authorization": f"Bearer {self._bot_token}"},
+                headers={"Authorization": f"Bearer {token}"},
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
             ) as resp:
@@ -236,14 +241,15 @@ class SlackFileFetcher:
             f"{what}; I can download files up to {_mb(self._max_bytes)}.", reason="too_large", detail=detail
         )
 
-    def _redacted(self, text: str) -> str:
-        return text.replace(self._bot_token, "[token]") if self._bot_token else text
-
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No cookie jar: Slack's sign-in cookies must not follow us from one download to the next.
             self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         return self._session
+
+
+def _redacted(text: str, token: str) -> str:
+    return text.replace(token, "[token]") if token else text
 
 
 def _is_loopback(host: str) -> bool:
@@ -259,19 +265,23 @@ def _mb(n: int) -> str:
 
 
 class SlackFileSource:
-    """The core's FileSource port: core file references in, bytes out, refusals as MediaRefused."""
+    """The core's FileSource port: core file references in, bytes out (with the workspace's token), refusals as
+    MediaRefused."""
 
-    def __init__(self, fetcher: SlackFileFetcher) -> None:
+    def __init__(self, fetcher: SlackFileFetcher, workspaces: WorkspaceClients) -> None:
         self._fetcher = fetcher
+        self._workspaces = workspaces
 
-    async def fetch(self, file: IncomingFile) -> bytes:
+    async def fetch(self, workspace_id: str, file: IncomingFile) -> bytes:
         if not file.url:
             raise MediaRefused("I can't download that file (it was deleted, is external, or is over the plan's limit).")
         try:
+            token = await self._workspaces.token(workspace_id)
             return await self._fetcher.fetch(
-                SlackFile(id=file.id, name=file.name, mimetype=file.mimetype, size=file.size, url=file.url)
+                SlackFile(id=file.id, name=file.name, mimetype=file.mimetype, size=file.size, url=file.url),
+                token=token,
             )
-        except FileRefused as refused:
+        except (FileRefused, WorkspaceNotInstalled) as refused:
             raise MediaRefused(refused.user_message) from None
 
     async def close(self) -> None:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from slack_bolt.context.async_context import AsyncBoltContext
+
 from bot.core.conversation import ConversationKey, IncomingMessage
+from bot.core.workspaces import workspace_id
 from bot.slack.files import incoming_files
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -81,6 +84,14 @@ def to_message(event: dict[str, Any], workspace_id: str, bot_user_id: str | None
     )
 
 
-def workspace_of(body: dict[str, Any], context_team_id: str | None) -> str:
-    """Bolt resolves the team for us; fall back to the envelope for enterprise-wide installs."""
-    return context_team_id or body.get("team_id") or body.get("enterprise_id") or "unknown"
+def workspace_of(context: AsyncBoltContext) -> str:
+    """The id a request's stored data is scoped by: its workspace, or its org for an org-wide install.
+
+    Bolt reads the ids the same way from events, commands and interactions (authorizations[0] first, so a Slack
+    Connect event counts for the installation that received it).
+    """
+    return workspace_id(
+        enterprise_id=context.enterprise_id,
+        team_id=context.team_id,
+        is_enterprise_install=context.is_enterprise_install,
+    )

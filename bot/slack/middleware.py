@@ -8,14 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot import logs
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
-from bot.slack.incoming import is_answerable
+from bot.slack.incoming import is_answerable, workspace_of
 from bot.slack.listeners.answering import AnswersInProgress
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,9 @@ def _refusal(kind: str, body: dict[str, Any]) -> BoltResponse:
 
 
 def delivery_ids(body: dict[str, Any]) -> list[str]:
-    """Ids under which a delivery counts as already handled.
+    """Ids under which a delivery counts as already handled (the ledger keeps them per workspace).
 
-    `event:<id>`: Slack's retries repeat the event_id. `msg:<team>:<channel>:<ts>`: a mention in a channel
+    `event:<id>`: Slack's retries repeat the event_id. `msg:<channel>:<ts>`: a mention in a channel
     arrives twice, as app_mention and as message, with different event_ids but the same message ts.
     """
     if body.get("type") != "event_callback":
@@ -83,7 +83,7 @@ def delivery_ids(body: dict[str, Any]) -> list[str]:
         ids.append(f"event:{body['event_id']}")
     event = body.get("event") or {}
     if event.get("type") in ("app_mention", "message") and is_answerable(event) and event.get("channel"):
-        ids.append(f"msg:{body.get('team_id')}:{event['channel']}:{event['ts']}")
+        ids.append(f"msg:{event['channel']}:{event['ts']}")
     return ids
 
 
@@ -123,10 +123,13 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         return await next()
 
     @app.middleware
-    async def drop_redeliveries(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+    async def drop_redeliveries(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> Any:
+        workspace = workspace_of(context)
         for delivery_id in delivery_ids(body):
             try:
-                first = await asyncio.wait_for(ledger.first_sighting(delivery_id), _LEDGER_TIMEOUT_S)
+                first = await asyncio.wait_for(ledger.first_sighting(workspace, delivery_id), _LEDGER_TIMEOUT_S)
             except (StorageUnavailable, TimeoutError):
                 # Fail open: a possible double answer beats losing the only copy of a message.
                 log.warning("could not check %s for redelivery; processing it", delivery_id.split(":")[0])

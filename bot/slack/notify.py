@@ -6,25 +6,31 @@ import logging
 from collections.abc import Iterable
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.workspaces import WorkspaceClients, WorkspaceNotInstalled
 
 log = logging.getLogger(__name__)
 
 
 class SlackAdminNotifier:
-    """Implements core.metering.AdminNotifier. Single-workspace install: one client serves every workspace id."""
+    """Implements core.metering.AdminNotifier, writing as the workspace's own bot."""
 
-    def __init__(self, client: AsyncWebClient, admin_ids: Iterable[str]) -> None:
-        self._client = client
+    def __init__(self, workspaces: WorkspaceClients, admin_ids: Iterable[str]) -> None:
+        self._workspaces = workspaces
         self._admins = sorted(set(admin_ids))
 
     async def notify_admins(self, workspace_id: str, text: str) -> None:
         if not self._admins:
             log.warning("budget warning for %s, but COST_ADMINS is empty: %s", workspace_id, text)
             return
+        try:
+            client = await self._workspaces.client(workspace_id)
+        except WorkspaceNotInstalled:
+            log.warning("budget warning for %s, which no longer has the app installed: %s", workspace_id, text)
+            return
         for admin in self._admins:
             try:
                 # Posting to a user id opens (or reuses) the app's DM with them.
-                await self._client.chat_postMessage(channel=admin, text=text)
+                await client.chat_postMessage(channel=admin, text=text)
             except SlackApiError as error:
                 log.warning("could not DM %s about the budget: %s", admin, error.response.get("error"))

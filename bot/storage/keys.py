@@ -1,7 +1,14 @@
-"""Every Redis key pattern in one place, so a key's shape and its time-to-live are never guessed elsewhere."""
+"""Every Redis key pattern in one place, so a key's shape and its time-to-live are never guessed elsewhere.
+
+Every key that holds a workspace's data names the workspace (`bot.core.workspaces.workspace_id`: the team id, or the
+enterprise id for an org-wide install). Two keys are global by nature: OAuth states (issued before anyone knows the
+workspace; minutes) and the schedule of pending purges (an index of workspaces). Usage
+keys live in `usage_ledger.UsageKeys`, also under the workspace.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.core.conversation import ConversationKey
@@ -32,8 +39,9 @@ class Keys:
         """No time-to-live: an admin's budget lasts until changed."""
         return f"{self.prefix}budgets:{workspace_id}"
 
-    def approval(self, approval_id: str) -> str:
-        return f"{self.prefix}approval:{approval_id}"
+    def approval(self, workspace_id: str, approval_id: str) -> str:
+        """A click from another workspace cannot reach it, even with a leaked approval id."""
+        return f"{self.prefix}approval:{workspace_id}:{approval_id}"
 
     def profile(self, kind: str, workspace_id: str, object_id: str) -> str:
         return f"{self.prefix}profile:{kind}:{workspace_id}:{object_id}"
@@ -44,10 +52,11 @@ class Keys:
     def dm_session(self, workspace_id: str, channel_id: str) -> str:
         return f"{self.prefix}dm:{workspace_id}:{channel_id}"
 
-    def delivery(self, delivery_id: str) -> str:
-        return f"{self.prefix}seen:{delivery_id}"
+    def delivery(self, workspace_id: str, delivery_id: str) -> str:
+        return f"{self.prefix}seen:{workspace_id}:{delivery_id}"
 
     def rate_budget(self, bucket: str) -> str:
+        """Buckets name their workspace ("chat.update:T123"); they live about a minute."""
         return f"{self.prefix}rate:{bucket}"
 
     def answer(self, workspace_id: str, answer_id: str) -> str:
@@ -69,3 +78,41 @@ class Keys:
     def pane_context(self, workspace_id: str, pane_id: str, thread_id: str) -> str:
         """The channel a person was viewing beside an assistant-pane thread."""
         return f"{self.prefix}pane:{workspace_id}:{pane_id}:{thread_id}"
+
+    def installation(self, workspace_id: str) -> str:
+        """Hash: the latest installation, the bot, and each installing user's installation (JSON). Deleted at once
+        on uninstall, never by the delayed purge (which could race a reinstall)."""
+        return f"{self.prefix}installation:{workspace_id}"
+
+    def token_refresh_lock(self, workspace_id: str) -> str:
+        """Held while one process refreshes a rotating token: Slack revokes a refresh token once it is used."""
+        return f"{self.prefix}tokenlock:{workspace_id}"
+
+    def oauth_state(self, state: str) -> str:
+        """Global: issued before the workspace is known; lives the state's expiry (minutes)."""
+        return f"{self.prefix}oauthstate:{state}"
+
+    def pending_purges(self) -> str:
+        """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
+        return f"{self.prefix}purges"
+
+    def workspace_data(self, workspace_id: str) -> tuple[str, re.Pattern[str]]:
+        """What the delayed purge deletes for a departed workspace: a SCAN MATCH glob, and the exact test for a key.
+
+        Included: answers' records, Stop flags and votes, the daily feedback counts and assistant-pane contexts.
+        Not included: the usage ledger (billing history an admin may still need; it expires on its own schedule),
+        and the installation (deleted at once on uninstall). Locks, rate buckets, approvals and delivery ids are
+        included although they expire within hours anyway.
+        """
+        p, ws = re.escape(self.prefix), re.escape(workspace_id)
+        exact = re.compile(
+            rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|dm|seen|answer|answer-stop|answer-votes"
+            rf"|feedback|pane):{ws}:.+"
+            rf"|budgets:{ws}|profile:[^:]+:{ws}:.+|rate:.+:{ws}(?::hold)?)"
+        )
+        return f"{_glob_escape(self.prefix)}*{_glob_escape(workspace_id)}*", exact
+
+
+def _glob_escape(text: str) -> str:
+    """Slack ids never hold glob characters, but a prefix might: match them literally."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)

@@ -31,6 +31,7 @@ R = TypeVar("R")
 D = TypeVar("D", Fold, MeasuredSize)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
 
 
 def connect(url: str, *, socket_timeout_s: float = 3.0, tls_ca_file: Path | None = None) -> redis.Redis:
@@ -240,12 +241,17 @@ class RedisStore:
             return
         await self.client.ltrim(self.keys.conversation(key), 0, keep - 1)
 
-    @contextlib.asynccontextmanager
-    async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
+    def lock(self, key: ConversationKey) -> contextlib.AbstractAsyncContextManager[None]:
         """A leased lock renewed while held, so a crashed holder frees the thread within one lease."""
-        name = self.keys.conversation_lock(key)
+        return self.leased_lock(self.keys.conversation_lock(key))
+
+    @contextlib.asynccontextmanager
+    async def leased_lock(
+        self, name: str, *, wait_s: float | None = None, busy: str = _THREAD_BUSY
+    ) -> AsyncIterator[None]:
+        """Hold `name` across processes, renewing the lease while held; StorageUnavailable(busy) after `wait_s`."""
         token = secrets.token_hex(8)
-        await self._acquire(name, token)
+        await self._acquire(name, token, self._lock_wait_s if wait_s is None else wait_s, busy)
         renewer = asyncio.create_task(self._keep_renewing(name, token))
         try:
             yield
@@ -259,13 +265,13 @@ class RedisStore:
                 log.warning("could not release %s; its lease will expire", name)
 
     @_translated
-    async def _acquire(self, name: str, token: str) -> None:
+    async def _acquire(self, name: str, token: str, wait_s: float, busy: str) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._lock_wait_s
+        deadline = loop.time() + wait_s
         delay = 0.02
         while not await self.client.set(name, token, nx=True, px=self._lock_lease_ms):
             if loop.time() > deadline:
-                raise StorageUnavailable("This thread is busy with another answer; please try again shortly.")
+                raise StorageUnavailable(busy)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
@@ -326,18 +332,18 @@ class RedisStore:
 
     # --- Approvals ------------------------------------------------------------------------------------
     @_translated
-    async def open(self, approval_id: str, user_id: str, ttl_s: int) -> None:
-        name = self.keys.approval(approval_id)
+    async def open(self, workspace_id: str, approval_id: str, user_id: str, ttl_s: int) -> None:
+        name = self.keys.approval(workspace_id, approval_id)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping={"user": user_id, "state": "pending"})
             pipe.expire(name, ttl_s)
             await pipe.execute()
 
-    async def wait(self, approval_id: str, timeout_s: float) -> bool | None:
+    async def wait(self, workspace_id: str, approval_id: str, timeout_s: float) -> bool | None:
         """Polls: the click may be handled by another bot process, so an in-memory future would not do."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        name = self.keys.approval(approval_id)
+        name = self.keys.approval(workspace_id, approval_id)
         while loop.time() < deadline:
             try:
                 state = await self.client.hget(name, "state")
@@ -353,9 +359,9 @@ class RedisStore:
         return None
 
     @_translated
-    async def decide(self, approval_id: str, user_id: str, approved: bool) -> str:
+    async def decide(self, workspace_id: str, approval_id: str, user_id: str, approved: bool) -> str:
         state = "approved" if approved else "denied"
-        return str(await self._decide(keys=[self.keys.approval(approval_id)], args=[user_id, state]))
+        return str(await self._decide(keys=[self.keys.approval(workspace_id, approval_id)], args=[user_id, state]))
 
     # --- ProfileCache --------------------------------------------------------------------------------
     @_translated
@@ -376,8 +382,9 @@ class RedisStore:
 
     # --- EventLedger ---------------------------------------------------------------------------------
     @_translated
-    async def first_sighting(self, delivery_id: str) -> bool:
-        return bool(await self.client.set(self.keys.delivery(delivery_id), 1, nx=True, ex=self._dedup_ttl_s))
+    async def first_sighting(self, workspace_id: str, delivery_id: str) -> bool:
+        name = self.keys.delivery(workspace_id, delivery_id)
+        return bool(await self.client.set(name, 1, nx=True, ex=self._dedup_ttl_s))
 
     # --- RateBudget ----------------------------------------------------------------------------------
     @_translated

@@ -70,10 +70,11 @@ async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis
     assert [t.text for t in (await store.load(KEY)).turns] == ["still here"]
 
 
-async def test_first_sighting_is_true_once(store: RedisStore) -> None:
-    assert await store.first_sighting("event:Ev1")
-    assert not await store.first_sighting("event:Ev1")
-    assert await store.first_sighting("event:Ev2")
+async def test_first_sighting_is_true_once_per_workspace(store: RedisStore) -> None:
+    assert await store.first_sighting("T1", "event:Ev1")
+    assert not await store.first_sighting("T1", "event:Ev1")
+    assert await store.first_sighting("T1", "event:Ev2")
+    assert await store.first_sighting("T2", "event:Ev1")
 
 
 async def test_dm_session_continues_while_active_and_restarts_after_idle(

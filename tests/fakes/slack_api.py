@@ -27,7 +27,15 @@ It refuses what the real API refuses, as far as the facts are known:
   ``msg_blocks_too_long``).
 * Channels: once any channel is registered with :meth:`FakeSlack.add_channel`, unknown ``C``/``G``
   ids are ``channel_not_found`` and posting into a registered channel the bot is not a member of is
-  ``not_in_channel``.  With no channel registered every channel id is accepted.
+  ``not_in_channel``.  With no channel registered every channel id is accepted.  A channel belongs to
+  one workspace: another workspace's token gets ``channel_not_found`` there.
+* OAuth (multi-workspace): :meth:`FakeSlack.add_workspace` adds workspaces (or Enterprise Grid orgs);
+  ``GET /oauth/v2/authorize`` plays the installer clicking "Allow" and redirects to the app's redirect
+  URL with a one-time ``code``; ``oauth.v2.access`` (client id and secret by HTTP Basic auth or form,
+  checked) exchanges it for that workspace's own bot token, or refreshes a rotating token with
+  ``grant_type=refresh_token`` (the used refresh token is revoked, as Slack does).  Every call records
+  the token it came with, so tests can tell which workspace's token the bot used.  Expired rotating
+  tokens get ``token_expired``; revoked ones (:meth:`FakeSlack.uninstall`) ``token_revoked``.
 
 This module must not import anything from the ``bot`` package.
 """
@@ -53,12 +61,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 __all__ = [
     "DEFAULT_SCOPES",
     "ApiCall",
     "FakeMessage",
     "FakeSlack",
+    "FakeWorkspace",
 ]
 
 METHODS_DIR = Path(__file__).parents[1] / "data" / "slack-api-ref" / "methods"
@@ -102,6 +112,9 @@ LOADING_MESSAGE_LIMIT = 50
 
 _POSTING_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
 _STREAMING_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
+# Authenticated with the app's client id and secret, not with a token.
+_CLIENT_AUTH_METHODS = frozenset({"oauth.v2.access", "oauth.v2.exchange"})
+OAUTH_CODE_TTL_S = 600  # Slack's codes expire after ten minutes
 _CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})
 # required arguments whose empty string is a legal value
 _EMPTY_ALLOWED = frozenset({("assistant.threads.setStatus", "status")})
@@ -171,8 +184,58 @@ class FakeMessage:
         return self.stream_state == "streaming"
 
 
+@dataclass
+class FakeWorkspace:
+    """A workspace the app can be installed in; `enterprise_id` puts it in an Enterprise Grid org."""
+
+    team_id: str
+    name: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    enterprise_id: str | None = None
+    enterprise_name: str | None = None
+
+
+@dataclass
+class _Grant:
+    """What one token (bot access token or refresh token) is good for."""
+
+    team_id: str | None  # None: an org-wide install (the whole enterprise)
+    enterprise_id: str | None
+    bot_user_id: str
+    bot_id: str
+    scopes: tuple[str, ...]
+    expires_at: float | None = None  # rotating access tokens only
+    revoked: bool = False
+
+    def sees(self, workspace: FakeWorkspace) -> bool:
+        if self.team_id is not None:
+            return self.team_id == workspace.team_id
+        return self.enterprise_id is not None and self.enterprise_id == workspace.enterprise_id
+
+
+@dataclass
+class _Code:
+    grant: _Grant
+    redirect_uri: str | None
+    installer: str
+    expires_at: float
+
+
 # ----------------------------------------------------------------------------------------------
 # small helpers
+
+
+def _basic_auth(header: str) -> tuple[str, str] | None:
+    """(client id, client secret) from an HTTP Basic Authorization header, if that is what it is."""
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        user, sep, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+    except ValueError:
+        return None
+    return (user, password) if sep else None
 
 
 def _truthy(value: Any) -> bool:
@@ -348,6 +411,24 @@ class FakeSlack:
         self.enforce_scopes = False  # True: methods whose bot scopes are all missing -> missing_scope
         self.streaming_refusal: str | None = None  # set by refuse_streaming()
 
+        # OAuth: the app's credentials and Redirect URLs as configured at api.slack.com, and token rotation.
+        self.client_id = "1111.2222"
+        self.client_secret = "fake-client-secret"
+        self.redirect_urls: list[str] = []
+        self.token_rotation = False  # True: installs get expiring xoxe.xoxb- tokens plus refresh tokens
+        self.token_lifetime_s = 43_200  # Slack's 12 hours
+        self.installer_user_id = "U0INSTALLER"
+        self.authorize_requests: list[dict[str, str]] = []  # query of every GET /oauth/v2/authorize
+        self.workspaces: dict[str, FakeWorkspace] = {
+            team_id: FakeWorkspace(team_id, self.team_name, self.team_domain, bot_user_id, bot_id)
+        }
+        self._grants: dict[str, _Grant] = {bot_token: _Grant(team_id, None, bot_user_id, bot_id, DEFAULT_SCOPES)}
+        self._refresh_tokens: dict[str, _Grant] = {}
+        self._codes: dict[str, _Code] = {}
+        self._exchanged: set[str] = set()
+        self._channel_teams: dict[str, str] = {}
+        self._caller: _Grant | None = None  # the grant of the API call being answered
+
         self.base_url = ""
         self.api_url = ""
         self.calls: list[ApiCall] = []
@@ -397,6 +478,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         app.router.add_get("/socket", self._handle_socket)
         app.router.add_get("/files-pri/{path:.*}", self._handle_file)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
@@ -527,6 +609,107 @@ class FakeSlack:
         """Simulate the user pressing "stop" on a streaming message: later appends get `stopped_by_user`."""
         self.message(channel, ts).stream_state = "stopped_by_user"
 
+    # ------------------------------------------------------------------ workspaces and OAuth
+
+    def add_workspace(
+        self,
+        team_id: str,
+        *,
+        name: str | None = None,
+        enterprise_id: str | None = None,
+        enterprise_name: str | None = None,
+        bot_user_id: str | None = None,
+        bot_id: str | None = None,
+    ) -> FakeWorkspace:
+        """Another workspace the app may be installed in; its bot user and bot ids are its own, as in Slack."""
+        suffix = team_id[1:]
+        workspace = FakeWorkspace(
+            team_id=team_id,
+            name=name or f"Workspace {team_id}",
+            domain=f"ws-{suffix.lower()}",
+            bot_user_id=bot_user_id or f"UBOT{suffix}",
+            bot_id=bot_id or f"BBOT{suffix}",
+            enterprise_id=enterprise_id,
+            enterprise_name=enterprise_name or (f"Org {enterprise_id}" if enterprise_id else None),
+        )
+        self.workspaces[team_id] = workspace
+        self.add_user(workspace.bot_user_id, name=self.bot_name, real_name="Claude", is_bot=True, team_id=team_id)
+        return workspace
+
+    def grant_code(self, team: str, *, redirect_uri: str | None = None, installer: str | None = None) -> str:
+        """The one-time code Slack issues when the installer clicks "Allow" for `team` (a team id, or an enterprise
+        id for an org-wide install)."""
+        if team.startswith("E"):
+            members = [w for w in self.workspaces.values() if w.enterprise_id == team]
+            if not members:
+                raise KeyError(f"no workspace of enterprise {team}; add_workspace(..., enterprise_id={team!r})")
+            grant = _Grant(None, team, f"UBOTORG{team[1:]}", f"BBOTORG{team[1:]}", tuple(self.scopes))
+            # An org-wide install has one bot user for the whole org.
+            self.add_user(grant.bot_user_id, name=self.bot_name, is_bot=True, team_id=members[0].team_id)
+        else:
+            workspace = self.workspaces[team]
+            grant = _Grant(team, workspace.enterprise_id, workspace.bot_user_id, workspace.bot_id, tuple(self.scopes))
+        code = f"{secrets.randbelow(10**10)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
+        self._codes[code] = _Code(
+            grant, redirect_uri, installer or self.installer_user_id, time.monotonic() + OAUTH_CODE_TTL_S
+        )
+        return code
+
+    def workspace_of_token(self, token: str | None) -> str | None:
+        """The team id (or enterprise id, for an org-wide install) a token was issued for."""
+        grant = self._grants.get(token or "")
+        return None if grant is None else grant.team_id or grant.enterprise_id
+
+    def uninstall(self, team: str) -> list[str]:
+        """Revoke every token (and refresh token) issued for `team` (team id, or enterprise id for an org-wide
+        install), as uninstalling does; returns the revoked access tokens."""
+        revoked = []
+        for table in (self._grants, self._refresh_tokens):
+            for token, grant in table.items():
+                if (grant.team_id or grant.enterprise_id) == team and not grant.revoked:
+                    grant.revoked = True
+                    if table is self._grants:
+                        revoked.append(token)
+        return revoked
+
+    def expire_tokens(self, team: str) -> None:
+        """Make `team`'s rotating access tokens expired now (instead of waiting 12 hours)."""
+        for grant in self._grants.values():
+            if (grant.team_id or grant.enterprise_id) == team and grant.expires_at is not None:
+                grant.expires_at = time.time() - 1
+
+    def _issue(self, grant: _Grant) -> dict[str, Any]:
+        """A new bot token for `grant`'s workspace (and, with rotation, a refresh token), as oauth.v2.access says."""
+        issued = _Grant(grant.team_id, grant.enterprise_id, grant.bot_user_id, grant.bot_id, grant.scopes)
+        body: dict[str, Any] = {"token_type": "bot", "scope": ",".join(grant.scopes), "bot_user_id": grant.bot_user_id}
+        if self.token_rotation:
+            token = f"xoxe.xoxb-1-{secrets.token_hex(12)}"
+            issued.expires_at = time.time() + self.token_lifetime_s
+            refresh = f"xoxe-1-{secrets.token_hex(16)}"
+            self._refresh_tokens[refresh] = issued
+            body.update(expires_in=self.token_lifetime_s, refresh_token=refresh)
+        else:
+            token = f"xoxb-{secrets.randbelow(10**12)}-{secrets.token_hex(12)}"
+        self._grants[token] = issued
+        body["access_token"] = token
+        body["app_id"] = self.app_id
+        workspace = self.workspaces.get(grant.team_id or "")
+        body["team"] = {"id": workspace.team_id, "name": workspace.name} if workspace is not None else None
+        enterprise = grant.enterprise_id
+        body["enterprise"] = None
+        if enterprise is not None:
+            org_name = next((w.enterprise_name for w in self.workspaces.values() if w.enterprise_id == enterprise), "")
+            body["enterprise"] = {"id": enterprise, "name": org_name}
+        body["is_enterprise_install"] = grant.team_id is None
+        return body
+
+    def _check_client(self, p: dict[str, Any], basic: tuple[str, str] | None) -> None:
+        client_id, client_secret = basic if basic is not None else (p.get("client_id"), p.get("client_secret"))
+        if client_id != self.client_id:
+            raise _ApiError("invalid_client_id")
+        if client_secret != self.client_secret:
+            raise _ApiError("bad_client_secret")
+
     # ------------------------------------------------------------------ directory data
 
     def add_user(
@@ -609,22 +792,24 @@ class FakeSlack:
         is_private: bool = False,
         is_im: bool = False,
         members: list[str] | None = None,
+        team_id: str | None = None,
     ) -> dict[str, Any]:
-        """Register a conversation.
+        """Register a conversation (in the default workspace unless `team_id` names another).
 
         members=None means "the bot only".  An explicit `members` list must include the bot's user id
         for the bot to post there (else not_in_channel / channel_not_found, as Slack answers).
         """
         now = int(time.time())
+        workspace = self.workspaces[team_id or self.team_id]
         if is_im:
-            other = next((m for m in (members or []) if m != self.bot_user_id), None)
+            other = next((m for m in (members or []) if m != workspace.bot_user_id), None)
             channel: dict[str, Any] = {
                 "id": channel_id,
                 "created": now,
                 "is_archived": False,
                 "is_im": True,
                 "is_org_shared": False,
-                "context_team_id": self.team_id,
+                "context_team_id": workspace.team_id,
                 "updated": now * 1000,
                 "user": other,
                 "is_user_deleted": False,
@@ -648,12 +833,12 @@ class FakeSlack:
                 "is_org_shared": False,
                 "is_pending_ext_shared": False,
                 "pending_shared": [],
-                "context_team_id": self.team_id,
+                "context_team_id": workspace.team_id,
                 "updated": now * 1000,
                 "parent_conversation": None,
                 "creator": "U0CREATOR",
                 "is_ext_shared": False,
-                "shared_team_ids": [self.team_id],
+                "shared_team_ids": [workspace.team_id],
                 "pending_connected_team_ids": [],
                 "topic": {
                     "value": topic,
@@ -668,7 +853,8 @@ class FakeSlack:
                 "previous_names": [],
             }
         self._channels[channel_id] = channel
-        self._members[channel_id] = list(members) if members is not None else [self.bot_user_id]
+        self._channel_teams[channel_id] = workspace.team_id
+        self._members[channel_id] = list(members) if members is not None else [workspace.bot_user_id]
         if members is not None:
             self._members_explicit.add(channel_id)
         else:
@@ -759,10 +945,15 @@ class FakeSlack:
         mimetype: str,
         filetype: str | None = None,
         title: str | None = None,
+        team_id: str | None = None,
     ) -> dict[str, Any]:
-        """Host a private file; returns its Slack file object (also served by files.info)."""
+        """Host a private file (in the default workspace unless `team_id` names another); returns its Slack file
+        object (also served by files.info). Only a token of that workspace may download it."""
         file_id = f"F0FAKE{next(self._ids):04d}"
-        return self._register_file(file_id, content, name=name, mimetype=mimetype, filetype=filetype, title=title)
+        f = self._register_file(file_id, content, name=name, mimetype=mimetype, filetype=filetype, title=title)
+        if team_id is not None:
+            f["user_team"] = team_id
+        return f
 
     def new_response_url(self) -> str:
         if not self.base_url:
@@ -943,7 +1134,18 @@ class FakeSlack:
             spec = self._spec(method)
             if spec is None:
                 raise _ApiError("unknown_method", req_method=method)
-            self._check_auth(method, token)
+            if method in _CLIENT_AUTH_METHODS:
+                if token is not None:
+                    # An argument here (the token to exchange; slack_sdk sends it as a bearer header), not credentials.
+                    params["token"] = token
+                basic = _basic_auth(request.headers.get("Authorization", ""))
+                if basic is not None:
+                    params.setdefault("client_id", basic[0])
+                    params.setdefault("client_secret", basic[1])
+                self._check_client(params, basic)
+                self._caller = None
+            else:
+                self._caller = self._check_auth(method, token)
             headers["x-oauth-scopes"] = ",".join(self.scopes)
             headers["x-accepted-oauth-scopes"] = ",".join((spec.get("scope") or {}).get("bot") or [])
             if method in _STREAMING_METHODS and self.streaming_refusal is not None:
@@ -992,20 +1194,31 @@ class FakeSlack:
         self._record(call)
         return web.json_response(body, status=status, headers=headers)
 
-    def _check_auth(self, method: str, token: str | None) -> None:
+    def _check_auth(self, method: str, token: str | None) -> _Grant | None:
+        """The bot grant behind `token` (None for the app-level token on apps.connections.open)."""
         if not token:
             raise _ApiError("not_authed")
+        grant = self._grants.get(token)
         if method == "apps.connections.open":
             if token == self.app_token:
-                return
-            if token == self.bot_token:
+                return None
+            if grant is not None:
                 raise _ApiError("not_allowed_token_type")
             raise _ApiError("invalid_auth")
-        if token == self.bot_token:
-            return
+        if grant is not None:
+            if grant.revoked:
+                raise _ApiError("token_revoked")
+            if grant.expires_at is not None and grant.expires_at <= time.time():
+                raise _ApiError("token_expired")
+            return grant
         if token == self.app_token:
             raise _ApiError("not_allowed_token_type")
         raise _ApiError("invalid_auth")
+
+    @property
+    def _bot_user(self) -> str:
+        """The bot user of the workspace the current call's token belongs to."""
+        return self._caller.bot_user_id if self._caller is not None else self.bot_user_id
 
     def _injected_failure(self, method: str) -> dict[str, Any] | None:
         queue = self._fail.get(method)
@@ -1061,7 +1274,10 @@ class FakeSlack:
             raise _ApiError("channel_not_found")
         if self._channels and channel[:1] in ("C", "G") and channel not in self._channels:
             raise _ApiError("channel_not_found")
-        if posting and channel in self._channels and self.bot_user_id not in self._members.get(channel, []):
+        owner = self._channel_teams.get(channel)
+        if owner is not None and self._caller is not None and not self._caller.sees(self.workspaces[owner]):
+            raise _ApiError("channel_not_found")  # another workspace's channel, as far as this token knows
+        if posting and channel in self._channels and self._bot_user not in self._members.get(channel, []):
             if self._channels[channel].get("is_private"):
                 raise _ApiError("channel_not_found")
             raise _ApiError("not_in_channel")
@@ -1149,7 +1365,7 @@ class FakeSlack:
 
     def _message_json(self, m: FakeMessage, *, metadata: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "user": self.bot_user_id,
+            "user": m.user,
             "type": "message",
             "ts": m.ts,
             "bot_id": self.bot_id,
@@ -1311,7 +1527,7 @@ class FakeSlack:
         file_id = self._file_paths.get(request.path)
         record: dict[str, Any] = {"path": request.path, "authorization": auth}
         self.file_downloads.append(record)
-        if auth != f"Bearer {self.bot_token}":
+        if not self._may_download(auth, file_id):
             record.update(status=200, served="sign_in_page")
             return web.Response(status=200, text=_SIGN_IN_PAGE, content_type="text/html")
         if file_id is None:
@@ -1327,6 +1543,15 @@ class FakeSlack:
                 "Content-Disposition": f'attachment; filename="{f["name"]}"',
             },
         )
+
+    def _may_download(self, auth: str | None, file_id: str | None) -> bool:
+        """A valid bot token of the workspace the file lives in (any valid one for a path that is not a file)."""
+        token = auth[7:] if auth and auth.startswith("Bearer ") else ""
+        grant = self._grants.get(token)
+        if grant is None or grant.revoked or (grant.expires_at is not None and grant.expires_at <= time.time()):
+            return False
+        team = self._files[file_id].get("user_team") if file_id is not None else None
+        return team not in self.workspaces or grant.sees(self.workspaces[team])
 
     async def _handle_upload(self, request: web.Request) -> web.StreamResponse:
         file_id = request.match_info["file_id"]
@@ -1354,19 +1579,88 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "used_url"}, status=404)
         return web.json_response({"ok": True})
 
+    async def _handle_authorize(self, request: web.Request) -> web.StreamResponse:
+        """slack.com/oauth/v2/authorize with the installer clicking "Allow": back to the app with a code and state."""
+        query = dict(request.query)
+        self.authorize_requests.append(query)
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid_client_id", content_type="text/plain")
+        redirect_uri = query.get("redirect_uri")
+        if redirect_uri is not None and redirect_uri not in self.redirect_urls:
+            return web.Response(status=400, text="bad_redirect_uri", content_type="text/plain")
+        target = redirect_uri or (self.redirect_urls[0] if self.redirect_urls else None)
+        if target is None:
+            return web.Response(status=400, text="no redirect URL configured", content_type="text/plain")
+        code = self.grant_code(query.get("team") or self.team_id, redirect_uri=redirect_uri)
+        location = str(URL(target).update_query(code=code, state=query.get("state", "")))
+        raise web.HTTPFound(location)
+
     # ------------------------------------------------------------------ methods
     # Each handler gets the effective params and returns the success body (without "ok"),
     # or raises _ApiError.
 
     def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        grant = self._caller
+        if grant is None or grant.team_id is not None:
+            workspace = self.workspaces[grant.team_id if grant is not None and grant.team_id else self.team_id]
+            body = {
+                "url": f"https://{workspace.domain}.slack.com/",
+                "team": workspace.name,
+                "team_id": workspace.team_id,
+                "is_enterprise_install": False,
+            }
+            if workspace.enterprise_id is not None:
+                body["enterprise_id"] = workspace.enterprise_id
+        else:
+            # An org-wide token (unverified shape: the org stands in for the team).
+            org = next(w for w in self.workspaces.values() if w.enterprise_id == grant.enterprise_id)
+            body = {
+                "url": f"https://{(org.enterprise_name or 'org').lower().replace(' ', '-')}.enterprise.slack.com/",
+                "team": org.enterprise_name,
+                "team_id": grant.enterprise_id,
+                "enterprise_id": grant.enterprise_id,
+                "is_enterprise_install": True,
+            }
         return {
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_name,
+            **body,
             "user": self.bot_name,
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "is_enterprise_install": False,
+            "user_id": grant.bot_user_id if grant is not None else self.bot_user_id,
+            "bot_id": grant.bot_id if grant is not None else self.bot_id,
+        }
+
+    def _m_oauth_v2_access(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Exchange an install's code, or (grant_type=refresh_token) refresh a rotating token."""
+        grant_type = p.get("grant_type") or "authorization_code"
+        if grant_type == "refresh_token":
+            old = self._refresh_tokens.get(str(p.get("refresh_token") or ""))
+            if old is None or old.revoked:
+                raise _ApiError("invalid_refresh_token")
+            old.revoked = True  # Slack revokes a refresh token once it has been used
+            return self._issue(old)
+        if grant_type != "authorization_code":
+            raise _ApiError("invalid_grant_type")
+        code = self._codes.pop(str(p.get("code") or ""), None)
+        if code is None or code.expires_at <= time.monotonic():
+            raise _ApiError("invalid_code")
+        if code.redirect_uri is not None and p.get("redirect_uri") not in (None, code.redirect_uri):
+            raise _ApiError("bad_redirect_uri")
+        return {**self._issue(code.grant), "authed_user": {"id": code.installer}}
+
+    def _m_oauth_v2_exchange(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A legacy (non-expiring) token for an expiring one plus a refresh token; needs rotation on."""
+        if not self.token_rotation:
+            raise _ApiError("token_rotation_not_enabled")
+        token = str(p["token"])
+        grant = self._grants.get(token)
+        if grant is None or grant.revoked or grant.expires_at is not None:
+            raise _ApiError("invalid_token")
+        if token in self._exchanged:
+            raise _ApiError("token_already_exchanged")
+        self._exchanged.add(token)
+        issued = self._issue(grant)
+        return {
+            key: issued[key]
+            for key in ("token_type", "scope", "bot_user_id", "access_token", "expires_in", "refresh_token", "app_id")
         }
 
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -1393,7 +1687,7 @@ class FakeSlack:
             text=text,
             blocks=blocks,
             edits=[text],
-            user=self.bot_user_id,
+            user=self._bot_user,
             metadata=metadata or None,
             attachments=attachments,
         )
@@ -1508,7 +1802,7 @@ class FakeSlack:
             text=text,
             blocks=None,
             edits=[text],
-            user=self.bot_user_id,
+            user=self._bot_user,
             stream_state="streaming",
             chunks=chunks,
         )
@@ -1565,7 +1859,7 @@ class FakeSlack:
                 raise _ApiError("channel_not_found")
         out = dict(channel)
         if not out.get("is_im"):
-            out["is_member"] = self.bot_user_id in self._members.get(channel_id, [])
+            out["is_member"] = self._bot_user in self._members.get(channel_id, [])
         if _truthy(p.get("include_num_members", False)) and not out.get("is_im"):
             out["num_members"] = len(self._members.get(channel_id, []))
         if _truthy(p.get("include_locale", False)):
@@ -1598,7 +1892,7 @@ class FakeSlack:
 
     def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._check_channel(p.get("channel"))
-        if channel in self._channels and self.bot_user_id not in self._members.get(channel, []):
+        if channel in self._channels and self._bot_user not in self._members.get(channel, []):
             raise _ApiError("not_in_channel")
         msgs = self._all_messages(channel, metadata=_truthy(p.get("include_all_metadata", False)))
         top = [
@@ -1747,7 +2041,7 @@ class FakeSlack:
                 name=name,
                 mimetype=mimetype,
                 title=item.get("title") or name,
-                user=self.bot_user_id,
+                user=self._bot_user,
             )
             if channel_id is not None:
                 f[

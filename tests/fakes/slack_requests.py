@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SlackRequestSender",
     "app_mention",
+    "app_uninstalled",
     "assistant_thread_started",
     "block_action",
     "dm_message",
@@ -42,6 +43,7 @@ __all__ = [
     "new_ts",
     "sign",
     "slash_command",
+    "tokens_revoked",
 ]
 
 _event_ids = itertools.count(1)
@@ -81,16 +83,23 @@ def event_callback(
     event_id: str | None = None,
     api_app_id: str = "A0001",
     bot_user_id: str = "UBOT",
+    enterprise_id: str | None = None,
+    is_enterprise_install: bool = False,
 ) -> dict[str, Any]:
-    """The Events API outer envelope (slack.md §2.1) around an inner `event`."""
+    """The Events API outer envelope (slack.md §2.1) around an inner `event`.
+
+    `team_id` is the workspace the event happened in; for an org-wide install (`is_enterprise_install`) the
+    authorization names only the enterprise (its team_id is null).
+    """
     event_time = int(time.time())
     if "event_ts" in event:
         event_time = int(float(event["event_ts"]))
     return {
         "token": "verification-token-unused",
         "team_id": team_id,
+        "enterprise_id": enterprise_id,
         "context_team_id": team_id,
-        "context_enterprise_id": None,
+        "context_enterprise_id": enterprise_id,
         "api_app_id": api_app_id,
         "event": event,
         "type": "event_callback",
@@ -98,11 +107,11 @@ def event_callback(
         "event_time": event_time,
         "authorizations": [
             {
-                "enterprise_id": None,
-                "team_id": team_id,
+                "enterprise_id": enterprise_id,
+                "team_id": None if is_enterprise_install else team_id,
                 "user_id": bot_user_id,
                 "is_bot": True,
-                "is_enterprise_install": False,
+                "is_enterprise_install": is_enterprise_install,
             }
         ],
         "is_ext_shared_channel": False,
@@ -117,6 +126,7 @@ def _user_message_fields(
     ts: str | None,
     thread_ts: str | None,
     files: list[dict[str, Any]] | None,
+    team: str = "T0001",
 ) -> dict[str, Any]:
     ts = ts or new_ts()
     event: dict[str, Any] = {
@@ -125,7 +135,7 @@ def _user_message_fields(
         "ts": ts,
         "client_msg_id": str(uuid.uuid4()),
         "text": text,
-        "team": "T0001",
+        "team": team,
         "blocks": _rich_text_blocks(text) if text else [],
         "channel": channel,
         "event_ts": ts,
@@ -147,12 +157,13 @@ def app_mention(
     thread_ts: str | None = None,
     bot_user_id: str = "UBOT",
     files: list[dict[str, Any]] | None = None,
+    team: str = "T0001",
 ) -> dict[str, Any]:
     """An `app_mention` inner event; "<@UBOT> " is prefixed unless the text already mentions the bot."""
     mention = f"<@{bot_user_id}>"
     if mention not in text:
         text = f"{mention} {text}"
-    event = _user_message_fields(text, user, channel, ts, thread_ts, files)
+    event = _user_message_fields(text, user, channel, ts, thread_ts, files, team)
     event["type"] = "app_mention"
     return event
 
@@ -293,6 +304,16 @@ def message_shortcut(
         "is_enterprise_install": False,
         "enterprise": None,
     }
+
+
+def app_uninstalled() -> dict[str, Any]:
+    """The `app_uninstalled` inner event: the app was removed from the workspace (or org) in the envelope."""
+    return {"type": "app_uninstalled", "event_ts": new_ts()}
+
+
+def tokens_revoked(*, bot: list[str] | None = None, oauth: list[str] | None = None) -> dict[str, Any]:
+    """The `tokens_revoked` inner event: `bot` lists bot user ids, `oauth` user ids whose tokens were revoked."""
+    return {"type": "tokens_revoked", "tokens": {"oauth": oauth or [], "bot": bot or []}, "event_ts": new_ts()}
 
 
 def slash_command(

@@ -34,11 +34,21 @@ LOCAL_SCHEMAS = {
     _VERSIONED_BASE + "manifest.schema.2.0.0.json": "manifest.schema.2.0.0.json",
 }
 
-SUBSCRIBED_EVENTS = {"app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
+SUBSCRIBED_EVENTS = {
+    "app_mention",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    "message.mpim",
+    "app_uninstalled",
+    "tokens_revoked",
+}
 # Bolt's Assistant (bot/slack/listeners/assistant.py) handles these; Slack lists no scope for them, they come with
 # features.assistant_view. Its setSuggestedPrompts / setTitle calls need assistant:write.
 ASSISTANT_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
 MAX_SUGGESTED_PROMPTS = 4  # the schema's agent_view says so; assistant_view leaves it out, Slack shows four
+# Events every app receives without a scope (the reference lists none for them).
+SCOPELESS_EVENTS = {"app_uninstalled", "tokens_revoked"}
 
 # slack-api-ref spells this scope with a dot; Slack's scope name (and the manifest's) uses a colon.
 SCOPE_SPELLING_FIXES = {"app_mentions.read": "app_mentions:read"}
@@ -128,7 +138,7 @@ def test_bot_scopes_cover_every_subscribed_event(manifest: dict[str, Any]) -> No
         data = _load_json(reference)
         assert data["name"] == event
         required = [SCOPE_SPELLING_FIXES.get(scope, scope) for scope in data["scopes"]]
-        assert required or event in ASSISTANT_EVENTS, f"{event}: no scopes listed in the reference"
+        assert required or event in ASSISTANT_EVENTS | SCOPELESS_EVENTS, f"{event}: no scopes listed in the reference"
         assert all(SCOPE_SHAPE.match(scope) for scope in required), f"{event}: odd scope name in {required}"
         absent = [scope for scope in required if scope not in bot_scopes]
         if absent:
@@ -171,3 +181,23 @@ def test_the_slash_commands_match_the_tool_registry() -> None:
     declared = {c["command"] for c in manifest["features"]["slash_commands"]}
     assert {"/claude-persona", "/claude-tools", "/claude-review", "/claude-summarize"} <= declared
     assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_the_install_asks_for_the_manifests_bot_scopes(manifest: dict[str, Any]) -> None:
+    """The image has no manifest.yml, so the OAuth flow's list is a copy: it must not drift."""
+    from bot.slack.oauth import MANIFEST_BOT_SCOPES
+
+    assert list(MANIFEST_BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_the_documented_oauth_setup_is_a_valid_manifest(validator: Draft7Validator, manifest: dict[str, Any]) -> None:
+    """What the comments in manifest.yml tell an operator to change for multi-workspace installs."""
+    from bot.slack.oauth import REDIRECT_PATH
+
+    assert f"https://YOUR-HOST{REDIRECT_PATH}" in MANIFEST_PATH.read_text()
+    oauth = copy.deepcopy(manifest)
+    oauth["oauth_config"]["redirect_urls"] = [f"https://bot.example.com{REDIRECT_PATH}"]
+    oauth["settings"].update(socket_mode_enabled=False, org_deploy_enabled=True, token_rotation_enabled=True)
+    oauth["settings"]["event_subscriptions"]["request_url"] = "https://bot.example.com/slack/events"
+    oauth["settings"]["interactivity"]["request_url"] = "https://bot.example.com/slack/events"
+    assert [e.message for e in _all_errors(validator.iter_errors(oauth))] == []

@@ -69,3 +69,52 @@ def test_native_streaming_defaults_to_the_assistant_pane_and_refuses_other_words
     with pytest.raises(ValidationError) as caught:
         Settings(**REQUIRED, slack_native_streaming="sometimes", _env_file=None)  # type: ignore[arg-type]
     assert "SLACK_NATIVE_STREAMING" in describe_validation_error(caught.value)
+
+
+OAUTH = {"anthropic_api_key": "k", "slack_signing_secret": "s", "slack_client_id": "123.456"}
+
+
+def _slack_problem(**values: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        Settings(**values, _env_file=None).check_slack()  # type: ignore[arg-type]
+    return str(caught.value)
+
+
+def test_oauth_needs_both_client_id_and_secret() -> None:
+    assert _slack_problem(**OAUTH).startswith("SLACK_CLIENT_SECRET: missing")
+    problem = _slack_problem(anthropic_api_key="k", slack_signing_secret="s", slack_client_secret="VERY-SECRET")
+    assert problem.startswith("SLACK_CLIENT_ID: missing") and "VERY-SECRET" not in problem
+
+
+def test_oauth_is_refused_in_socket_mode_and_beside_a_bot_token() -> None:
+    oauth = {**OAUTH, "slack_client_secret": "cs"}
+    assert _slack_problem(**oauth, slack_app_token="xapp-1").startswith("SLACK_APP_TOKEN:")
+    assert _slack_problem(**oauth, slack_bot_token="xoxb-1").startswith("SLACK_BOT_TOKEN: set either")
+
+
+def test_oauth_needs_no_bot_token_and_asks_for_the_manifests_scopes() -> None:
+    settings = Settings(**OAUTH, slack_client_secret="cs", _env_file=None)  # type: ignore[arg-type]
+    settings.check_slack()
+    assert settings.oauth
+    assert settings.bot_scopes(("chat:write", "commands")) == ["chat:write", "commands"]
+    custom = Settings(**OAUTH, slack_client_secret="cs", slack_scopes="commands, chat:write", _env_file=None)  # type: ignore[arg-type]
+    assert custom.bot_scopes(("files:read",)) == ["chat:write", "commands"]
+
+
+def test_without_a_bot_token_or_an_oauth_app_the_message_offers_both() -> None:
+    problem = _slack_problem(anthropic_api_key="k", slack_signing_secret="s")
+    assert problem.startswith("SLACK_BOT_TOKEN: missing") and "SLACK_CLIENT_ID" in problem
+
+
+def test_weekly_summary_channels_name_their_workspace_with_oauth() -> None:
+    single = Settings(**REQUIRED, weekly_summary_channel="C1", _env_file=None)  # type: ignore[arg-type]
+    assert single.weekly_summaries() == {None: "C1"}
+    many = Settings(**OAUTH, slack_client_secret="cs", weekly_summary_channel="T1:C1, E2:C2", _env_file=None)  # type: ignore[arg-type]
+    many.check_slack()
+    assert many.weekly_summaries() == {"T1": "C1", "E2": "C2"}
+    assert _slack_problem(**OAUTH, slack_client_secret="cs", weekly_summary_channel="C1").startswith(
+        "WEEKLY_SUMMARY_CHANNEL:"
+    )
+    with pytest.raises(ValidationError) as caught:
+        Settings(**REQUIRED, weekly_summary_channel="T1:C1,T1:C2", _env_file=None)  # type: ignore[arg-type]
+    assert "WEEKLY_SUMMARY_CHANNEL" in describe_validation_error(caught.value)

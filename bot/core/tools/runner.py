@@ -103,10 +103,12 @@ class ToolRunner:
             )
             return
         approval_id = uuid.uuid4().hex
-        await self._approvals.open(approval_id, context.user_id, ttl_s=int(self._approval_timeout_s) + 60)
+        await self._approvals.open(
+            context.workspace_id, approval_id, context.user_id, ttl_s=int(self._approval_timeout_s) + 60
+        )
         summary = f"{tool.status(parsed)}\n{details}"
         yield ApprovalRequested(approval_id=approval_id, tool=tool.name, summary=summary, user_id=context.user_id)
-        decision = await self._approvals.wait(approval_id, self._approval_timeout_s)
+        decision = await self._approvals.wait(context.workspace_id, approval_id, self._approval_timeout_s)
         if decision is True:
             yield ApprovalSettled(approval_id=approval_id, approved=True)
         elif decision is False:

@@ -17,6 +17,7 @@ from bot.slack.listeners import (
     messages,
     reset,
     shortcuts,
+    uninstalls,
 )
 
 if TYPE_CHECKING:
@@ -34,3 +35,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     assistant.register(app, deps)
     answer_actions.register(app, deps)
     reset.register(app, deps)
+    uninstalls.register(app, deps)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.core.errors import StorageUnavailable
+from bot.slack.incoming import workspace_of
 from bot.slack.views import APPROVE_ACTION, DENY_ACTION
 
 if TYPE_CHECKING:
@@ -19,12 +20,14 @@ _REPLIES = {
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    async def decide(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, approved: bool) -> None:
+    async def decide(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext, approved: bool
+    ) -> None:
         await ack()
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id", "")
         try:
-            outcome = await deps.approvals.decide(str(action.get("value", "")), user, approved)
+            outcome = await deps.approvals.decide(workspace_of(context), str(action.get("value", "")), user, approved)
         except StorageUnavailable as error:
             await respond(text=error.user_message, response_type="ephemeral", replace_original=False)
             return
@@ -33,9 +36,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         # On "ok" the waiting answer updates the prompt itself, wherever that answer is running.
 
     @app.action(APPROVE_ACTION)
-    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await decide(ack, body, respond, approved=True)
+    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+        await decide(ack, body, respond, context, approved=True)
 
     @app.action(DENY_ACTION)
-    async def deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await decide(ack, body, respond, approved=False)
+    async def deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+        await decide(ack, body, respond, context, approved=False)

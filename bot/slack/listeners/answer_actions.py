@@ -87,7 +87,7 @@ def _click(body: dict[str, Any], context: AsyncBoltContext) -> tuple[str, str, s
     """(workspace, who clicked, the answer id the button carries)."""
     action = (body.get("actions") or [{}])[0]
     user = (body.get("user") or {}).get("id", "")
-    return incoming.workspace_of(body, context.team_id), str(user), str(action.get("value", ""))
+    return incoming.workspace_of(context), str(user), str(action.get("value", ""))
 
 
 async def _tell(respond: AsyncRespond, text: str) -> None:

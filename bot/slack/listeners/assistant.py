@@ -37,7 +37,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         client: AsyncWebClient,
         set_suggested_prompts: AsyncSetSuggestedPrompts,
     ) -> None:
-        workspace = incoming.workspace_of(body, context.team_id)
+        workspace = incoming.workspace_of(context)
         pane_id, thread_ts, viewing = _thread(payload)
         greeting = await deps.pane.opened(workspace, pane_id, thread_ts, viewing)
         is_default = greeting.persona.name == deps.channel_personas.catalog.default_name
@@ -50,7 +50,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     @assistant.thread_context_changed
     async def moved(payload: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
         pane_id, thread_ts, viewing = _thread(payload)
-        await deps.pane.moved(incoming.workspace_of(body, context.team_id), pane_id, thread_ts, viewing)
+        await deps.pane.moved(incoming.workspace_of(context), pane_id, thread_ts, viewing)
 
     @assistant.user_message
     async def asked(
@@ -62,7 +62,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         if not incoming.is_answerable(payload) or payload.get("user") == context.bot_user_id:
             return
-        workspace = incoming.workspace_of(body, context.team_id)
+        workspace = incoming.workspace_of(context)
         place = incoming.thread_place(payload)
         message = incoming.to_message(payload, workspace, context.bot_user_id, thread_id=place.thread_ts or "")
         if not await deps.replies.is_following(message.key):

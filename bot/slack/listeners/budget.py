@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.usage import month_key
+from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -24,9 +25,11 @@ _SET = re.compile(r"^(month|user-day)\s+(off|\$?\d{1,9}(?:\.\d+)?)$", re.IGNOREC
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(BUDGET_COMMAND)
-    async def budget(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+    async def budget(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()
-        workspace, user = command.get("team_id", ""), command.get("user_id", "")
+        workspace, user = workspace_of(context), command.get("user_id", "")
         if user not in deps.cost_admins and not await deps.directory.is_admin(client, workspace, user):
             await respond(text="Only workspace admins can see or change Claude's budgets.", response_type="ephemeral")
             return

@@ -7,7 +7,7 @@ import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -16,7 +16,7 @@ from bot.core.channel_personas import UnknownPersona
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
 from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
-from bot.slack.incoming import Place
+from bot.slack.incoming import Place, workspace_of
 from bot.slack.listeners.answering import new_answer_id
 from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import answer_controls, persona_list, tool_list
@@ -50,9 +50,11 @@ def fixed_commands() -> dict[str, tuple[str, str]]:
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(PERSONA_COMMAND)
-    async def persona(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+    async def persona(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()  # within Slack's 3 s; the answer follows through response_url
-        workspace, channel, user = command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", "")
+        workspace, channel, user = workspace_of(context), command.get("channel_id", ""), command.get("user_id", "")
         choices = deps.channel_personas
         wanted = (command.get("text") or "").strip()
         if wanted.lower() in ("", "list", "help"):
@@ -86,26 +88,28 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 
 def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
-    async def handle(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+    async def handle(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()  # always within 3 s; the work follows
         text = (command.get("text") or "").strip()
         if not text and tool.usage.startswith("<"):
             await respond(text=f"Usage: `{tool.command} {tool.usage}`\n{tool.description}", response_type="ephemeral")
             return
         if tool.as_prompt is not None:
-            await _answer_command(deps, client, respond, command, tool, text)
+            await _answer_command(deps, client, respond, command, workspace_of(context), tool, text)
             return
         if not deps.access.allows(command.get("user_id", ""), command.get("channel_id", ""), is_dm=False):
             await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
             return
-        context = ToolContext(
-            workspace_id=command.get("team_id", ""),
+        tool_context = ToolContext(
+            workspace_id=workspace_of(context),
             channel_id=command.get("channel_id", ""),
             thread_id="",
             user_id=command.get("user_id", ""),
         )
         try:
-            result = await tool.run(tool.parse_input({"text": text}), context)
+            result = await tool.run(tool.parse_input({"text": text}), tool_context)
         except ToolError as error:
             await respond(text=f"{tool.command}: {error}", response_type="ephemeral")
             return
@@ -115,14 +119,20 @@ def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
 
 
 async def _answer_command(
-    deps: SlackDeps, client: AsyncWebClient, respond: AsyncRespond, command: dict[str, Any], tool: Tool, text: str
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    command: dict[str, Any],
+    workspace: str,
+    tool: Tool,
+    text: str,
 ) -> None:
     assert tool.as_prompt is not None
     await stream_prompt(
         deps,
         client,
         respond,
-        workspace=command.get("team_id", ""),
+        workspace=workspace,
         channel=command.get("channel_id", ""),
         user=command.get("user_id", ""),
         prompt=tool.as_prompt(text),

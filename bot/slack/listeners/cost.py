@@ -7,12 +7,13 @@ import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.usage import parse_period
 from bot.slack.cost_views import csv_text, usage_report
+from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -38,10 +39,12 @@ _UPLOAD_REFUSALS = frozenset({"not_in_channel", "channel_not_found", "is_archive
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(COST_COMMAND)
-    async def cost(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
+    async def cost(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()  # within Slack's 3 s; the report follows through response_url
-        # The command's own team_id, never a setting: one workspace must never see another's figures.
-        workspace, user = command.get("team_id", ""), command.get("user_id", "")
+        # The command's own workspace, never a setting: one workspace must never see another's figures.
+        workspace, user = workspace_of(context), command.get("user_id", "")
         words = (command.get("text") or "").split()
         action = words[0].lower() if words else ""
         if action in ("help", "?"):
@@ -58,7 +61,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await respond(text=REFUSAL, response_type="ephemeral")
             return
         if export:
-            await _export(deps, client, respond, command, start, end, label)
+            await _export(deps, client, respond, command, workspace, start, end, label)
             return
         report = await deps.usage.report(workspace, start, end, user_id=user if personal else None)
         feedback = [] if personal else await deps.answers.feedback(workspace, start, end)
@@ -71,12 +74,13 @@ async def _export(
     client: AsyncWebClient,
     respond: AsyncRespond,
     command: dict[str, Any],
+    workspace: str,
     start: date,
     end: date,
     label: str,
 ) -> None:
     """Upload the CSV where the command was typed; if the bot may not post there, show it privately instead."""
-    workspace, channel, user = command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", "")
+    channel, user = command.get("channel_id", ""), command.get("user_id", "")
     rows = await deps.usage.export_rows(workspace, start, end)
     if not rows:
         await respond(text=f"No Claude usage recorded for {label}; nothing to export.", response_type="ephemeral")

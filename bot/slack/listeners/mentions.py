@@ -22,6 +22,6 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if not incoming.is_answerable(event):
             return
         place = incoming.thread_place(event)
-        workspace = incoming.workspace_of(body, context.team_id)
+        workspace = incoming.workspace_of(context)
         message = incoming.to_message(event, workspace, context.bot_user_id, thread_id=place.thread_ts or "")
         await answer_in_slack(deps, client, message, place)

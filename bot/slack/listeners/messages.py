@@ -24,7 +24,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         kind = incoming.classify_message(event, context.bot_user_id)
         if kind is MessageKind.IGNORE:
             return
-        workspace = incoming.workspace_of(body, context.team_id)
+        workspace = incoming.workspace_of(context)
         if kind is MessageKind.DM:
             key = await deps.replies.dm_conversation(workspace, event["channel"], event["ts"])
             place = Place(channel_id=event["channel"], thread_ts=None)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import NOT_ALLOWED_MESSAGE
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.errors import StorageUnavailable
-from bot.slack.incoming import Place
+from bot.slack.incoming import Place, workspace_of
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
@@ -68,9 +68,11 @@ async def reset_from_message(deps: SlackDeps, client: AsyncWebClient, message: I
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(RESET_COMMAND)
-    async def reset_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def reset_command(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         await ack()
-        workspace, channel, user = command.get("team_id", ""), command.get("channel_id", ""), command.get("user_id", "")
+        workspace, channel, user = workspace_of(context), command.get("channel_id", ""), command.get("user_id", "")
         if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
             await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
             return
@@ -78,12 +80,14 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await respond(text=text, response_type="ephemeral")
 
     @app.shortcut(FORGET_SHORTCUT)
-    async def forget_shortcut(ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond) -> None:
+    async def forget_shortcut(
+        ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         await ack()
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
         user = (shortcut.get("user") or {}).get("id", "")
-        workspace = (shortcut.get("team") or {}).get("id", "")
+        workspace = workspace_of(context)
         if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
             await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
             return

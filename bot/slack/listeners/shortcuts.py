@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.errors import MediaRefused
 from bot.core.tools.commands import review_prompt
 from bot.slack.files import incoming_files
+from bot.slack.incoming import workspace_of
 from bot.slack.listeners.commands import stream_prompt
 
 if TYPE_CHECKING:
@@ -22,9 +23,14 @@ _MAX_SNIPPET_CHARS = 60_000
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.shortcut(REVIEW_SHORTCUT)
     async def review_message(
-        ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ack: AsyncAck,
+        shortcut: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
+        workspace = workspace_of(context)
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
         parts = [message.get("text") or ""]
@@ -32,7 +38,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             # Snippets and text files are the code; images are for mentions, not for a code review.
             if file.mimetype.startswith("text/") or file.mimetype in ("application/json", "application/x-yaml"):
                 try:
-                    parts.append((await deps.files.fetch(file)).decode("utf-8", errors="replace")[:_MAX_SNIPPET_CHARS])
+                    parts.append(
+                        (await deps.files.fetch(workspace, file)).decode("utf-8", errors="replace")[:_MAX_SNIPPET_CHARS]
+                    )
                 except MediaRefused as refused:
                     await respond(text=f"“{file.name}”: {refused.user_message}", response_type="ephemeral")
         code = "\n\n".join(part for part in parts if part.strip())
@@ -43,7 +51,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             deps,
             client,
             respond,
-            workspace=(shortcut.get("team") or {}).get("id", ""),
+            workspace=workspace,
             channel=channel,
             user=(shortcut.get("user") or {}).get("id", ""),
             prompt=review_prompt(code),
