@@ -29,10 +29,17 @@ R = TypeVar("R")
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
-    """A client that retries a dropped connection a few times quickly, then lets callers see the outage."""
-    return redis.Redis.from_url(
+def connect(url: str, *, socket_timeout_s: float = 3.0, max_connections: int = 64) -> redis.Redis:
+    """A client that retries a dropped connection a few times quickly, then lets callers see the outage.
+
+    The pool is bounded and *blocking*: in a burst, a command waits (up to `socket_timeout_s`) for a free connection.
+    redis-py's default pool instead refuses the 101st concurrent command with MaxConnectionsError, a ConnectionError
+    that would read as a Redis outage (seen under load: 200 simultaneous mentions made de-duplication fail open).
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=socket_timeout_s,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
@@ -40,6 +47,7 @@ def connect(url: str, *, socket_timeout_s: float = 3.0) -> redis.Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
     )
+    return redis.Redis.from_pool(pool)
 
 
 def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
