@@ -316,8 +316,12 @@ class RedisStore:
 
     # --- EventLedger ---------------------------------------------------------------------------------
     @_translated
-    async def first_sighting(self, delivery_id: str) -> bool:
-        return bool(await self.client.set(self.keys.delivery(delivery_id), 1, nx=True, ex=self._dedup_ttl_s))
+    async def first_sightings(self, delivery_ids: Sequence[str]) -> list[bool]:
+        """One round trip for all of a delivery's ids: it sits on the path of Slack's 3-second ack."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for delivery_id in delivery_ids:
+                pipe.set(self.keys.delivery(delivery_id), 1, nx=True, ex=self._dedup_ttl_s)
+            return [bool(fresh) for fresh in await pipe.execute()]
 
     # --- RateBudget ----------------------------------------------------------------------------------
     @_translated
