@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
     bot = build_bot(settings)
     await bot.start()
+    _freeze_startup_heap()
     if not await bot.store.healthy():
         log.warning("Redis is not answering yet; /healthz reports 503 until it does")
     runner = web.AppRunner(build_web_app(bot.app, bot.store), access_log=None)
@@ -55,6 +57,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             await socket_handler.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
         await runner.cleanup()
         await bot.close()
+
+
+def _freeze_startup_heap() -> None:
+    """Keep the objects loaded at start-up out of every later garbage collection.
+
+    The imports (Anthropic and Slack SDKs, pydantic models) leave ~250,000 long-lived objects, and each full
+    collection walked them all: ~140 ms with the event loop stopped, which showed up as 150-220 ms acks under
+    load. Collect once, then freeze what is left; later collections only walk what the bot allocates.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _weekly_summaries(bot: Bot, channel: str, *, every_s: float = 3600.0) -> None:
