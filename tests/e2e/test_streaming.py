@@ -53,6 +53,20 @@ async def test_edits_are_paced_per_message(running: RunningBot, slack: FakeSlack
     assert not updates[-1].params["text"].endswith("▍")
 
 
+async def test_an_answers_web_api_calls_share_keep_alive_connections(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    words = [f"w{i} " for i in range(30)]
+    claude.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.05))
+    root = "1700000304.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "w29")
+    calls = [c for c in slack.calls if c.method != "auth.test"]
+    assert len(calls) >= 4  # placeholder, who asks, which channel, edits
+    # A new connection per call would mean a TCP and TLS handshake with Slack for every edit.
+    assert len({c.peer for c in calls}) <= 2  # the two look-ups run side by side
+
+
 @pytest.mark.slow
 async def test_many_answers_in_one_workspace_stay_within_its_chat_update_budget(
     start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic

@@ -145,6 +145,7 @@ class ApiCall:
     response: dict[str, Any]
     status: int
     at: float  # time.monotonic() when answered
+    peer: str = ""  # the client's address and port: calls over one keep-alive connection share it
 
     @property
     def ok(self) -> bool:
@@ -994,6 +995,7 @@ class FakeSlack:
             response=body,
             status=status,
             at=time.monotonic(),
+            peer=":".join(map(str, request.transport.get_extra_info("peername") or ())) if request.transport else "",
         )
         self._record(call)
         if self.latency_s > 0:
