@@ -17,6 +17,7 @@ from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
 from bot.slack.incoming import Place
+from bot.slack.read_ahead import ReadAhead
 from bot.slack.reply_stream import ReplyStream
 
 if TYPE_CHECKING:
@@ -64,7 +65,12 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         place=place,
     )
     async with deps.in_progress.track():
-        await stream.show(_with_context(deps, client, message))
+        # Prepared while the placeholder is being posted: Slack's round trip is then off the time to the first words.
+        answer = ReadAhead(_with_context(deps, client, message))
+        try:
+            await stream.show(answer)
+        finally:
+            answer.stop()  # done by now, unless the placeholder could not be posted
 
 
 async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
@@ -82,7 +88,7 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
 
 
 async def _with_context(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
-    """Look up who asks and where only once the placeholder is up, so the first thing the user sees is not delayed."""
+    """Look up who asks and where (while the placeholder is being posted), then answer."""
     key = message.key
     asker, channel = await asyncio.gather(
         deps.directory.asker(client, key.workspace_id, message.user_id),
