@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.access import AccessPolicy
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
+from bot.core.fair_budget import FairRateBudget
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -239,7 +240,7 @@ def build_bot(settings: Settings) -> Bot:
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
-        budget=core.store,
+        budget=FairRateBudget(core.store),
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
