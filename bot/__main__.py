@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -26,6 +27,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             loop.add_signal_handler(sig, stop.set)
     service = Service(settings)
     await service.start()
+    _freeze_startup_heap()
     background = []
     if settings.weekly_summary_channel:
         background.append(asyncio.create_task(_weekly_summaries(service.bot, settings.weekly_summaries())))
@@ -35,6 +37,17 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         for task in background:
             task.cancel()
         await service.shutdown()
+
+
+def _freeze_startup_heap() -> None:
+    """Keep the objects loaded at start-up out of every later garbage collection.
+
+    The imports (Anthropic and Slack SDKs, pydantic models) leave ~250,000 long-lived objects, and each full
+    collection walked them all: ~140 ms with the event loop stopped, which showed up as 150-220 ms acks under
+    load. Collect once, then freeze what is left; later collections only walk what the bot allocates.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _weekly_summaries(bot: Bot, channels: dict[str | None, str], *, every_s: float = 3600.0) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,6 +19,7 @@ from bot.core.assistant import AssistantPane
 from bot.core.attachments import Attachments
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.context_window import ContextPolicy, ContextWindow
+from bot.core.fair_budget import FairRateBudget
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -294,6 +296,7 @@ class Bot:
     single_workspace: bool
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    slack_http: aiohttp.ClientSession | None = None  # closed with the bot
 
     @property
     def store(self) -> RedisStore:
@@ -334,6 +337,8 @@ class Bot:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.stop_work(grace_s)
         await self.files.close()
+        if self.slack_http is not None:
+            await self.slack_http.close()
         await self.core.close()
 
 
@@ -344,9 +349,10 @@ def build_bot(settings: Settings) -> Bot:
         RedisWorkspacePurges(core.store.client, core.store.keys), grace_s=settings.uninstall_data_grace_s
     )
     oauth = None
+    slack_http = slack_web_session()
     if settings.oauth:
         # No token: each request gets its workspace's.
-        client = web_client(token=None, base_url=settings.slack_api_url, metrics=core.metrics)
+        client = web_client(token=None, base_url=settings.slack_api_url, metrics=core.metrics, session=slack_http)
         oauth, installations = oauth_config(settings, core.store, client, on_installed=retention.returned)
         workspaces: WorkspaceClients = InstalledWorkspaces(
             installations, oauth.rotator, base_url=settings.slack_api_url
@@ -354,7 +360,10 @@ def build_bot(settings: Settings) -> Bot:
     else:
         assert settings.slack_bot_token is not None  # check_slack guarantees it; narrows the type
         client = web_client(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, metrics=core.metrics
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            metrics=core.metrics,
+            session=slack_http,
         )
         workspaces = SingleWorkspace(client)
     extra_hosts = {h.strip() for h in settings.slack_file_hosts.split(",") if h.strip()}
@@ -374,7 +383,7 @@ def build_bot(settings: Settings) -> Bot:
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
-        budget=core.store,
+        budget=FairRateBudget(core.store),
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
@@ -415,4 +424,15 @@ def build_bot(settings: Settings) -> Bot:
         workspaces=workspaces,
         retention=retention,
         single_workspace=not settings.oauth,
+        slack_http=slack_http,
     )
+
+
+def slack_web_session() -> aiohttp.ClientSession:
+    """One keep-alive connection pool for every Web API call (Bolt hands it on to the client it builds per request).
+
+    Without it slack_sdk opens and closes a new session, so a new TCP and TLS connection to Slack, for every call:
+    four or five per answer. The 30 s total timeout is the one slack_sdk applies to the sessions it opens itself.
+    Needs a running event loop, as build_bot always has.
+    """
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), cookie_jar=aiohttp.DummyCookieJar())

@@ -173,8 +173,8 @@ class Approvals(Protocol):
 
 
 class EventLedger(Protocol):
-    async def first_sighting(self, workspace_id: str, delivery_id: str) -> bool:
-        """True the first time an id is seen within the de-duplication window."""
+    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
+        """For each id, True the first time it is seen within the de-duplication window; all marked seen at once."""
         ...
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
@@ -90,10 +91,15 @@ class _RateLimitCounter(AsyncRetryHandler):
         return False
 
 
-def web_client(*, token: str | None, base_url: str, metrics: Metrics) -> AsyncWebClient:
+def web_client(
+    *, token: str | None, base_url: str, metrics: Metrics, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
     """The bot's Web API client; Bolt copies its retry handlers into every per-request client (slack.md §1.1)."""
     return AsyncWebClient(
-        token=token, base_url=base_url, retry_handlers=[*async_default_handlers(), _RateLimitCounter(metrics)]
+        token=token,
+        base_url=base_url,
+        session=session,
+        retry_handlers=[*async_default_handlers(), _RateLimitCounter(metrics)],
     )
 
 

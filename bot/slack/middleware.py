@@ -75,13 +75,18 @@ def delivery_ids(body: dict[str, Any]) -> list[str]:
 
     `event:<id>`: Slack's retries repeat the event_id. `msg:<channel>:<ts>`: a mention in a channel
     arrives twice, as app_mention and as message, with different event_ids but the same message ts.
+    None for a `message` nobody answers (someone's edit or deletion, a join; in a busy channel most messages are
+    these): the listener ignores it anyway, so a repeat costs nothing and a check would. (The bot's own posts and
+    edits never get here: Bolt acks its own events first.)
     """
     if body.get("type") != "event_callback":
+        return []
+    event = body.get("event") or {}
+    if event.get("type") == "message" and not is_answerable(event):
         return []
     ids = []
     if body.get("event_id"):
         ids.append(f"event:{body['event_id']}")
-    event = body.get("event") or {}
     if event.get("type") in ("app_mention", "message") and is_answerable(event) and event.get("channel"):
         ids.append(f"msg:{event['channel']}:{event['ts']}")
     return ids
@@ -126,17 +131,23 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
     async def drop_redeliveries(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> Any:
-        workspace = workspace_of(context)
-        for delivery_id in delivery_ids(body):
-            try:
-                first = await asyncio.wait_for(ledger.first_sighting(workspace, delivery_id), _LEDGER_TIMEOUT_S)
-            except (StorageUnavailable, TimeoutError):
-                # Fail open: a possible double answer beats losing the only copy of a message.
-                log.warning("could not check %s for redelivery; processing it", delivery_id.split(":")[0])
-                continue
-            if not first:
-                log.info("dropping a repeated delivery (%s)", delivery_id.split(":")[0])
-                metrics.slack_event(request_kind(body), "duplicate")
-                return BoltResponse(status=200, body="")
+        ids = delivery_ids(body)
+        if not ids:
+            return await next()
+        kinds = [delivery_id.split(":")[0] for delivery_id in ids]
+        try:
+            # asyncio.timeout, not wait_for: no extra task, so no extra trip round a busy event loop before the ack.
+            async with asyncio.timeout(_LEDGER_TIMEOUT_S):
+                firsts = await ledger.first_sightings(workspace_of(context), ids)
+        except (StorageUnavailable, TimeoutError):
+            # Fail open: a possible double answer beats losing the only copy of a message.
+            log.warning("could not check %s for redelivery; processing it", "/".join(kinds))
+            metrics.slack_event(request_kind(body), "accepted")
+            return await next()
+        repeated = [kind for kind, first in zip(kinds, firsts, strict=True) if not first]
+        if repeated:
+            log.info("dropping a repeated delivery (%s)", "/".join(repeated))
+            metrics.slack_event(request_kind(body), "duplicate")
+            return BoltResponse(status=200, body="")
         metrics.slack_event(request_kind(body), "accepted")
         return await next()

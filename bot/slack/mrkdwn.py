@@ -33,8 +33,18 @@ _TAIL_FIXES = (
 )
 
 
+@lru_cache(maxsize=256)
 def markdown_to_mrkdwn(markdown: str) -> str:
-    """Render Claude's Markdown as Slack mrkdwn; partial (mid-stream) text renders without broken markup."""
+    """Render Claude's Markdown as Slack mrkdwn; partial (mid-stream) text renders without broken markup.
+
+    Cached: on every edit of a streaming answer the splitter renders the last piece to measure it and the message
+    then shows that same rendering, and the earlier pieces of a long answer never change (split_markdown is
+    prefix-stable), so without the cache each edit parsed the whole answer again, and its last piece twice.
+    """
+    return _render(markdown)
+
+
+def _render(markdown: str) -> str:
     src = markdown.rstrip()
     for pattern, repl in _TAIL_FIXES:
         src = pattern.sub(repl, src)
@@ -175,8 +185,12 @@ def _scan(fence: Fence | None, text: str) -> Fence | None:
 
 @lru_cache(maxsize=1024)
 def _rendered_len(markdown: str) -> int:
-    """Length of the rendering (cached: the split search re-measures the same prefixes while streaming)."""
-    return len(markdown_to_mrkdwn(markdown))
+    """Length of the rendering (cached: the split search re-measures the same prefixes while streaming).
+
+    Renders uncached: the many candidate cuts measured here would push the pieces actually shown out of
+    markdown_to_mrkdwn's cache.
+    """
+    return len(_render(markdown))
 
 
 def _first_fail(cands: list[int], size: Callable[[int], int], limit: int, slack: int, guess: int) -> int:
@@ -251,7 +265,7 @@ def _decide(window: str, fence: Fence | None, more: bool, limit: int) -> int | N
         return sizes[len(body)]
 
     rest = window.rstrip()
-    total = _rendered_len(head + rest) if not more else limit + 1
+    total = len(markdown_to_mrkdwn(head + rest)) if not more else limit + 1  # the last piece: shown next
     if total <= limit - 2 * slack:
         return None
     first = len(window) - len(window.lstrip())

@@ -60,13 +60,19 @@ FAILURE_PREFIX = ":warning: "
 NOTICE_PREFIX = ":information_source: "
 GENERIC_FAILURE = "Something went wrong on my side while answering."
 INTERRUPTED = "I was restarted before finishing this answer; please ask again."
-_FINAL_SYNC_TIMEOUT_S = 120.0  # generous: the final edit may wait for the workspace's edit budget
+# Generous: the final edit waits its turn for the workspace's edit budget, and with 200 answers in progress in one
+# workspace the line is ~4.5 minutes long at 45 edits a minute (bench/load.py). Timing out leaves a half answer.
+_FINAL_SYNC_TIMEOUT_S = 900.0
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
 # A message with buttons shows its text in a section block, whose text Slack caps at 3,000 characters (Block Kit
 # reference); the margin leaves room for the streaming cursor and a tool's status line.
 SECTION_TEXT_LIMIT = 3_000
 CONTROLS_TEXT_LIMIT = 2_850
+
+
+class _Overtaken(Exception):
+    """An interim edit got its turn after the stream ended; the final rendering uses the turn instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,7 @@ class ReplyStream:
     _started_at: float = 0.0
     _first_text_s: float | None = None  # when the first words of the answer were shown, after the placeholder
     _next_edit_at: float = 0.0
+    _spare_edit: bool = False  # an edit taken from the budget for an interim rendering the end of the stream overtook
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -230,6 +237,8 @@ class ReplyStream:
             self._dirty.clear()
             try:
                 await self._sync(final=False)
+            except _Overtaken:
+                return
             except SlackApiError as error:
                 log.warning("interim edit failed: %s", error.response.get("error"))
             except Exception as error:  # a dropped connection: the next edit (or the final one) catches up
@@ -290,7 +299,7 @@ class ReplyStream:
             controls = self._controls_on(last=index == len(rendered) - 1, final=final)
             if index < len(self.messages):
                 if (self.messages[index].shown, self.messages[index].controls) != (body, controls):
-                    await self._edit(index, body, controls)
+                    await self._edit(index, body, controls, final=final)
             else:
                 await self._post(body, controls)
         if final:
@@ -337,8 +346,16 @@ class ReplyStream:
         response = await self._call("chat_postMessage", **kwargs)
         self.messages.append(_Posted(ts=response["ts"], shown=body, controls=controls))
 
-    async def _edit(self, index: int, body: str, controls: str = "") -> None:
-        await self._wait_for_budget()
+    async def _edit(self, index: int, body: str, controls: str = "", *, final: bool) -> None:
+        if self._spare_edit:
+            self._spare_edit = False
+        else:
+            await self._wait_for_budget()
+        if not final and self._finished.is_set():
+            # The answer ended while this edit waited its turn: the final rendering takes the turn, rather than
+            # spend it on a stale rendering and then queue again behind every other answer in the workspace.
+            self._spare_edit = True
+            raise _Overtaken
         message = self.messages[index]
         blocks = self._with_controls(body, controls)
         await self._call("chat_update", channel=self.place.channel_id, ts=message.ts, text=body, **blocks)

@@ -331,6 +331,30 @@ async def test_enforced_rate_limit_is_per_team(slack: FakeSlack, client: AsyncWe
     await client.reactions_add(channel="C1", timestamp=posted["ts"], name="white_check_mark")
 
 
+async def test_tier_3_allows_fifty_edits_a_minute_per_workspace_in_a_burst(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    slack.enforce_tier("chat.update", 3)
+    posted = await client.chat_postMessage(channel="C1", text="a")
+    edits = [client.chat_update(channel="C1", ts=posted["ts"], text=f"edit {i}", team_id="T1") for i in range(50)]
+    await asyncio.gather(*edits)  # bursts are allowed
+    err = await api_error(client.chat_update(channel="C1", ts=posted["ts"], text="51st", team_id="T1"))
+    assert err.response.status_code == 429
+    await client.chat_update(channel="C1", ts=posted["ts"], text="another workspace", team_id="T2")
+    assert slack.rate_limited_count == 1
+    with pytest.raises(ValueError, match="tiers"):
+        slack.enforce_tier("chat.update", 5)
+
+
+async def test_call_listeners_see_every_call_as_it_is_answered(slack: FakeSlack, client: AsyncWebClient) -> None:
+    seen: list[str] = []
+    slack.call_listeners.append(lambda call: seen.append(f"{call.method}:{call.error or 'ok'}"))
+    slack.latency_s = 0.01  # a Slack round trip: the call still lands and is answered as before
+    await client.chat_postMessage(channel="C1", text="hi")
+    await api_error(client.chat_update(channel="C1", ts="1.0", text="x"))
+    assert seen == ["chat.postMessage:ok", "chat.update:message_not_found"]
+
+
 async def test_wait_for(slack: FakeSlack, client: AsyncWebClient) -> None:
     async def later() -> None:
         await asyncio.sleep(0.05)

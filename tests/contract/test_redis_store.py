@@ -70,11 +70,28 @@ async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis
     assert [t.text for t in (await store.load(KEY)).turns] == ["still here"]
 
 
-async def test_first_sighting_is_true_once_per_workspace(store: RedisStore) -> None:
-    assert await store.first_sighting("T1", "event:Ev1")
-    assert not await store.first_sighting("T1", "event:Ev1")
-    assert await store.first_sighting("T1", "event:Ev2")
-    assert await store.first_sighting("T2", "event:Ev1")
+async def test_a_burst_larger_than_the_connection_pool_waits_instead_of_failing(
+    redis_url: str, key_prefix: str
+) -> None:
+    client = connect(redis_url, max_connections=4)
+    small = RedisStore(client, Keys(key_prefix), conversation_ttl_s=60, dm_idle_reset_s=60, dedup_ttl_s=60)
+    try:
+        firsts = await asyncio.gather(*(small.first_sightings("T1", [f"event:burst-{n}"]) for n in range(200)))
+        assert all(first for (first,) in firsts)
+        assert small.client.connection_pool.max_connections == 4
+    finally:
+        await small.client.delete(*(small.keys.delivery("T1", f"event:burst-{n}") for n in range(200)))
+        await small.close()
+
+
+async def test_first_sighting_is_true_once(store: RedisStore) -> None:
+    assert await store.first_sightings("T1", ["event:Ev1"]) == [True]
+    assert await store.first_sightings("T1", ["event:Ev1"]) == [False]
+    assert await store.first_sightings("T1", ["event:Ev2", "msg:T1:C1:1.2"]) == [True, True]
+    # A mention's second delivery: a new event id for a message already seen. Both ids are marked either way.
+    assert await store.first_sightings("T1", ["event:Ev3", "msg:T1:C1:1.2"]) == [True, False]
+    assert await store.first_sightings("T1", ["event:Ev3"]) == [False]
+    assert await store.first_sightings("T2", ["event:Ev1"]) == [True]  # each workspace has its own
 
 
 async def test_dm_session_continues_while_active_and_restarts_after_idle(

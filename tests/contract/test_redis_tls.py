@@ -24,7 +24,8 @@ async def test_the_store_works_over_tls_with_a_password_and_a_private_ca(tls_red
         assert await store.healthy()
         await store.append(KEY, Turn.user("over TLS"))
         assert [turn.text for turn in (await store.load(KEY)).turns] == ["over TLS"]
-        assert await store.first_sighting("T1", "event:Ev1") and not await store.first_sighting("T1", "event:Ev1")
+        assert await store.first_sightings("T1", ["event:Ev1"]) == [True]
+        assert await store.first_sightings("T1", ["event:Ev1"]) == [False]
     finally:
         await store.client.flushdb()
         await store.close()

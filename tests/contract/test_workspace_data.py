@@ -95,7 +95,7 @@ async def fill(store: RedisStore, ledger: RedisUsageLedger, installations: Redis
     await store.open(ws, "a1", "U1", ttl_s=60)
     await store.put_profile("user", ws, "U1", {"display_name": "Ada"})
     await store.dm_session(ws, "D1", "1700000000.000200")
-    await store.first_sighting(ws, "event:Ev1")
+    await store.first_sightings(ws, ["event:Ev1"])
     await store.reserve(f"chat.update:{ws}", 45)
     await store.hold_off(f"chat.update:{ws}", 1.0)
     usage = Usage(10, 5)

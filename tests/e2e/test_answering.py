@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import bot_messages, settle, wait_for_reply
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply
@@ -63,6 +65,21 @@ async def test_follow_up_in_the_thread_continues_the_conversation_without_a_ment
     follow_up = claude.requests[1]
     assert [m["role"] for m in follow_up.messages] == ["user", "assistant", "user"]
     assert "sky" in str(follow_up.messages[0]["content"]) and "Blue." in str(follow_up.messages[1]["content"])
+
+
+@pytest.mark.slow
+async def test_claude_is_asked_while_the_placeholder_is_still_on_its_way_to_slack(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    await running.sender.send_event(event_callback(app_mention("warm up", ts="1700000010.000100")))
+    await wait_for_reply(slack, "C0GENERAL", "1700000010.000100", "OK")  # who asks and where are cached now
+    slack.latency_s = 4.0  # a slow Slack: each call lands after 2 s and is answered after 4 s
+    root = "1700000010.000200"
+    await running.sender.send_event(event_callback(app_mention("and now?", ts=root)))
+    await claude.wait_for_requests(2, timeout=1.5)
+    assert slack.calls_to("chat.postMessage")[1:] == []  # the placeholder has not even landed yet
+    slack.latency_s = 0.0
+    await wait_for_reply(slack, "C0GENERAL", root, "OK")
 
 
 async def test_chatter_in_threads_the_bot_never_joined_is_left_alone(

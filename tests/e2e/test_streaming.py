@@ -53,24 +53,54 @@ async def test_edits_are_paced_per_message(running: RunningBot, slack: FakeSlack
     assert not updates[-1].params["text"].endswith("▍")
 
 
+async def test_an_answers_web_api_calls_share_keep_alive_connections(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    words = [f"w{i} " for i in range(30)]
+    claude.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.05))
+    root = "1700000304.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "w29")
+    calls = [c for c in slack.calls if c.method != "auth.test"]
+    assert len(calls) >= 4  # placeholder, who asks, which channel, edits
+    # A new connection per call would mean a TCP and TLS handshake with Slack for every edit.
+    assert len({c.peer for c in calls}) <= 2  # the two look-ups run side by side
+
+
 @pytest.mark.slow
 async def test_many_answers_in_one_workspace_stay_within_its_chat_update_budget(
     start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
     # Scaled-down Tier 3: Slack allows 7 edits per 5 s here; the bot's shared budget is 36/min with a burst of 3,
-    # so at most 3 + 5 x 0.6 = 6 edits fall in any 5 s. Five answers need at least 10 edits between them.
+    # so at most 3 + 5 x 0.6 = 6 edits fall in any 5 s. Eight answers need at least one edit each (an answer whose
+    # stream ends while its first edit waits its turn goes straight to the final text).
     slack.enforce_rate_limit("chat.update", per_minute=7, window=5.0)
     running = await start_bot(workspace_edits_per_minute=36)
     words = [f"w{i} " for i in range(10)]
     claude.default_reply = TextReply("".join(words), chunks=words, chunk_delay_s=0.05)
-    roots = [f"1700000302.00{i:04d}" for i in range(5)]
+    roots = [f"1700000302.00{i:04d}" for i in range(8)]
     for root in roots:
         await running.sender.send_event(event_callback(app_mention("go", ts=root)))
     for root in roots:
         await wait_for_reply(slack, "C0GENERAL", root, "w9", timeout=40)
-    assert len(slack.calls_to("chat.update")) >= 10
+    assert len(slack.calls_to("chat.update")) >= 8
     assert slack.rate_limited_count == 0
     assert all(bot_messages(slack, "C0GENERAL", root)[0].text == "".join(words).strip() for root in roots)
+
+
+async def test_an_answer_that_ends_while_its_edit_waits_for_the_budget_shows_the_final_text_in_that_edit(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = await start_bot(workspace_edits_per_minute=40)  # one edit every 1.5 s after a burst of 3
+    for _ in range(3):  # other answers in the workspace have just spent the burst
+        assert await running.bot.store.reserve("chat.update:T0001", 40) == 0
+    claude.script(TextReply("All done in one go."))
+    root = "1700000305.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=root)))
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "All done in one go.")
+    # The placeholder, then one edit: the turn the first text waited for went to the final text.
+    assert answer.edits == ["_Thinking…_", "All done in one go."]
+    assert slack.rate_limited_count == 0
 
 
 async def test_a_429_slows_the_answer_down_instead_of_failing_it(

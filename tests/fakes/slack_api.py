@@ -25,6 +25,9 @@ It refuses what the real API refuses, as far as the facts are known:
   ``markdown_text`` with a non-empty ``text`` or ``blocks`` -> ``markdown_text_conflict``; nothing
   to show -> ``no_text``; blocks are checked for the documented limits (``invalid_blocks``,
   ``msg_blocks_too_long``).
+* Rate limits: ``enforce_tier("chat.update", 3)`` applies Slack's budget for a rate-limit tier per workspace
+  (HTTP 429 with ``Retry-After`` beyond it).  ``latency_s`` adds a Web API round trip to every call, and
+  ``call_listeners`` are told of each call as it is answered (the load harness in ``bench/`` uses both).
 * Channels: once any channel is registered with :meth:`FakeSlack.add_channel`, unknown ``C``/``G``
   ids are ``channel_not_found`` and posting into a registered channel the bot is not a member of is
   ``not_in_channel``.  With no channel registered every channel id is accepted.  A channel belongs to
@@ -65,6 +68,7 @@ from yarl import URL
 
 __all__ = [
     "DEFAULT_SCOPES",
+    "TIER_PER_MINUTE",
     "ApiCall",
     "FakeMessage",
     "FakeSlack",
@@ -107,6 +111,9 @@ BLOCK_ID_LIMIT = 255
 VIEW_BYTES_LIMIT = 250_000
 VIEW_TITLE_LIMIT = 24
 RESPONSE_URL_MAX_USES = 5
+# Calls per minute per method per workspace by Slack's rate-limit tier (docs: "Tier 3: 50+ per minute", bursts
+# allowed). `enforce_tier` applies them as a sliding one-minute window, which allows such bursts.
+TIER_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
 LOADING_MESSAGES_MAX = 10
 LOADING_MESSAGE_LIMIT = 50
 
@@ -152,6 +159,7 @@ class ApiCall:
     response: dict[str, Any]
     status: int
     at: float  # time.monotonic() when answered
+    peer: str = ""  # the client's address and port: calls over one keep-alive connection share it
 
     @property
     def ok(self) -> bool:
@@ -433,6 +441,9 @@ class FakeSlack:
         self.api_url = ""
         self.calls: list[ApiCall] = []
         self.rate_limited_count = 0
+        # Web API round trip: half of it passes before a call takes effect, half before the answer arrives.
+        self.latency_s = 0.0
+        self.call_listeners: list[Callable[[ApiCall], None]] = []  # told of every call as it is answered
         self.file_downloads: list[dict[str, Any]] = []
         self.response_url_posts: list[dict[str, Any]] = []
         self.socket_acks: list[dict[str, Any]] = []
@@ -589,7 +600,10 @@ class FakeSlack:
             queue.append({"error": error, "status": status, "retry_after": retry_after})
 
     def enforce_rate_limit(self, method: str, per_minute: int, *, window: float = 60.0) -> None:
-        """At most `per_minute` calls to `method` per team in a sliding `window` (s); beyond -> HTTP 429."""
+        """At most `per_minute` calls to `method` per team in a sliding `window` (s); beyond -> HTTP 429.
+
+        The team is the call's `team_id` argument (Bolt's per-request client sends the event's team), else ours.
+        """
         self._limits[method] = (per_minute, window)
 
     def refuse_streaming(self, error: str | None = "unknown_method") -> None:
@@ -604,6 +618,12 @@ class FakeSlack:
         """Simulate Slack ending a stream on its side: later appends and stops get `message_not_in_streaming_state`,
         while chat.update works again (slack_sdk's documented fallback for an expired stream)."""
         self.message(channel, ts).stream_state = "stopped"
+
+    def enforce_tier(self, method: str, tier: int) -> None:
+        """Slack's budget for `method`'s rate-limit tier, per workspace: e.g. chat.update is Tier 3 (50/min)."""
+        if tier not in TIER_PER_MINUTE:
+            raise ValueError(f"Slack's rate-limit tiers are {sorted(TIER_PER_MINUTE)}, not {tier}")
+        self.enforce_rate_limit(method, TIER_PER_MINUTE[tier])
 
     def stop_stream_by_user(self, channel: str, ts: str) -> None:
         """Simulate the user pressing "stop" on a streaming message: later appends get `stopped_by_user`."""
@@ -1114,9 +1134,13 @@ class FakeSlack:
         self.calls.append(call)
         self._call_event.set()
         self._call_event = asyncio.Event()
+        for listener in self.call_listeners:
+            listener(call)
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s / 2)
         headers: dict[str, str] = {}
         status = 200
         token: str | None = None
@@ -1190,8 +1214,11 @@ class FakeSlack:
             response=body,
             status=status,
             at=time.monotonic(),
+            peer=":".join(map(str, request.transport.get_extra_info("peername") or ())) if request.transport else "",
         )
         self._record(call)
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s / 2)
         return web.json_response(body, status=status, headers=headers)
 
     def _check_auth(self, method: str, token: str | None) -> _Grant | None:

@@ -6,6 +6,7 @@ the world (posts, writes, calls out with side effects) never runs for Claude wit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -115,9 +116,7 @@ class Tool:
             return self.raw_schema
         if self.input_model is None:
             return {"type": "object", "properties": {}}
-        schema = self.input_model.model_json_schema()
-        schema.pop("title", None)
-        return schema
+        return _json_schema(self.input_model)
 
     def parse_input(self, raw: dict[str, Any]) -> Any:
         """Validate Claude's input against the model; a mismatch is a ToolError Claude can correct."""
@@ -136,6 +135,16 @@ class Tool:
             except Exception:  # a status line must never break a tool call
                 pass
         return f"Using {self.name}…"
+
+
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A tool's input schema, built once: pydantic builds it from scratch on every call, and every model request
+    lists every tool (measured: 3% of the bot's CPU under load). Shared, like a raw schema: read it, never change it.
+    """
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
 
 
 class ToolRegistry:

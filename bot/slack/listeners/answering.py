@@ -22,6 +22,7 @@ from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
 from bot.slack.native_stream import NativeReplyStream
+from bot.slack.read_ahead import ReadAhead
 from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import answer_controls
 
@@ -109,7 +110,12 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     renderer = renderer_for(deps, client, message, place)
     content_log.debug("question: %s", message.text)
     async with deps.in_progress.track():
-        await renderer.show(_with_context(deps, client, message, place))
+        # Prepared while the placeholder is being posted: Slack's round trip is then off the time to the first words.
+        answer = ReadAhead(_with_context(deps, client, message, place))
+        try:
+            await renderer.show(answer)
+        finally:
+            answer.stop()  # done by now, unless the placeholder could not be posted
 
 
 def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
