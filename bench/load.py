@@ -178,7 +178,7 @@ async def run(options: argparse.Namespace) -> str:
         "",
         detail_tables(results),
         "",
-        f"Bot log: {len(problems)} WARNING/ERROR lines" + (":" if problems else "."),
+        f"Bot log ({bot.log_path}): {len(problems)} WARNING/ERROR lines" + (":" if problems else "."),
         *(f"    {line}" for line in problems[:20]),
     ]
     return "\n".join(lines)
