@@ -35,7 +35,7 @@ from bot.core.ports import ModelRequest
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STOP_POLL_S = 0.5  # how soon a Stop clicked on any process reaches the answer
+STOP_POLL_S = 1.0  # how soon a Stop clicked on any process reaches the answer (each poll is one Redis call)
 CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
 STOPPED_NOTICE = "_Stopped._"
 STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
@@ -272,13 +272,17 @@ class Answers:
     async def watch(self, message: IncomingMessage) -> AsyncIterator[Interrupt]:
         """An Interrupt that fires when Stop is asked for this answer, from this process or another."""
         interrupt = Interrupt()
-        poller = asyncio.create_task(self._poll(message.key.workspace_id, message.answer_id or "", interrupt))
+        finished = asyncio.Event()
+        poller = asyncio.create_task(self._poll(message.key.workspace_id, message.answer_id or "", interrupt, finished))
         try:
             yield interrupt
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            # Told to stop, not cancelled: a cancel landing inside a Redis call could come back as a timeout, be
+            # taken for an outage, and leave the poller (and this answer, waiting for it) running for good.
+            finished.set()
+            done, _ = await asyncio.wait({poller}, timeout=self._poll_s + 5)
+            if not done:
+                poller.cancel()
 
     async def vote(
         self, workspace_id: str, answer_id: str, user_id: str, vote: Vote
@@ -294,15 +298,16 @@ class Answers:
         rows = [PersonaFeedback(persona, up, down) for persona, (up, down) in votes.items() if up or down]
         return sorted(rows, key=lambda row: (-(row.up + row.down), row.persona))
 
-    async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt) -> None:
-        while True:
+    async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt, finished: asyncio.Event) -> None:
+        while not finished.is_set():
             try:
                 if await self._store.stop_requested(workspace_id, answer_id):
                     interrupt.fire()
                     return
             except StorageUnavailable:
                 pass  # the next poll tries again; the answer itself carries on
-            await asyncio.sleep(self._poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self._poll_s)
 
     async def _update(self, message: IncomingMessage, **changes: object) -> None:
         with _logged("update an answer's record"):

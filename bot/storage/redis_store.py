@@ -35,7 +35,7 @@ _THREAD_BUSY = "This thread is busy with another answer; please try again shortl
 
 
 def connect(
-    url: str, *, socket_timeout_s: float = 3.0, tls_ca_file: Path | None = None, max_connections: int = 64
+    url: str, *, socket_timeout_s: float = 3.0, tls_ca_file: Path | None = None, max_connections: int = 1_000
 ) -> redis.Redis:
     """A client that retries a dropped connection a few times quickly, then lets callers see the outage.
 
@@ -43,15 +43,16 @@ def connect(
     URL (`rediss://:password@host:6380/0`, or `user:password@` for an ACL user). redis-py also reads options from the
     URL's query (`?ssl_cert_reqs=none`, `?ssl_ca_certs=/path`), and those win over the keywords given here.
 
-    The pool is bounded and *blocking*: in a burst, a command waits (up to `socket_timeout_s`) for a free connection.
-    redis-py's default pool instead refuses the 101st concurrent command with MaxConnectionsError, a ConnectionError
-    that would read as a Redis outage (seen under load: 200 simultaneous mentions made de-duplication fail open).
+    The pool opens connections as commands need them, up to `max_connections`: redis-py's default of 100 refused the
+    101st concurrent command with MaxConnectionsError, which read as a Redis outage under load (200 simultaneous
+    mentions made de-duplication fail open). Not a BlockingConnectionPool: under the same load its wait (a Condition
+    inside a timeout) left about 1 % of answers hanging for good after a command was cancelled (redis-py #3056
+    describes that deadlock), which the load benchmark showed on main.
     """
     tls: dict[str, Any] = {"ssl_ca_certs": str(tls_ca_file)} if tls_ca_file is not None else {}
-    pool = redis.BlockingConnectionPool.from_url(
+    pool = redis.ConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=socket_timeout_s,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
@@ -139,6 +140,19 @@ return 1
 """
 
 
+async def _stopped(task: asyncio.Task[None], *, within_s: float) -> None:
+    """Wait for a helper task told to stop by an Event; cancel it only if it does not stop in time.
+
+    Cancelling one mid-command is what these helpers used to do, and under load a cancellation landing inside a
+    Redis command could come back as a timeout instead (redis-py's socket timeout and the cancel racing), be handled
+    as an outage, and leave the helper looping for good, with the answer that awaited it hanging (seen in
+    bench/load.py on about 1 % of answers). It also left the connection in use.
+    """
+    done, _ = await asyncio.wait({task}, timeout=within_s)
+    if not done:
+        task.cancel()
+
+
 def _decode(kind: type[D], raw: str | None) -> D | None:
     """A small JSON record from a hash field; an unreadable one is treated as absent, never as a failure."""
     if raw is None:
@@ -173,6 +187,7 @@ class RedisStore:
         self._profile_ttl_s = profile_ttl_s
         self._lock_lease_ms = int(lock_lease_s * 1000)
         self._lock_wait_s = lock_wait_s
+        self._socket_timeout_s = float(client.connection_pool.connection_kwargs.get("socket_timeout") or 3.0)
         self._release: Any = client.register_script(_RELEASE)
         self._renew: Any = client.register_script(_RENEW)
         self._dm_session: Any = client.register_script(_DM_SESSION)
@@ -261,13 +276,13 @@ class RedisStore:
         """Hold `name` across processes, renewing the lease while held; StorageUnavailable(busy) after `wait_s`."""
         token = secrets.token_hex(8)
         await self._acquire(name, token, self._lock_wait_s if wait_s is None else wait_s, busy)
-        renewer = asyncio.create_task(self._keep_renewing(name, token))
+        released = asyncio.Event()
+        renewer = asyncio.create_task(self._keep_renewing(name, token, released))
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            released.set()
+            await _stopped(renewer, within_s=self._socket_timeout_s + 1)
             try:
                 await self._release(keys=[name], args=[token])
             except _UNREACHABLE:
@@ -284,9 +299,13 @@ class RedisStore:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
-    async def _keep_renewing(self, name: str, token: str) -> None:
-        while True:
-            await asyncio.sleep(self._lock_lease_ms / 3000)
+    async def _keep_renewing(self, name: str, token: str, released: asyncio.Event) -> None:
+        """Stopped by `released`, not cancelled (see `_stopped`)."""
+        while not released.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), self._lock_lease_ms / 3000)
+            if released.is_set():
+                return
             try:
                 await self._renew(keys=[name], args=[token, self._lock_lease_ms])
             except _UNREACHABLE:

@@ -70,18 +70,10 @@ async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis
     assert [t.text for t in (await store.load(KEY)).turns] == ["still here"]
 
 
-async def test_a_burst_larger_than_the_connection_pool_waits_instead_of_failing(
-    redis_url: str, key_prefix: str
-) -> None:
-    client = connect(redis_url, max_connections=4)
-    small = RedisStore(client, Keys(key_prefix), conversation_ttl_s=60, dm_idle_reset_s=60, dedup_ttl_s=60)
-    try:
-        firsts = await asyncio.gather(*(small.first_sightings("T1", [f"event:burst-{n}"]) for n in range(200)))
-        assert all(first for (first,) in firsts)
-        assert small.client.connection_pool.max_connections == 4
-    finally:
-        await small.client.delete(*(small.keys.delivery("T1", f"event:burst-{n}") for n in range(200)))
-        await small.close()
+async def test_a_burst_of_200_concurrent_commands_is_served_not_read_as_an_outage(store: RedisStore) -> None:
+    firsts = await asyncio.gather(*(store.first_sightings("T1", [f"event:burst-{n}"]) for n in range(200)))
+    assert all(first for (first,) in firsts)
+    assert store.client.connection_pool.max_connections >= 200
 
 
 async def test_first_sighting_is_true_once(store: RedisStore) -> None:

@@ -137,3 +137,36 @@ def test_a_pane_thread_is_titled_with_its_first_question_on_one_line() -> None:
     assert len(long) <= 60 and long.endswith("…") and not long.endswith(" …")
     assert thread_title("<@U123> what now?") == "what now?"
     assert thread_title("") == "Shared a file"
+
+
+class SwallowingStore:
+    """An answer store whose Stop check turns a cancellation into an outage, as a Redis call racing its own socket
+    timeout could: the poller must still end when the answer does."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:
+        self.checks += 1
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            from bot.core.errors import StorageUnavailable
+
+            raise StorageUnavailable("timed out") from None
+        return False
+
+
+async def test_the_stop_watcher_ends_with_its_answer_even_when_a_check_swallows_cancellation() -> None:
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+
+    store = SwallowingStore()
+    answers = Answers(store, poll_s=0.01)  # type: ignore[arg-type]
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+    async with asyncio.timeout(2):  # used to hang here for good
+        async with answers.watch(message):
+            await asyncio.sleep(0.1)
+    checks = store.checks
+    await asyncio.sleep(0.1)
+    assert store.checks == checks  # and it stopped checking
