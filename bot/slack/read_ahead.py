@@ -53,6 +53,10 @@ class ReadAhead(Generic[T]):
             raise item.error
         return item  # type: ignore[return-value]  # anything but the two markers is an event
 
-    def stop(self) -> None:
-        """Stop reading: `events` gets a CancelledError where it waits and cleans up after itself."""
+    async def stop(self, *, cleanup_s: float = 10.0) -> None:
+        """Stop reading: `events` gets a CancelledError where it waits, and its clean-up (releasing the thread's lock,
+        ending the Stop watcher) is waited for, so it never runs after shutdown has closed Redis."""
+        if self._task.done():
+            return
         self._task.cancel()
+        await asyncio.wait({self._task}, timeout=cleanup_s)

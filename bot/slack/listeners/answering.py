@@ -115,7 +115,7 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
         try:
             await renderer.show(answer)
         finally:
-            answer.stop()  # done by now, unless the placeholder could not be posted
+            await answer.stop()  # done by now, unless the placeholder could not be posted
 
 
 def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
