@@ -285,8 +285,9 @@ class Replies:
                     tools_disabled=last_round,
                 )
 
-            request = build(fold)
-            if self._context is not None:
+            if self._context is None:
+                request = build(fold)
+            else:
                 fitted = await self._context.fit(
                     build=build,
                     turns=turns,
