@@ -299,7 +299,6 @@ class Fitted:
 
     request: ModelRequest
     fold: Fold | None
-    estimated_tokens: int
     new_fold: bool = False
     trimmed: bool = False
 
@@ -362,7 +361,7 @@ class ContextWindow:
         budget = await self.input_budget(request)
         size = await self.measure(request, turns, measured, budget)
         if size <= self.policy.fold_at * budget:
-            return Fitted(request, fold, size)
+            return Fitted(request, fold)
         start = fold.upto if fold is not None else 1
         end = choose_fold_end(
             turns,
@@ -396,9 +395,9 @@ class ContextWindow:
             request = build(fold)
             size = await self.measure(request, turns, None, budget)
         if size <= budget:
-            return Fitted(request, fold, size, new_fold=new_fold)
+            return Fitted(request, fold, new_fold=new_fold)
         request = trim_to_fit(request, size - budget)
-        return Fitted(request, fold, estimate_request_tokens(request), new_fold=new_fold, trimmed=True)
+        return Fitted(request, fold, new_fold=new_fold, trimmed=True)
 
 
 UNSUMMARISED = "(Some older messages could not be summarised just now; search_history finds their wording.)"
