@@ -59,9 +59,12 @@ async def store(redis_url: str, key_prefix: str, redis_client: redis.Redis) -> A
 def every_key_of(keys: Keys) -> dict[str, str]:
     """One key from each Keys builder, for workspace T1."""
     built = {}
-    for name, method in inspect.getmembers(keys, inspect.ismethod):
-        if name.startswith("_") or name == "workspace_data":
+    # The class's own functions, not inspect.getmembers(keys): on Python < 3.11.4 that raises on a slotted frozen
+    # dataclass (its __weakref__ descriptor), and 3.11.0+ is supported.
+    for name, function in vars(type(keys)).items():
+        if name.startswith("_") or name == "workspace_data" or not inspect.isfunction(function):
             continue
+        method = getattr(keys, name)
         params = inspect.signature(method).parameters
         built[name] = method(**{param: SAMPLE_ARGS[param] for param in params})
     return built
