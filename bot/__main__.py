@@ -9,6 +9,8 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from bot import logs
 from bot.server import Service
@@ -106,13 +108,22 @@ def main(argv: list[str] | None = None) -> int:
 
         level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
         logs.configure(level, fmt=settings.log_format, message_text=settings.log_message_text)
-        with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(chat(settings, args.persona or settings.default_persona, session=args.session))
-        return 0
+        return _run_reporting_setup_errors(
+            chat(settings, args.persona or settings.default_persona, session=args.session)
+        )
     logs.configure(settings.log_level, fmt=settings.log_format, message_text=settings.log_message_text)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
-    return 0
+    return _run_reporting_setup_errors(serve(settings))
+
+
+def _run_reporting_setup_errors(main_coroutine: Coroutine[Any, Any, int | None]) -> int:
+    """A set-up problem found while starting (no usable persona, say) is one line and exit code 2, not a traceback."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(main_coroutine) or 0
+        return 0
+    except SettingsError as error:
+        print(f"claude-slack-bot: cannot start: {error}", file=sys.stderr)
+        return 2
 
 
 __all__ = ["Bot", "main", "serve"]

@@ -35,7 +35,7 @@ from bot.llm.claude import ClaudeModel
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
 from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.app import SlackDeps, build_app, web_client
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
@@ -187,6 +187,9 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
     personas, problems = load_personas(*folders)
     for problem in problems:
         log.warning("persona file %s skipped: %s", problem.file, problem.problem)
+    if not personas:
+        where = "the shipped personas" + (" and PERSONAS_DIR" if settings.personas_dir is not None else "")
+        raise SettingsError(f"no usable persona: every file in {where} is missing or broken (see the lines above)")
     catalog = PersonaCatalog(personas, default_name=settings.default_persona)
     if catalog.fallback_from:
         log.warning(

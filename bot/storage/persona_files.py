@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dependency; only safe_load-style calls are used
 from pydantic import ValidationError
 
-import bot
 from bot.core.personas import FIELD_RULES, FRONT_MATTER_KEYS, Persona, PersonaProblem, persona_key
 
 _FENCE = "---"
 
 
-def builtin_personas_dir() -> Path:
-    """./personas when run from a checkout or the image's work dir, else the folder shipped beside the package."""
-    local = Path.cwd() / "personas"
-    if local.is_dir():
-        return local
-    return Path(bot.__file__).resolve().parents[1] / "personas"
+def builtin_personas_dir() -> Traversable:
+    """The personas shipped inside the package (package data), found wherever the bot is installed or started.
+
+    Read through importlib.resources rather than a path beside the code, so a wheel install run from any directory
+    finds them, and the working directory never changes which personas a deployment gets.
+    """
+    return files("bot") / "personas"
 
 
-def load_personas(*folders: Path) -> tuple[list[Persona], list[PersonaProblem]]:
+def load_personas(*folders: Traversable) -> tuple[list[Persona], list[PersonaProblem]]:
     """Later folders override earlier ones by name (PERSONAS_DIR over built-ins); a bad file is reported, not fatal.
 
     Reads every `*.md` in each folder in name order, skipping hidden files and README.md (notes for editors).
@@ -34,12 +35,12 @@ def load_personas(*folders: Path) -> tuple[list[Persona], list[PersonaProblem]]:
     problems: list[PersonaProblem] = []
     for folder in folders:
         if not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
+            what = "is not a folder" if folder.is_file() else "does not exist"
             problems.append(PersonaProblem(str(folder), f"persona folder {what}"))
             continue
-        in_this_folder: dict[str, Path] = {}
-        for path in sorted(folder.glob("*.md")):
-            if not path.is_file() or path.name.startswith(".") or path.name.lower() == "readme.md":
+        in_this_folder: dict[str, Traversable] = {}
+        for path in sorted(folder.iterdir(), key=lambda entry: entry.name):
+            if not _is_persona_file(path):
                 continue
             persona = _read_persona(path)
             if isinstance(persona, str):
@@ -57,7 +58,13 @@ def load_personas(*folders: Path) -> tuple[list[Persona], list[PersonaProblem]]:
     return sorted(loaded.values(), key=lambda persona: persona.name), problems
 
 
-def _read_persona(path: Path) -> Persona | str:
+def _is_persona_file(path: Traversable) -> bool:
+    """Markdown files only; hidden files and README.md (notes for editors) are not personas."""
+    name = path.name
+    return name.endswith(".md") and not name.startswith(".") and name.lower() != "readme.md" and path.is_file()
+
+
+def _read_persona(path: Traversable) -> Persona | str:
     """One file to a Persona, or the reason it is not one: every problem found, joined into one line."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -94,17 +101,21 @@ def _read_persona(path: Path) -> Persona | str:
     try:
         persona = Persona.model_validate({**known, "prompt": body, "source": str(path)})
     except ValidationError as error:
-        for field, message in _explain_validation_error(error, stem=path.stem):
+        for field, message in _explain_validation_error(error, stem=_stem(path)):
             (other_issues if field == "prompt" else front_issues).append(message)
 
     name = known.get("name")
-    if isinstance(name, str) and name.strip() != path.stem and not _has_issue_about(front_issues, "name"):
+    if isinstance(name, str) and name.strip() != _stem(path) and not _has_issue_about(front_issues, "name"):
         front_issues.append(f"name '{name.strip()}' does not match the file name: rename the file to {name.strip()}.md")
 
     issues = ([f"front matter: {'; '.join(front_issues)}"] if front_issues else []) + other_issues
     if issues or persona is None:
         return "; ".join(issues) or "not a valid persona"
     return persona
+
+
+def _stem(path: Traversable) -> str:
+    return path.name.removesuffix(".md")
 
 
 def _unknown_keys(settings: dict[str, object]) -> list[str]:

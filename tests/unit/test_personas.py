@@ -202,8 +202,11 @@ def test_a_later_folder_replaces_a_builtin_by_name_and_adds_new_ones(tmp_path: P
 def test_the_builtin_folder_is_found_from_another_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (tmp_path / "personas").mkdir()  # a stray ./personas folder must not replace the shipped set
     monkeypatch.chdir(tmp_path)
-    assert builtin_personas_dir() == SHIPPED.resolve()
+    personas, problems = load_personas(builtin_personas_dir())
+    assert problems == []
+    assert [p.name for p in personas] == ["code_reviewer", "default", "sql_expert", "technical_writer"]
 
 
 # --- The model and the catalog --------------------------------------------------------------------------
