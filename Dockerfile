@@ -25,12 +25,16 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
+# The lock first (its own layer, so a code change does not reinstall the dependencies): every package pinned
+# with its hashes, the same versions CI tests.
+COPY requirements/run.txt ./requirements/run.txt
+RUN pip install -r requirements/run.txt
 # pyproject.toml names README.md as the package readme; setuptools fails without it.
 COPY pyproject.toml README.md ./
 COPY bot/ ./bot/
-# A regular (non-editable) install: pip builds the project's wheel and installs it with its
-# dependencies into /opt/venv, so the runtime stage needs nothing from /src.
-RUN pip install .
+# A regular (non-editable) install of the project alone (its dependencies came from the lock): pip builds the
+# wheel, shipped personas included as package data, into /opt/venv, so the runtime stage needs nothing from /src.
+RUN pip install --no-deps --no-build-isolation .
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -54,7 +58,6 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
-COPY personas/ ./personas/
 
 USER 10001:10001
 # Conversation memory when the embedded Redis is used (REDIS_URL unset). Created and chowned
