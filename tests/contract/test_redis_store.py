@@ -159,7 +159,8 @@ async def _proxy_for(redis_url: str) -> TcpProxy:
         from urllib.parse import urlparse
 
         parsed = urlparse(redis_url)
-        proxy = TcpProxy(target_host=parsed.hostname or "127.0.0.1", target_port=parsed.port or 6379)
+        db = int(parsed.path.strip("/") or 0)  # the same database as the test's own client reads
+        proxy = TcpProxy(target_host=parsed.hostname or "127.0.0.1", target_port=parsed.port or 6379, db=db)
     await proxy.start()
     return proxy
 

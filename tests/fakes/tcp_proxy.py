@@ -9,8 +9,16 @@ import contextlib
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a TCP address or a unix socket; `cut()` drops every connection."""
 
-    def __init__(self, *, target_host: str | None = None, target_port: int | None = None, unix_path: str | None = None):
+    def __init__(
+        self,
+        *,
+        target_host: str | None = None,
+        target_port: int | None = None,
+        unix_path: str | None = None,
+        db: int = 0,
+    ):
         self._target_host = target_host
+        self._db = db
         self._target_port = target_port
         self._unix_path = unix_path
         self._server: asyncio.Server | None = None
@@ -19,7 +27,7 @@ class TcpProxy:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://127.0.0.1:{self.port}/{self._db}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
