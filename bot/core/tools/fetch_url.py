@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
 
 
@@ -46,5 +48,5 @@ FETCH_URL = Tool(
     for_people=False,
     acts=False,
     timeout_s=20,
-    describe=lambda a: f"Reading {_host(a.url)}…",
+    describe=lambda a: tr(texts.TOOL_READING, where=_host(a.url)),
 )
