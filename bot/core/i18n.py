@@ -79,6 +79,8 @@ class Translator(Protocol):
 
     def negotiate(self, slack_locale: str) -> str: ...
 
+    def language_name(self, locale: str) -> str: ...
+
 
 @dataclass
 class _English:
@@ -111,6 +113,9 @@ class _English:
 
     def negotiate(self, slack_locale: str) -> str:
         return self.default
+
+    def language_name(self, locale: str) -> str:
+        return "English"
 
 
 _translator: Translator = _English()
@@ -170,6 +175,11 @@ def money(usd: float) -> str:
 
 def percent(share: float) -> str:
     return _translator.percent(current_locale(), share)
+
+
+def language_name() -> str:
+    """The current language, named in itself: "日本語", "español"."""
+    return _translator.language_name(current_locale())
 
 
 def fmt_date(value: date, form: str = "medium") -> str:

@@ -81,6 +81,10 @@ class BabelTranslator:
             return format_date(day, format=form, locale=locale)
         return format_skeleton(form, day, locale=locale)
 
+    def language_name(self, locale: str) -> str:
+        name = Locale.parse(locale).get_display_name(locale) or locale
+        return name[:1].upper() + name[1:]  # "Español", as a name stands on its own
+
     def negotiate(self, slack_locale: str) -> str:
         return self._match(slack_locale) or self.default
 
