@@ -92,14 +92,14 @@ class BabelTranslator:
         """ "ja-JP" -> "ja", "pt_BR" -> "pt_BR" if shipped, else "pt" if shipped; None when nothing fits."""
         if not tag:
             return None
+        candidates = []
         try:
             parsed = Locale.parse(tag.replace("-", "_"))
+            candidates += [str(parsed), parsed.language]
         except (ValueError, UnknownLocaleError):
-            return None
-        for candidate in (str(parsed), parsed.language):
-            if candidate in self.locales:
-                return candidate
-        return None
+            pass  # Slack's "es-LA" (Latin American Spanish) is no CLDR locale: its language still is
+        candidates.append(tag.replace("-", "_").split("_")[0].lower())
+        return next((candidate for candidate in candidates if candidate in self.locales), None)
 
 
 def install(default_locale: str = SOURCE_LOCALE) -> BabelTranslator:

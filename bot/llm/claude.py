@@ -180,7 +180,7 @@ class ClaudeModel:
                 log.warning("claude attempt %d: silence timeout (%s)", attempt + 1, type(error).__name__)
             except (anthropic.APIConnectionError, httpx2.TransportError) as error:
                 self._on_error("connection")
-                last_error = ModelUnavailable("The connection to Claude kept dropping.")
+                last_error = ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS))
                 log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
             except _StreamCutShort:
                 self._on_error("stream_cut_short")

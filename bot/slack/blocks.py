@@ -34,7 +34,7 @@ def clip(text: str, limit: int) -> str:
     if opening > cut.rfind(">"):
         cut = cut[:opening]  # a mention or link would break half-written: drop it whole
     space = max(cut.rfind(" "), cut.rfind("\n"))
-    if space >= len(cut) - 40:
+    if space >= max(len(cut) - 40, len(cut) // 2):
         cut = cut[:space]  # end on a word boundary when one is near
     cut = cut.rstrip() + ELLIPSIS
     if cut.count("```") % 2:
