@@ -46,6 +46,13 @@ def _catalog(locale: str) -> gettext.NullTranslations:
         return Translations(handle, domain=DOMAIN)
 
 
+@cache
+def _four_decimals(locale: str) -> str:
+    """The locale's own currency pattern ("¤#,##0.00", "#,##0.00 ¤") with four decimals instead of two."""
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    return pattern.replace("0.00", "0.0000", 1)
+
+
 class BabelTranslator:
     """Implements core.i18n.Translator. Unknown or unshipped locales fall back to `default`."""
 
@@ -68,9 +75,7 @@ class BabelTranslator:
     def money(self, locale: str, usd: float) -> str:
         """Amounts are in US dollars whatever the language; sub-cent spend keeps four decimals so it stays visible."""
         if 0 < abs(usd) < 0.01:
-            return format_currency(
-                round(usd, 4), "USD", locale=locale, currency_digits=False, decimal_quantization=False
-            )
+            return format_currency(usd, "USD", format=_four_decimals(locale), locale=locale, currency_digits=False)
         return format_currency(usd, "USD", locale=locale)
 
     def percent(self, locale: str, share: float) -> str:
