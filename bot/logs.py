@@ -62,10 +62,9 @@ def add_secrets(values: Iterable[str | None]) -> None:
 
 
 def redact(text: str) -> str:
+    text = _URL_CREDENTIALS.sub("[redacted]@", _SECRET_SHAPES.sub("[redacted]", text))  # whole tokens first
     pattern = _known_pattern
-    if pattern is not None:
-        text = pattern.sub("[redacted]", text)
-    return _URL_CREDENTIALS.sub("[redacted]@", _SECRET_SHAPES.sub("[redacted]", text))
+    return pattern.sub("[redacted]", text) if pattern is not None else text
 
 
 def start_request(**fields: str | None) -> None:
