@@ -49,7 +49,12 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 def add_secrets(values: Iterable[str | None]) -> None:
     """Redact these values wherever they appear in a log line from now on (configured secrets, tokens read)."""
     global _known_pattern
-    fresh = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS and v not in _known]
+    # A value the shapes already catch wherever it appears is left out: the list (scanned for every line) stays short.
+    fresh = [
+        v
+        for v in values
+        if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS and v not in _known and not _SECRET_SHAPES.fullmatch(v)
+    ]
     if not fresh:
         return
     with _known_lock:

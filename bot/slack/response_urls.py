@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from yarl import URL
 
@@ -56,8 +57,12 @@ def guard(app: AsyncApp, policy: ResponseUrlPolicy) -> None:
     """Registered before every other middleware, so nothing (not even the shutdown notice) can `respond` first."""
 
     @app.middleware
-    async def response_url_on_slack(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
+    async def response_url_on_slack(
+        req: AsyncBoltRequest, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> Any:
         if all(policy.allows(url) for url in response_urls(body)):
             return await next()
         log.warning("refused a request whose response_url is not on Slack's hooks host")
+        if req.mode == "socket_mode":  # Bolt acks a socket envelope only on 200; unacked, Slack would resend it
+            return BoltResponse(status=200, body="")
         return BoltResponse(status=400, body="response_url is not a Slack URL")

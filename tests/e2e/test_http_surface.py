@@ -51,6 +51,26 @@ async def test_socket_mode_without_a_signing_secret_serves_no_slack_route(
         assert response.status == 200  # the health check stays
 
 
+async def test_the_socket_mode_service_answers_over_the_socket_and_serves_no_http_intake(
+    settings_for: Any, slack: FakeSlack
+) -> None:
+    service = Service(settings_for(slack_app_token=slack.app_token, slack_signing_secret=None))
+    await service.start()
+    try:
+        await slack.wait_socket_connected()
+        body = json.dumps(event_callback(app_mention("forged", ts="1700000904.000100"))).encode()
+        assert (await post(service.url + SLACK_PATH, body, **signed_headers(OLD_PLACEHOLDER, body)))[0] == 404
+        ts = "1700000904.000200"
+        await slack.send_socket_envelope("events_api", event_callback(app_mention("over the socket", ts=ts)))
+        await wait_for_reply(slack, "C0GENERAL", ts, "OK")
+        trap = slack.new_response_url().replace("127.0.0.1", "localhost")
+        await slack.send_socket_envelope("slash_commands", slash_command("/claude-cost", "me", response_url=trap))
+        await settle()
+        assert slack.response_url_posts == [], "a response_url off Slack's host is refused in Socket Mode too"
+    finally:
+        await service.shutdown()
+
+
 async def test_socket_mode_with_a_real_signing_secret_verifies_against_it(
     start_bot: BotFactory, slack: FakeSlack
 ) -> None:
