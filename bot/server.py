@@ -7,13 +7,14 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot import intake
@@ -28,6 +29,7 @@ from bot.wiring import Bot, build_bot
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class InstallLimits(Protocol):
@@ -49,10 +51,28 @@ def build_web_app(
     requests come over the socket and this route answers 404, so no one can forge them over HTTP.
 
     `accepting` turns false on shutdown: /healthz then says 503 so load balancers send work elsewhere."""
-    verifier = SlackVerifier(signing_secret) if signing_secret else None
+
+    async def healthz(_: web.Request) -> web.Response:
+        if not accepting():
+            return web.json_response({"status": "shutting down"}, status=503)
+        if await health.healthy():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "redis unreachable"}, status=503)
+
+    web_app = web.Application(client_max_size=intake.MAX_BODY_BYTES)
+    web_app.add_routes([web.get("/healthz", healthz)])
+    if signing_secret:
+        web_app.add_routes([web.post(SLACK_PATH, _slack_intake(app, SlackVerifier(signing_secret), metrics))])
+    if app.oauth_flow is not None:
+        web_app.add_routes(_install_routes(app.oauth_flow, install_limits, trusted_proxies))
+    return web_app
+
+
+def _slack_intake(app: AsyncApp, verifier: SlackVerifier, metrics: Metrics | None) -> Handler:
+    """POST /slack/events: size cap, signature on the raw bytes, shape; only then Bolt (which acks before listeners
+    run) sees the request, and only then is it counted under its kind."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        assert verifier is not None  # the route exists only with a secret
         started = time.perf_counter()
         raw, rejection = await _read_body(request)
         body = None
@@ -69,37 +89,28 @@ def build_web_app(
             metrics.slack_acked(request_kind(body), time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_: web.Request) -> web.Response:
-        if not accepting():
-            return web.json_response({"status": "shutting down"}, status=503)
-        if await health.healthy():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "redis unreachable"}, status=503)
+    return slack_events
 
-    web_app = web.Application(client_max_size=intake.MAX_BODY_BYTES)
-    web_app.add_routes([web.get("/healthz", healthz)])
-    if verifier is not None:
-        web_app.add_routes([web.post(SLACK_PATH, slack_events)])
-    flow = app.oauth_flow
-    if flow is not None:
 
-        async def install(request: web.Request) -> web.Response:
-            """Sets the state cookie and redirects to Slack's "Allow" page; each visit stores a state, so capped."""
-            if install_limits is not None:
-                try:
-                    refusal = await install_limits.admit(client_address(request, trusted_proxies))
-                except StorageUnavailable:
-                    refusal = None  # the flow cannot store a state either, and answers with its "try again" page
-                if refusal is not None:
-                    return web.Response(status=429, text=refusal, headers={"Retry-After": "60"})
-            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+def _install_routes(
+    flow: AsyncOAuthFlow, install_limits: InstallLimits | None, trusted_proxies: Sequence[str]
+) -> list[web.RouteDef]:
+    async def install(request: web.Request) -> web.Response:
+        """Sets the state cookie and redirects to Slack's "Allow" page; each visit stores a state, so capped."""
+        if install_limits is not None:
+            try:
+                refusal = await install_limits.admit(client_address(request, trusted_proxies))
+            except StorageUnavailable:
+                refusal = None  # the flow cannot store a state either, and answers with its "try again" page
+            if refusal is not None:
+                return web.Response(status=429, text=refusal, headers={"Retry-After": "60"})
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
 
-        async def oauth_redirect(request: web.Request) -> web.Response:
-            """Slack sends the installer back here with a one-time code and our state."""
-            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+    async def oauth_redirect(request: web.Request) -> web.Response:
+        """Slack sends the installer back here with a one-time code and our state."""
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
 
-        web_app.add_routes([web.get(flow.install_path, install), web.get(flow.redirect_uri_path, oauth_redirect)])
-    return web_app
+    return [web.get(flow.install_path, install), web.get(flow.redirect_uri_path, oauth_redirect)]
 
 
 async def _read_body(request: web.Request) -> tuple[bytes, intake.Rejection | None]:

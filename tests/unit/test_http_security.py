@@ -135,3 +135,27 @@ def test_cost_admins_may_be_scoped_to_a_workspace() -> None:
     assert admins_for(entries, "T1") == {"U1", "U2"}
     assert admins_for(entries, "T2") == {"U1", "U3"}
     assert admins_for(entries, "E9") == {"U1", "U4"}
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "cs"}, "TOKEN_ENCRYPTION_KEY"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "METRICS_HOST": "0.0.0.0"}, "METRICS_TOKEN"),
+    ],
+)
+def test_start_up_refuses_with_one_line_naming_the_setting(
+    env: dict[str, str],
+    setting: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name, value in {"ANTHROPIC_API_KEY": "k", "SLACK_SIGNING_SECRET": "s", **env}.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"claude-slack-bot: cannot start: {setting}:")
