@@ -89,7 +89,10 @@ class RedisInstallationStore(AsyncInstallationStore):
         if value is not None:
             logs.add_secrets(getattr(value, attr, None) for attr in _TOKEN_FIELDS)
             if stale:
-                await self._reseal(name)
+                try:
+                    await self._reseal(name)
+                except redis.RedisError as error:  # the read stands; the next one tries again
+                    log.warning("could not re-encrypt stored installation records: %s", type(error).__name__)
         return value
 
     async def _reseal(self, name: str) -> None:
