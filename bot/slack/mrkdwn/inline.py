@@ -41,6 +41,7 @@ def esc(text: str) -> str:
 
 def _defuse(text: str) -> str:
     """Keep literal formatting characters literal in Slack (see the module docstring)."""
+    text = re.sub("``(?=`)", "``" + ZWSP, text)  # three backticks open a code block anywhere in Slack
     text = _OPENS.sub(lambda m: m[1] + ZWSP, text)
     return _CLOSES.sub(lambda m: ZWSP + m[1], text)
 

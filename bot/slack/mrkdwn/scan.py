@@ -111,7 +111,7 @@ def open_inline(before: str) -> bool:
             in_url = before.startswith("(", i + 1)
         elif ch == ")" and in_url:
             in_url = False
-        elif ch == "<" and re.match(r"<(?:https?:|mailto:|[@#!])", before[i:]):
+        elif ch == "<" and re.match(r"<[@#!/?A-Za-z]", before[i:]):  # a Slack link or an HTML tag
             in_angle = True
         elif ch == ">":
             in_angle = False

@@ -72,14 +72,15 @@ class _Doc:
         line_state = self.states[start]
         fence = self.state_at(c).fence
         if window.endswith("\n", 0, c):
-            body = self.text[:at].rstrip()
-            if fence and body[body.rfind("\n") + 1 :].strip() == fence.reopen.strip():
+            if fence and line_state.fence is None:
                 return 0  # right after an opening fence: would leave an empty code block behind
             if fence is None and self.state_at(c).table and not line_state.table:
                 return 0  # right after a table's header: the next piece repeats it anyway
             rank = 4 if not self.text[start : at - 1].strip() else 3
+            if fence is None and not line_state.table and "|" in self.text[start : at - 1]:
+                return 0  # after a possible table header, whose delimiter row may be next
         else:
-            if fence is None and (line_state.table or open_inline(self.text[start:at])):
+            if fence is None and (line_state.table or "|" in self.text[start:at] or open_inline(self.text[start:at])):
                 return 0
             rank = 2 if re.search(r"[.!?][)\"'*_]*\s\Z", window[max(0, c - 8) : c]) else 1
         return 2 * rank - (fence is not None)
