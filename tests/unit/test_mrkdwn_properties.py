@@ -520,7 +520,7 @@ def _block(draw: st.DrawFn) -> str:
 
 
 _DOC = st.lists(_block(), min_size=1, max_size=6).map("\n\n".join)
-_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS

@@ -94,26 +94,31 @@ def line_states(text: str) -> dict[int, State]:
     return states
 
 
-def open_inline(before: str) -> bool:
-    """Whether a cut after `before` (the line so far) would fall inside a code span, a link, a Slack link or
-    bold text: conservative, since the text that closes it may not have arrived yet."""
-    code = bracket = 0
-    in_url = in_angle = False
-    for i, ch in enumerate(before):
-        if ch == "`":
+def open_flags(line: str) -> list[bool]:
+    """For each cut point i of a line, whether line[:i] leaves a code span, a link, a Slack link, an HTML tag or
+    bold text open: conservative, since the text that closes it may not have arrived yet."""
+    flags = [False]
+    code = bracket = bold = 0
+    in_url = in_angle = pair = False
+    for i, ch in enumerate(line):
+        if pair:
+            pair = False
+        elif ch == "`":
             code ^= 1
         elif code:
-            continue
+            pass
+        elif ch in "*_" and line.startswith(ch * 2, i):
+            bold, pair = bold ^ 1, True
         elif ch == "[":
             bracket += 1
         elif ch == "]" and bracket:
             bracket -= 1
-            in_url = before.startswith("(", i + 1)
+            in_url = line.startswith("(", i + 1)
         elif ch == ")" and in_url:
             in_url = False
-        elif ch == "<" and re.match(r"<[@#!/?A-Za-z]", before[i:]):  # a Slack link or an HTML tag
+        elif ch == "<" and re.match(r"<[@#!/?A-Za-z]", line[i : i + 2]):  # a Slack link or an HTML tag
             in_angle = True
         elif ch == ">":
             in_angle = False
-    bold = len(re.findall(r"\*\*|__", re.sub(r"`[^`]*`", "", before))) % 2
-    return bool(code or bracket or in_url or in_angle or bold)
+        flags.append(bool(code or bracket or bold or in_url or in_angle))
+    return flags

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from bot.slack.mrkdwn.render import render
-from bot.slack.mrkdwn.scan import State, line_states, open_inline, quote_prefix, scan, step
+from bot.slack.mrkdwn.scan import State, line_states, open_flags, quote_prefix, scan, step
 
 _BLOCK = re.compile(r"[ \t]{0,3}(?:#{1,6}(?:[ \t]|$)|`{3,}|~{3,})")
 
@@ -57,6 +57,16 @@ class _Doc:
     def __init__(self, head: str, window: str) -> None:
         self.head, self.window, self.text = head, window, head + window
         self.states = line_states(self.text)
+        self._flags: dict[int, list[bool]] = {}
+        self._ranks: dict[int, int] = {}
+
+    def _inline_open(self, start: int, at: int) -> bool:
+        """Whether a cut at `at` leaves a link, code span or bold run open on the line starting at `start`."""
+        if start not in self._flags:
+            end = self.text.find("\n", start)
+            self._flags[start] = open_flags(self.text[start : end if end >= 0 else len(self.text)])
+        flags = self._flags[start]
+        return flags[min(at - start, len(flags) - 1)]
 
     def state_at(self, c: int) -> State:
         """State at window offset c (the line it is in read as if it ended there)."""
@@ -65,6 +75,12 @@ class _Doc:
         return scan(self.states[start], self.text[start:at]) if at > start else self.states[start]
 
     def rank(self, c: int) -> int:
+        """Score a cut at c (cached)."""
+        if c not in self._ranks:
+            self._ranks[c] = self._rank(c)
+        return self._ranks[c]
+
+    def _rank(self, c: int) -> int:
         """Score a cut at c: blank line > line break > sentence end > whitespace; outside code is better;
         0 for a cut that would break a link, code span, bold run or table row."""
         window, at = self.window, len(self.head) + c
@@ -80,14 +96,14 @@ class _Doc:
             if fence is None and not line_state.table and "|" in self.text[start : at - 1]:
                 return 0  # after a possible table header, whose delimiter row may be next
         else:
-            if fence is None and (line_state.table or "|" in self.text[start:at] or open_inline(self.text[start:at])):
+            if fence is None and (line_state.table or "|" in self.text[start:at] or self._inline_open(start, at)):
                 return 0
             rank = 2 if re.search(r"[.!?][)\"'*_]*\s\Z", window[max(0, c - 8) : c]) else 1
         return 2 * rank - (fence is not None)
 
     def closing(self, c: int) -> str:
         """The fence line a piece cut at c must add to close its open code block."""
-        fence = scan(self.states[0], self.text[: len(self.head) + c]).fence if c else None
+        fence = self.state_at(c).fence if c else None
         return f"\n{fence.close}" if fence else ""
 
 
@@ -103,8 +119,9 @@ def _choose(doc: _Doc, ok: list[int]) -> int:
 
 
 @lru_cache(maxsize=256)
-def _decide(window: str, head: str, more: bool, limit: int) -> int | None:
-    """Pick the cut (offset into window) for one piece, or None if the rest is the last piece.
+def _decide(window: str, head: str, more: bool, limit: int) -> tuple[int, str] | None:
+    """Pick the cut (offset into window) for one piece and the fence line closing it, or None if the rest is the
+    last piece.
 
     Depends only on the window, the head reopening what is open at its start, and whether text follows it —
     which is what makes splitting prefix-stable. Non-final pieces stop `slack` short of `limit`, so that text
@@ -136,20 +153,24 @@ def _decide(window: str, head: str, more: bool, limit: int) -> int | None:
         if _first_fail(tail, size, limit, slack, 0) == len(tail):
             return None
     if fail:
-        return _choose(doc, cands[:fail])
+        cut = _choose(doc, cands[:fail])
+        return cut, doc.closing(cut)
     # A single unbroken run longer than the limit: hard cut, as late as fits.
     hard = list(range(first + 1, cands[0] - 1 if cands else len(window) + 1))
     fail = _first_fail(hard, size, limit - slack, slack, limit - 2 * slack - len(head) - first)
-    return hard[fail - 1] if fail else first + 1
+    cut = hard[fail - 1] if fail else first + 1
+    return cut, doc.closing(cut)
 
 
-def _next(markdown: str, p: int, head: str, cut: int) -> tuple[int, str]:
-    """Where the next piece starts after a cut, and the head that reopens what is open there.
+@lru_cache(maxsize=256)
+def _next(text: str, head: str, cut: int) -> tuple[int, str, bool]:
+    """Where the next piece starts after a cut (offset into text, the Markdown from this piece's start), the head
+    that reopens what is open there, and whether text held all that was needed to tell (a line ended after it).
 
     Whitespace at the cut is dropped (only blank lines inside code), and an original closing fence right there,
     since the piece before already got one.
     """
-    text = head + markdown[p:]
+    text = head + text
     at = len(head) + cut
     start = text.rfind("\n", 0, at) + 1
     fence = scan(line_states(text[:start])[start] if start else State(), text[start:at]).fence
@@ -159,20 +180,22 @@ def _next(markdown: str, p: int, head: str, cut: int) -> tuple[int, str]:
             q = eol + 1
         eol = len(text) if eol < 0 else eol
         if step(State(fence), text[q:eol]).fence is None:  # the original closing fence: skip it too
-            return p + eol - len(head) + len(text[eol:]) - len(text[eol:].lstrip()), ""
-        return p + q - len(head), fence.reopen + "\n"
+            q = len(text) - len(text[eol:].lstrip())
+            return q - len(head), "", "\n" in text[q:]
+        return q - len(head), fence.reopen + "\n", "\n" in text[q:]
     q = len(text) - len(text[at:].lstrip())
     q_start = text.rfind("\n", 0, q) + 1
     state = line_states(text[:q_start])[q_start] if q_start else State()
     line = text[q_start:].split("\n", 1)[0]
     quote, rest = quote_prefix(line)
+    known = "\n" in text[q:]
     if at > q_start:  # the line itself was cut: the rest of a quoted line stays quoted
-        return p + q - len(head), "" if state.table else quote or state.quote
+        return q - len(head), "" if state.table else quote or state.quote, known
     if _BLOCK.match(rest):
-        return p + q - len(head), ""
+        return q - len(head), "", known
     if state.table and quote == quote_prefix(state.table)[0]:
-        return p + q - len(head), state.table
-    return p + q - len(head), state.quote if not quote else ""
+        return q - len(head), state.table, known
+    return q - len(head), state.quote if not quote else "", known
 
 
 def _plan(markdown: str, limit: int) -> list[tuple[int, int, str, str]]:
@@ -184,12 +207,16 @@ def _plan(markdown: str, limit: int) -> list[tuple[int, int, str, str]]:
     p, head = len(markdown) - len(markdown.lstrip()), ""
     while p < stop:
         window = markdown[p : p + span]
-        cut = _decide(window, head, stop > p + span, limit)
-        if cut is None:
+        decided = _decide(window, head, stop > p + span, limit)
+        if decided is None:
             pieces.append((p, stop, head, ""))
             break
-        pieces.append((p, p + len(window[:cut].rstrip()), head, _Doc(head, window).closing(cut)))
-        p, head = _next(markdown, p, head, cut)
+        cut, closing = decided
+        pieces.append((p, p + len(window[:cut].rstrip()), head, closing))
+        skip, after, known = _next(window, head, cut)
+        if not known and p + span < len(markdown):  # the window ended too soon to tell: read on
+            skip, after, _ = _next.__wrapped__(markdown[p:], head, cut)
+        p, head = p + skip, after
     return pieces
 
 
