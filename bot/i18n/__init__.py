@@ -49,7 +49,7 @@ def _catalog(locale: str) -> gettext.NullTranslations:
 @cache
 def _four_decimals(locale: str) -> str:
     """The locale's own currency pattern ("¤#,##0.00", "#,##0.00 ¤") with four decimals instead of two."""
-    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    pattern = str(Locale.parse(locale).currency_formats["standard"].pattern).split(";")[0]
     return pattern.replace("0.00", "0.0000", 1)
 
 

@@ -55,6 +55,7 @@ ALLOWED = {
     ("bot/slack/manifest.py", "  # BEGIN slash commands"): "a marker comment in manifest.yml",
     ("bot/slack/manifest.py", "  # END slash commands"): "a marker comment in manifest.yml",
     ("bot/slack/oauth.py", "Start again from"): "the OAuth install pages: a browser, before any Slack user is known",
+    ("bot/slack/oauth.py", "Too many installs"): "the OAuth install pages: a browser, before any Slack user is known",
     ("bot/core/personas.py", "What can you do?"): "default suggested prompts: persona content, like persona files",
 }
 

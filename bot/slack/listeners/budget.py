@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core import texts
 from bot.core.i18n import money, tr
 from bot.core.usage import month_key
+from bot.slack.admins import may_manage_costs
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()
         workspace, user = workspace_of(context), command.get("user_id", "")
         await deps.directory.speak_to(client, workspace, user)
-        if user not in deps.cost_admins and not await deps.directory.is_admin(client, workspace, user):
+        if not await may_manage_costs(deps.directory, deps.cost_admins, client, workspace, user):
             await respond(text=tr(texts.BUDGET_ADMINS_ONLY), response_type="ephemeral")
             return
         text = (command.get("text") or "").strip()

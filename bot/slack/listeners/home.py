@@ -20,6 +20,7 @@ from bot.core import texts
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import MONTH_YEAR, fmt_date, money, tr
 from bot.core.usage import month_key
+from bot.slack.admins import may_manage_costs
 from bot.slack.cost_views import usage_report
 from bot.slack.home import (
     BUDGET_INPUT_ACTION,
@@ -171,7 +172,8 @@ def _commands(deps: SlackDeps, *, admin: bool) -> list[tuple[str, str]]:
 
 
 async def _is_admin(deps: SlackDeps, client: AsyncWebClient, workspace: str, user: str) -> bool:
-    return user in deps.cost_admins or await deps.directory.is_admin(client, workspace, user)
+    """The same rule as /claude-cost and /claude-budget (asked afresh, never from a cache)."""
+    return await may_manage_costs(deps.directory, deps.cost_admins, client, workspace, user)
 
 
 async def _maybe(call: Awaitable[T]) -> T | None:
