@@ -28,6 +28,11 @@ def persona_list(personas: list[Persona], active: Persona) -> tuple[str, list[di
     return text, blocks
 
 
+def _command_description(tool: Tool) -> str:
+    described = texts.COMMAND_DESCRIPTIONS.get(tool.command)
+    return tr(described) if described else tool.description
+
+
 APPROVE_ACTION = "tool_approve"
 DENY_ACTION = "tool_deny"
 
@@ -73,7 +78,7 @@ def tool_list(tools: list[Tool]) -> tuple[str, list[dict[str, Any]]]:
     for_claude = [t for t in tools if t.for_model]
     commands = [t for t in tools if t.for_people]
     lines = [tr(texts.TOOLS_COMMANDS_HEADING)]
-    lines += [f"• `{t.command} {t.usage}`".rstrip() + f" — {t.description}" for t in commands]
+    lines += [f"• `{t.command} {t.usage}`".rstrip() + f" — {_command_description(t)}" for t in commands]
     lines += [f"• `/claude-persona [name]` — {tr(texts.TOOLS_PERSONA_COMMAND)}", "", tr(texts.TOOLS_FOR_CLAUDE_HEADING)]
     for tool in for_claude:
         marks = tr(texts.TOOLS_ASKS_APPROVAL) if tool.acts else ""

@@ -67,6 +67,10 @@ async def test_a_japanese_user_gets_claude_persona_in_japanese_and_an_english_us
 
     changed = await _respond(running, slack, "/claude-persona", "no_such_persona", JAPANESE)
     assert changed["text"].startswith("「no_such_persona」というペルソナはありません。")
+    tools = await _respond(running, slack, "/claude-tools", "", JAPANESE)
+    assert (
+        tools["text"].startswith("*コマンド*") and "コード、差分、メッセージのリンクをコードレビュー" in tools["text"]
+    )
     budget = await _respond(running, slack, "/claude-budget", "", JAPANESE)  # not an admin
     assert budget["text"] == "Claude の予算を確認・変更できるのはワークスペース管理者だけです。"
 

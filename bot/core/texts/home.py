@@ -28,6 +28,8 @@ HOME_CMD_SUMMARIZE = _t("home.cmd_summarize", "sum up the recent conversation in
 HOME_CMD_COST_ME = _t("home.cmd_cost_me", "your own usage and cost")
 HOME_CMD_COST = _t("home.cmd_cost", "the workspace's usage and cost (admins)")
 HOME_CMD_BUDGET = _t("home.cmd_budget", "show or set the budgets (admins)")
+# What people read about a tool's command (/claude-tools, the Home tab); a tool missing here shows its own description.
+COMMAND_DESCRIPTIONS = {"/claude-review": HOME_CMD_REVIEW, "/claude-summarize": HOME_CMD_SUMMARIZE}
 HOME_PERSONAS_HEADING = _t("home.personas_heading", "*Personas* — each channel picks one with `/claude-persona`")
 HOME_PERSONAS_MORE = _n("home.personas_more", "…and {n} more persona.", "…and {n} more personas.")
 HOME_YOUR_USAGE_HEADING = _t("home.your_usage_heading", "*Your usage in {month}*")

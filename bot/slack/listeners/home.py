@@ -44,11 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_COMMAND_TEXTS = {
-    "/claude-review": texts.HOME_CMD_REVIEW,
-    "/claude-summarize": texts.HOME_CMD_SUMMARIZE,
-}
-
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.event("app_home_opened")
@@ -162,7 +157,7 @@ def _commands(deps: SlackDeps, *, admin: bool) -> list[tuple[str, str]]:
         ("/claude-reset", tr(texts.HOME_CMD_RESET)),
     ]
     for tool in deps.tools.commands():
-        described = _COMMAND_TEXTS.get(tool.command)
+        described = texts.COMMAND_DESCRIPTIONS.get(tool.command)
         commands.append((f"{tool.command} {tool.usage}".strip(), tr(described) if described else tool.description))
     commands.append(("/claude-cost me", tr(texts.HOME_CMD_COST_ME)))
     if admin:
