@@ -26,11 +26,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.core.tools.registry import ToolError
+from bot.web.addresses import IPAddress, non_public_reason
 
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 TRUNCATION_MARKER = "[…truncated]"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -39,10 +39,6 @@ _TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown", "appl
 _CHUNK_BYTES = 64 * 1024
 _SNIFF_BYTES = 4096  # browsers look for <meta charset> in the first 1024 bytes; be a little more forgiving
 _ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,application/json;q=0.8,*/*;q=0.1"
-
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 # The checked addresses for the hosts of the request this task is making; the connector may connect nowhere else.
 _PINNED: contextvars.ContextVar[Mapping[str, tuple[str, ...]]] = contextvars.ContextVar("web_fetch_pinned")
@@ -239,46 +235,6 @@ def _refuse_address(ip: IPAddress, host: str) -> None:
     if problem is not None:
         where = str(ip) if _normal_host(host) == str(ip) else f"{host} resolves to {ip}, which"
         raise ToolError(f"refused: {where} is {problem}; only public addresses can be fetched")
-
-
-def non_public_reason(ip: IPAddress) -> str | None:
-    """Why an address must not be fetched from (e.g. 'a loopback address'), or None when it is public."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return non_public_reason(embedded)
-        if ip.is_site_local:
-            return "a site-local address"
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
-        return "an unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address (such as the cloud metadata service)"
-    if ip.is_multicast:
-        return "a multicast address"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-        return "a shared (carrier-grade NAT) address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if ip.is_private:
-        return "a private address"
-    if not ip.is_global:
-        return "a reserved address"
-    return None
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for (mapped, NAT64, 6to4, Teredo): it is where packets really go."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    return None
 
 
 def _ip(host: str) -> IPAddress | None:
