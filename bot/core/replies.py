@@ -49,6 +49,7 @@ from bot.core.thinking import Plan, ThinkingPlanner, fit_thinking
 from bot.core.tools.history import SEARCH_HISTORY_NAME
 from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
 from bot.core.tools.runner import ToolRound, ToolRunner
+from bot.core.tools.written_urls import urls_written_by_people
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -331,7 +332,7 @@ class Replies:
                 return
             outcome = ToolRound(results=[])
             interrupt = self._interrupts.get(message.answer_id or "")
-            context = self._tool_context(message, FoldedTurns.of(turns, fold))
+            context = self._tool_context(message, FoldedTurns.of(turns, fold), urls_written_by_people(turns))
             tool_events = self._tools.run(calls, context, allowed, outcome)
             async for tool_event in interrupt.until_stopped(tool_events) if interrupt else tool_events:
                 yield tool_event
@@ -423,7 +424,9 @@ class Replies:
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
 
-    def _tool_context(self, message: IncomingMessage, history: FoldedTurns | None = None) -> ToolContext:
+    def _tool_context(
+        self, message: IncomingMessage, history: FoldedTurns | None = None, human_urls: frozenset[str] = frozenset()
+    ) -> ToolContext:
         key = message.key
         return ToolContext(
             workspace_id=key.workspace_id,
@@ -434,6 +437,7 @@ class Replies:
             reader=self._reader,
             web=self._web,
             history=history,
+            human_urls=human_urls,
         )
 
     async def _save_eventually(self, key: ConversationKey, turn: Turn, measured: MeasuredSize | None = None) -> None:

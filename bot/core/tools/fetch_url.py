@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from bot.core.tools.registry import Tool, ToolContext, ToolError
+from bot.core.tools.written_urls import normal_url
 
 
 class FetchUrlInput(BaseModel):
@@ -31,6 +32,15 @@ def _host(url: str) -> str:
         return url
 
 
+def _composed_by_claude(args: FetchUrlInput, context: ToolContext) -> bool:
+    """True unless a person wrote this very URL in the conversation: then the asker must Approve it first.
+
+    A URL that is not http(s) with a host is refused by the fetcher without any traffic: no need to ask about it.
+    """
+    normal = normal_url(args.url)
+    return normal is not None and normal not in context.human_urls
+
+
 FETCH_URL = Tool(
     name="fetch_url",
     description=(
@@ -47,4 +57,5 @@ FETCH_URL = Tool(
     acts=False,
     timeout_s=20,
     describe=lambda a: f"Reading {_host(a.url)}…",
+    asks_first=_composed_by_claude,
 )
