@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -41,6 +41,7 @@ from bot.core.conversation import (
 )
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.history_access import screen_foreign_reads
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
@@ -264,9 +265,11 @@ class Replies:
         self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
     ) -> AsyncIterator[ReplyEvent]:
         """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
-        turns = list(history.turns)
+        turns, hidden = await self._screen_reads(message, history.turns)
         current = len(turns) - 1  # this message's turn: it and everything after it are never folded
         fold, measured = stored.fold, stored.measured
+        if fold is not None and hidden and hidden[0] < fold.upto:
+            fold, measured = None, None  # its summary may repeat a hidden read: fold anew from what this asker sees
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
         thinking, max_tokens = await self._plan_thinking(call, persona, message)
         usage = Usage()
@@ -423,6 +426,17 @@ class Replies:
 
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
+
+    async def _screen_reads(self, message: IncomingMessage, turns: Sequence[Turn]) -> tuple[list[Turn], list[int]]:
+        """The thread's reads of other conversations, each kept only if the current asker may see it here."""
+        reader, key = self._reader, message.key
+
+        async def can_read(channel: str) -> bool:
+            return reader is not None and await reader.can_read(
+                key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
+            )
+
+        return await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
 
     def _tool_context(
         self, message: IncomingMessage, history: FoldedTurns | None = None, human_urls: frozenset[str] = frozenset()

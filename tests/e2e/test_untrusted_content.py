@@ -124,3 +124,31 @@ async def test_a_denied_composed_url_is_never_contacted(
     assert site.hits == []
     [result] = tool_results(claude.requests[1])
     assert result["is_error"] and "denied" in result_text(result)
+
+
+async def test_a_guest_asking_in_a_thread_that_read_a_channel_they_cannot_see_gets_none_of_its_text(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """User A's thread read #secret; guest B (not in #secret) follows up: nothing of #secret goes to Claude for B."""
+    slack.add_channel("C0SECRET", name="secret", members=["UBOT", "U0USER"])
+    slack.add_history("C0SECRET", [{"ts": "1700000000.000900", "user": "U0USER", "text": "launch codes are 0451"}])
+    slack.add_user("U0GUEST", name="guest")["is_restricted"] = True  # a guest: sees only channels they are in
+    root = "1700000704.000100"
+    claude.script(ToolUseReply("read_channel", {"channel": "<#C0SECRET|secret>"}), TextReply("Read it."))
+    await running.sender.send_event(event_callback(app_mention("what's new in #secret?", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "Read it.")
+    assert "0451" in str(claude.requests[1].body)  # A may see it
+
+    claude.script(TextReply("Nothing I can share."))
+    follow_up = app_mention("and what did it say exactly?", ts="1700000704.000300", thread_ts=root, user="U0GUEST")
+    await running.sender.send_event(event_callback(follow_up))
+    await wait_for_reply(slack, "C0GENERAL", root, "Nothing I can share.")
+    for_guest = str(claude.requests[2].body)
+    assert "0451" not in for_guest and "launch codes" not in for_guest
+    assert "not shown: the person asking now cannot see that conversation" in for_guest
+
+    claude.script(TextReply("Still 0451."))
+    again = app_mention("remind me?", ts="1700000704.000500", thread_ts=root)
+    await running.sender.send_event(event_callback(again))
+    await wait_for_reply(slack, "C0GENERAL", root, "Still 0451.")
+    assert "launch codes are 0451" in str(claude.requests[3].body)  # A, a member, still gets it

@@ -44,6 +44,10 @@ class ConversationReader(Protocol):
         """`shown_in` is where the answer will appear: private content may only go back there or to a DM."""
         ...
 
+    async def can_read(self, workspace_id: str, channel_id: str, *, as_user: str, shown_in: str) -> bool:
+        """Whether read_channel/read_thread would show this conversation to as_user in shown_in."""
+        ...
+
     async def post_message(self, workspace_id: str, channel_id: str, text: str, *, as_user: str) -> str:
         """Post as the bot into a channel the user belongs to; returns a permalink or ts."""
         ...
