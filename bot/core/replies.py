@@ -265,11 +265,8 @@ class Replies:
         self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
     ) -> AsyncIterator[ReplyEvent]:
         """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
-        turns, hidden = await self._screen_reads(message, history.turns)
+        turns, fold, measured = await self._screen_reads(message, history.turns, stored)
         current = len(turns) - 1  # this message's turn: it and everything after it are never folded
-        fold, measured = stored.fold, stored.measured
-        if fold is not None and hidden and hidden[0] < fold.upto:
-            fold, measured = None, None  # its summary may repeat a hidden read: fold anew from what this asker sees
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
         thinking, max_tokens = await self._plan_thinking(call, persona, message)
         usage = Usage()
@@ -427,8 +424,11 @@ class Replies:
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
 
-    async def _screen_reads(self, message: IncomingMessage, turns: Sequence[Turn]) -> tuple[list[Turn], list[int]]:
-        """The thread's reads of other conversations, each kept only if the current asker may see it here."""
+    async def _screen_reads(
+        self, message: IncomingMessage, turns: Sequence[Turn], stored: StoredConversation
+    ) -> tuple[list[Turn], Fold | None, MeasuredSize | None]:
+        """The thread's reads of other conversations, each kept only if the current asker may see it here; the
+        stored fold too, unless its summary may repeat a hidden read (then the thread is folded anew)."""
         reader, key = self._reader, message.key
 
         async def can_read(channel: str) -> bool:
@@ -436,7 +436,10 @@ class Replies:
                 key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
             )
 
-        return await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+        screened, hidden = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+        if stored.fold is not None and hidden and hidden[0] < stored.fold.upto:
+            return screened, None, None
+        return screened, stored.fold, stored.measured
 
     def _tool_context(
         self, message: IncomingMessage, history: FoldedTurns | None = None, human_urls: frozenset[str] = frozenset()
