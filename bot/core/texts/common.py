@@ -55,7 +55,9 @@ FILE_UNDOWNLOADABLE = _t(
 )
 IMAGE_TOO_LARGE = _t("media.image_too_large", "That image is {size}; I can read images up to {limit}.")
 IMAGE_TOO_MANY_PIXELS = _t(
-    "media.image_too_many_pixels", "That image is too large for me to open (over {megapixels} megapixels)."
+    "media.image_too_many_pixels",
+    "That image is too large for me to open (over {megapixels} megapixels); a JPEG photo (not progressive) of up "
+    "to {jpeg_megapixels} megapixels, or a smaller image, works.",
 )
 PDF_TOO_LARGE = _t("media.pdf_too_large", "That PDF is {size}; I can read PDFs up to {limit}.")
 PDF_TOO_MANY_PAGES = _t(
