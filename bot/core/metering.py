@@ -17,7 +17,7 @@ from typing import Protocol
 from bot.core.errors import BotError
 from bot.core.events import Usage
 from bot.core.ports import ModelRequest
-from bot.core.usage import PriceTable, UsageRecord, month_key
+from bot.core.usage import Claim, PriceTable, UsageRecord, month_key
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class UsageLedger(Protocol):
 
     async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None: ...
 
-    async def claim_once(self, name: str, ttl_s: int) -> bool: ...
+    async def claim_once(self, claim: Claim) -> bool: ...
 
 
 class BudgetStore(Protocol):
@@ -194,7 +194,7 @@ class Metering:
         month = month_key(self._clock().date())
         spent = await self._ledger.month_spent(workspace_id, month)
         if spent >= policy.warn_at * budget and await self._ledger.claim_once(
-            f"warned:{workspace_id}:{month}", ttl_s=40 * 86400
+            Claim("budget_warning", workspace_id, month)
         ):
             await self._notifier.notify_admins(
                 workspace_id,

@@ -11,7 +11,7 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 
 from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.storage.keys import Keys
-from bot.storage.redis_store import connect
+from tests.conftest import RedisTarget
 
 
 def installation(
@@ -42,15 +42,20 @@ def installation(
 
 
 @pytest.fixture
-async def client(redis_url: str, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
-    instance = connect(redis_url)
+async def client(redis_target: RedisTarget, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
+    instance = redis_target.connect()
     yield instance
     await instance.aclose()
 
 
 @pytest.fixture
-def store(client: redis.Redis, key_prefix: str) -> RedisInstallationStore:
-    return RedisInstallationStore(client, Keys(key_prefix))
+def keys(redis_target: RedisTarget, key_prefix: str) -> Keys:
+    return redis_target.keys(key_prefix)
+
+
+@pytest.fixture
+def store(client: redis.Redis, keys: Keys) -> RedisInstallationStore:
+    return RedisInstallationStore(client, keys)
 
 
 async def test_a_saved_installation_is_found_with_its_bot(store: RedisInstallationStore) -> None:
@@ -176,22 +181,22 @@ async def test_delete_all_forgets_one_workspace_or_org_only(store: RedisInstalla
 
 
 async def test_an_unreadable_entry_is_skipped_not_fatal(
-    store: RedisInstallationStore, client: redis.Redis, key_prefix: str
+    store: RedisInstallationStore, client: redis.Redis, keys: Keys
 ) -> None:
-    await client.hset(Keys(key_prefix).installation("T1"), mapping={"latest": "{not json", "bot": '{"nope": 1}'})
+    await client.hset(keys.installation("T1"), mapping={"latest": "{not json", "bot": '{"nope": 1}'})
 
     assert await store.async_find_installation(enterprise_id=None, team_id="T1") is None
     assert await store.async_find_bot(enterprise_id=None, team_id="T1") is None
 
 
-async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, key_prefix: str) -> None:
-    states = RedisOAuthStateStore(client, Keys(key_prefix), expiration_s=600)
+async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, keys: Keys) -> None:
+    states = RedisOAuthStateStore(client, keys, expiration_s=600)
 
     state = await states.async_issue()
     other = await states.async_issue()
 
     assert state != other and len(state) >= 32
-    assert 0 < await client.ttl(Keys(key_prefix).oauth_state(state)) <= 600
+    assert 0 < await client.ttl(keys.oauth_state(state)) <= 600
     assert await states.async_consume(state)
     assert not await states.async_consume(state), "a replayed state must be refused"
     assert not await states.async_consume("never-issued")

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.usage import parse_period
+from bot.core.usage import Claim, parse_period
 from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
 
@@ -33,7 +33,6 @@ REFUSAL = (
 # The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
 # for the note around it.
 INLINE_CSV_CHARS = 3_400
-WEEKLY_CLAIM_TTL_S = 8 * 86_400  # outlives the week it guards, so a restart late in the week cannot post twice
 _UPLOAD_REFUSALS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
 
 
@@ -128,7 +127,7 @@ async def post_weekly_summary(
     end = start + timedelta(days=6)
     year, week, _ = start.isocalendar()
     iso_week = f"{year}-W{week:02d}"
-    if not await deps.usage.claim_once(f"weekly:{workspace_id}:{iso_week}", ttl_s=WEEKLY_CLAIM_TTL_S):
+    if not await deps.usage.claim_once(Claim("weekly_summary", workspace_id, iso_week)):
         return False
     report = await deps.usage.report(workspace_id, start, end)
     text, blocks = usage_report(report, f"week {iso_week}")
