@@ -1,10 +1,12 @@
-"""Several bot processes behind a load balancer: real `python -m bot run` subprocesses on one Redis, and on a Redis
-Cluster, with Slack's deliveries alternating between them (no sticky sessions)."""
+"""Several bot processes: real `python -m bot run` subprocesses on one Redis and on a Redis Cluster, behind a load
+balancer with Slack's deliveries alternating between them (no sticky sessions), or each holding its own Socket Mode
+connection while Slack delivers each envelope to one of them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,6 +16,7 @@ import pytest
 from bench.processes import BotProcess
 from bot.server import SLACK_PATH
 from bot.storage.usage_ledger import RedisUsageLedger
+from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
 from tests.e2e.conftest import SIGNING_SECRET
 from tests.e2e.helpers import action_ids, answer_id_of, bot_messages, eventually, settle, wait_for_reply
@@ -152,3 +155,57 @@ async def test_two_processes_answer_once_keep_history_stop_each_other_and_count_
                 body = await response.json()
                 assert response.status == 200 and body["redis"] == "ok"
                 assert body.get("redis_cluster_state") == ("ok" if redis_target.cluster else None)
+
+
+@pytest.fixture
+async def socket_processes(
+    slack: FakeSlack, claude: FakeAnthropic, redis_cluster: RedisClusterProcesses, key_prefix: str
+) -> AsyncIterator[RedisTarget]:
+    """Two Socket Mode processes on the Redis Cluster, each with its own connection to Slack (no HTTP intake)."""
+    target = RedisTarget(redis_cluster.url, cluster=True)
+    env = process_environment(slack, claude, target, key_prefix)
+    env.pop("SLACK_SIGNING_SECRET")
+    env["SLACK_APP_TOKEN"] = slack.app_token
+    processes = [BotProcess(env), BotProcess(env)]
+    started = await asyncio.gather(*(process.__aenter__() for process in processes), return_exceptions=True)
+    try:
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        await slack.wait_socket_connected(30, count=2)
+        yield target
+    finally:
+        for process in processes:
+            await process.__aexit__(None, None, None)
+        client = target.connect()
+        async for name in client.scan_iter(match=f"{key_prefix}*"):
+            await client.delete(name)
+        await client.aclose()
+
+
+async def test_socket_mode_processes_each_hold_a_connection_and_answer_each_envelope_once(
+    socket_processes: RedisTarget, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    claude.script(TextReply("Over the first socket."), TextReply("Over the second socket."))
+    root = "1700009100.000100"
+    acks: list[float] = []
+
+    async def deliver(payload: dict[str, object], connection: int, **retry: object) -> None:
+        started = time.perf_counter()
+        ack = await slack.send_socket_envelope("events_api", payload, connection=connection, **retry)  # type: ignore[arg-type]
+        acks.append(time.perf_counter() - started)
+        assert ack["envelope_id"]
+
+    mention = event_callback(app_mention("hello sockets", ts=root))
+    await deliver(mention, 0)
+    await deliver(mention, 1, retry_attempt=1, retry_reason="timeout")  # Slack's retry, on the other connection
+    await wait_for_reply(slack, "C0GENERAL", root, "Over the first socket.")
+    await settle(0.5)
+    assert len(claude.requests) == 1 and len(bot_messages(slack, "C0GENERAL", root)) == 1
+
+    await deliver(event_callback(message("and again?", ts="1700009100.000200", thread_ts=root)), 1)
+    await wait_for_reply(slack, "C0GENERAL", root, "Over the second socket.")
+    assert "Over the first socket." in json.dumps(claude.requests[-1].body["messages"])  # history from the other
+    await settle(0.3)
+    assert len(claude.requests) == 2 and len(bot_messages(slack, "C0GENERAL", root)) == 2
+    assert max(acks) < 1.5, acks  # Slack wants an ack within 3 s; the answer runs after it
