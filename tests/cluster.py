@@ -146,6 +146,9 @@ class RedisClusterProcesses:
                 raise RuntimeError("the test cluster did not reach cluster_state:ok")
             time.sleep(0.1)
 
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return list(self._processes)
+
     def stop(self) -> None:
         for process in self._processes:
             process.terminate()
