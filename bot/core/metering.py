@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 # Rough size of an image in tokens when estimating before a call (a 1568 px image is ~1,600 tokens).
 _IMAGE_TOKENS = 1_600
 _CHARS_PER_TOKEN = 4
-# A reservation outlives the longest call (silence timeouts reset on every byte, so allow for long thinking);
-# one left behind by a crashed process frees itself after this.
-RESERVATION_TTL_S = 1800
 
 
 class BudgetSpent(BotError):
@@ -48,7 +45,7 @@ class UsageLedger(Protocol):
         estimate_usd: float,
         month_budget_usd: float | None,
         user_day_budget_usd: float | None,
-        ttl_s: int = 600,
+        ttl_s: int = ...,  # how long a reservation holds is storage's to decide (RESERVATION_TTL_S)
     ) -> tuple[bool, str]: ...
 
     async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None: ...
@@ -153,7 +150,6 @@ class Metering:
             estimate_usd=estimate,
             month_budget_usd=policy.month_usd,
             user_day_budget_usd=policy.user_day_usd,
-            ttl_s=RESERVATION_TTL_S,
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))

@@ -39,6 +39,14 @@ from bot.core.usage import Claim, ClaimKind
 
 DAY_S = 86_400
 
+# Lifetimes that are not settings (those arrive as arguments: CONVERSATION_TTL_S, EVENT_DEDUP_TTL_S, ...).
+AGGREGATE_TTL_S = 400 * DAY_S  # usage aggregates: a year of reports (and last year's same month) with a month to spare
+FEEDBACK_TTL_S = 400 * DAY_S  # daily 👍 / 👎 counts: as long as the usage aggregates /claude-cost reads beside them
+STOP_FLAG_TTL_S = 3600  # a Stop request: longer than any answer runs (even one waiting for a busy thread)
+# A budget reservation outlives the longest call (silence timeouts reset on every byte, so allow for long thinking);
+# one left behind by a crashed process stops counting after this.
+RESERVATION_TTL_S = 1800
+
 # How long a one-time claim holds: longer than the period it guards, so a restart late in it cannot act twice.
 CLAIM_TTL_S: dict[ClaimKind, int] = {
     "budget_warning": 40 * DAY_S,  # one warning per workspace per month

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from bot.core.errors import StorageUnavailable
 from bot.core.usage import Breakdown, Claim, UsageRecord, UsageReport, month_key
-from bot.storage.keys import CLAIM_TTL_S, UsageKeys
+from bot.storage.keys import AGGREGATE_TTL_S, CLAIM_TTL_S, RESERVATION_TTL_S, UsageKeys
 from bot.storage.redis_store import _translated as _translated_unreachable
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DAY_S = 86_400
-AGGREGATE_TTL_S = 400 * DAY_S  # a year of reports (and last year's same month) with a month to spare
 MAX_REPORT_DAYS = 400  # aggregates do not outlive AGGREGATE_TTL_S, so a longer range could only read zeros
 TOP_N = 10  # per top list in a report
 MICROS_PER_USD = 1_000_000
@@ -264,7 +263,7 @@ class RedisUsageLedger:
         estimate_usd: float,
         month_budget_usd: float | None,
         user_day_budget_usd: float | None,
-        ttl_s: int = 600,
+        ttl_s: int = RESERVATION_TTL_S,
     ) -> tuple[bool, str]:
         """Atomically hold the estimate if both budgets allow it: (True, reservation id) or (False, which budget)."""
         estimate = max(0, math.ceil(estimate_usd * MICROS_PER_USD))

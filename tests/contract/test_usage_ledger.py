@@ -17,7 +17,8 @@ from redis.backoff import NoBackoff
 from bot.core.errors import StorageUnavailable
 from bot.core.events import Usage
 from bot.core.usage import Claim, UsageRecord
-from bot.storage.usage_ledger import AGGREGATE_TTL_S, RedisUsageLedger
+from bot.storage.keys import AGGREGATE_TTL_S, RESERVATION_TTL_S
+from bot.storage.usage_ledger import RedisUsageLedger
 from tests.conftest import RedisTarget
 
 NOV_1, NOV_2, NOV_3, NOV_4, NOV_5 = (date(2026, 11, day) for day in range(1, 6))
@@ -355,7 +356,7 @@ async def test_expired_reservations_stop_counting(ledger: RedisUsageLedger, redi
     )
     assert ok
     assert await redis_client.zrange(ledger.keys.reserved("T1"), 0, -1) == [reservation]
-    assert 0 < await redis_client.pttl(ledger.keys.reserved("T1")) <= 600_000
+    assert 0 < await redis_client.pttl(ledger.keys.reserved("T1")) <= RESERVATION_TTL_S * 1000
 
 
 async def test_claim_once_is_true_once(ledger: RedisUsageLedger, redis_client: redis.Redis) -> None:
