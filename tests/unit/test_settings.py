@@ -130,8 +130,9 @@ def test_weekly_summary_channels_name_their_workspace_with_oauth() -> None:
     ],
 )
 def test_a_redis_cluster_needs_a_node_url_database_0_and_a_prefix_without_braces(
-    overrides: dict[str, object], expected: str
+    overrides: dict[str, object], expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
     with pytest.raises(ValidationError) as caught:
         Settings(**REQUIRED, **overrides, _env_file=None)  # type: ignore[arg-type]
     assert expected in str(caught.value) and "pw" not in describe_validation_error(caught.value)
