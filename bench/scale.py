@@ -90,6 +90,7 @@ async def run(options: argparse.Namespace) -> str:
             summary_table(results),
             "",
             *notes,
+            *(f"{r.scenario.name}: other processes on the machine used {r.others_cores:.2f} cores" for r in results),
         ]
     )
 
