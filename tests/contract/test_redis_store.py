@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -13,6 +15,7 @@ from bot.core.conversation import ConversationKey, TextBlock, ThinkingBlock, Tur
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import RateBucket
 from bot.storage.redis_store import RedisStore
+from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
 from tests.fakes.tcp_proxy import TcpProxy
 
@@ -198,3 +201,19 @@ async def test_rewind_keeps_the_first_turns_only(store: RedisStore) -> None:
     assert (await store.load(KEY)).turns == turns[:1]
     await store.rewind(KEY, 0)
     assert (await store.load(KEY)).turns == []
+
+
+async def test_health_reports_the_clusters_state_and_fails_while_a_slot_is_uncovered(
+    tmp_path: Path, key_prefix: str
+) -> None:
+    cluster = RedisClusterProcesses(tmp_path, nodes=1).start()  # its own: the test breaks it
+    store = make_store(RedisTarget(cluster.url, cluster=True), key_prefix)
+    try:
+        assert await store.health_report() == {"redis": "ok", "redis_cluster_state": "ok"}
+        with sync_redis.Redis(port=cluster.ports[0]) as node:
+            node.execute_command("CLUSTER DELSLOTS", 100)  # one slot's keys now have no home
+        assert await store.health_report() == {"redis": "cluster fail", "redis_cluster_state": "fail"}
+        assert not await store.healthy()
+    finally:
+        await store.close()
+        cluster.stop()
