@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from bench.processes import BotProcess
+from bench.processes import BotGroup, BotProcess
 from bot.server import SLACK_PATH
 from bot.storage.usage_ledger import RedisUsageLedger
 from tests.cluster import RedisClusterProcesses
@@ -48,18 +48,13 @@ async def senders(
 ) -> AsyncIterator[list[tuple[BotProcess, SlackRequestSender]]]:
     """Two bot processes on the same Redis, each with a sender signing requests as Slack does."""
     env = process_environment(slack, claude, redis_target, key_prefix)
-    processes = [BotProcess(env), BotProcess(env)]
-    started = await asyncio.gather(*(process.__aenter__() for process in processes), return_exceptions=True)
-    pairs = [(process, SlackRequestSender(process.url + SLACK_PATH, SIGNING_SECRET)) for process in processes]
-    try:
-        for outcome in started:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        yield pairs
-    finally:
-        for process, sender in pairs:
-            await sender.close()
-            await process.__aexit__(None, None, None)
+    async with BotGroup([BotProcess(env), BotProcess(env)]) as group:
+        pairs = [(process, SlackRequestSender(process.url + SLACK_PATH, SIGNING_SECRET)) for process in group.processes]
+        try:
+            yield pairs
+        finally:
+            for _, sender in pairs:
+                await sender.close()
 
 
 async def click_stop(sender: SlackRequestSender, slack: FakeSlack, answer: FakeMessage) -> None:
@@ -166,17 +161,11 @@ async def socket_processes(
     env = process_environment(slack, claude, target, key_prefix)
     env.pop("SLACK_SIGNING_SECRET")
     env["SLACK_APP_TOKEN"] = slack.app_token
-    processes = [BotProcess(env), BotProcess(env)]
-    started = await asyncio.gather(*(process.__aenter__() for process in processes), return_exceptions=True)
     try:
-        for outcome in started:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        await slack.wait_socket_connected(30, count=2)
-        yield target
+        async with BotGroup([BotProcess(env), BotProcess(env)]):
+            await slack.wait_socket_connected(30, count=2)
+            yield target
     finally:
-        for process in processes:
-            await process.__aexit__(None, None, None)
         client = target.connect()
         async for name in client.scan_iter(match=f"{key_prefix}*"):
             await client.delete(name)
