@@ -207,7 +207,8 @@ def build_core(settings: Settings) -> Core:
         redis_url = embedded.url
     else:
         redis_url = settings.redis_url.get_secret_value()
-        log.info("Redis at %s", redis_store.public_location(redis_url))
+        kind = "Redis Cluster, seed node" if settings.redis_cluster else "Redis"
+        log.info("%s at %s", kind, redis_store.public_location(redis_url))
     store = RedisStore(
         redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file, cluster=settings.redis_cluster),
         Keys(settings.redis_key_prefix, hash_tags=settings.redis_cluster),

@@ -112,44 +112,55 @@ async def test_two_processes_answer_once_keep_history_stop_each_other_and_count_
     assert "capital of France?" in history and "Paris is the capital." in history
 
     # A third question runs on A; Stop is clicked on B and still reaches it.
-    status, _ = await a.send_event(
-        event_callback(message("and the districts?", ts="1700009000.000300", thread_ts=root))
-    )
+    await stop_on_the_other_process(a, b, slack, root, gate)
+    assert len(bot_messages(slack, "C0GENERAL", root)) == 3  # one message per answer, none twice
+    assert len(claude.requests) == 3
+
+    # Every model call is billed once, whichever process made it.
+    ledger = RedisUsageLedger(redis_client, redis_target.usage_keys(key_prefix))  # type: ignore[arg-type]
+    assert await billed_requests(ledger, at_least=3) == 3
+
+    # Both report healthy, with the cluster's state when there is one.
+    for process in (first, second):
+        status, body = await healthz(process)
+        assert status == 200 and body["redis"] == "ok"
+        assert body.get("redis_cluster_state") == ("ok" if redis_target.cluster else None)
+
+
+async def stop_on_the_other_process(
+    writer: SlackRequestSender, other: SlackRequestSender, slack: FakeSlack, root: str, gate: asyncio.Event
+) -> None:
+    """A follow-up reaches `writer`; while its answer runs, Stop is clicked through `other`."""
+    follow_up = event_callback(message("and the districts?", ts="1700009000.000300", thread_ts=root))
+    status, _ = await writer.send_event(follow_up)
     assert status == 200
 
     def running() -> FakeMessage | None:
         last = bot_messages(slack, "C0GENERAL", root)[-1]
         return last if "Counting" in last.text and action_ids(last) == ["answer_stop"] else None
 
-    await click_stop(b, slack, await eventually(running, "the third answer running"))
+    await click_stop(other, slack, await eventually(running, "the third answer running"))
     stopped = (await wait_for_reply(slack, "C0GENERAL", root, "Stopped"))[-1]
     assert "Never finished" not in stopped.text
     gate.set()
     await settle(0.5)
-    assert len(bot_messages(slack, "C0GENERAL", root)) == 3  # one message per answer, none twice
-    assert len(claude.requests) == 3
 
-    # Every model call is billed once, whichever process made it.
-    ledger = RedisUsageLedger(redis_client, redis_target.usage_keys(key_prefix))  # type: ignore[arg-type]
+
+async def billed_requests(ledger: RedisUsageLedger, *, at_least: int) -> int:
+    """Today's billed model calls in the test workspace, once at least `at_least` are in (a stopped answer's usage
+    is recorded as it winds down), after a moment for any double count to show."""
     today = datetime.now(UTC).date()
-
-    async def billed() -> int:
-        return (await ledger.report("T0001", today, today)).requests
-
-    for _ in range(100):  # the stopped answer's usage is recorded as it winds down
-        if await billed() >= 3:
+    for _ in range(100):
+        if (await ledger.report("T0001", today, today)).requests >= at_least:
             break
         await settle(0.1)
     await settle(0.3)
-    assert await billed() == 3
+    return (await ledger.report("T0001", today, today)).requests
 
-    # Both report healthy, with the cluster's state when there is one.
-    async with aiohttp.ClientSession() as session:
-        for process in (first, second):
-            async with session.get(process.url + "/healthz") as response:
-                body = await response.json()
-                assert response.status == 200 and body["redis"] == "ok"
-                assert body.get("redis_cluster_state") == ("ok" if redis_target.cluster else None)
+
+async def healthz(process: BotProcess) -> tuple[int, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.get(process.url + "/healthz") as response:
+        return response.status, await response.json()
 
 
 @pytest.fixture
