@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.conversation import TURN_JSON, ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
@@ -31,7 +31,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 D = TypeVar("D", Fold, MeasuredSize)
 
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# RedisClusterException: the cluster client found no usable node (all down, or REDIS_URL is not in cluster mode);
+# redis-py does not derive it from RedisError.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException)
 _THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
 
 
@@ -409,6 +411,9 @@ class RedisStore:
                 alive = bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))
                 return {"redis": "ok" if alive else "unreachable"}
             state = await asyncio.wait_for(cluster_state(self.client), timeout=2.0)
+        except RedisClusterException as error:  # e.g. "Cluster mode is not enabled on this node": say so
+            log.warning("redis cluster: %s", error)
+            return {"redis": "unreachable", "redis_cluster_state": "unknown"}
         except (*_UNREACHABLE, TimeoutError, RedisError):
             return {"redis": "unreachable"}
         return {"redis": "ok" if state == "ok" else "cluster " + state, "redis_cluster_state": state}

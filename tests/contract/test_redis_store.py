@@ -11,6 +11,7 @@ import redis as sync_redis
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
+from bench.processes import DedicatedRedis
 from bot.core.conversation import ConversationKey, TextBlock, ThinkingBlock, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import RateBucket
@@ -217,3 +218,14 @@ async def test_health_reports_the_clusters_state_and_fails_while_a_slot_is_uncov
     finally:
         await store.close()
         cluster.stop()
+
+
+async def test_redis_cluster_aimed_at_a_server_not_in_cluster_mode_is_an_outage_not_a_crash(key_prefix: str) -> None:
+    async with DedicatedRedis() as plain:  # a private server: the cluster client only asks it CLUSTER SLOTS
+        store = make_store(RedisTarget(plain.url, cluster=True), key_prefix)
+        try:
+            assert await store.health_report() == {"redis": "unreachable", "redis_cluster_state": "unknown"}
+            with pytest.raises(StorageUnavailable):
+                await store.load(KEY)
+        finally:
+            await store.close()
