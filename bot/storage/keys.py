@@ -13,7 +13,8 @@ of one slot. Two tags cover every operation the bot makes:
 - `{<workspace>}`: everything else of a workspace, small and often read or written together — budgets, usage
   counters, reservations and the day's aggregates (one MULTI / one script), answer records, Stop flags, votes and the
   day's feedback (one script), de-duplication ids (one pipeline), rate buckets and their hold-off (one script).
-Global keys (OAuth states, the purge schedule) are single keys, untagged.
+- `{oauth}`: OAuth states and the index of live ones (one MULTI issues a state). Other global keys (the purge
+  schedule, install-page rate counters) are single keys, untagged.
 
 Pub/Sub channels are not keys, but name them here too, with the tag of what they concern. On a cluster, plain
 PUBLISH / SUBSCRIBE reach every node (redis-py's asyncio `RedisCluster.pubsub()`; checked on Redis 6.2, the server
@@ -77,6 +78,11 @@ class _Tagged:
     def _ws(self, kind: str, workspace_id: str, *rest: str) -> str:
         """`<prefix><kind>:{<workspace>}:<rest…>`: the workspace's slot."""
         return ":".join((f"{self.prefix}{kind}", self._tag(workspace_id), *rest))
+
+    def _shared(self, kind: str, group: str, *rest: str) -> str:
+        """`<prefix><kind>:{<group>}:<rest…>`: global keys that one operation uses together share the group's slot
+        (on one server the tag is left out, as earlier versions wrote them)."""
+        return ":".join((f"{self.prefix}{kind}", *((self._tag(group),) if self.hash_tags else ()), *rest))
 
     def _thread(self, kind: str, key: ConversationKey) -> str:
         """`<prefix><kind>:{<workspace>:<channel>:<thread>}`: the conversation's slot."""
@@ -167,7 +173,16 @@ class Keys(_Tagged):
     # --- global, single keys ---
     def oauth_state(self, state: str) -> str:
         """Global: issued before the workspace is known; lives the state's expiry (minutes)."""
-        return f"{self.prefix}oauthstate:{state}"
+        return self._shared("oauthstate", "oauth", state)
+
+    def oauth_states_live(self) -> str:
+        """Sorted set: each live OAuth state by its expiry time, to cap how many exist (global, like the states).
+        Issued in one MULTI with the state itself, so both share the `{oauth}` slot on a cluster."""
+        return self._shared("oauthstates", "oauth")
+
+    def install_rate(self, address: str, minute: int) -> str:
+        """Counter: GET /slack/install visits from one client address in one minute; expires after two."""
+        return f"{self.prefix}installrate:{minute}:{address}"
 
     def pending_purges(self) -> str:
         """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
