@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.i18n import number, tr, trn
-from bot.core.usage import parse_period
+from bot.core.usage import Claim, parse_period
 from bot.slack.admins import may_manage_costs
 from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
@@ -26,7 +26,6 @@ COST_COMMAND = "/claude-cost"
 # The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
 # for the note around it.
 INLINE_CSV_CHARS = 3_400
-WEEKLY_CLAIM_TTL_S = 8 * 86_400  # outlives the week it guards, so a restart late in the week cannot post twice
 _UPLOAD_REFUSALS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
 
 
@@ -116,7 +115,7 @@ async def post_weekly_summary(
     end = start + timedelta(days=6)
     year, week, _ = start.isocalendar()
     iso_week = f"{year}-W{week:02d}"
-    if not await deps.usage.claim_once(f"weekly:{workspace_id}:{iso_week}", ttl_s=WEEKLY_CLAIM_TTL_S):
+    if not await deps.usage.claim_once(Claim("weekly_summary", workspace_id, iso_week)):
         return False
     report = await deps.usage.report(workspace_id, start, end)
     text, blocks = usage_report(report, tr(texts.PERIOD_WEEK, week=iso_week))
