@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -39,6 +39,7 @@ from bot.core.events import (
     UsageSoFar,
 )
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
+from bot.llm.providers import CAPABILITIES, Capabilities, ModelMap, Provider, shape_for
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ _TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error",
 _UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 
 
-class _StreamCutShort(Exception):
+class StreamCutShort(Exception):
     """The stream ended without message_stop: the SDK returns quietly, but the answer is incomplete."""
 
 
-def _describe_status(error: anthropic.APIStatusError) -> str:
+def describe_status(error: anthropic.APIStatusError) -> str:
     kind = error.type or ""
     if error.status_code == 529 or kind == "overloaded_error":
         return "Claude is overloaded right now."
@@ -84,15 +85,36 @@ class ClaudeModel:
         self,
         client: anthropic.AsyncAnthropic,
         *,
+        provider: str = "anthropic",
+        capabilities: Capabilities | None = None,
+        models: ModelMap | None = None,
         max_attempts: int = 3,
         backoff_base_s: float = 0.5,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self.provider = provider
+        self.capabilities = capabilities or CAPABILITIES[provider]
+        self._models = models or ModelMap()
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
         self._limits: dict[str, tuple[ModelLimits | None, float]] = {}
         self._on_error = on_error or (lambda error_type: None)  # told of every failed attempt, e.g. for metrics
+
+    @classmethod
+    def for_provider(
+        cls, provider: Provider, *, max_attempts: int, backoff_base_s: float, on_error: Callable[[str], None]
+    ) -> ClaudeModel:
+        # Bedrock's and Vertex's clients are not AsyncAnthropic subclasses, but offer the same `messages` resource.
+        return cls(
+            cast(anthropic.AsyncAnthropic, provider.client),
+            provider=provider.name,
+            capabilities=provider.capabilities,
+            models=provider.models,
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            on_error=on_error,
+        )
 
     @staticmethod
     def build_client(
@@ -108,6 +130,8 @@ class ClaudeModel:
 
     async def limits(self, model: str) -> ModelLimits | None:
         """The Models API's facts about `model`, cached for an hour (a failure is remembered for a minute)."""
+        if not self.capabilities.models_api:
+            return None  # the provider has no Models API: the core keeps its defaults
         now = time.monotonic()
         cached = self._limits.get(model)
         if cached is not None and cached[1] > now:
@@ -130,13 +154,15 @@ class ClaudeModel:
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The provider's exact count for the request as it would be sent (count_tokens is free of charge)."""
-        params = self.request_params(request, request.model)
+        if not self.capabilities.count_tokens:
+            raise ModelUnavailable(f"Token counting is not offered by {self.provider}.")
+        params = self.provider_params(request, request.model)
         params.pop("max_tokens", None)
         params.pop("metadata", None)
         try:
             counted = await self._client.messages.count_tokens(**params)
         except anthropic.APIStatusError as error:
-            raise ModelUnavailable(_describe_status(error), request_id=error.request_id) from error
+            raise ModelUnavailable(describe_status(error), request_id=error.request_id) from error
         except (anthropic.APIConnectionError, httpx2.HTTPError) as error:
             raise ModelUnavailable("The connection to Claude kept dropping.") from error
         return counted.input_tokens
@@ -156,7 +182,7 @@ class ClaudeModel:
                 return
             except anthropic.APIStatusError as error:
                 self._on_error(error.type or f"http_{error.status_code}")
-                last_error = ModelUnavailable(_describe_status(error), request_id=error.request_id)
+                last_error = ModelUnavailable(describe_status(error), request_id=error.request_id)
                 mid_stream = error.status_code == 200
                 if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
                     raise last_error from error
@@ -180,7 +206,7 @@ class ClaudeModel:
                 self._on_error("connection")
                 last_error = ModelUnavailable("The connection to Claude kept dropping.")
                 log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
-            except _StreamCutShort:
+            except StreamCutShort:
                 self._on_error("stream_cut_short")
                 last_error = ModelUnavailable("Claude's answer was cut off.")
                 log.warning("claude attempt %d: stream ended before message_stop", attempt + 1)
@@ -192,8 +218,22 @@ class ClaudeModel:
         assert last_error is not None
         raise last_error
 
-    async def _one_attempt(self, request: ModelRequest, model: str) -> AsyncIterator[ModelEvent]:
-        params = self.request_params(request, model)
+    def provider_params(self, request: ModelRequest, model: str, prefill: str = "") -> dict[str, Any]:
+        """The wire request for this provider: its model id, and only the features it offers."""
+        model_id = self._models.provider_id(self.provider, model)
+        return shape_for(self.capabilities, self.request_params(request, model), model_id=model_id, prefill=prefill)
+
+    async def attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
+        """One call, no retries of our own (the SDK's are done): raises the SDK's errors for a failover to judge."""
+        async for event in self._one_attempt(request, model, prefill):
+            yield event
+
+    def _reported_model(self, model: str, reported: str) -> str:
+        """Anthropic names the model it ran; a cloud's name is its own id, so the bill keeps the id personas use."""
+        return reported if self.provider == "anthropic" else model
+
+    async def _one_attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
+        params = self.provider_params(request, model, prefill)
         started: UsageSoFar | None = None
         written_chars = 0  # text, thinking and tool input so far: the output a stopped call is billed for
         async with self._client.messages.stream(**params) as stream:
@@ -209,11 +249,12 @@ class ClaudeModel:
                 elif event.type == "input_json":
                     written_chars += len(event.partial_json)
                 elif event.type == "message_start":
-                    started = UsageSoFar(_usage(event.message.usage), event.message.model)
+                    reported = self._reported_model(model, event.message.model)
+                    started = UsageSoFar(_usage(event.message.usage), reported, self.provider)
                     yield started
                 elif event.type == "content_block_stop" and started is not None:
                     estimate = max(started.usage.output_tokens, math.ceil(written_chars / _CHARS_PER_TOKEN))
-                    yield UsageSoFar(dataclasses.replace(started.usage, output_tokens=estimate), started.model)
+                    yield dataclasses.replace(started, usage=dataclasses.replace(started.usage, output_tokens=estimate))
                 elif event.type == "content_block_start":
                     block_type = event.content_block.type
                     if block_type in ("thinking", "redacted_thinking"):
@@ -222,12 +263,13 @@ class ClaudeModel:
                         yield ToolRunning(tool="web_search", status="Searching the web…")
             final = await stream.get_final_message()
         if final.stop_reason is None:
-            raise _StreamCutShort()
+            raise StreamCutShort()
         yield ModelTurnComplete(
             blocks=tuple(_from_sdk_blocks(final.content)),
             usage=_usage(final.usage),
             stop_reason=final.stop_reason,
-            model=final.model,
+            model=self._reported_model(model, final.model),
+            provider=self.provider,
         )
 
     @staticmethod

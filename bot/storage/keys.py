@@ -96,6 +96,11 @@ class Keys:
         """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
         return f"{self.prefix}purges"
 
+    def provider_breaker(self, provider: str) -> str:
+        """Global hash: a Claude provider's failures in a row, when its cool-down ends and who holds the probe.
+        Expires a while after the last failure (`bot.core.breaker.BREAKER_TTL_S`), so a healthy provider leaves none."""
+        return f"{self.prefix}breaker:{provider}"
+
     def workspace_data(self, workspace_id: str) -> tuple[str, re.Pattern[str]]:
         """What the delayed purge deletes for a departed workspace: a SCAN MATCH glob, and the exact test for a key.
 
