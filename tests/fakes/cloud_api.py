@@ -6,12 +6,14 @@ paths, auth and framing, so one scripted fake serves every dialect and the SDK's
 
 - Vertex: ``POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:streamRawPredict`` (SSE) and
   ``:rawPredict`` (JSON); ``…/models/count-tokens:rawPredict``. A bearer token; ``anthropic_version:
-  vertex-2023-10-16`` (or the SDK's dated API version) in the body; the model in the path, never in the body. Point the client at ``fake.vertex_url``.
+  vertex-2023-10-16`` (or the SDK's dated API version) in the body; the model in the path, never in the body.
+  Point the client at ``fake.vertex_url``.
 - Bedrock: ``POST /model/{id}/invoke`` (JSON) and ``/model/{id}/invoke-with-response-stream`` (AWS event-stream
   binary frames, each a ``chunk`` event holding base64 of one Messages stream event; stream errors are exception
-  frames). ``anthropic_version: bedrock-2023-05-31`` (or the SDK's dated version) in the body, no ``model`` or ``stream``. Auth: a Bedrock API key
-  (``Authorization: Bearer …``) or a SigV4 signature, recomputed and checked here with botocore. Errors are AWS-shaped
-  (``{"message": …}`` and ``x-amzn-ErrorType``). Point the client at ``fake.base_url``.
+  frames). ``anthropic_version: bedrock-2023-05-31`` (or the SDK's dated version) in the body, no ``model`` or
+  ``stream``. Auth: a Bedrock API key (``Authorization: Bearer …``) or a SigV4 signature, recomputed and checked
+  here with botocore. Errors are AWS-shaped (``{"message": …}`` and ``x-amzn-ErrorType``). Point the client at
+  ``fake.base_url``.
 - Foundry: the Messages API under ``/anthropic/v1/…``, the key in ``api-key`` / ``x-api-key``; no Models API.
   Point the client at ``fake.foundry_url``.
 
