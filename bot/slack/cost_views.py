@@ -76,6 +76,7 @@ def usage_report(
     tops: list[tuple[str, Sequence[Breakdown], str]] = [
         ("Top channels", report.top_channels, "channel"),
         ("Top models", report.top_models, "model"),
+        ("By provider", report.top_providers, "provider"),
     ]
     if not personal:
         tops.insert(0, ("Top users", report.top_users, "user"))
