@@ -63,14 +63,23 @@ class StreamCutShort(Exception):
     """The stream ended without message_stop: the SDK returns quietly, but the answer is incomplete."""
 
 
-def describe_status(error: anthropic.APIStatusError) -> str:
+# The settings an admin checks when a provider refuses the bot's credentials.
+_CREDENTIAL_SETTINGS = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK or the AWS credentials",
+    "vertex": "VERTEX_ACCESS_TOKEN or the Google application-default credentials",
+    "foundry": "ANTHROPIC_FOUNDRY_API_KEY",
+}
+
+
+def describe_status(error: anthropic.APIStatusError, provider: str = "anthropic") -> str:
     kind = error.type or ""
     if error.status_code == 529 or kind == "overloaded_error":
         return "Claude is overloaded right now."
     if error.status_code == 429 or kind == "rate_limit_error":
         return "Claude's rate limit for this bot was reached."
     if error.status_code in (401, 403):
-        return "Claude rejected the bot's credentials; an admin needs to check ANTHROPIC_API_KEY."
+        return f"Claude rejected the bot's credentials; an admin needs to check {_CREDENTIAL_SETTINGS[provider]}."
     if error.status_code == 404:
         return "The configured Claude model was not found; an admin needs to check CLAUDE_MODEL."
     if error.status_code in (400, 413, 422):
@@ -162,7 +171,7 @@ class ClaudeModel:
         try:
             counted = await self._client.messages.count_tokens(**params)
         except anthropic.APIStatusError as error:
-            raise ModelUnavailable(describe_status(error), request_id=error.request_id) from error
+            raise ModelUnavailable(describe_status(error, self.provider), request_id=error.request_id) from error
         except (anthropic.APIConnectionError, httpx2.HTTPError) as error:
             raise ModelUnavailable("The connection to Claude kept dropping.") from error
         return counted.input_tokens
@@ -182,7 +191,7 @@ class ClaudeModel:
                 return
             except anthropic.APIStatusError as error:
                 self._on_error(error.type or f"http_{error.status_code}")
-                last_error = ModelUnavailable(describe_status(error), request_id=error.request_id)
+                last_error = ModelUnavailable(describe_status(error, self.provider), request_id=error.request_id)
                 mid_stream = error.status_code == 200
                 if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
                     raise last_error from error

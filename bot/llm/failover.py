@@ -55,10 +55,10 @@ class _Failed(Exception):
         self.kind = kind
 
 
-def classify(error: BaseException) -> _Failed | None:
+def classify(error: BaseException, provider: str = "anthropic") -> _Failed | None:
     """A failure worth the next provider, or None when every provider would fail the same way (a bad request)."""
     if isinstance(error, anthropic.APIStatusError):
-        unavailable = ModelUnavailable(describe_status(error), request_id=error.request_id)
+        unavailable = ModelUnavailable(describe_status(error, provider), request_id=error.request_id)
         if error.status_code == 200:  # an error event inside the stream
             return _Failed(unavailable, error.type or "stream_error") if error.type in FAILOVER_STREAM_ERRORS else None
         if error.status_code in FAILOVER_STATUSES or error.status_code in (401, 403):
@@ -123,10 +123,11 @@ class FailoverModel:
                             shown += event.text
                         yield event
                 except Exception as error:
-                    failed = classify(error)
+                    failed = classify(error, provider.provider)
                     if failed is None:
                         if isinstance(error, anthropic.APIStatusError):
-                            raise ModelUnavailable(describe_status(error), request_id=error.request_id) from error
+                            unavailable = describe_status(error, provider.provider)
+                            raise ModelUnavailable(unavailable, request_id=error.request_id) from error
                         raise
                     last = failed
                     await self._note(provider.provider, success=False)

@@ -147,3 +147,34 @@ async def test_vertex_alone_serves_with_its_model_ids(
     vertex.script(TextReply("Hello from Vertex."))
     await ask(running, slack, "1700009004.000100", "Hello from Vertex.")
     assert vertex.requests[0].path.endswith("/models/claude-sonnet-4-5@20250929:streamRawPredict")
+
+
+async def test_chat_through_one_provider_checks_its_credentials_from_a_terminal(
+    claude: FakeAnthropic, bedrock: FakeBedrock, redis_url: str, key_prefix: str
+) -> None:
+    from tests.e2e.test_personas import run_chat
+
+    bedrock.script(TextReply("Bedrock hears you."))
+    env = {
+        "CLAUDE_PROVIDERS": "anthropic,bedrock",  # the chain; --provider picks one link of it
+        "ANTHROPIC_API_KEY": "test-key",
+        "ANTHROPIC_BASE_URL": claude.base_url,
+        "AWS_REGION": bedrock.region,
+        "AWS_ACCESS_KEY_ID": bedrock.access_key_id,  # the standard AWS credential chain: SigV4
+        "AWS_SECRET_ACCESS_KEY": bedrock.secret_access_key,
+        "ANTHROPIC_BEDROCK_BASE_URL": bedrock.base_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": key_prefix,
+    }
+    result = await asyncio.to_thread(run_chat, ["--provider", "bedrock"], "hello\n", env)
+    assert result.returncode == 0, result.stderr
+    assert "through bedrock" in result.stdout and "Bedrock hears you." in result.stdout
+    assert claude.requests == [] and bedrock.signed_requests == 1
+
+    env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
+    result = await asyncio.to_thread(run_chat, ["--provider", "bedrock"], "hello\n", env)
+    assert "AWS credentials" in result.stdout and "wrong-secret" not in result.stdout + result.stderr
+
+    del env["AWS_REGION"]
+    result = await asyncio.to_thread(run_chat, ["--provider", "bedrock"], "hello\n", env)
+    assert result.returncode == 2 and "AWS_REGION: missing" in result.stderr
