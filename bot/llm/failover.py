@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 import anthropic
 import httpx2
@@ -76,6 +77,15 @@ def classify(error: BaseException, provider: str = "anthropic") -> _Failed | Non
     return None
 
 
+@dataclass
+class _Progress:
+    """One answer across providers: the text the user has seen (never repeated, never lost), and how it went."""
+
+    shown: str = ""
+    done: bool = False
+    last: _Failed | None = None
+
+
 class FailoverModel:
     """Implements core.ports.LanguageModel, ModelCatalog and TokenCounter over an ordered chain of providers."""
 
@@ -113,44 +123,57 @@ class FailoverModel:
         raise last
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        shown = ""  # text the user has seen: never repeated, never lost
-        last: _Failed | None = None
+        progress = _Progress()
         for model in (request.model, *request.fallback_models):
-            for provider in await self._order():
-                try:
-                    async for event in self._continue(provider, request, model, shown):
-                        if isinstance(event, TextDelta):
-                            shown += event.text
-                        yield event
-                except Exception as error:
-                    failed = classify(error, provider.provider)
-                    if failed is None:
-                        if isinstance(error, anthropic.APIStatusError):
-                            unavailable = describe_status(error, provider.provider)
-                            raise ModelUnavailable(unavailable, request_id=error.request_id) from error
-                        raise
-                    last = failed
-                    await self._note(provider.provider, success=False)
-                    self._on_failover(provider.provider, failed.kind)
-                    log.warning("claude provider %s failed (%s); trying the next", provider.provider, failed.kind)
+            tried = False
+            for provider in self._providers:
+                # Asked one at a time, so a half-open provider's single probe is only taken when it is really called.
+                if not await self._allowed(provider.provider):
                     continue
-                await self._note(provider.provider, success=True)
-                return
-        assert last is not None
-        raise last.unavailable
+                tried = True
+                async for event in self._attempt(provider, request, model, progress):
+                    yield event
+                if progress.done:
+                    return
+            if not tried:  # every breaker is open: trying a provider that may have recovered beats refusing
+                for provider in self._providers:
+                    async for event in self._attempt(provider, request, model, progress):
+                        yield event
+                    if progress.done:
+                        return
+        assert progress.last is not None
+        raise progress.last.unavailable
 
-    async def _order(self) -> list[ClaudeModel]:
-        """The chain without providers whose breaker is open; all of them when every breaker is open, since trying
-        a provider that may have recovered beats refusing outright."""
-        allowed = []
-        for provider in self._providers:
-            try:
-                if await self._breaker.allow(provider.provider):
-                    allowed.append(provider)
-            except Exception as error:  # the breaker is advice: unreadable, it lets calls through
-                log.warning("circuit breaker unreadable (%s); trying %s", type(error).__name__, provider.provider)
-                allowed.append(provider)
-        return allowed or list(self._providers)
+    async def _attempt(
+        self, provider: ClaudeModel, request: ModelRequest, model: str, progress: _Progress
+    ) -> AsyncIterator[ModelEvent]:
+        """One provider's call; a failure the next provider may not share is noted in `progress`, not raised."""
+        try:
+            async for event in self._continue(provider, request, model, progress.shown):
+                if isinstance(event, TextDelta):
+                    progress.shown += event.text
+                yield event
+        except Exception as error:
+            failed = classify(error, provider.provider)
+            if failed is None:
+                if isinstance(error, anthropic.APIStatusError):
+                    unavailable = describe_status(error, provider.provider)
+                    raise ModelUnavailable(unavailable, request_id=error.request_id) from error
+                raise
+            progress.last = failed
+            await self._note(provider.provider, success=False)
+            self._on_failover(provider.provider, failed.kind)
+            log.warning("claude provider %s failed (%s); trying the next", provider.provider, failed.kind)
+            return
+        await self._note(provider.provider, success=True)
+        progress.done = True
+
+    async def _allowed(self, provider: str) -> bool:
+        try:
+            return await self._breaker.allow(provider)
+        except Exception as error:  # the breaker is advice: unreadable, it lets calls through
+            log.warning("circuit breaker unreadable (%s); trying %s", type(error).__name__, provider)
+            return True
 
     async def _note(self, provider: str, *, success: bool) -> None:
         try:

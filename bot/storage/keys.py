@@ -1,8 +1,9 @@
 """Every Redis key pattern in one place, so a key's shape and its time-to-live are never guessed elsewhere.
 
 Every key that holds a workspace's data names the workspace (`bot.core.workspaces.workspace_id`: the team id, or the
-enterprise id for an org-wide install). Two keys are global by nature: OAuth states (issued before anyone knows the
-workspace; minutes) and the schedule of pending purges (an index of workspaces). Usage
+enterprise id for an org-wide install). Three keys are global by nature: OAuth states (issued before anyone knows the
+workspace; minutes), the schedule of pending purges (an index of workspaces) and the Claude providers' circuit
+breakers (a provider's health is the same for every workspace). Usage
 keys live in `usage_ledger.UsageKeys`, also under the workspace.
 """
 

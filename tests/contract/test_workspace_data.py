@@ -28,6 +28,7 @@ NOT_PURGED = {
     "token_refresh_lock": "a lock that lives seconds",
     "oauth_state": "global: issued before the workspace is known",
     "pending_purges": "global: the schedule itself",
+    "provider_breaker": "global: a Claude provider's health, shared by every workspace; expires by itself",
 }
 SAMPLE_ARGS = {
     "key": ConversationKey("T1", "C1", "1700000000.000100"),
@@ -44,6 +45,7 @@ SAMPLE_ARGS = {
     "day": "2026-11-26",
     "pane_id": "D1",
     "thread_id": "1700000000.000300",
+    "provider": "bedrock",
 }
 
 
@@ -83,7 +85,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     assert purged == set(built) - set(NOT_PURGED), "add the key to Keys.workspace_data, or to NOT_PURGED with why"
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
-        if name not in ("oauth_state", "pending_purges"):
+        if name not in ("oauth_state", "pending_purges", "provider_breaker"):
             assert ":T1" in key, f"{name}: {key} does not name its workspace"
     assert glob == f"{key_prefix}*T1*"
 
