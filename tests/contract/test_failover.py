@@ -118,3 +118,21 @@ async def test_token_counts_and_limits_come_from_a_provider_that_offers_them(
     assert await model.limits(first.models[0]["id"]) is not None
     assert second.other_requests == [] and len(first.other_requests) == 2
     await model.close()
+
+
+async def test_a_half_open_provider_keeps_its_probe_for_a_call_that_reaches_it(
+    fakes: tuple[FakeAnthropic, FakeBedrock],
+) -> None:
+    first, second = fakes
+    clock = [0.0]
+    breaker = MemoryCircuitBreaker(BreakerPolicy(failure_threshold=1, cooldown_s=10), lambda: clock[0])
+    await breaker.record_failure("bedrock")
+    clock[0] = 11.0  # half-open: one probe may go to Bedrock
+    model = chain(fakes, breaker)
+    first.script(TextReply("Anthropic answers."))
+    assert (await collect(model))[0] == "Anthropic answers."
+    first.script(HttpErrorReply(529, "overloaded_error"))
+    second.script(TextReply("Bedrock probed."))
+    assert (await collect(model))[0] == "Bedrock probed."  # the probe was still there to take
+    assert await breaker.allow("bedrock")  # and it closed the breaker
+    await model.close()

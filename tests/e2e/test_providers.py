@@ -11,7 +11,7 @@ import redis.asyncio as redis
 
 from tests.e2e.conftest import BotFactory
 from tests.e2e.helpers import STREAMING_CURSOR, slash, wait_for_reply
-from tests.fakes.anthropic_api import FakeAnthropic, HttpErrorReply, MidStreamErrorReply, TextReply
+from tests.fakes.anthropic_api import FakeAnthropic, HttpErrorReply, MidStreamErrorReply, StallReply, TextReply
 from tests.fakes.cloud_api import FakeBedrock, FakeVertex
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback
@@ -178,3 +178,20 @@ async def test_chat_through_one_provider_checks_its_credentials_from_a_terminal(
     del env["AWS_REGION"]
     result = await asyncio.to_thread(run_chat, ["--provider", "bedrock"], "hello\n", env)
     assert result.returncode == 2 and "AWS_REGION: missing" in result.stderr
+
+
+async def test_a_silent_provider_is_continued_by_the_next_and_metrics_say_who_served(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, bedrock: FakeBedrock
+) -> None:
+    from tests.e2e.test_operations import scrape, value
+
+    running = await start_bot(**with_bedrock(bedrock, claude_silence_timeout_s=0.4))
+    claude.script(StallReply("Thinking out loud", stall_s=3.0))  # words, then silence past the timeout
+    bedrock.script(TextReply(", and done."))
+    ts = "1700009005.000100"
+    assert await ask(running, slack, ts, "done.") == "Thinking out loud, and done."
+    assert bedrock.requests[0].messages[-1]["content"][0]["text"] == "Thinking out loud"
+    samples = await scrape(running.url)
+    assert value(samples, "claudebot_claude_failovers_total", provider="anthropic", reason="timeout") == 1
+    assert value(samples, "claudebot_claude_provider_calls_total", provider="bedrock") == 1
+    assert value(samples, "claudebot_claude_provider_cost_usd_total", provider="bedrock") > 0
