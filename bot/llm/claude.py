@@ -52,7 +52,20 @@ _CHARS_PER_TOKEN = 4
 # Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
-_TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+# Bedrock's event stream names them after its exception frames (botocore's bedrock-runtime ResponseStream shape).
+TRANSIENT_STREAM_ERRORS = frozenset(
+    {
+        "overloaded_error",
+        "api_error",
+        "rate_limit_error",
+        "timeout_error",
+        "throttlingException",
+        "serviceUnavailableException",
+        "internalServerException",
+        "modelStreamErrorException",
+        "modelTimeoutException",
+    }
+)
 
 
 # Thinking blocks cannot carry cache_control [reference §5: the list of markable blocks leaves them out].
@@ -193,7 +206,7 @@ class ClaudeModel:
                 self._on_error(error.type or f"http_{error.status_code}")
                 last_error = ModelUnavailable(describe_status(error, self.provider), request_id=error.request_id)
                 mid_stream = error.status_code == 200
-                if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
+                if mid_stream and error.type not in TRANSIENT_STREAM_ERRORS:
                     raise last_error from error
                 if not mid_stream:
                     # The SDK already retried this status; only a fallback model is worth another call.

@@ -21,7 +21,7 @@ from bot.core.conversation import Block, TextBlock
 from bot.core.errors import ModelUnavailable
 from bot.core.events import ModelEvent, ModelTurnComplete, TextDelta
 from bot.core.ports import CircuitBreaker, ModelLimits, ModelRequest
-from bot.llm.claude import ClaudeModel, StreamCutShort, describe_status
+from bot.llm.claude import TRANSIENT_STREAM_ERRORS, ClaudeModel, StreamCutShort, describe_status
 from bot.llm.providers import build_providers
 from bot.settings import Settings
 
@@ -29,20 +29,6 @@ log = logging.getLogger(__name__)
 
 # Statuses worth another provider once the SDK's own retries are spent: overloaded, rate-limited, failing.
 FAILOVER_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
-# Error types that arrive as an `event: error` inside a 200 stream (Bedrock's exception frames map to these too).
-FAILOVER_STREAM_ERRORS = frozenset(
-    {
-        "overloaded_error",
-        "api_error",
-        "rate_limit_error",
-        "timeout_error",
-        "throttlingException",
-        "serviceUnavailableException",
-        "internalServerException",
-        "modelStreamErrorException",
-        "modelTimeoutException",
-    }
-)
 # Credentials that cannot be resolved on this host (the AWS chain, Google ADC) come from outside the SDK's errors.
 _CREDENTIAL_ERROR_MODULES = ("botocore", "google.auth")
 
@@ -61,7 +47,7 @@ def classify(error: BaseException, provider: str = "anthropic") -> _Failed | Non
     if isinstance(error, anthropic.APIStatusError):
         unavailable = ModelUnavailable(describe_status(error, provider), request_id=error.request_id)
         if error.status_code == 200:  # an error event inside the stream
-            return _Failed(unavailable, error.type or "stream_error") if error.type in FAILOVER_STREAM_ERRORS else None
+            return _Failed(unavailable, error.type or "stream_error") if error.type in TRANSIENT_STREAM_ERRORS else None
         if error.status_code in FAILOVER_STATUSES or error.status_code in (401, 403):
             # A provider refusing our credentials is that provider's problem; the next one has its own.
             return _Failed(unavailable, error.type or f"http_{error.status_code}")

@@ -195,3 +195,12 @@ async def test_a_silent_provider_is_continued_by_the_next_and_metrics_say_who_se
     assert value(samples, "claudebot_claude_failovers_total", provider="anthropic", reason="timeout") == 1
     assert value(samples, "claudebot_claude_provider_calls_total", provider="bedrock") == 1
     assert value(samples, "claudebot_claude_provider_cost_usd_total", provider="bedrock") > 0
+
+
+async def test_bedrock_alone_retries_an_exception_frame_mid_stream(
+    start_bot: BotFactory, slack: FakeSlack, bedrock: FakeBedrock
+) -> None:
+    running = await start_bot(**with_bedrock(bedrock, chain="bedrock", anthropic_api_key=None))
+    bedrock.script(MidStreamErrorReply("Half an ans", "overloaded_error"), TextReply("A whole answer."))
+    assert await ask(running, slack, "1700009006.000100", "A whole answer.") == "A whole answer."
+    assert len(bedrock.requests) == 2
