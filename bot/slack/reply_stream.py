@@ -259,7 +259,8 @@ class ReplyStream:
 
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
-        rendered = [markdown_to_mrkdwn(piece) for piece in pieces]
+        # Only the last piece of an answer still streaming has a half-typed end to tidy; the rest is rendered whole.
+        rendered = [markdown_to_mrkdwn(p, live=not final and i == len(pieces) - 1) for i, p in enumerate(pieces)]
         if not final:
             thinking = self._thinking_status()
             if not rendered:
