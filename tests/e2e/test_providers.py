@@ -191,7 +191,7 @@ async def test_a_silent_provider_is_continued_by_the_next_and_metrics_say_who_se
     ts = "1700009005.000100"
     assert await ask(running, slack, ts, "done.") == "Thinking out loud, and done."
     assert bedrock.requests[0].messages[-1]["content"][0]["text"] == "Thinking out loud"
-    samples = await scrape(running.url)
+    samples = await scrape(running.metrics_url)
     assert value(samples, "claudebot_claude_failovers_total", provider="anthropic", reason="timeout") == 1
     assert value(samples, "claudebot_claude_provider_calls_total", provider="bedrock") == 1
     assert value(samples, "claudebot_claude_provider_cost_usd_total", provider="bedrock") > 0
