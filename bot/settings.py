@@ -297,15 +297,9 @@ class Settings(BaseSettings):
     @field_validator("claude_providers")
     @classmethod
     def _providers_shape(cls, value: str) -> str:
-        names = [part.strip().lower() for part in value.split(",") if part.strip()]
-        if not names:
-            raise ValueError(f"name at least one of {', '.join(PROVIDER_NAMES)}")
-        for name in names:
-            if name not in PROVIDER_NAMES:
-                raise ValueError(f"unknown provider {name!r} (known: {', '.join(PROVIDER_NAMES)})")
-        if len(set(names)) != len(names):
-            raise ValueError("a provider is named twice")
-        return ",".join(names)
+        from bot.llm.providers import parse_chain
+
+        return parse_chain(value)  # raises ValueError with a plain message
 
     @field_validator("claude_model_map")
     @classmethod
@@ -322,32 +316,10 @@ class Settings(BaseSettings):
         return self.aws_region or self.aws_default_region
 
     def check_providers(self, only: str | None = None) -> None:
-        """Each provider in the chain (or just `only`) has its settings; else one line naming what is missing."""
-        if only is not None and only not in PROVIDER_NAMES:
-            raise SettingsError(f"--provider: unknown provider {only!r} (known: {', '.join(PROVIDER_NAMES)})")
-        for name in (only,) if only is not None else self.provider_chain():
-            missing = self._missing_for(name)
-            if missing:
-                raise SettingsError(f"{missing}: missing (needed for provider {name!r} in CLAUDE_PROVIDERS)")
+        """Each provider in the chain (or just `only`) has its settings; else SettingsError naming what is missing."""
+        from bot.llm.providers import check_settings
 
-    def _missing_for(self, name: str) -> str | None:
-        """The setting a provider lacks. Cloud credentials (the AWS chain, Google ADC) resolve on the first call,
-        since probing them could reach a metadata server; `claude-slack-bot chat --provider NAME` checks them."""
-        if name == "anthropic" and self.anthropic_api_key is None:
-            return "ANTHROPIC_API_KEY"
-        if name == "bedrock" and self.bedrock_region() is None:
-            return "AWS_REGION"
-        if name == "vertex":
-            if self.anthropic_vertex_project_id is None:
-                return "ANTHROPIC_VERTEX_PROJECT_ID"
-            if self.cloud_ml_region is None:
-                return "CLOUD_ML_REGION"
-        if name == "foundry":
-            if self.anthropic_foundry_api_key is None:
-                return "ANTHROPIC_FOUNDRY_API_KEY"
-            if self.anthropic_foundry_resource is None and self.anthropic_foundry_base_url is None:
-                return "ANTHROPIC_FOUNDRY_RESOURCE (or ANTHROPIC_FOUNDRY_BASE_URL)"
-        return None
+        check_settings(self, only)
 
     @property
     def socket_mode(self) -> bool:

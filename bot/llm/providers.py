@@ -15,7 +15,7 @@ from typing import Any
 
 import anthropic
 
-from bot.settings import PROVIDER_NAMES, Settings
+from bot.settings import PROVIDER_NAMES, Settings, SettingsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +152,49 @@ class Provider:
 
     def model_id(self, model: str) -> str:
         return self.models.provider_id(self.name, model)
+
+
+def parse_chain(value: str) -> str:
+    """CLAUDE_PROVIDERS, normalised ("anthropic,bedrock"): known names, each once, at least one."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"name at least one of {', '.join(PROVIDER_NAMES)}")
+    for name in names:
+        if name not in PROVIDER_NAMES:
+            raise ValueError(f"unknown provider {name!r} (known: {', '.join(PROVIDER_NAMES)})")
+    if len(set(names)) != len(names):
+        raise ValueError("a provider is named twice")
+    return ",".join(names)
+
+
+def check_settings(settings: Settings, only: str | None = None) -> None:
+    """Each provider in the chain (or just `only`) has its settings; else one line naming what is missing."""
+    if only is not None and only not in PROVIDER_NAMES:
+        raise SettingsError(f"--provider: unknown provider {only!r} (known: {', '.join(PROVIDER_NAMES)})")
+    for name in (only,) if only is not None else settings.provider_chain():
+        missing = _missing_for(settings, name)
+        if missing:
+            raise SettingsError(f"{missing}: missing (needed for provider {name!r} in CLAUDE_PROVIDERS)")
+
+
+def _missing_for(settings: Settings, name: str) -> str | None:
+    """The setting a provider lacks. Cloud credentials (the AWS chain, Google ADC) resolve on the first call, since
+    probing them could reach a metadata server; `claude-slack-bot chat --provider NAME` checks them."""
+    if name == "anthropic" and settings.anthropic_api_key is None:
+        return "ANTHROPIC_API_KEY"
+    if name == "bedrock" and settings.bedrock_region() is None:
+        return "AWS_REGION"
+    if name == "vertex":
+        if settings.anthropic_vertex_project_id is None:
+            return "ANTHROPIC_VERTEX_PROJECT_ID"
+        if settings.cloud_ml_region is None:
+            return "CLOUD_ML_REGION"
+    if name == "foundry":
+        if settings.anthropic_foundry_api_key is None:
+            return "ANTHROPIC_FOUNDRY_API_KEY"
+        if settings.anthropic_foundry_resource is None and settings.anthropic_foundry_base_url is None:
+            return "ANTHROPIC_FOUNDRY_RESOURCE (or ANTHROPIC_FOUNDRY_BASE_URL)"
+    return None
 
 
 def build_client(settings: Settings, name: str) -> Any:
