@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     # Images and PDFs sent with each request, newest first (the API allows 100 images; each costs tokens).
     max_images_per_thread: int = Field(default=20, ge=1, le=100)
+    # Images decoded at once (each may need a few hundred MB at its peak); more wait their turn.
+    image_decode_concurrency: int = Field(default=2, ge=1, le=64)
 
     # Tools
     max_tool_rounds: int = Field(default=8, ge=1, le=50)

@@ -130,7 +130,10 @@ class Core:
         attachments = None
         if files is not None:
             attachments = Attachments(
-                files, PillowMediaPreparer(), self.store, max_media_per_request=settings.max_images_per_thread
+                files,
+                PillowMediaPreparer(settings.image_decode_concurrency),
+                self.store,
+                max_media_per_request=settings.max_images_per_thread,
             )
         return Replies(
             self.model,

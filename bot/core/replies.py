@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -41,6 +41,7 @@ from bot.core.conversation import (
 )
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.history_access import screen_foreign_reads
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
@@ -49,6 +50,7 @@ from bot.core.thinking import Plan, ThinkingPlanner, fit_thinking
 from bot.core.tools.history import SEARCH_HISTORY_NAME
 from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
 from bot.core.tools.runner import ToolRound, ToolRunner
+from bot.core.tools.written_urls import urls_written_by_people
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -263,9 +265,8 @@ class Replies:
         self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
     ) -> AsyncIterator[ReplyEvent]:
         """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
-        turns = list(history.turns)
+        turns, fold, measured = await self._screen_reads(message, history.turns, stored)
         current = len(turns) - 1  # this message's turn: it and everything after it are never folded
-        fold, measured = stored.fold, stored.measured
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
         thinking, max_tokens = await self._plan_thinking(call, persona, message)
         usage = Usage()
@@ -331,7 +332,7 @@ class Replies:
                 return
             outcome = ToolRound(results=[])
             interrupt = self._interrupts.get(message.answer_id or "")
-            context = self._tool_context(message, FoldedTurns.of(turns, fold))
+            context = self._tool_context(message, FoldedTurns.of(turns, fold), urls_written_by_people(turns))
             tool_events = self._tools.run(calls, context, allowed, outcome)
             async for tool_event in interrupt.until_stopped(tool_events) if interrupt else tool_events:
                 yield tool_event
@@ -423,7 +424,26 @@ class Replies:
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
 
-    def _tool_context(self, message: IncomingMessage, history: FoldedTurns | None = None) -> ToolContext:
+    async def _screen_reads(
+        self, message: IncomingMessage, turns: Sequence[Turn], stored: StoredConversation
+    ) -> tuple[list[Turn], Fold | None, MeasuredSize | None]:
+        """The thread's reads of other conversations, each kept only if the current asker may see it here; the
+        stored fold too, unless its summary may repeat a hidden read (then the thread is folded anew)."""
+        reader, key = self._reader, message.key
+
+        async def can_read(channel: str) -> bool:
+            return reader is not None and await reader.can_read(
+                key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
+            )
+
+        screened, hidden = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+        if stored.fold is not None and hidden and hidden[0] < stored.fold.upto:
+            return screened, None, None
+        return screened, stored.fold, stored.measured
+
+    def _tool_context(
+        self, message: IncomingMessage, history: FoldedTurns | None = None, human_urls: frozenset[str] = frozenset()
+    ) -> ToolContext:
         key = message.key
         return ToolContext(
             workspace_id=key.workspace_id,
@@ -434,6 +454,7 @@ class Replies:
             reader=self._reader,
             web=self._web,
             history=history,
+            human_urls=human_urls,
         )
 
     async def _save_eventually(self, key: ConversationKey, turn: Turn, measured: MeasuredSize | None = None) -> None:

@@ -24,9 +24,13 @@ PDF_MEDIA_TYPE = "application/pdf"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # base64 length; raw bytes may be at most 3/4 of it (~3.75 MB)
 MAX_LONG_EDGE_PX = 1568
 MAX_PIXELS = 1_150_000
-# The API's largest accepted image is 8000x8000; anything bigger is refused before decoding, which bounds
-# memory (a 64 MP RGBA frame is ~256 MB) and defuses decompression bombs.
+# The API's largest accepted image is 8000x8000; a PNG, GIF or WebP bigger than that is refused before decoding,
+# which bounds memory (a 64 MP RGBA frame is ~256 MB) and defuses decompression bombs.
 MAX_DECODE_PIXELS = 8000 * 8000
+# A baseline JPEG is decoded in draft mode at 1/2, 1/4 or 1/8 scale by libjpeg itself, so phone photos of
+# 108-200 MP cost a few megapixels of memory; up to this size they are read. Progressive JPEGs buffer every
+# coefficient at full size while decoding (about 3 bytes a pixel), so above MAX_DECODE_PIXELS they are refused.
+MAX_JPEG_DRAFT_PIXELS = 260_000_000
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # an image upload bigger than this is refused unread (the fetcher's default cap)
 PDF_MAX_BYTES = 20 * 1024 * 1024  # the request cap is 32 MB; 20 MB becomes ~26.7 MB of base64, leaving room
 PDF_MAX_PAGES = 100
@@ -36,7 +40,7 @@ _FALLBACK_JPEG_QUALITIES = (70, 55, 40)  # tried in turn only when quality 85 is
 SUPPORTED_SENTENCE = "I can read PNG, JPEG, GIF and WebP images and PDFs."
 
 # Pillow's own bomb guard is process-wide: warn above this many pixels, raise above twice as many.
-Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_DRAFT_PIXELS
 
 _PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 _LABELS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WebP"}
@@ -117,8 +121,7 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
 def _prepare_image(data: bytes, media_type: str, claimed_name: str) -> PreparedMedia:
     with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[media_type]]) as img:
         width, height = img.size
-        if width * height > MAX_DECODE_PIXELS:
-            raise _too_many_pixels(claimed_name, f"{width}x{height}")
+        _check_decodable(img, claimed_name)
         animated = bool(getattr(img, "is_animated", False))
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
@@ -141,6 +144,19 @@ def _prepare_image(data: bytes, media_type: str, claimed_name: str) -> PreparedM
     out, out_type, final = _encode_to_fit(frame, prefer_png=prefer_png, icc_profile=icc_profile)
     note = f"animated {_LABELS[media_type]}: only the first frame is shown" if animated else None
     return PreparedMedia("image", out_type, out, final.width, final.height, note)
+
+
+def _check_decodable(img: Image.Image, claimed_name: str) -> None:
+    """Refuse, before decoding, only what cannot be decoded cheaply (see MAX_JPEG_DRAFT_PIXELS)."""
+    width, height = img.size
+    pixels = width * height
+    if pixels <= MAX_DECODE_PIXELS:
+        return
+    progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+    if img.format == "JPEG" and not progressive and pixels <= MAX_JPEG_DRAFT_PIXELS:
+        return
+    limit = MAX_JPEG_DRAFT_PIXELS if img.format == "JPEG" and not progressive else MAX_DECODE_PIXELS
+    raise _too_many_pixels(claimed_name, f"{width}x{height} ({img.format}, progressive={progressive})", limit)
 
 
 def _target_size(width: int, height: int) -> tuple[int, int]:
@@ -195,9 +211,10 @@ def _encode_to_fit(img: Image.Image, *, prefer_png: bool, icc_profile: bytes | N
         img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS)
 
 
-def _too_many_pixels(claimed_name: str, detail: str) -> FileTooLarge:
+def _too_many_pixels(claimed_name: str, detail: str, limit: int = MAX_DECODE_PIXELS) -> FileTooLarge:
     return FileTooLarge(
-        f"That image is too large for me to open (over {MAX_DECODE_PIXELS // 1_000_000} megapixels).",
+        f"That image is too large for me to open (over {limit // 1_000_000} megapixels); "
+        "a JPEG photo (not progressive) of up to 260 megapixels, or a smaller image, works.",
         reason=f"{claimed_name!r}: {detail}",
     )
 
