@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Slack rendering
     edit_interval_s: float = Field(default=2.0, ge=1.0, le=3.0)
     workspace_edits_per_minute: int = Field(default=45, ge=1)
+    # Slack caps chat.postMessage per workspace at an undocumented "several hundred a minute".
+    workspace_posts_per_minute: int = Field(default=250, ge=1)
     max_message_chars: int = Field(default=3500, ge=500, le=3900)
     # Slack's native streaming (chat.startStream...): "auto" uses it in the assistant pane, "true" in every thread,
     # "false" never. Edits of a posted message are the fallback whenever Slack refuses it.

@@ -17,9 +17,9 @@ from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
 from bot.core.attachments import Attachments
+from bot.core.call_windows import FairCallWindows
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.context_window import ContextPolicy, ContextWindow
-from bot.core.fair_budget import FairRateBudget
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -52,6 +52,7 @@ from bot.slack.workspaces import (
 )
 from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
+from bot.storage.call_windows import RedisCallWindows
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.storage.keys import Keys
@@ -386,10 +387,11 @@ def build_bot(settings: Settings) -> Bot:
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
-        budget=FairRateBudget(core.store),
+        budget=FairCallWindows(RedisCallWindows(core.store.client, keys)),
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
+            posts_per_minute=settings.workspace_posts_per_minute,
             max_message_chars=settings.max_message_chars,
         ),
         directory=Directory(core.store),

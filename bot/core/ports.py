@@ -188,6 +188,52 @@ class RateBudget(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """At most `limit` calls in any sliding `window_s` for one bucket ("chat.update:T123"), shared by all processes.
+
+    A sliding window, because that is how the platforms this guards describe their limits ("50 per minute, bursts
+    allowed"): a burst may spend the whole window at once.
+    """
+
+    bucket: str
+    limit: int
+    window_s: float = 60.0
+
+
+class CallWindows(Protocol):
+    """Rate windows shared by every process, with promises: calls set aside for work already under way.
+
+    An answer that starts showing itself promises its last call (the final edit), so calls nobody waits for (an
+    interim edit, a new placeholder) never spend what an answer already on screen needs to finish.
+    """
+
+    async def take(
+        self, allowances: Sequence[Allowance], *, keep: int | None = None, settle: Sequence[str] = ()
+    ) -> float:
+        """Take one call from every allowance, all or none: 0.0, or seconds until asking again may succeed.
+
+        `keep` None: only the limit counts (a necessary call; `settle` names the promise it fulfils, if any). An
+        integer: an optional call, taken only if every promised call plus `keep` more stay free afterwards.
+        """
+        ...
+
+    async def promise(self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float) -> bool:
+        """Set calls aside (one per member) if every earlier promise plus `keep` more still fit; False if not.
+
+        A promise lapses after `ttl_s`, so a process that dies mid-answer does not hold calls for good.
+        """
+        ...
+
+    async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
+        """Give promised calls back unused (the answer ended without needing them)."""
+        ...
+
+    async def hold_off(self, bucket: str, seconds: float) -> None:
+        """Nobody takes from the bucket for this long (after a 429's Retry-After)."""
+        ...
+
+
 class WorkspacePurges(Protocol):
     """Deleting a departed workspace's stored data once its grace period is over, robust to restarts."""
 

@@ -15,8 +15,8 @@ from bot import logs
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
+from bot.slack.delivery import AnswersInProgress
 from bot.slack.incoming import is_answerable, workspace_of
-from bot.slack.listeners.answering import AnswersInProgress
 
 log = logging.getLogger(__name__)
 

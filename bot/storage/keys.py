@@ -59,6 +59,12 @@ class Keys:
         """Buckets name their workspace ("chat.update:T123"); they live about a minute."""
         return f"{self.prefix}rate:{bucket}"
 
+    def call_window(self, bucket: str) -> tuple[str, str, str]:
+        """A Slack method's sliding window of calls, its promised calls, and its Retry-After hold, for one bucket
+        ("chat.update:T123", "chat.postMessage:T123:C456"); they live a window (about a minute) past the last use."""
+        base = f"{self.prefix}calls:{bucket}"
+        return base, base + ":promised", base + ":hold"
+
     def answer(self, workspace_id: str, answer_id: str) -> str:
         """JSON record of one answer (asker, persona, question's place, state); lives as long as conversations."""
         return f"{self.prefix}answer:{workspace_id}:{answer_id}"
