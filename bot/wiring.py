@@ -340,6 +340,7 @@ class Bot:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.stop_work(grace_s)
+        await self.slack_deps.answers.close()  # its Stop watcher: after the answers, before Redis closes
         await self.files.close()
         if self.slack_http is not None:
             await self.slack_http.close()
@@ -381,7 +382,8 @@ def build_bot(settings: Settings) -> Bot:
     cost_admins = settings.id_list(settings.cost_admins)
     metering = core.metering(SlackAdminNotifier(workspaces, cost_admins))
     keys, ttl_s = core.store.keys, settings.conversation_ttl_s
-    answers = Answers(RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s))
+    answer_store = RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s)
+    answers = Answers(answer_store, signals=answer_store)
     replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering, answers)
     channel_personas = ChannelPersonas(core.personas, core.store)
     deps = SlackDeps(

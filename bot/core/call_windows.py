@@ -27,20 +27,32 @@ class LocalCallWindows:
         self._held: dict[str, float] = {}
 
     async def take(
-        self, allowances: Sequence[Allowance], *, keep: int | None = None, settle: Sequence[str] = ()
+        self,
+        allowances: Sequence[Allowance],
+        *,
+        keep: int | None = None,
+        settle: Sequence[str] = (),
+        spent: Sequence[float] = (),
     ) -> float:
         wait = max((self._wait(allowance, 1, keep, settle) for allowance in allowances), default=0.0)
         if wait > 0:
             return wait
+        ago = [time.time() - at for at in spent]  # `spent` is in epoch seconds, this clock need not be
         for allowance in allowances:
-            self._calls[allowance.bucket].append(self._clock())
+            made = [self._clock() - seconds for seconds in ago if seconds < allowance.window_s]
+            calls = sorted([*self._calls[allowance.bucket], *made, self._clock()])
+            self._calls[allowance.bucket] = deque(calls)
             for member in settle:
                 self._promised[allowance.bucket].pop(member, None)
         return 0.0
 
-    async def promise(self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float) -> bool:
-        if self._wait(allowance, len(members), keep, ()) > 0:
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
+        if self._wait(allowance, len(members), keep, ()) > 0 or any(self._wait(a, 1, None, ()) > 0 for a in now):
             return False
+        for each in now:
+            self._calls[each.bucket].append(self._clock())
         lapses = self._clock() + ttl_s
         self._promised[allowance.bucket].update(dict.fromkeys(members, lapses))
         return True
@@ -81,21 +93,25 @@ class FairCallWindows:
         self._local = local or LocalCallWindows()
         self._lines: dict[tuple[str, ...], asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
 
-    async def take(self, allowances: Sequence[Allowance], *, settle: Sequence[str] = ()) -> None:
+    async def take(
+        self, allowances: Sequence[Allowance], *, settle: Sequence[str] = (), spent: Sequence[float] = ()
+    ) -> None:
         """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
         line = self._lines.setdefault(tuple(a.bucket for a in allowances), asyncio.Lock())
         async with line:
-            while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle))) > 0:  # noqa: ASYNC110
+            while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
 
     async def try_take(self, allowances: Sequence[Allowance], *, keep: int) -> bool:
         return await self._ask(lambda w: w.take(allowances, keep=keep)) <= 0
 
-    async def promise(self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float) -> bool:
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
         try:
-            return await self._shared.promise(allowance, members, keep=keep, ttl_s=ttl_s)
+            return await self._shared.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
         except StorageUnavailable:
-            return await self._local.promise(allowance, members, keep=keep, ttl_s=ttl_s)
+            return await self._local.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
 
     async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
         try:

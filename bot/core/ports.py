@@ -209,17 +209,28 @@ class CallWindows(Protocol):
     """
 
     async def take(
-        self, allowances: Sequence[Allowance], *, keep: int | None = None, settle: Sequence[str] = ()
+        self,
+        allowances: Sequence[Allowance],
+        *,
+        keep: int | None = None,
+        settle: Sequence[str] = (),
+        spent: Sequence[float] = (),
     ) -> float:
         """Take one call from every allowance, all or none: 0.0, or seconds until asking again may succeed.
 
-        `keep` None: only the limit counts (a necessary call; `settle` names the promise it fulfils, if any). An
+        `keep` None: only the limit counts (a necessary call; `settle` names the promises it fulfils, if any). An
         integer: an optional call, taken only if every promised call plus `keep` more stay free afterwards.
+        `spent`: when (epoch seconds) calls were already made on settled promises, without asking: a promise
+        counts as taken until settled, so recording them late never lets anyone overspend.
         """
         ...
 
-    async def promise(self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float) -> bool:
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
         """Set calls aside (one per member) if every earlier promise plus `keep` more still fit; False if not.
+
+        With `now`, one call of each of those allowances is taken at once too, all or nothing (one round trip).
 
         A promise lapses after `ttl_s`, so a process that dies mid-answer does not hold calls for good.
         """

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -15,15 +17,22 @@ from bot.core.ports import ProfileCache
 
 log = logging.getLogger(__name__)
 
+# The prompt's "who asks, where" may lag a profile edit by this much; it saves two Redis round trips per answer.
+LOCAL_TTL_S = 300.0
+LOCAL_ENTRIES = 20_000  # ~200 bytes each
+
 
 class Directory:
     """Lookups degrade gracefully: a missing scope or a Redis blip gives a thinner prompt, never a failed answer."""
 
     def __init__(self, cache: ProfileCache) -> None:
         self._cache = cache
+        self._local: OrderedDict[tuple[str, str, str], tuple[float, dict[str, str]]] = OrderedDict()
 
     async def asker(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> Asker:
-        profile = await self._user(client, workspace_id, user_id)
+        profile = await self._remembered(
+            "user", workspace_id, user_id, lambda: self._user(client, workspace_id, user_id)
+        )
         return Asker(
             user_id=user_id,
             display_name=profile.get("display_name", ""),
@@ -35,13 +44,32 @@ class Directory:
         return (await self._user(client, workspace_id, user_id)).get("is_admin") == "1"
 
     async def channel(self, client: AsyncWebClient, workspace_id: str, channel_id: str) -> ChannelContext:
-        info = await self._cached("channel", workspace_id, channel_id, lambda: self._fetch_channel(client, channel_id))
+        info = await self._remembered(
+            "channel",
+            workspace_id,
+            channel_id,
+            lambda: self._cached("channel", workspace_id, channel_id, lambda: self._fetch_channel(client, channel_id)),
+        )
         return ChannelContext(
             name=info.get("name", ""),
             kind=info.get("kind", "channel"),
             topic=info.get("topic", ""),
             purpose=info.get("purpose", ""),
         )
+
+    async def _remembered(self, kind: str, workspace_id: str, object_id: str, look_up: Any) -> dict[str, str]:
+        """This process's copy first (admin checks never use it: they must see a demotion at once)."""
+        key, now = (kind, workspace_id, object_id), time.monotonic()
+        hit = self._local.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found: dict[str, str] = await look_up()
+        if found:
+            self._local[key] = (now + LOCAL_TTL_S, found)
+            self._local.move_to_end(key)
+            while len(self._local) > LOCAL_ENTRIES:
+                self._local.popitem(last=False)
+        return found
 
     async def _user(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> dict[str, str]:
         return await self._cached("user", workspace_id, user_id, lambda: self._fetch_user(client, user_id))

@@ -27,20 +27,22 @@ class PacedCalls:
     workspace_id: str
     channel_id: str
 
-    async def post(self, **kwargs: Any) -> Any:
-        """chat.postMessage, in turn for the channel's and the workspace's allowances."""
+    async def post(self, *, taken: bool = False, **kwargs: Any) -> Any:
+        """chat.postMessage, in turn for the channel's and the workspace's allowances (unless already `taken`)."""
         allowances = self.pacing.posts(self.workspace_id, self.channel_id)
-        await self.windows.take(allowances)
+        if not taken:
+            await self.windows.take(allowances)
         return await self.call("chat_postMessage", allowances, channel=self.channel_id, **kwargs)
 
-    async def edit(self, *, settle: Sequence[str] = (), **kwargs: Any) -> Any:
-        """A necessary chat.update (a final text, a settled approval), in turn; `settle` names its promises."""
+    async def edit(self, *, settle: Sequence[str] = (), spent: Sequence[float] = (), **kwargs: Any) -> Any:
+        """A necessary chat.update (a final text, a settled approval), in turn; `settle` names its promises, `spent`
+        when earlier promised edits were made without asking (see CallWindows.take)."""
         allowances = [self.pacing.edits(self.workspace_id)]
-        await self.windows.take(allowances, settle=settle)
+        await self.windows.take(allowances, settle=settle, spent=spent)
         return await self.call("chat_update", allowances, channel=self.channel_id, **kwargs)
 
     async def edit_taken(self, **kwargs: Any) -> Any:
-        """A chat.update whose call may_edit has already taken."""
+        """A chat.update whose call is already accounted for (may_edit took it, or a promise holds it)."""
         allowances = [self.pacing.edits(self.workspace_id)]
         return await self.call("chat_update", allowances, channel=self.channel_id, **kwargs)
 
@@ -48,10 +50,12 @@ class PacedCalls:
         """Whether an optional chat.update (an interim rendering) may go now; it is then taken from the budget."""
         return await self.windows.try_take([self.pacing.edits(self.workspace_id)], keep=keep)
 
-    async def promise_edits(self, members: Sequence[str], keep: int) -> bool:
-        """Set edits aside for an answer about to show itself; False when the workspace cannot spare them."""
+    async def promise_edits(self, members: Sequence[str], keep: int, *, with_post: bool = False) -> bool:
+        """Set edits aside for an answer about to show itself; False when the workspace cannot spare them. With
+        `with_post`, a chat.postMessage is taken in the same question (for a placeholder: post(taken=True))."""
         edits = self.pacing.edits(self.workspace_id)
-        return await self.windows.promise(edits, members, keep=keep, ttl_s=PROMISE_TTL_S)
+        now = self.pacing.posts(self.workspace_id, self.channel_id) if with_post else []
+        return await self.windows.promise(edits, members, keep=keep, ttl_s=PROMISE_TTL_S, now=now)
 
     async def release_edits(self, members: Sequence[str]) -> None:
         if members:

@@ -46,7 +46,7 @@ PROMISE_TTL_S = 900.0
 INTERIM_KEEP = 3
 # A "Thinking…" placeholder (which costs an extra edit) only while at most a third of the edit budget is in use.
 PLACEHOLDER_SHARE = 3
-LEDGER_TIMEOUT_S = 1.0  # the longest a de-duplication check may take (after the ack, never before it)
+LEDGER_TIMEOUT_S = 5.0  # the longest a question's de-duplication check may take (it runs after the ack)
 
 
 @dataclass(frozen=True, slots=True)

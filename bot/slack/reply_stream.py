@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ class ReplyStream:
     _next_edit_at: float = 0.0
     _mode: Mode = "placeholder"
     _promised: tuple[str, ...] = ()  # edits set aside for this answer and not yet spent
+    _spent_promises: tuple[str, ...] = ()  # promised edits made, to be recorded with the final edit
+    _spent_at: list[float] = field(default_factory=list)  # when (epoch seconds)
     _calls: PacedCalls = field(init=False)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -156,8 +159,8 @@ class ReplyStream:
         self._started_at = asyncio.get_running_loop().time()
         if not self.messages:
             self._mode = await self._plan()
-            if self._mode == "placeholder":
-                await self._post(self.status, self._controls_on(last=True, final=False))
+            if self._mode == "placeholder":  # its post was taken with the promise
+                await self._post(self.status, self._controls_on(last=True, final=False), taken=True)
         flusher = asyncio.create_task(self._flush_while_streaming())
         outcome = "ok"
         try:
@@ -185,7 +188,8 @@ class ReplyStream:
         answer = self.answer_id
         try:
             placeholder = (f"{answer}#first", f"{answer}#final")
-            if await self._calls.promise_edits(placeholder, keep=self.config.pacing.placeholder_keep()):
+            keep = self.config.pacing.placeholder_keep()
+            if await self._calls.promise_edits(placeholder, keep=keep, with_post=True):
                 self._promised = placeholder
                 return "placeholder"
             if await self._calls.promise_edits((f"{answer}#final",), keep=INTERIM_KEEP):
@@ -225,10 +229,20 @@ class ReplyStream:
             await asyncio.wait_for(self._sync(final=True), timeout=FINAL_SYNC_TIMEOUT_S)
         except Exception:
             log.exception("could not write the final message")
-        if self._promised:  # the answer ended without needing them (nothing was ever edited)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._calls.release_edits(self._promised))
-            self._promised = ()
+        await asyncio.shield(self._settle_promises())
+
+    async def _settle_promises(self) -> None:
+        """Promises the final edit did not settle (it failed, or nothing needed editing): give back the unused ones,
+        record the edits made on the others (counting one more now: erring on the side of fewer calls)."""
+        unused, spent, spent_at = self._promised, self._spent_promises, self._spent_at
+        self._promised, self._spent_promises, self._spent_at = (), (), []
+        with contextlib.suppress(Exception):
+            if unused:
+                await self._calls.release_edits(unused)
+            if spent:
+                await self._calls.windows.take(
+                    [self.config.pacing.edits(self.workspace_id)], settle=spent, spent=spent_at
+                )
 
     async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
         async for event in events:
@@ -394,11 +408,11 @@ class ReplyStream:
         section = {"type": "section", "text": {"type": "mrkdwn", "text": body[:SECTION_TEXT_LIMIT]}}
         return {"blocks": [section, *self.controls(controls == "final")]}
 
-    async def _post(self, body: str, controls: str = "") -> None:
+    async def _post(self, body: str, controls: str = "", *, taken: bool = False) -> None:
         kwargs: dict[str, Any] = {"text": body, **self._with_controls(body, controls)}
         if self.place.thread_ts:
             kwargs["thread_ts"] = self.place.thread_ts
-        response = await self._calls.post(**kwargs)
+        response = await self._calls.post(taken=taken, **kwargs)
         self.messages.append(_Posted(ts=response["ts"], shown=body, controls=controls))
 
     async def _edit(self, index: int, body: str, controls: str = "", *, final: bool) -> None:
@@ -408,10 +422,15 @@ class ReplyStream:
         blocks = self._with_controls(body, controls)
         edit = {"ts": message.ts, "text": body, **blocks}
         first_words = bool(self.text.strip()) and self._promised[:1] == (f"{self.answer_id}#first",)
-        if final or first_words:
-            settle = self._promised if final else self._promised[:1]
-            await self._calls.edit(settle=settle, **edit)
-            self._promised = tuple(p for p in self._promised if p not in settle)
+        if final:
+            await self._calls.edit(settle=self._promised + self._spent_promises, spent=self._spent_at, **edit)
+            self._promised, self._spent_promises, self._spent_at = (), (), []
+        elif first_words:
+            # Made on its promise without asking (no round trip); recorded with the final edit, the promise
+            # meanwhile keeping its place in the window (CallWindows.take `spent`).
+            await self._calls.edit_taken(**edit)
+            self._spent_promises, self._promised = self._promised[:1], self._promised[1:]
+            self._spent_at.append(time.time())
         elif await self._calls.may_edit(INTERIM_KEEP):
             await self._calls.edit_taken(**edit)
         else:

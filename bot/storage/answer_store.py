@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 STOP_FLAG_TTL_S = 3600  # longer than any answer runs (even one waiting for a busy thread)
 FEEDBACK_TTL_S = 400 * 86_400  # as long as the usage aggregates /claude-cost reads beside them
 MAX_FEEDBACK_DAYS = 400
+STOP_LISTEN_TICK_S = 1.0  # how long one read of the Stop channel waits (a local wait: no Redis command is sent)
 UNKNOWN_PERSONA = "(unknown)"  # an answer that failed before its persona was known; not a valid persona name
 
 # One vote per person per answer; a changed vote moves from one count to the other. Returns 0 when unchanged.
@@ -62,7 +65,26 @@ class RedisAnswerStore:
 
     @_translated
     async def request_stop(self, workspace_id: str, answer_id: str) -> None:
-        await self._client.set(self._keys.answer_stop(workspace_id, answer_id), 1, ex=STOP_FLAG_TTL_S)
+        """The flag (for a process that reconnects later) and the signal (for those listening), in one round trip."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.answer_stop(workspace_id, answer_id), 1, ex=STOP_FLAG_TTL_S)
+            pipe.publish(self._keys.answer_stops_channel(), f"{workspace_id} {answer_id}")
+            await pipe.execute()
+
+    async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
+        """Hear every Stop request until the connection breaks (then raise); `on_ready` runs once subscribed, so the
+        caller can read the flags of requests made while it was not listening."""
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._keys.answer_stops_channel())
+            await on_ready()
+            while True:
+                message = await pubsub.get_message(timeout=STOP_LISTEN_TICK_S)
+                if message is not None and isinstance(message.get("data"), str):
+                    workspace_id, _, answer_id = message["data"].partition(" ")
+                    on_stop(workspace_id, answer_id)
+        finally:
+            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
 
     @_translated
     async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:

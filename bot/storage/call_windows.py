@@ -18,7 +18,8 @@ from bot.storage.keys import Keys
 from bot.storage.redis_store import _translated
 
 # KEYS: per bucket its window, promises and hold. ARGV: mode ("take" | "promise" | "release"), keep (-1: none),
-# the promises a take settles and the members a promise adds (each joined by "\n"), promise ttl ms; then per
+# the promises a take settles and the members a promise adds (a take: the times in ms of calls already made on
+# promises it settles), each joined by "\n"; promise ttl ms; then per
 # bucket: limit, window ms.
 # Returns 0 when granted, else milliseconds until asking again may succeed.
 _WINDOWS = """
@@ -48,8 +49,9 @@ for i = 0, n - 1 do
   redis.call('ZREMRANGEBYSCORE', promised_key, '-inf', now)
   local used = redis.call('ZCARD', calls)
   local need = 1
-  if mode == 'promise' then need = #members end
-  if keep >= 0 then
+  local promising = mode == 'promise' and i == 0  -- a promise's further buckets each give a call now
+  if promising then need = #members end
+  if keep >= 0 and (promising or mode ~= 'promise') then
     need = need + keep + redis.call('ZCARD', promised_key)
     for _, m in ipairs(settle) do
       if redis.call('ZSCORE', promised_key, m) then need = need - 1 end
@@ -69,12 +71,16 @@ if wait > 0 then return wait end
 for i = 0, n - 1 do
   local calls, promised_key = KEYS[3 * i + 1], KEYS[3 * i + 2]
   local window = tonumber(ARGV[7 + 2 * i])
-  if mode == 'promise' then
+  if mode == 'promise' and i == 0 then
     for _, m in ipairs(members) do redis.call('ZADD', promised_key, now + ttl, m) end
     redis.call('PEXPIRE', promised_key, ttl + 1000)
   else
     local used = redis.call('ZCARD', calls)
     redis.call('ZADD', calls, now, now .. '-' .. used)
+    for k, m in ipairs(members) do
+      local at = tonumber(m)
+      if at and at > now - window then redis.call('ZADD', calls, at, at .. '-' .. used .. '-' .. k) end
+    end
     redis.call('PEXPIRE', calls, window + 1000)
     for _, m in ipairs(settle) do redis.call('ZREM', promised_key, m) end
   end
@@ -102,13 +108,21 @@ class RedisCallWindows:
 
     @_translated
     async def take(
-        self, allowances: Sequence[Allowance], *, keep: int | None = None, settle: Sequence[str] = ()
+        self,
+        allowances: Sequence[Allowance],
+        *,
+        keep: int | None = None,
+        settle: Sequence[str] = (),
+        spent: Sequence[float] = (),
     ) -> float:
-        return await self._run("take", allowances, keep=keep, settle=settle)
+        made = [str(int(at * 1000)) for at in spent]
+        return await self._run("take", allowances, keep=keep, settle=settle, members=made)
 
     @_translated
-    async def promise(self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float) -> bool:
-        wait = await self._run("promise", [allowance], keep=keep, members=members, ttl_s=ttl_s)
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
+        wait = await self._run("promise", [allowance, *now], keep=keep, members=members, ttl_s=ttl_s)
         return wait <= 0
 
     @_translated

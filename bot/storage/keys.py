@@ -70,8 +70,12 @@ class Keys:
         return f"{self.prefix}answer:{workspace_id}:{answer_id}"
 
     def answer_stop(self, workspace_id: str, answer_id: str) -> str:
-        """Set when someone clicks Stop; the process writing the answer polls it."""
+        """Set when someone clicks Stop; read by the process writing the answer when its Stop channel reconnects."""
         return f"{self.prefix}answer-stop:{workspace_id}:{answer_id}"
+
+    def answer_stops_channel(self) -> str:
+        """Pub/sub channel of Stop requests ("<workspace> <answer id>"), heard by every process."""
+        return f"{self.prefix}answer-stops"
 
     def answer_votes(self, workspace_id: str, answer_id: str) -> str:
         """Hash of user -> "up" | "down": one vote per person per answer."""

@@ -14,6 +14,7 @@ from bot.core.errors import StorageUnavailable
 from bot.slack.delivery import deliver
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
+from bot.slack.middleware import first_sighting
 from bot.slack.paced_calls import PacedCalls
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    if not await first_sighting():
+        return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
         await _turn_away(deps, client, message, place)
