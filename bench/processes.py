@@ -217,3 +217,49 @@ class BotProcess:
             with contextlib.suppress(psutil.Error):
                 self.sample()
             await asyncio.sleep(self.sample_every_s)
+
+
+class BotGroup:
+    """Several bot processes sharing one Redis, measured as one: CPU summed, RSS per process (the largest)."""
+
+    def __init__(self, env: dict[str, str], *, count: int, source: Path = REPO_ROOT) -> None:
+        self.bots = [BotProcess(env, source=source) for _ in range(count)]
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> BotGroup:
+        for bot in self.bots:
+            await self._stack.enter_async_context(bot)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    @property
+    def urls(self) -> list[str]:
+        return [bot.url for bot in self.bots]
+
+    @property
+    def log_path(self) -> str:
+        return ", ".join(str(bot.log_path) for bot in self.bots)
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max(bot.peak_rss_bytes for bot in self.bots)
+
+    def reset_peak(self) -> None:
+        for bot in self.bots:
+            bot.peak_rss_bytes = bot.sample().rss_bytes
+
+    def sample(self) -> ResourceSample:
+        samples = [bot.sample() for bot in self.bots]
+        return ResourceSample(
+            cpu_s=sum(s.cpu_s for s in samples),
+            rss_bytes=max(s.rss_bytes for s in samples),
+            machine_cpu_s=samples[0].machine_cpu_s,
+        )
+
+    def kernel_peak_rss_bytes(self) -> int:
+        return max(bot.kernel_peak_rss_bytes() for bot in self.bots)
+
+    def log_problems(self) -> list[str]:
+        return [line for bot in self.bots for line in bot.log_problems()]

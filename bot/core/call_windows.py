@@ -98,9 +98,12 @@ class FairCallWindows:
     ) -> None:
         """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
         line = self._lines.setdefault(tuple(a.bucket for a in allowances), asyncio.Lock())
+        started = time.monotonic()
         async with line:
             while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
+        if (waited := time.monotonic() - started) > 1.0:
+            log.info("waited %.1f s for a turn in %s", waited, allowances[0].bucket)
 
     async def try_take(self, allowances: Sequence[Allowance], *, keep: int) -> bool:
         return await self._ask(lambda w: w.take(allowances, keep=keep)) <= 0

@@ -178,16 +178,6 @@ class EventLedger(Protocol):
         ...
 
 
-class RateBudget(Protocol):
-    async def reserve(self, bucket: str, per_minute: int) -> float:
-        """Take one unit now (returns 0) or say how many seconds to wait before asking again."""
-        ...
-
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        """Everyone sharing the bucket waits at least this long (e.g. after a 429's Retry-After)."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Allowance:
     """At most `limit` calls in any sliding `window_s` for one bucket ("chat.update:T123"), shared by all processes.

@@ -27,7 +27,7 @@ from bot.core.ports import Allowance
 
 EDIT_INTERVAL_S = 2.0  # default of EDIT_INTERVAL_S; Slack's AI guidance says about one edit every 3 s per message
 EDITS_PER_MINUTE = 45  # default of WORKSPACE_EDITS_PER_MINUTE: under Tier 3's 50
-POSTS_PER_MINUTE = 250  # default of WORKSPACE_POSTS_PER_MINUTE: under the undocumented "several hundred"
+POSTS_PER_MINUTE = 400  # default of WORKSPACE_POSTS_PER_MINUTE: Slack says "several hundred" (undocumented)
 CHANNEL_POSTS = 4  # chat.postMessage per channel in any CHANNEL_POSTS_WINDOW_S: under "1 a second, bursts allowed"
 CHANNEL_POSTS_WINDOW_S = 5.0
 DELETES_PER_MINUTE = 45  # Tier 3

@@ -351,7 +351,7 @@ class ReplyStream:
         for _ in range(5):
             try:
                 await self._apply(self._renderings(final), final)
-                if self._first_text_s is None and self.text.strip():
+                if self._first_text_s is None and self.text.strip() and self.messages:
                     self._first_text_s = asyncio.get_running_loop().time() - self._started_at
                     if self.metrics is not None:
                         self.metrics.answer_first_text(self._first_text_s)

@@ -131,7 +131,10 @@ class RedisCallWindows:
 
     @_translated
     async def hold_off(self, bucket: str, seconds: float) -> None:
-        await self._hold(keys=[self.keys.call_window(bucket)[2]], args=[math.ceil(seconds * 1000)])
+        await self._hold(keys=[self.keys.call_hold(bucket)], args=[math.ceil(seconds * 1000)])
+
+    def _keys_of(self, bucket: str) -> tuple[str, str, str]:
+        return self.keys.call_window(bucket), self.keys.call_promises(bucket), self.keys.call_hold(bucket)
 
     async def _run(
         self,
@@ -143,7 +146,7 @@ class RedisCallWindows:
         members: Sequence[str] = (),
         ttl_s: float = 0.0,
     ) -> float:
-        keys = [key for allowance in allowances for key in self.keys.call_window(allowance.bucket)]
+        keys = [key for a in allowances for key in self._keys_of(a.bucket)]
         ttl_ms = math.ceil(ttl_s * 1000)
         args: list[Any] = [mode, -1 if keep is None else keep, "\n".join(settle), "\n".join(members), ttl_ms]
         for allowance in allowances:

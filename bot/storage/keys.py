@@ -55,15 +55,18 @@ class Keys:
     def delivery(self, workspace_id: str, delivery_id: str) -> str:
         return f"{self.prefix}seen:{workspace_id}:{delivery_id}"
 
-    def rate_budget(self, bucket: str) -> str:
-        """Buckets name their workspace ("chat.update:T123"); they live about a minute."""
-        return f"{self.prefix}rate:{bucket}"
+    def call_window(self, bucket: str) -> str:
+        """Sorted set of a Slack method's recent calls in one bucket ("chat.update:T123", "chat.postMessage:T123:C4"),
+        scored by time; lives a window (a minute at most) past its last call."""
+        return f"{self.prefix}calls:{bucket}"
 
-    def call_window(self, bucket: str) -> tuple[str, str, str]:
-        """A Slack method's sliding window of calls, its promised calls, and its Retry-After hold, for one bucket
-        ("chat.update:T123", "chat.postMessage:T123:C456"); they live a window (about a minute) past the last use."""
-        base = f"{self.prefix}calls:{bucket}"
-        return base, base + ":promised", base + ":hold"
+    def call_promises(self, bucket: str) -> str:
+        """Sorted set of calls set aside for answers under way, scored by when each lapses (minutes)."""
+        return f"{self.prefix}calls:{bucket}:promised"
+
+    def call_hold(self, bucket: str) -> str:
+        """Until when (ms) nobody calls: Slack's Retry-After after a 429; lives that long."""
+        return f"{self.prefix}calls:{bucket}:hold"
 
     def answer(self, workspace_id: str, answer_id: str) -> str:
         """JSON record of one answer (asker, persona, question's place, state); lives as long as conversations."""
@@ -118,7 +121,7 @@ class Keys:
         exact = re.compile(
             rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|dm|seen|answer|answer-stop|answer-votes"
             rf"|feedback|pane):{ws}:.+"
-            rf"|budgets:{ws}|profile:[^:]+:{ws}:.+|rate:.+:{ws}(?::hold)?)"
+            rf"|budgets:{ws}|profile:[^:]+:{ws}:.+|calls:[^:]+:{ws}(?::[A-Z0-9]+)?(?::promised|:hold)?)"
         )
         return f"{_glob_escape(self.prefix)}*{_glob_escape(workspace_id)}*", exact
 

@@ -12,9 +12,10 @@ import redis.asyncio as redis
 
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.events import Usage
-from bot.core.ports import Attachment
+from bot.core.ports import Allowance, Attachment
 from bot.core.usage import UsageRecord
 from bot.core.workspaces import WorkspaceRetention
+from bot.storage.call_windows import RedisCallWindows
 from bot.storage.installations import RedisInstallationStore
 from bot.storage.keys import Keys
 from bot.storage.redis_store import RedisStore, connect
@@ -28,6 +29,7 @@ NOT_PURGED = {
     "token_refresh_lock": "a lock that lives seconds",
     "oauth_state": "global: issued before the workspace is known",
     "pending_purges": "global: the schedule itself",
+    "answer_stops_channel": "global: a pub/sub channel, which stores nothing",
 }
 SAMPLE_ARGS = {
     "key": ConversationKey("T1", "C1", "1700000000.000100"),
@@ -83,7 +85,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     assert purged == set(built) - set(NOT_PURGED), "add the key to Keys.workspace_data, or to NOT_PURGED with why"
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
-        if name not in ("oauth_state", "pending_purges"):
+        if name not in ("oauth_state", "pending_purges", "answer_stops_channel"):
             assert ":T1" in key, f"{name}: {key} does not name its workspace"
     assert glob == f"{key_prefix}*T1*"
 
@@ -99,8 +101,10 @@ async def fill(store: RedisStore, ledger: RedisUsageLedger, installations: Redis
     await store.put_profile("user", ws, "U1", {"display_name": "Ada"})
     await store.dm_session(ws, "D1", "1700000000.000200")
     await store.first_sightings(ws, ["event:Ev1"])
-    await store.reserve(f"chat.update:{ws}", 45)
-    await store.hold_off(f"chat.update:{ws}", 1.0)
+    windows = RedisCallWindows(store.client, store.keys)
+    await windows.promise(Allowance(f"chat.update:{ws}", 45), ["a1#final"], keep=0, ttl_s=60)
+    await windows.take([Allowance(f"chat.update:{ws}", 45)])
+    await windows.hold_off(f"chat.update:{ws}", 1.0)
     usage = Usage(10, 5)
     await ledger.record(UsageRecord(ws, "U1", "C1", "default", "claude-x", usage, 0.01, True, datetime.now(UTC)))
     await installations.async_save(installation(ws))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.contract.test_redis_store import _proxy_for
-from tests.e2e.conftest import BotFactory
-from tests.e2e.helpers import bot_messages, wait_for_reply
+from tests.e2e.conftest import BotFactory, RunningBot
+from tests.e2e.helpers import STREAMING_CURSOR, bot_messages, wait_for_reply
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback, message
@@ -57,3 +58,20 @@ async def test_an_answer_costs_at_most_twelve_redis_round_trips(
     await wait_for_reply(slack, "C0GENERAL", root, "A second answer")
     await asyncio.sleep(0.5)
     assert redis_proxy.requests - before <= 12
+
+
+async def test_a_quiet_workspace_still_streams_with_an_edit_every_interval(
+    running: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    words = [f"w{i} " for i in range(40)]
+    claude.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.1))  # four seconds of streaming
+    root = "1700000403.000100"
+    await running.sender.send_event(event_callback(app_mention("tell me", ts=root)))
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "w39")
+    assert answer.edits[0] == "_Thinking…_"  # a sign of life at once
+    edits = [c for c in slack.calls_to("chat.update") if c.params.get("ts") == answer.ts]
+    streaming = [c.at for c in edits if str(c.params.get("text", "")).endswith(STREAMING_CURSOR)]
+    assert len(streaming) >= 3  # the words appear as they come, not all at the end
+    gaps = [later - earlier for earlier, later in itertools.pairwise(streaming)]
+    assert all(0.9 <= gap < 1.8 for gap in gaps), gaps  # EDIT_INTERVAL_S is 1 s in these tests
+    assert answer.text == "".join(words).strip()
