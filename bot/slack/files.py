@@ -1,9 +1,10 @@
 """Downloads files people share in Slack, sending the bot token only to Slack's own hosts and never reading too much.
 
-Facts (see ../shared/reference/slack.md §2.4):
+Facts (Slack docs, https://docs.slack.dev/messaging/working-with-files and https://docs.slack.dev/reference/objects/file-object):
 - a private file is a plain GET of `url_private_download` (or `url_private`) with `Authorization: Bearer <token>`;
   the token needs `files:read`.
-- without a valid token Slack answers 200 with its HTML sign-in page, so an HTML body means "not authorised".
+- without a valid token Slack answers 200 with its HTML sign-in page, so an HTML body means "not authorised"
+  (unverified: reported by people who hit it, e.g. bolt-js issue #2585, not stated in Slack's docs).
 - redirects are followed by hand: HTTP clients decide on their own whether to resend the token, and a file
   URL (or a redirect) that leaves the allow-list must not see it at all.
 """
