@@ -386,17 +386,18 @@ def build_bot(settings: Settings) -> Bot:
     answers = Answers(answer_store, signals=answer_store)
     replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering, answers)
     channel_personas = ChannelPersonas(core.personas, core.store)
+    windows = FairCallWindows(RedisCallWindows(core.store.client, keys))
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
-        budget=FairCallWindows(RedisCallWindows(core.store.client, keys)),
+        budget=windows,
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
             posts_per_minute=settings.workspace_posts_per_minute,
             max_message_chars=settings.max_message_chars,
         ),
-        directory=Directory(core.store),
+        directory=Directory(core.store, windows),
         channel_personas=channel_personas,
         persona_change=settings.persona_change,
         tools=core.tools,

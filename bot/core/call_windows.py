@@ -13,6 +13,10 @@ from bot.core.ports import Allowance, CallWindows
 
 log = logging.getLogger(__name__)
 
+# A refused optional call or promise is not asked again for this long (at most): under pressure every answer would
+# otherwise spend a round trip per interval learning that nothing is spare.
+REFUSAL_MEMO_S = 0.5
+
 
 class LocalCallWindows:
     """CallWindows in this process's memory: the same rules as the shared ones, for one process.
@@ -92,11 +96,14 @@ class FairCallWindows:
         self._shared = shared
         self._local = local or LocalCallWindows()
         self._lines: dict[tuple[str, ...], asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
+        self._refused: dict[tuple[object, ...], float] = {}  # question -> until when (monotonic) it is not asked
 
     async def take(
         self, allowances: Sequence[Allowance], *, settle: Sequence[str] = (), spent: Sequence[float] = ()
     ) -> None:
         """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
+        if settle and await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent)) <= 0:
+            return  # promised: its room is set aside, so it need not queue behind anyone
         line = self._lines.setdefault(tuple(a.bucket for a in allowances), asyncio.Lock())
         started = time.monotonic()
         async with line:
@@ -106,15 +113,27 @@ class FairCallWindows:
             log.info("waited %.1f s for a turn in %s", waited, allowances[0].bucket)
 
     async def try_take(self, allowances: Sequence[Allowance], *, keep: int) -> bool:
-        return await self._ask(lambda w: w.take(allowances, keep=keep)) <= 0
+        question = ("take", keep, *(a.bucket for a in allowances))
+        if self._refused_lately(question):
+            return False
+        wait = await self._ask(lambda w: w.take(allowances, keep=keep))
+        if wait > 0:
+            self._remember_refusal(question, wait)
+        return wait <= 0
 
     async def promise(
         self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
     ) -> bool:
+        question = ("promise", keep, len(members), allowance.bucket, *(a.bucket for a in now))
+        if self._refused_lately(question):
+            return False
         try:
-            return await self._shared.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
+            granted = await self._shared.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
         except StorageUnavailable:
-            return await self._local.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
+            granted = await self._local.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
+        if not granted:
+            self._remember_refusal(question, REFUSAL_MEMO_S)
+        return granted
 
     async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
         try:
@@ -128,6 +147,16 @@ class FairCallWindows:
             await self._shared.hold_off(bucket, seconds)
         except StorageUnavailable:
             log.warning("could not share a Retry-After hold; this process holds off alone")
+
+    def _refused_lately(self, question: tuple[object, ...]) -> bool:
+        until = self._refused.get(question)
+        return until is not None and until > time.monotonic()
+
+    def _remember_refusal(self, question: tuple[object, ...], wait_s: float) -> None:
+        now = time.monotonic()
+        if len(self._refused) > 10_000:
+            self._refused = {q: until for q, until in self._refused.items() if until > now}
+        self._refused[question] = now + min(wait_s, REFUSAL_MEMO_S)
 
     async def _ask(self, question: Callable[[CallWindows], Awaitable[float]]) -> float:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -11,9 +12,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.call_windows import FairCallWindows
 from bot.core.conversation import Asker, ChannelContext
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import ProfileCache
+from bot.slack.pacing import allowance
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +28,11 @@ LOCAL_ENTRIES = 20_000  # ~200 bytes each
 class Directory:
     """Lookups degrade gracefully: a missing scope or a Redis blip gives a thinner prompt, never a failed answer."""
 
-    def __init__(self, cache: ProfileCache) -> None:
+    def __init__(self, cache: ProfileCache, windows: FairCallWindows | None = None) -> None:
         self._cache = cache
+        self._windows = windows  # users.info is Tier 4, conversations.info Tier 3: a burst of new askers must not 429
         self._local: OrderedDict[tuple[str, str, str], tuple[float, dict[str, str]]] = OrderedDict()
+        self._pending: dict[tuple[str, str, str], asyncio.Future[dict[str, str]]] = {}
 
     async def asker(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> Asker:
         profile = await self._remembered(
@@ -63,7 +68,14 @@ class Directory:
         hit = self._local.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        found: dict[str, str] = await look_up()
+        if (pending := self._pending.get(key)) is not None:
+            return await asyncio.shield(pending)  # the same look-up is under way for another answer: share it
+        self._pending[key] = asyncio.get_running_loop().create_future()
+        found: dict[str, str] = {}
+        try:
+            found = await look_up()
+        finally:
+            self._pending.pop(key).set_result(found)
         if found:
             self._local[key] = (now + LOCAL_TTL_S, found)
             self._local.move_to_end(key)
@@ -81,6 +93,10 @@ class Directory:
             cached = None
         if cached is not None:
             return cached
+        method = "users.info" if kind == "user" else "conversations.info"
+        if self._windows is not None and not await self._windows.try_take([allowance(method, workspace_id)], keep=0):
+            log.info("%s skipped: the workspace's allowance is spent", method)
+            return {}  # a thinner prompt this time; not remembered, so the next answer asks again
         fetched: dict[str, str] | None = await fetch()
         if fetched is None:
             return {}

@@ -15,6 +15,7 @@ every process through Redis (bot/storage/call_windows.py), so it never meets a 4
 | chat.postEphemeral | Tier 4 | 90 a minute per workspace |
 | chat.startStream / chat.stopStream | Tier 2 | 18 a minute per workspace |
 | chat.appendStream | Tier 4 | 90 a minute per workspace |
+| users.info / conversations.info | Tier 4 / Tier 3 | 90 / 45 a minute per workspace; over that, skipped |
 | reactions.add / reactions.remove | Tier 3 / Tier 2 | not called by the bot |
 | assistant.threads.setStatus | "special", no figure | 90 a minute per workspace (UNVERIFIED) |
 """
@@ -35,6 +36,8 @@ EPHEMERALS_PER_MINUTE = 90  # Tier 4
 STREAM_STARTS_PER_MINUTE = 18  # chat.startStream and chat.stopStream: Tier 2
 APPENDS_PER_MINUTE = 90  # chat.appendStream: Tier 4
 STATUS_PER_MINUTE = 90  # assistant.threads.setStatus: "special", no published figure (UNVERIFIED)
+LOOKUPS_PER_MINUTE_TIER3 = 45  # conversations.info: Tier 3 (a look-up over budget is skipped, not queued)
+LOOKUPS_PER_MINUTE_TIER4 = 90  # users.info: Tier 4
 
 THINKING_TICK_S = 3.0  # how often the "Thinking… 12s" status moves on (each tick is one paced edit)
 NATIVE_FLUSH_INTERVAL_S = 1.0  # appends are cheap (Tier 4) but each is a request; once a second reads as smooth
@@ -80,5 +83,7 @@ def allowance(method: str, workspace_id: str) -> Allowance:
         "chat.stopStream": STREAM_STARTS_PER_MINUTE,
         "chat.appendStream": APPENDS_PER_MINUTE,
         "assistant.threads.setStatus": STATUS_PER_MINUTE,
+        "users.info": LOOKUPS_PER_MINUTE_TIER4,
+        "conversations.info": LOOKUPS_PER_MINUTE_TIER3,
     }[method]
     return Allowance(f"{method}:{workspace_id}", per_minute)
