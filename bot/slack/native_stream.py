@@ -136,10 +136,10 @@ class NativeReplyStream:
     async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Stream the answer; on anything native streaming cannot show, hand the rest to the fallback."""
         assert self.place.thread_ts is not None  # streams are always thread replies
+        await show_thinking(self.client, self.place, self.budget, self.workspace_id)  # costs no Tier 3 call
         if not await self._can_stream():
-            await self.fallback().show(events)
+            await self.fallback().show(events)  # in a busy workspace it may show nothing until the first words
             return
-        await show_thinking(self.client, self.place, self.budget, self.workspace_id)
         self._stream = await self.client.chat_stream(
             channel=self.place.channel_id,
             thread_ts=self.place.thread_ts,
