@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,8 +23,22 @@ from bot.slack.pacing import LEDGER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
-# The de-duplication check of a question, started before the ack and decided after it (first_sighting).
-_SIGHTING: contextvars.ContextVar[asyncio.Task[bool] | None] = contextvars.ContextVar("sighting", default=None)
+
+class _Sighting:
+    """A question's de-duplication check, made after the ack and only if a listener answers the delivery (the
+    `message` copy of a channel mention is ignored by its listener, so its check would be a wasted round trip)."""
+
+    def __init__(self, check: Callable[[], Awaitable[bool]]) -> None:
+        self._check = check
+        self._result: asyncio.Future[bool] | None = None
+
+    async def first(self) -> bool:
+        if self._result is None:
+            self._result = asyncio.ensure_future(self._check())
+        return await asyncio.shield(self._result)
+
+
+_SIGHTING: contextvars.ContextVar[_Sighting | None] = contextvars.ContextVar("sighting", default=None)
 RESTARTING = "I'm restarting right now; please try again in a moment."
 # Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
 # answer finishing during the grace period may be waiting for its Approve click.
@@ -110,11 +125,11 @@ def _is_question(body: dict[str, Any]) -> bool:
 async def first_sighting() -> bool:
     """False when the question being handled was already delivered (a retry, or the mention's second copy).
 
-    Questions are acked before their de-duplication check ends: the check's Redis round trip, which can queue behind
+    Questions are acked before their de-duplication check: the check's Redis round trip, which can queue behind
     other work under load, is off the ack's path. Listeners that answer call this first.
     """
-    check = _SIGHTING.get()
-    return True if check is None else await check
+    sighting = _SIGHTING.get()
+    return True if sighting is None else await sighting.first()
 
 
 def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgress, metrics: Metrics) -> None:
@@ -151,12 +166,12 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         ids = delivery_ids(body)
         if not ids:
             return await next()
-        check = _check(ledger, workspace_of(context), ids, request_kind(body))
+        check = functools.partial(_check, ledger, workspace_of(context), ids, request_kind(body))
         if _is_question(body):
             # Bolt acks events before their listener runs, and the listener task inherits this context variable.
-            _SIGHTING.set(asyncio.ensure_future(check))
+            _SIGHTING.set(_Sighting(check))
             return await next()
-        if not await check:  # rarer events (joins, uninstalls...): checked before the ack, as nothing queues there
+        if not await check():  # rarer events (joins, uninstalls...): checked before the ack, as nothing queues there
             return BoltResponse(status=200, body="")
         return await next()
 

@@ -71,6 +71,7 @@ class RedisAnswerStore:
             pipe.publish(self._keys.answer_stops_channel(), f"{workspace_id} {answer_id}")
             await pipe.execute()
 
+    @_translated
     async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
         """Hear every Stop request until the connection breaks (then raise); `on_ready` runs once subscribed, so the
         caller can read the flags of requests made while it was not listening."""
