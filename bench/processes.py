@@ -147,6 +147,7 @@ class BotProcess:
             "PYTHONPATH": str(self.source),
             "HOST": "127.0.0.1",
             "PORT": str(port),
+            "METRICS_PORT": "0",  # several bots side by side: each picks a free metrics port (none is scraped here)
             **self.env,
         }
         with self.log_path.open("wb") as log:

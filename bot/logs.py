@@ -5,8 +5,9 @@ thread, Slack's event id. Every line logged while handling it, in any module and
 carries those fields without anyone passing them around (contextvars are copied into new tasks). Lines are JSON
 objects, one per line, for log collectors, or plain text for people.
 
-Never logged: tokens and passwords (redacted by shape, even inside a library's message or a traceback), and the
-text of messages, unless LOG_MESSAGE_TEXT asks for it on the `bot.content` logger.
+Never logged: tokens and passwords, redacted by value (every configured secret, and each installation's tokens as
+the bot reads them: `add_secrets`) and by shape (even inside a library's message or a traceback), and the text of
+messages, unless LOG_MESSAGE_TEXT asks for it on the `bot.content` logger.
 """
 
 from __future__ import annotations
@@ -15,14 +16,25 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 # Belt and braces: tokens must never reach a log line, even inside a third-party library's message.
-_SECRET_SHAPES = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+)")
+# xoxe.xoxb-/xoxe.xoxp- are rotating access tokens, xoxe- their refresh tokens (Slack's token rotation docs:
+# https://api.slack.com/authentication/rotation).
+_SECRET_SHAPES = re.compile(
+    r"(xoxe\.xox[a-z]-[A-Za-z0-9-]+|xox[abposre]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-ant-[A-Za-z0-9_-]+)"
+)
+# Secrets known by value, newest last; bounded so a bot with many workspaces does not grow it forever.
+MAX_KNOWN_SECRETS = 10_000
+MIN_SECRET_CHARS = 8  # shorter values would redact ordinary words; no real secret is this short
+_known: dict[str, None] = {}
+_known_pattern: re.Pattern[str] | None = None
+_known_lock = threading.Lock()
 # The user:password part of any URL (rediss://:password@host): the host stays readable, the secret goes.
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@]+@")
 
@@ -34,8 +46,30 @@ _context: ContextVar[Mapping[str, str]] = ContextVar("log_context", default=Mapp
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def add_secrets(values: Iterable[str | None]) -> None:
+    """Redact these values wherever they appear in a log line from now on (configured secrets, tokens read)."""
+    global _known_pattern
+    # A value the shapes already catch wherever it appears is left out: the list (scanned for every line) stays short.
+    fresh = [
+        v
+        for v in values
+        if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS and v not in _known and not _SECRET_SHAPES.fullmatch(v)
+    ]
+    if not fresh:
+        return
+    with _known_lock:
+        for value in fresh:
+            _known[value] = None
+        while len(_known) > MAX_KNOWN_SECRETS:
+            del _known[next(iter(_known))]
+        ordered = sorted(_known, key=len, reverse=True)  # longest first: a secret containing another goes whole
+        _known_pattern = re.compile("|".join(re.escape(value) for value in ordered))
+
+
 def redact(text: str) -> str:
-    return _URL_CREDENTIALS.sub("[redacted]@", _SECRET_SHAPES.sub("[redacted]", text))
+    text = _URL_CREDENTIALS.sub("[redacted]@", _SECRET_SHAPES.sub("[redacted]", text))  # whole tokens first
+    pattern = _known_pattern
+    return pattern.sub("[redacted]", text) if pattern is not None else text
 
 
 def start_request(**fields: str | None) -> None:

@@ -6,7 +6,8 @@ text, the Claude adapter counts failed attempts, the Slack client's retry hook c
 reports each billed call as it records it. One `Metrics` per bot, each with its own registry, so several bots in one
 process (tests) never mix figures.
 
-Labels stay bounded: workspaces (one per install), models, Slack event kinds and methods, error types.
+Labels stay bounded: workspaces (one per install), models, Slack request kinds from a fixed set (SLACK_KINDS),
+Slack methods, error types. Nothing an unsigned request says becomes a label.
 """
 
 from __future__ import annotations
@@ -21,6 +22,36 @@ from bot.core.usage import UsageRecord
 NAMESPACE = "claudebot"
 # The 0.0.4 text format: what every Prometheus version scrapes.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+# Every `kind` label the Slack metrics may carry: what the bot listens for, plus "other" for the rest of what a
+# signed request may name and "rejected" for requests that failed verification (never labelled by their content).
+SLACK_KINDS = frozenset(
+    {
+        "app_mention",
+        "message",
+        "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
+        "url_verification",
+        "slash_command",
+        "block_actions",
+        "message_action",
+        "shortcut",
+        "view_submission",
+        "view_closed",
+        "other",
+        "rejected",
+    }
+)
+REJECTED = "rejected"
+
+
+def slack_kind(kind: str) -> str:
+    """The label for a request kind: one of SLACK_KINDS, so no request can add a label value of its own."""
+    return kind if kind in SLACK_KINDS else "other"
+
 
 _ACK_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)  # Slack gives up at 3 s
 _FIRST_TEXT_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
@@ -101,11 +132,17 @@ class Metrics:
 
     # --- Slack -------------------------------------------------------------------------------------------
     def slack_event(self, kind: str, outcome: str) -> None:
-        """outcome: accepted, duplicate (a retry, a double delivery), ignored (another bot), refused (shutting down)."""
-        self._events.labels(kind, outcome).inc()
+        """outcome: accepted, duplicate (a retry, a double delivery), ignored (another bot), refused (shutting down);
+        kind "rejected" has the reasons of bot.intake.REJECTION_REASONS instead."""
+        self._events.labels(slack_kind(kind), outcome).inc()
 
     def slack_acked(self, kind: str, seconds: float) -> None:
-        self._ack.labels(kind).observe(seconds)
+        self._ack.labels(slack_kind(kind)).observe(seconds)
+
+    def slack_rejected(self, reason: str, seconds: float) -> None:
+        """A request that failed verification or was unreadable: counted by a fixed reason, never by its content."""
+        self._events.labels(REJECTED, reason).inc()
+        self._ack.labels(REJECTED).observe(seconds)
 
     def slack_rate_limited(self, method: str) -> None:
         self._rate_limited.labels(method).inc()

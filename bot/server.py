@@ -1,20 +1,26 @@
-"""The aiohttp app (Slack's endpoint, the OAuth install pages for several workspaces, a health check that tells the
-truth, Prometheus metrics) and the running service around it: Socket Mode or HTTP intake, and an orderly shutdown."""
+"""The aiohttp apps (on PORT: Slack's endpoint, the OAuth install pages for several workspaces, a health check that
+tells the truth; on METRICS_HOST:METRICS_PORT: Prometheus metrics) and the running service around them: Socket Mode
+or HTTP intake, and an orderly shutdown."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot import intake
+from bot.core.errors import StorageUnavailable
 from bot.core.ports import HealthCheck
+from bot.intake import SlackVerifier
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.settings import Settings
 from bot.slack.middleware import request_kind
@@ -23,26 +29,28 @@ from bot.wiring import Bot, build_bot
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class InstallLimits(Protocol):
+    async def admit(self, address: str) -> str | None:
+        """None to let this visitor start an install; else a short reason (answered with 429)."""
 
 
 def build_web_app(
     app: AsyncApp,
     health: HealthCheck,
     *,
+    signing_secret: str | None,
     metrics: Metrics | None = None,
-    metrics_token: str | None = None,
     accepting: Callable[[], bool] = lambda: True,
+    install_limits: InstallLimits | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> web.Application:
-    """`accepting` turns false on shutdown: /healthz then says 503 so load balancers send work elsewhere."""
+    """The public port. POST /slack/events exists only with a signing secret: in Socket Mode without one, Slack's
+    requests come over the socket and this route answers 404, so no one can forge them over HTTP.
 
-    async def slack_events(request: web.Request) -> web.Response:
-        # Bolt verifies the signature (401 on a bad or stale one) and acks before listeners run.
-        started = time.perf_counter()
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await app.async_dispatch(bolt_request)
-        if metrics is not None:
-            metrics.slack_acked(request_kind(bolt_request.body), time.perf_counter() - started)
-        return await to_aiohttp_response(bolt_response)
+    `accepting` turns false on shutdown: /healthz then says 503 so load balancers send work elsewhere."""
 
     async def healthz(_: web.Request) -> web.Response:
         if not accepting():
@@ -51,44 +59,117 @@ def build_web_app(
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "redis unreachable"}, status=503)
 
+    web_app = web.Application(client_max_size=intake.MAX_BODY_BYTES)
+    web_app.add_routes([web.get("/healthz", healthz)])
+    if signing_secret:
+        web_app.add_routes([web.post(SLACK_PATH, _slack_intake(app, SlackVerifier(signing_secret), metrics))])
+    if app.oauth_flow is not None:
+        web_app.add_routes(_install_routes(app.oauth_flow, install_limits, trusted_proxies))
+    return web_app
+
+
+def _slack_intake(app: AsyncApp, verifier: SlackVerifier, metrics: Metrics | None) -> Handler:
+    """POST /slack/events: size cap, signature on the raw bytes, shape; only then Bolt (which acks before listeners
+    run) sees the request, and only then is it counted under its kind."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        raw, rejection = await _read_body(request)
+        body = None
+        if rejection is None:
+            body, rejection = intake.check(verifier, raw, request.headers, request.content_type)
+        if rejection is not None or body is None:
+            rejection = rejection or intake.MALFORMED
+            if metrics is not None:
+                metrics.slack_rejected(rejection.reason, time.perf_counter() - started)
+            return web.Response(status=rejection.status, text=rejection.text)
+        bolt_request = AsyncBoltRequest(body=raw.decode(), query=request.query_string, headers=dict(request.headers))
+        bolt_response = await app.async_dispatch(bolt_request)
+        if metrics is not None:
+            metrics.slack_acked(request_kind(body), time.perf_counter() - started)
+        return await to_aiohttp_response(bolt_response)
+
+    return slack_events
+
+
+def _install_routes(
+    flow: AsyncOAuthFlow, install_limits: InstallLimits | None, trusted_proxies: Sequence[str]
+) -> list[web.RouteDef]:
+    async def install(request: web.Request) -> web.Response:
+        """Sets the state cookie and redirects to Slack's "Allow" page; each visit stores a state, so capped."""
+        if install_limits is not None:
+            try:
+                refusal = await install_limits.admit(client_address(request, trusted_proxies))
+            except StorageUnavailable:
+                refusal = None  # the flow cannot store a state either, and answers with its "try again" page
+            if refusal is not None:
+                return web.Response(status=429, text=refusal, headers={"Retry-After": "60"})
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def oauth_redirect(request: web.Request) -> web.Response:
+        """Slack sends the installer back here with a one-time code and our state."""
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    return [web.get(flow.install_path, install), web.get(flow.redirect_uri_path, oauth_redirect)]
+
+
+async def _read_body(request: web.Request) -> tuple[bytes, intake.Rejection | None]:
+    """The raw body, read no further than MAX_BODY_BYTES (aiohttp's client_max_size stops the read there)."""
+    if (request.content_length or 0) > intake.MAX_BODY_BYTES:
+        log.info("rejected a Slack request: %d bytes is over the cap", request.content_length or 0)
+        return b"", intake.TOO_LARGE
+    try:
+        return await request.read(), None
+    except web.HTTPRequestEntityTooLarge:
+        log.info("rejected a Slack request: body over the %d-byte cap", intake.MAX_BODY_BYTES)
+        return b"", intake.TOO_LARGE
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[str]) -> str:
+    """Who is asking: the peer address, or, when the peer is one of TRUSTED_PROXIES, the nearest address in
+    X-Forwarded-For that is not itself a trusted proxy (the proxies append, so the right end is theirs)."""
+    peer = request.remote or "unknown"
+    trusted = set(trusted_proxies)
+    if peer not in trusted:
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
+def build_metrics_app(metrics: Metrics, *, token: str | None) -> web.Application:
+    """GET /metrics on its own port (METRICS_HOST:METRICS_PORT): it names workspaces and their costs."""
+    expected = f"Bearer {token}".encode() if token else None
+
     async def metrics_page(request: web.Request) -> web.Response:
-        if metrics is None:
-            raise web.HTTPNotFound()
-        expected = f"Bearer {metrics_token}"
-        if metrics_token and not hmac.compare_digest(
-            request.headers.get("Authorization", "").encode(), expected.encode()
-        ):
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        if expected is not None and not hmac.compare_digest(given, expected):
             return web.Response(status=401, text="metrics need a bearer token", headers={"WWW-Authenticate": "Bearer"})
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
-    web_app = web.Application(client_max_size=1024**2)
-    web_app.add_routes(
-        [web.post(SLACK_PATH, slack_events), web.get("/healthz", healthz), web.get("/metrics", metrics_page)]
-    )
-    flow = app.oauth_flow
-    if flow is not None:
-
-        async def install(request: web.Request) -> web.Response:
-            """Sets the state cookie and redirects to Slack's "Allow" page."""
-            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
-
-        async def oauth_redirect(request: web.Request) -> web.Response:
-            """Slack sends the installer back here with a one-time code and our state."""
-            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
-
-        web_app.add_routes([web.get(flow.install_path, install), web.get(flow.redirect_uri_path, oauth_redirect)])
+    web_app = web.Application(client_max_size=64 * 1024)
+    web_app.add_routes([web.get("/metrics", metrics_page)])
     return web_app
 
 
 def web_app_for(bot: Bot, settings: Settings) -> web.Application:
-    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     return build_web_app(
         bot.app,
         bot.store,
+        signing_secret=secret,
         metrics=bot.core.metrics,
-        metrics_token=token,
         accepting=lambda: bot.slack_deps.in_progress.accepting,
+        install_limits=bot.install_limits,
+        trusted_proxies=sorted(settings.id_list(settings.trusted_proxies)),
     )
+
+
+def metrics_app_for(bot: Bot, settings: Settings) -> web.Application:
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    return build_metrics_app(bot.core.metrics, token=token)
 
 
 class _TimedSocketModeHandler(AsyncSocketModeHandler):
@@ -105,20 +186,24 @@ class _TimedSocketModeHandler(AsyncSocketModeHandler):
 
 
 class Service:
-    """One running bot: Slack intake (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), /healthz and /metrics on
-    HOST:PORT in both modes, and an orderly shutdown."""
+    """One running bot: Slack intake (Socket Mode when SLACK_APP_TOKEN is set, else HTTP), /healthz on HOST:PORT in
+    both modes, /metrics on METRICS_HOST:METRICS_PORT, and an orderly shutdown."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bot = build_bot(settings)
         self._runner = web.AppRunner(web_app_for(self.bot, settings), access_log=None)
+        self._metrics_runner = web.AppRunner(metrics_app_for(self.bot, settings), access_log=None)
         self._socket: _TimedSocketModeHandler | None = None
 
     @property
     def url(self) -> str:
         """Where the HTTP listener really is (PORT=0 picks a free port)."""
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return _url(self._runner)
+
+    @property
+    def metrics_url(self) -> str:
+        return _url(self._metrics_runner)
 
     async def start(self) -> None:
         settings = self.settings
@@ -127,13 +212,17 @@ class Service:
             log.warning("Redis is not answering yet; /healthz reports 503 until it does")
         await self._runner.setup()
         await web.TCPSite(self._runner, settings.host, settings.port).start()
+        await self._metrics_runner.setup()
+        await web.TCPSite(self._metrics_runner, settings.metrics_host, settings.metrics_port).start()
         if settings.slack_app_token is not None:
             token = settings.slack_app_token.get_secret_value()
             self._socket = _TimedSocketModeHandler(self.bot.app, token, self.bot.core.metrics)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-            log.info("connected to Slack in Socket Mode; /healthz and /metrics on %s", self.url)
+            intake_note = f"; HTTP intake at {SLACK_PATH} too" if settings.slack_signing_secret else ""
+            log.info("connected to Slack in Socket Mode; /healthz on %s%s", self.url, intake_note)
         else:
             log.info("listening for Slack on %s%s", self.url, SLACK_PATH)
+        log.info("metrics on %s/metrics", self.metrics_url)
 
     async def shutdown(self) -> None:
         """Stop taking new work, give answers in progress SHUTDOWN_GRACE_S (then close them with a note), flush
@@ -143,5 +232,11 @@ class Service:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
         await self._runner.cleanup()
+        await self._metrics_runner.cleanup()
         await self.bot.close(grace_s=0)
         log.info("shut down")
+
+
+def _url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

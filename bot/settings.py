@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,10 +72,21 @@ class Settings(BaseSettings):
     # "false" never. Edits of a posted message are the fallback whenever Slack refuses it.
     slack_native_streaming: Literal["auto", "true", "false"] = "auto"
 
-    # HTTP mode (in Socket Mode too: /healthz and /metrics)
+    # HTTP mode (in Socket Mode too: /healthz; POST /slack/events there only with SLACK_SIGNING_SECRET)
     host: str = "0.0.0.0"
     port: int = Field(default=3000, ge=0, le=65535)
+    # /metrics names workspaces and their costs: its own port, loopback unless METRICS_HOST says otherwise, and a
+    # bearer token required (start-up refuses without one) whenever that address is not loopback.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_token: SecretStr | None = None  # when set, GET /metrics needs "Authorization: Bearer <token>"
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (install rate limits); empty:
+    # the peer address is the client's.
+    trusted_proxies: str = ""
+    install_rate_per_minute: int = Field(default=10, ge=1)  # GET /slack/install per client address per minute
+    install_max_states: int = Field(default=10_000, ge=1)  # live OAuth states (each lives 10 minutes) at most
+    # OAuth mode: Fernet keys (comma-separated; the first encrypts, all decrypt) for installation tokens in Redis.
+    token_encryption_key: SecretStr | None = None
     # On SIGTERM: how long answers in progress may run on before they are closed with a note. Below the usual
     # 30 s a container runtime waits before SIGKILL, leaving time to write those notes.
     shutdown_grace_s: float = Field(default=25.0, ge=0)
@@ -110,7 +123,9 @@ class Settings(BaseSettings):
     budget_month_usd: float | None = Field(default=None, gt=0)
     budget_user_day_usd: float | None = Field(default=None, gt=0)
     budget_fallback_model: str | None = None  # cheaper model used near the monthly limit instead of refusing
-    cost_admins: str = ""  # comma-separated user ids who may see /claude-cost and get budget warnings
+    # Comma-separated user ids who may see /claude-cost and get budget warnings: U123 (any workspace) or T123:U123
+    # (that workspace only, for OAuth bots serving several).
+    cost_admins: str = ""
     price_overrides: str = ""  # JSON: {"model-id": {"input": USD per MTok, "output": USD per MTok}}
     usage_raw_retention_days: int = Field(default=30, ge=1)
     weekly_summary_channel: str | None = None
@@ -173,6 +188,7 @@ class Settings(BaseSettings):
         "redis_url",
         "redis_tls_ca_file",
         "metrics_token",
+        "token_encryption_key",
         "slack_signing_secret",
         "slack_bot_token",
         "slack_client_id",
@@ -212,6 +228,15 @@ class Settings(BaseSettings):
             if not self.redis_tls_ca_file.is_file():
                 raise ValueError("REDIS_TLS_CA_FILE: no such file")
         return self
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_keys_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from bot.storage.token_crypto import TokenCipher
+
+            TokenCipher.from_setting(value.get_secret_value())  # raises ValueError naming no key
+        return value
 
     @field_validator("weekly_summary_channel")
     @classmethod
@@ -273,6 +298,43 @@ class Settings(BaseSettings):
             raise SettingsError("SLACK_BOT_TOKEN: missing (or set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth)")
         if not self.socket_mode and self.slack_signing_secret is None:
             raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+        if self.oauth and self.token_encryption_key is None:
+            raise SettingsError(
+                "TOKEN_ENCRYPTION_KEY: required with OAuth (installation tokens are stored encrypted); make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        if self.metrics_token is None and not is_loopback(self.metrics_host):
+            raise SettingsError(
+                f"METRICS_TOKEN: required when METRICS_HOST ({self.metrics_host}) is not a loopback address"
+            )
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the logs to redact by value (Fernet keys one by one)."""
+        secrets = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.slack_client_secret,
+            self.anthropic_api_key,
+            self.metrics_token,
+        ]
+        values = [secret.get_secret_value() for secret in secrets if secret is not None]
+        if self.token_encryption_key is not None:
+            values += [key.strip() for key in self.token_encryption_key.get_secret_value().split(",")]
+        if self.redis_url is not None:
+            password = urlsplit(self.redis_url.get_secret_value()).password
+            values += [password] if password else []
+        return [value for value in values if value]
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1; a name other than localhost counts as not loopback (it may resolve anywhere)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def summary_channels(value: str) -> dict[str | None, str]:

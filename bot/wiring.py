@@ -13,6 +13,7 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import logs
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
@@ -54,10 +55,11 @@ from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.embedded import EmbeddedRedis
-from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
+from bot.storage.installations import RedisInstallationStore, RedisInstallRate, RedisOAuthStateStore
 from bot.storage.keys import Keys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
+from bot.storage.token_crypto import TokenCipher
 from bot.storage.usage_ledger import RedisUsageLedger
 from bot.storage.workspace_data import RedisWorkspacePurges
 from bot.web.fetch import SafeWebFetcher
@@ -201,6 +203,7 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
 
 
 def build_core(settings: Settings) -> Core:
+    logs.add_secrets(settings.secret_values())  # redacted by value from the first log line on
     metrics = Metrics()
     embedded = None
     if settings.redis_url is None:
@@ -258,8 +261,9 @@ def oauth_config(
     settings: Settings, store: RedisStore, client: AsyncWebClient, *, on_installed: Callable[[str], Awaitable[None]]
 ) -> tuple[OAuthConfig, RedisInstallationStore]:
     """The install flow's settings and Redis stores; tokens are refreshed under a per-workspace Redis lock."""
-    assert settings.slack_client_id is not None and settings.slack_client_secret is not None  # check_slack did
-    installations = RedisInstallationStore(store.client, store.keys)
+    assert settings.slack_client_id and settings.slack_client_secret and settings.token_encryption_key  # check_slack
+    cipher = TokenCipher.from_setting(settings.token_encryption_key.get_secret_value())
+    installations = RedisInstallationStore(store.client, store.keys, cipher=cipher)
 
     def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
         name = store.keys.token_refresh_lock(workspace)
@@ -273,7 +277,9 @@ def oauth_config(
         redirect_uri=settings.slack_redirect_uri,
         authorize_url=authorize_url_for(settings.slack_api_url),
         installations=installations,
-        states=RedisOAuthStateStore(store.client, store.keys, expiration_s=STATE_EXPIRATION_S),
+        states=RedisOAuthStateStore(
+            store.client, store.keys, expiration_s=STATE_EXPIRATION_S, max_live=settings.install_max_states
+        ),
         rotator=SerializedTokenRotator(
             client_id=settings.slack_client_id,
             client_secret=client_secret,
@@ -301,6 +307,7 @@ class Bot:
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     slack_http: aiohttp.ClientSession | None = None  # closed with the bot
+    install_limits: RedisInstallRate | None = None  # OAuth mode: GET /slack/install visits per client address
 
     @property
     def store(self) -> RedisStore:
@@ -423,6 +430,7 @@ def build_bot(settings: Settings) -> Bot:
     core.metrics.watch_answers_in_progress(lambda: len(deps.in_progress))
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=signing_secret, deps=deps, oauth=oauth)
+    limits = RedisInstallRate(core.store.client, core.store.keys, per_minute=settings.install_rate_per_minute)
     return Bot(
         core=core,
         app=app,
@@ -433,6 +441,7 @@ def build_bot(settings: Settings) -> Bot:
         retention=retention,
         single_workspace=not settings.oauth,
         slack_http=slack_http,
+        install_limits=limits if settings.oauth else None,
     )
 
 

@@ -31,12 +31,13 @@ from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
 from bot.core.workspaces import WorkspaceRetention
 from bot.metrics import Metrics
-from bot.slack import listeners, middleware
+from bot.slack import listeners, middleware, response_urls
 from bot.slack.delivery import AnswersInProgress
 from bot.slack.directory import Directory
 from bot.slack.native_stream import NativeRefusals
 from bot.slack.oauth import OAuthConfig, build_install_flow
 from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
+from bot.slack.response_urls import ResponseUrlPolicy
 from bot.storage.usage_ledger import RedisUsageLedger
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,11 @@ def build_app(
     install = build_install_flow(client, oauth) if oauth is not None else None
     app = AsyncApp(
         client=client,
-        # Socket Mode needs no secret (Bolt skips verification there); HTTP mode refuses to start without one.
-        signing_secret=signing_secret or "unused-in-socket-mode",
+        # HTTP requests are verified twice: by bot.intake on the raw bytes before anything is parsed, then by Bolt.
+        # Without a secret (Socket Mode only) there is no HTTP route to verify, and Bolt's check is off rather than
+        # run against a made-up secret ("" also stops Bolt reading SLACK_SIGNING_SECRET behind our back).
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
         process_before_response=False,
         logger=logging.getLogger("slack_bolt"),
         before_authorize=middleware.reject_malformed,
@@ -121,6 +125,7 @@ def build_app(
         authorize=install[1] if install else None,  # type: ignore[arg-type]
         installation_store=oauth.installations if oauth else None,
     )
+    response_urls.guard(app, ResponseUrlPolicy(client.base_url))  # first: see response_urls.py
     middleware.register(app, deps.ledger, in_progress=deps.in_progress, metrics=deps.metrics)
     listeners.register_all(app, deps)
 

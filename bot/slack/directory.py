@@ -46,7 +46,13 @@ class Directory:
         )
 
     async def is_admin(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> bool:
+        """From the profile cache (PROFILE_CACHE_TTL_S): for choices that cost nothing if briefly out of date."""
         return (await self._user(client, workspace_id, user_id)).get("is_admin") == "1"
+
+    async def is_admin_now(self, client: AsyncWebClient, user_id: str) -> bool:
+        """Asked of Slack afresh, for /claude-cost and /claude-budget; False when Slack cannot say (fail closed)."""
+        profile = await self._fetch_user(client, user_id)
+        return profile is not None and profile.get("is_admin") == "1"
 
     async def channel(self, client: AsyncWebClient, workspace_id: str, channel_id: str) -> ChannelContext:
         info = await self._remembered(

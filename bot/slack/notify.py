@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.admins import admins_for
 from bot.slack.workspaces import WorkspaceClients, WorkspaceNotInstalled
 
 log = logging.getLogger(__name__)
@@ -17,10 +18,11 @@ class SlackAdminNotifier:
 
     def __init__(self, workspaces: WorkspaceClients, admin_ids: Iterable[str]) -> None:
         self._workspaces = workspaces
-        self._admins = sorted(set(admin_ids))
+        self._entries = sorted(set(admin_ids))
 
     async def notify_admins(self, workspace_id: str, text: str) -> None:
-        if not self._admins:
+        admins = sorted(admins_for(self._entries, workspace_id))
+        if not admins:
             log.warning("budget warning for %s, but COST_ADMINS is empty: %s", workspace_id, text)
             return
         try:
@@ -28,9 +30,9 @@ class SlackAdminNotifier:
         except WorkspaceNotInstalled:
             log.warning("budget warning for %s, which no longer has the app installed: %s", workspace_id, text)
             return
-        for admin in self._admins:
+        for admin in admins:
             try:
                 # Posting to a user id opens (or reuses) the app's DM with them.
-                await client.chat_postMessage(channel=admin, text=text)
+                await client.chat_postMessage(channel=admin, text=text, unfurl_links=False, unfurl_media=False)
             except SlackApiError as error:
                 log.warning("could not DM %s about the budget: %s", admin, error.response.get("error"))

@@ -31,6 +31,7 @@ from yarl import URL
 from bot.core.errors import StorageUnavailable
 from bot.core.workspaces import workspace_id
 from bot.slack.workspaces import REFRESH_BEFORE_MINUTES, SerializedTokenRotator
+from bot.storage.installations import TooManyInstallStates
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ MANIFEST_BOT_SCOPES = (
     "files:write",
 )
 
+TOO_MANY_INSTALLS = "Too many installs are in progress right now; please try again in a few minutes."
 _START_AGAIN = f'Start again from <a href="{INSTALL_PATH}">{INSTALL_PATH}</a>.'
 _FAILURES = {
     "access_denied": "The installation was cancelled in Slack, so nothing was installed.",
@@ -105,6 +107,9 @@ class InstallFlow(AsyncOAuthFlow):
             return await super().handle_installation(request)
         except StorageUnavailable:  # the state could not be stored
             return _unavailable_page()
+        except TooManyInstallStates:
+            log.warning("install page: INSTALL_MAX_STATES live OAuth states reached; turning visitors away")
+            return BoltResponse(status=429, body=TOO_MANY_INSTALLS, headers={"Content-Type": "text/plain"})
 
     async def handle_callback(self, request: AsyncBoltRequest) -> BoltResponse:
         try:

@@ -322,10 +322,10 @@ class ReplyStream:
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
         if not final and self._mode == "posts":
-            pieces = pieces[:-1]  # only messages whose text is complete: a posted message is never edited
-        rendered = [markdown_to_mrkdwn(piece) for piece in pieces]
-        if not final and self._mode == "posts":
-            return rendered
+            # Only messages whose text is complete: a posted message is never edited.
+            return [markdown_to_mrkdwn(piece) for piece in pieces[:-1]]
+        # Only the last piece of an answer still streaming has a half-typed end to tidy; the rest is rendered whole.
+        rendered = [markdown_to_mrkdwn(p, live=not final and i == len(pieces) - 1) for i, p in enumerate(pieces)]
         if not final and self._mode == "words" and not rendered:
             return []  # nothing to show before the first words: posting a status would cost an edit later
         if not final:

@@ -105,6 +105,14 @@ class Keys:
         """Global: issued before the workspace is known; lives the state's expiry (minutes)."""
         return f"{self.prefix}oauthstate:{state}"
 
+    def oauth_states_live(self) -> str:
+        """Sorted set: each live OAuth state by its expiry time, to cap how many exist (global, like the states)."""
+        return f"{self.prefix}oauthstates"
+
+    def install_rate(self, address: str, minute: int) -> str:
+        """Counter: GET /slack/install visits from one client address in one minute; expires after two."""
+        return f"{self.prefix}installrate:{minute}:{address}"
+
     def pending_purges(self) -> str:
         """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
         return f"{self.prefix}purges"

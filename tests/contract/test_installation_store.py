@@ -9,9 +9,19 @@ import pytest
 import redis.asyncio as redis
 from slack_sdk.oauth.installation_store import Bot, Installation
 
-from bot.storage.installations import RedisInstallationStore, RedisOAuthStateStore
+from bot import logs
+from bot.storage.installations import (
+    RedisInstallationStore,
+    RedisInstallRate,
+    RedisOAuthStateStore,
+    TooManyInstallStates,
+)
 from bot.storage.keys import Keys
 from bot.storage.redis_store import connect
+from bot.storage.token_crypto import TokenCipher
+
+OLD_KEY, NEW_KEY = TokenCipher.generate_key(), TokenCipher.generate_key()
+CIPHER = TokenCipher.from_setting(OLD_KEY)
 
 
 def installation(
@@ -50,7 +60,7 @@ async def client(redis_url: str, redis_client: redis.Redis) -> AsyncIterator[red
 
 @pytest.fixture
 def store(client: redis.Redis, key_prefix: str) -> RedisInstallationStore:
-    return RedisInstallationStore(client, Keys(key_prefix))
+    return RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER)
 
 
 async def test_a_saved_installation_is_found_with_its_bot(store: RedisInstallationStore) -> None:
@@ -197,3 +207,74 @@ async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, key_
     assert not await states.async_consume("never-issued")
     assert not await states.async_consume("")
     assert await states.async_consume(other)
+
+
+async def test_tokens_are_encrypted_at_rest_and_never_stored_in_plain(
+    store: RedisInstallationStore, client: redis.Redis, key_prefix: str
+) -> None:
+    await store.async_save(installation("T1", token="xoxb-at-rest-secret", user="U1"))
+
+    stored = await client.hgetall(Keys(key_prefix).installation("T1"))
+    assert set(stored) == {"latest", "user:U1", "bot"}
+    assert all(value.startswith("gAAAAA") and "xoxb-at-rest-secret" not in value for value in stored.values())
+    found = await store.async_find_installation(enterprise_id=None, team_id="T1")
+    assert found is not None and found.bot_token == "xoxb-at-rest-secret"
+
+
+async def test_a_plain_json_record_from_before_encryption_is_read_once_and_re_encrypted(
+    client: redis.Redis, key_prefix: str
+) -> None:
+    name = Keys(key_prefix).installation("T1")
+    plain = RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER)
+    await plain.async_save(installation("T1", token="xoxb-legacy-token"))
+    legacy = {field: CIPHER.decrypt(value)[0] for field, value in (await client.hgetall(name)).items()}
+    await client.hset(name, mapping=legacy)  # as an older version of the bot left it: plain JSON
+    assert (await client.hget(name, "bot")).startswith("{")
+
+    found = await plain.async_find_installation(enterprise_id=None, team_id="T1")
+
+    assert found is not None and found.bot_token == "xoxb-legacy-token"
+    assert all(value.startswith("gAAAAA") for value in (await client.hgetall(name)).values())
+
+
+async def test_rotating_the_key_keeps_old_records_readable_and_rewrites_them_with_the_new_key(
+    client: redis.Redis, key_prefix: str
+) -> None:
+    name = Keys(key_prefix).installation("T1")
+    await RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER).async_save(
+        installation("T1", token="xoxb-rotated")
+    )
+    rotated = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(f"{NEW_KEY},{OLD_KEY}"))
+
+    assert (await rotated.async_find_bot(enterprise_id=None, team_id="T1")).bot_token == "xoxb-rotated"  # type: ignore[union-attr]
+
+    only_new = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(NEW_KEY))
+    found = await only_new.async_find_bot(enterprise_id=None, team_id="T1")
+    assert found is not None and found.bot_token == "xoxb-rotated", "the read above rewrote it with the new key"
+    assert await client.hget(name, "bot") is not None
+    stranger = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(OLD_KEY))
+    assert await stranger.async_find_bot(enterprise_id=None, team_id="T1") is None  # skipped, with a warning
+
+
+async def test_tokens_read_from_storage_are_redacted_from_log_lines(store: RedisInstallationStore) -> None:
+    # Not shaped like any Slack token, so only its value can give it away (a future token format, a test token).
+    await store.async_save(installation("T1", token="opaque-token-4f9a2c77e1"))
+    await store.async_find_installation(enterprise_id=None, team_id="T1")
+    assert logs.redact("token was opaque-token-4f9a2c77e1 here") == "token was [redacted] here"
+
+
+async def test_live_oauth_states_are_capped(client: redis.Redis, key_prefix: str) -> None:
+    states = RedisOAuthStateStore(client, Keys(key_prefix), expiration_s=600, max_live=3)
+    issued = [await states.async_issue() for _ in range(3)]
+    with pytest.raises(TooManyInstallStates):
+        await states.async_issue()
+    assert await states.async_consume(issued[0])
+    assert await states.async_issue()  # a consumed state frees its place
+
+
+async def test_install_visits_are_capped_per_client_address(client: redis.Redis, key_prefix: str) -> None:
+    rate = RedisInstallRate(client, Keys(key_prefix), per_minute=2)
+    assert await rate.admit("198.51.100.7") is None
+    assert await rate.admit("198.51.100.7") is None
+    assert await rate.admit("198.51.100.7") is not None
+    assert await rate.admit("203.0.113.9") is None, "another address has its own allowance"

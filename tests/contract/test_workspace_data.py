@@ -21,7 +21,7 @@ from bot.storage.keys import Keys
 from bot.storage.redis_store import RedisStore, connect
 from bot.storage.usage_ledger import RedisUsageLedger
 from bot.storage.workspace_data import RedisWorkspacePurges
-from tests.contract.test_installation_store import installation
+from tests.contract.test_installation_store import CIPHER, installation
 
 # Keys builders whose keys the purge leaves alone, and why (the purge's docstring says the same).
 NOT_PURGED = {
@@ -30,6 +30,8 @@ NOT_PURGED = {
     "oauth_state": "global: issued before the workspace is known",
     "pending_purges": "global: the schedule itself",
     "answer_stops_channel": "global: a pub/sub channel, which stores nothing",
+    "oauth_states_live": "global: the index of live OAuth states, which belong to no workspace yet",
+    "install_rate": "global: install visits per client address, gone after two minutes",
 }
 SAMPLE_ARGS = {
     "key": ConversationKey("T1", "C1", "1700000000.000100"),
@@ -46,6 +48,8 @@ SAMPLE_ARGS = {
     "day": "2026-11-26",
     "pane_id": "D1",
     "thread_id": "1700000000.000300",
+    "address": "198.51.100.7",
+    "minute": 29_000_000,
 }
 
 
@@ -85,7 +89,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     assert purged == set(built) - set(NOT_PURGED), "add the key to Keys.workspace_data, or to NOT_PURGED with why"
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
-        if name not in ("oauth_state", "pending_purges", "answer_stops_channel"):
+        if name not in ("oauth_state", "pending_purges", "answer_stops_channel", "oauth_states_live", "install_rate"):
             assert ":T1" in key, f"{name}: {key} does not name its workspace"
     assert glob == f"{key_prefix}*T1*"
 
@@ -118,7 +122,7 @@ async def test_a_purge_deletes_one_workspaces_data_but_not_its_usage_or_another_
     store: RedisStore, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     ledger = RedisUsageLedger(store.client, key_prefix)
-    installations = RedisInstallationStore(store.client, store.keys)
+    installations = RedisInstallationStore(store.client, store.keys, cipher=CIPHER)
     purges = RedisWorkspacePurges(store.client, store.keys)
     await fill(store, ledger, installations, "T1")
     await fill(store, ledger, installations, "T2")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.server import SLACK_PATH, web_app_for
+from bot.server import SLACK_PATH, metrics_app_for, web_app_for
 from bot.settings import Settings
 from bot.wiring import Bot, build_bot
 from tests.fakes.anthropic_api import FakeAnthropic
@@ -18,6 +18,8 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import SlackRequestSender
 
 SIGNING_SECRET = "test-signing-secret"
+# A fixed Fernet key (OAuth mode refuses to start without TOKEN_ENCRYPTION_KEY); single-token bots ignore it.
+TOKEN_KEY = "dGVzdC10b2tlbi1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="
 
 
 @dataclass
@@ -26,10 +28,13 @@ class RunningBot:
     url: str
     sender: SlackRequestSender
     runner: web.AppRunner
+    metrics_runner: web.AppRunner
+    metrics_url: str  # /metrics is served on its own port (METRICS_PORT), as in production
 
     async def stop(self) -> None:
         await self.sender.close()
         await self.runner.cleanup()
+        await self.metrics_runner.cleanup()
         await self.bot.close()
 
 
@@ -74,6 +79,8 @@ def settings_for(slack: FakeSlack, claude: FakeAnthropic, redis_url: str, key_pr
             "storage_wait_s": 10.0,
             "host": "127.0.0.1",
             "port": 0,
+            "metrics_port": 0,
+            "token_encryption_key": TOKEN_KEY,
         }
         values.update(overrides)
         return Settings(**values, _env_file=None)
@@ -96,7 +103,12 @@ async def start_bot(settings_for: Callable[..., Settings], redis_client: Any) ->
         await site.start()
         port = runner.addresses[0][1]
         url = f"http://127.0.0.1:{port}"
-        instance = RunningBot(bot, url, SlackRequestSender(url + SLACK_PATH, SIGNING_SECRET), runner)
+        metrics_runner = web.AppRunner(metrics_app_for(bot, settings), access_log=None)
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, "127.0.0.1", 0).start()
+        metrics_url = f"http://127.0.0.1:{metrics_runner.addresses[0][1]}"
+        sender = SlackRequestSender(url + SLACK_PATH, SIGNING_SECRET)
+        instance = RunningBot(bot, url, sender, runner, metrics_runner, metrics_url)
         running.append(instance)
         return instance
 

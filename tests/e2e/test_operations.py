@@ -61,7 +61,7 @@ async def test_metrics_count_requests_first_text_tokens_cost_claude_errors_and_s
     await running.sender.send_event(event_callback(app_mention("hi", ts=ts)))
     await wait_for_reply(slack, "C0GENERAL", ts, "Hello from Claude.")
 
-    samples = await scrape_when(running.url, "claudebot_answers_total", 1, outcome="ok")
+    samples = await scrape_when(running.metrics_url, "claudebot_answers_total", 1, outcome="ok")
     assert value(samples, "claudebot_answers_total", outcome="ok") == 1
     assert value(samples, "claudebot_slack_events_total", kind="app_mention", outcome="accepted") == 1
     assert value(samples, "claudebot_slack_ack_seconds_count", kind="app_mention") == 1
@@ -88,7 +88,7 @@ async def test_a_repeated_delivery_is_counted_as_a_duplicate(
     await running.sender.send_event(payload)
     await running.sender.send_event(payload, retry_num=1)
     await wait_for_reply(slack, "C0GENERAL", "1700000301.000100", "OK")
-    samples = await scrape(running.url)
+    samples = await scrape(running.metrics_url)
     assert value(samples, "claudebot_slack_events_total", kind="app_mention", outcome="accepted") == 1
     assert value(samples, "claudebot_slack_events_total", kind="app_mention", outcome="duplicate") == 1
 
@@ -96,11 +96,11 @@ async def test_a_repeated_delivery_is_counted_as_a_duplicate(
 async def test_metrics_can_require_a_bearer_token(start_bot: BotFactory) -> None:
     running = await start_bot(metrics_token="scrape-me")
     async with aiohttp.ClientSession() as http:
-        async with http.get(running.url + "/metrics") as response:
+        async with http.get(running.metrics_url + "/metrics") as response:
             assert response.status == 401
-        async with http.get(running.url + "/metrics", headers={"Authorization": "Bearer wrong"}) as response:
+        async with http.get(running.metrics_url + "/metrics", headers={"Authorization": "Bearer wrong"}) as response:
             assert response.status == 401
-    samples = await scrape(running.url, token="scrape-me")
+    samples = await scrape(running.metrics_url, token="scrape-me")
     assert any(name.startswith("claudebot_") for name, _ in samples)
 
 
@@ -129,7 +129,7 @@ async def test_log_lines_are_json_with_the_events_ids_and_never_the_message_text
     payload = event_callback(app_mention("what are the confidential quarterly totals?", ts=ts))
     await running.sender.send_event(payload)
     await wait_for_reply(slack, "C0GENERAL", ts, "The totals are in the sheet.")
-    await scrape_when(running.url, "claudebot_answers_total", 1, outcome="ok")
+    await scrape_when(running.metrics_url, "claudebot_answers_total", 1, outcome="ok")
 
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     [finished] = [line for line in lines if str(line["message"]).startswith("answer finished")]

@@ -122,6 +122,7 @@ async def test_near_the_limit_the_fallback_model_is_used_and_admins_are_warned_o
     assert claude.requests[0].body["model"] == "claude-sonnet-4-6"
     warnings = await slack.wait_for("chat.postMessage", where=lambda c: c.params.get("channel") == "U0ADMIN")
     assert "budget" in warnings[0].params["text"]
+    assert warnings[0].params["unfurl_links"] is False and warnings[0].params["unfurl_media"] is False
 
     claude.default_reply = TextReply("Answer.", usage={"input_tokens": 10, "output_tokens": 10})
     await answer(running, slack, "1700000704.000200")

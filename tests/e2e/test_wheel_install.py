@@ -94,6 +94,7 @@ def bot_environment(
         "REDIS_KEY_PREFIX": key_prefix,
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "METRICS_PORT": "0",  # a free one: tests run side by side
         "LOG_FORMAT": "text",
     }
 
@@ -162,6 +163,7 @@ def test_a_missing_persona_set_stops_start_up_with_one_line(installed: Installed
         "ANTHROPIC_API_KEY": "k",
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "PORT": str(free_port()),
+        "METRICS_PORT": "0",
     }
     result = subprocess.run([str(installed.script)], cwd=tmp_path, env=environment, capture_output=True, text=True,
                             timeout=120)  # fmt: skip

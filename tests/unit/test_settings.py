@@ -71,7 +71,13 @@ def test_native_streaming_defaults_to_the_assistant_pane_and_refuses_other_words
     assert "SLACK_NATIVE_STREAMING" in describe_validation_error(caught.value)
 
 
-OAUTH = {"anthropic_api_key": "k", "slack_signing_secret": "s", "slack_client_id": "123.456"}
+TOKEN_KEY = "dGVzdC10b2tlbi1lbmNyeXB0aW9uLWtleS0zMmJ5dGU="
+OAUTH = {
+    "anthropic_api_key": "k",
+    "slack_signing_secret": "s",
+    "slack_client_id": "123.456",
+    "token_encryption_key": TOKEN_KEY,
+}
 
 
 def _slack_problem(**values: object) -> str:

@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.usage import month_key
+from bot.slack.admins import may_manage_costs
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()
         workspace, user = workspace_of(context), command.get("user_id", "")
-        if user not in deps.cost_admins and not await deps.directory.is_admin(client, workspace, user):
+        if not await may_manage_costs(deps.directory, deps.cost_admins, client, workspace, user):
             await respond(text="Only workspace admins can see or change Claude's budgets.", response_type="ephemeral")
             return
         text = (command.get("text") or "").strip()

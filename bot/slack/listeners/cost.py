@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.usage import parse_period
+from bot.slack.admins import may_manage_costs
 from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
 
@@ -57,7 +58,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         except ValueError as error:
             await respond(text=f"{error}\n{USAGE}", response_type="ephemeral")
             return
-        if not personal and not (user in deps.cost_admins or await deps.directory.is_admin(client, workspace, user)):
+        if not personal and not await may_manage_costs(deps.directory, deps.cost_admins, client, workspace, user):
             await respond(text=REFUSAL, response_type="ephemeral")
             return
         if export:
@@ -66,7 +67,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         report = await deps.usage.report(workspace, start, end, user_id=user if personal else None)
         feedback = [] if personal else await deps.answers.feedback(workspace, start, end)
         text, blocks = usage_report(report, label, personal=personal, feedback=feedback)
-        await respond(text=text, blocks=blocks, response_type="ephemeral")
+        await respond(text=text, blocks=blocks, response_type="ephemeral", unfurl_links=False, unfurl_media=False)
 
 
 async def _export(
@@ -133,7 +134,9 @@ async def post_weekly_summary(
     report = await deps.usage.report(workspace_id, start, end)
     text, blocks = usage_report(report, f"week {iso_week}")
     try:
-        await client.chat_postMessage(channel=channel_id, text=text, blocks=blocks, unfurl_links=False)
+        await client.chat_postMessage(
+            channel=channel_id, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+        )
     except SlackApiError as error:
         # The claim is spent, so this week's summary is skipped rather than retried into a possible duplicate.
         log.warning("weekly usage summary for %s not posted: %s", workspace_id, error.response.get("error"))
