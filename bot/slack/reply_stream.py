@@ -298,6 +298,9 @@ class ReplyStream:
             self._dirty.clear()
             try:
                 await self._sync(final=False)
+                if self._mode == "posts" and self.text.strip():
+                    # Complete parts are looked for once an interval, not on every delta (each look splits the text).
+                    self._next_edit_at = loop.time() + self.config.edit_interval_s
             except _NoRoom:
                 self._dirty.set()  # still to show: the next interval tries again
                 self._next_edit_at = loop.time() + self.config.edit_interval_s
