@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.processes import REPO_ROOT, BotGroup, DedicatedRedis
+from bench.processes import REPO_ROOT, BotGroup, BotProcess, DedicatedRedis
 from bench.report import ScenarioResult, detail_tables, summary_table
 from bench.workload import (
     SIGNING_SECRET,
@@ -96,7 +96,7 @@ async def run_scenario(
     slack.call_listeners[:] = [tracker.on_call]
     poster.deliveries.clear()
     claude.max_active_streams = claude.active_streams
-    bot.reset_peak()
+    bot.peak_rss_bytes = 0  # every process's peak starts again from its current RSS
     before = bot.sample()
     redis_before = await redis.counters()
     harness_before_s, redis_cpu_before_s = sum(os.times()[:2]), redis.cpu_s()
@@ -148,7 +148,8 @@ async def run(options: argparse.Namespace) -> str:
         slack.latency_s = options.slack_rtt_ms / 1000
         slack.enforce_slack_limits(workspace_posts_per_minute=SLACK_POSTS_CEILING)
         env = bot_environment(slack, claude, redis.url)
-        async with BotGroup(env, count=options.processes, source=options.bot_source) as bot:
+        bots = [BotProcess(env, source=options.bot_source) for _ in range(options.processes)]
+        async with BotGroup(bots) as bot:
             idle_rss_mb = bot.sample().rss_bytes / 2**20
             async with EventPoster(*(url + SLACK_PATH for url in bot.urls)) as poster:
                 warmup = Scenario("warm-up", threads=2, workspaces=2, ramp_s=0.0)
@@ -171,6 +172,7 @@ async def run(options: argparse.Namespace) -> str:
                     print(summary_table([result]), file=sys.stderr, flush=True)
             peak_mb = max(bot.kernel_peak_rss_bytes(), bot.peak_rss_bytes) / 2**20
             problems = bot.log_problems()
+            logs = ", ".join(str(process.log_path) for process in bot.processes)
     lines = [
         f"Bot: {describe_source(options.bot_source)}; started {started:%Y-%m-%d %H:%M} UTC.",
         f"Model: time to first token {profile.ttft_s * 1000:.0f} ms, {profile.tokens_per_s:.0f} tokens/s, "
@@ -184,7 +186,7 @@ async def run(options: argparse.Namespace) -> str:
         "",
         detail_tables(results),
         "",
-        f"Bot log ({bot.log_path}): {len(problems)} WARNING/ERROR lines" + (":" if problems else "."),
+        f"Bot logs ({logs}): {len(problems)} WARNING/ERROR lines" + (":" if problems else "."),
         *(f"    {line}" for line in problems[:20]),
     ]
     return "\n".join(lines)

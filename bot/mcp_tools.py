@@ -37,6 +37,8 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpTool
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class McpServerConfig:
     url: str | None = None
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # often holds a bearer token
     timeout_s: float = 30.0
+    # The operator vouches for this server: its own readOnlyHint may then skip the asker's approval.
+    trusted: bool = False
 
 
 def load_mcp_config(path: Path) -> tuple[list[McpServerConfig], list[str]]:
@@ -116,6 +120,9 @@ def _parse_server(name: str, entry: object) -> McpServerConfig | None:
     timeout_s = entry.get("timeout_s", 30.0)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not 0 < timeout_s < math.inf:
         raise ValueError("timeout_s must be a positive number of seconds")
+    trusted = entry.get("trusted", False)
+    if not isinstance(trusted, bool):
+        raise ValueError("trusted must be true or false")
     if command is not None:
         if not isinstance(command, str) or not command.strip():
             raise ValueError("command must be a non-empty string")
@@ -123,11 +130,18 @@ def _parse_server(name: str, entry: object) -> McpServerConfig | None:
         if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
             raise ValueError("args must be a list of strings")
         return McpServerConfig(
-            name=name, command=command, args=args, env=_strings(entry, "env"), timeout_s=float(timeout_s)
+            name=name,
+            command=command,
+            args=args,
+            env=_strings(entry, "env"),
+            timeout_s=float(timeout_s),
+            trusted=trusted,
         )
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         raise ValueError("url must be an http:// or https:// address")
-    return McpServerConfig(name=name, url=url, headers=_strings(entry, "headers"), timeout_s=float(timeout_s))
+    return McpServerConfig(
+        name=name, url=url, headers=_strings(entry, "headers"), timeout_s=float(timeout_s), trusted=trusted
+    )
 
 
 def _strings(entry: dict[str, Any], key: str) -> dict[str, str]:
@@ -293,7 +307,11 @@ def _as_tool(connection: _Connection, listed: McpTool, name: str) -> Tool:
     schema = copy.deepcopy(listed.input_schema)
     schema.setdefault("type", "object")  # required by MCP and by Claude; a sloppy server may leave it out
     description = listed.description or listed.title or remote
-    read_only = listed.annotations is not None and listed.annotations.read_only_hint is True
+    # readOnlyHint is the server's own claim (the MCP spec calls annotations untrusted unless the server is):
+    # it skips approval only on a server the operator marked "trusted" in MCP_CONFIG.
+    read_only = (
+        connection.config.trusted and listed.annotations is not None and listed.annotations.read_only_hint is True
+    )
     return Tool(
         name=name,
         description=f"[MCP server {server}] {description}",
@@ -301,10 +319,10 @@ def _as_tool(connection: _Connection, listed: McpTool, name: str) -> Tool:
         run=run,
         for_model=True,
         for_people=False,
-        # A server's word that a tool only reads is a hint; without it, assume the tool changes things.
+        # Without a trusted server's word that a tool only reads, assume the tool changes things.
         acts=not read_only,
         timeout_s=connection.config.timeout_s,
-        describe=lambda _: f"Using {remote} on {server}…",
+        describe=lambda _: tr(texts.TOOL_MCP, tool=remote, server=server),
         raw_schema=schema,
         source="mcp",
         extra={"server": server, "tool": remote},

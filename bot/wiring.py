@@ -13,7 +13,8 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import logs
+from bot import i18n, logs
+from bot.core import texts
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
@@ -56,7 +57,7 @@ from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.installations import RedisInstallationStore, RedisInstallRate, RedisOAuthStateStore
-from bot.storage.keys import Keys
+from bot.storage.keys import Keys, UsageKeys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
 from bot.storage.token_crypto import TokenCipher
@@ -70,7 +71,6 @@ log = logging.getLogger(__name__)
 HISTORY_FLUSH_TIMEOUT_S = 10.0
 # A token refresh is one Web API call; waiting longer than this for another process's means something is stuck.
 TOKEN_REFRESH_WAIT_S = 15.0
-TOKEN_REFRESH_BUSY = "Another process is refreshing this workspace's Slack token; please try again shortly."
 BACKGROUND_STOP_S = 5.0  # how long shutdown waits for background work's current call
 
 
@@ -128,7 +128,10 @@ class Core:
         attachments = None
         if files is not None:
             attachments = Attachments(
-                files, PillowMediaPreparer(), self.store, max_media_per_request=settings.max_images_per_thread
+                files,
+                PillowMediaPreparer(settings.image_decode_concurrency),
+                self.store,
+                max_media_per_request=settings.max_images_per_thread,
             )
         return Replies(
             self.model,
@@ -204,6 +207,7 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
 
 def build_core(settings: Settings) -> Core:
     logs.add_secrets(settings.secret_values())  # redacted by value from the first log line on
+    i18n.install(settings.default_locale)
     metrics = Metrics()
     embedded = None
     if settings.redis_url is None:
@@ -211,10 +215,11 @@ def build_core(settings: Settings) -> Core:
         redis_url = embedded.url
     else:
         redis_url = settings.redis_url.get_secret_value()
-        log.info("Redis at %s", redis_store.public_location(redis_url))
+        kind = "Redis Cluster, seed node" if settings.redis_cluster else "Redis"
+        log.info("%s at %s", kind, redis_store.public_location(redis_url))
     store = RedisStore(
-        redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file),
-        Keys(settings.redis_key_prefix),
+        redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file, cluster=settings.redis_cluster),
+        Keys(settings.redis_key_prefix, hash_tags=settings.redis_cluster),
         conversation_ttl_s=settings.conversation_ttl_s,
         dm_idle_reset_s=settings.dm_idle_reset_s,
         dedup_ttl_s=settings.event_dedup_ttl_s,
@@ -244,7 +249,7 @@ def build_core(settings: Settings) -> Core:
     tools = ToolRegistry(builtin_tools(web_fetch=web is not None))
     usage = RedisUsageLedger(
         store.client,
-        settings.redis_key_prefix,
+        UsageKeys(settings.redis_key_prefix, hash_tags=settings.redis_cluster),
         raw_retention_days=settings.usage_raw_retention_days,
         on_record=metrics.usage_recorded,
     )
@@ -267,7 +272,7 @@ def oauth_config(
 
     def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
         name = store.keys.token_refresh_lock(workspace)
-        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY)
+        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=texts.TOKEN_REFRESH_BUSY)
 
     client_secret = settings.slack_client_secret.get_secret_value()
     config = OAuthConfig(

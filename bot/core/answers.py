@@ -41,7 +41,6 @@ STOP_POLL_S = 1.0  # without StopSignals (tests, a store without pub/sub): how o
 STOP_RETRY_S = (0.5, 1.0, 2.0, 5.0)  # waits before the Stop watcher listens again after a failure
 RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching just after their Stop was clicked
 CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
-STOPPED_NOTICE = "_Stopped._"
 STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
 
 AnswerState = Literal["running", "done", "stopped", "failed", "replaced"]

@@ -65,8 +65,8 @@ class LocalCallWindows:
         for member in members:
             self._promised.setdefault(allowance.bucket, {}).pop(member, None)
 
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        self._held[bucket] = max(self._held.get(bucket, 0.0), self._clock() + seconds)
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        self._held[allowance.bucket] = max(self._held.get(allowance.bucket, 0.0), self._clock() + seconds)
 
     def _wait(self, allowance: Allowance, need: int, keep: int | None, settle: Sequence[str]) -> float:
         now = self._clock()
@@ -141,10 +141,10 @@ class FairCallWindows:
         except StorageUnavailable:
             await self._local.release(allowance, members)
 
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        await self._local.hold_off(bucket, seconds)
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        await self._local.hold_off(allowance, seconds)
         try:
-            await self._shared.hold_off(bucket, seconds)
+            await self._shared.hold_off(allowance, seconds)
         except StorageUnavailable:
             log.warning("could not share a Retry-After hold; this process holds off alone")
 

@@ -180,15 +180,23 @@ class EventLedger(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Allowance:
-    """At most `limit` calls in any sliding `window_s` for one bucket ("chat.update:T123"), shared by all processes.
+    """At most `limit` calls to `method` in any sliding `window_s` in one workspace (or one of its channels), shared
+    by all processes; storage names its keys.
 
     A sliding window, because that is how the platforms this guards describe their limits ("50 per minute, bursts
     allowed"): a burst may spend the whole window at once.
     """
 
-    bucket: str
+    method: str
+    workspace_id: str
     limit: int
     window_s: float = 60.0
+    channel_id: str = ""
+
+    @property
+    def bucket(self) -> str:
+        """A name for this allowance's window ("chat.update:T123", "chat.postMessage:T123:C456")."""
+        return ":".join(filter(None, (self.method, self.workspace_id, self.channel_id)))
 
 
 class CallWindows(Protocol):
@@ -230,8 +238,8 @@ class CallWindows(Protocol):
         """Give promised calls back unused (the answer ended without needing them)."""
         ...
 
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        """Nobody takes from the bucket for this long (after a 429's Retry-After)."""
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        """Nobody takes from the allowance for this long (after a 429's Retry-After)."""
         ...
 
 
@@ -259,3 +267,7 @@ class WorkspacePurges(Protocol):
 
 class HealthCheck(Protocol):
     async def healthy(self) -> bool: ...
+
+    async def health_report(self) -> dict[str, str]:
+        """What /healthz shows about storage; `{"redis": "ok", ...}` when healthy."""
+        ...

@@ -7,12 +7,12 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from bot.core import texts
 from bot.core.answers import (
-    STOPPED_NOTICE,
     AnswerRecord,
     Answers,
     AnswerState,
@@ -41,6 +41,8 @@ from bot.core.conversation import (
 )
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
+from bot.core.history_access import screen_foreign_reads
+from bot.core.i18n import tr, trn
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
@@ -49,6 +51,7 @@ from bot.core.thinking import Plan, ThinkingPlanner, fit_thinking
 from bot.core.tools.history import SEARCH_HISTORY_NAME
 from bot.core.tools.registry import ConversationReader, Tool, ToolContext, WebFetcher
 from bot.core.tools.runner import ToolRound, ToolRunner
+from bot.core.tools.written_urls import urls_written_by_people
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,7 +147,7 @@ class Replies:
                     if isinstance(event, ReplyDone):
                         state = "stopped" if event.stop_reason == "stopped" else "done"
                         if state == "stopped":
-                            yield Notice(STOPPED_NOTICE)
+                            yield Notice(tr(texts.STOPPED))
                     yield event
             finally:
                 del self._interrupts[message.answer_id]
@@ -154,16 +157,16 @@ class Replies:
         """The answer `user_id` asks to regenerate, or CannotRegenerate saying why not (checked again later)."""
         record = await self._answers.record(workspace_id, answer_id) if self._answers is not None else None
         if record is None:
-            raise CannotRegenerate("This answer is too old to regenerate; please ask again.")
+            raise CannotRegenerate(tr(texts.REGENERATE_TOO_OLD))
         if record.asker_id != user_id:
-            raise CannotRegenerate("Only the person who asked can regenerate this answer.")
+            raise CannotRegenerate(tr(texts.REGENERATE_NOT_YOURS))
         if record.state == "running":
-            raise CannotRegenerate("This answer is still being written; stop it first, or wait for it to finish.")
+            raise CannotRegenerate(tr(texts.REGENERATE_STILL_WRITING))
         if record.state == "replaced":
-            raise CannotRegenerate("This answer was already regenerated; the newer one is further down the thread.")
+            raise CannotRegenerate(tr(texts.REGENERATE_ALREADY))
         stored = await self._conversations.load(record.key)
         if record.question_index is None or not is_latest_question(stored.turns, record.question_index):
-            raise CannotRegenerate("Only the latest answer in a conversation can be regenerated.")
+            raise CannotRegenerate(tr(texts.REGENERATE_NOT_LATEST))
         return record
 
     async def _regenerate(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
@@ -174,7 +177,7 @@ class Replies:
             stored = await self._conversations.load(message.key)
             index = old.question_index if old is not None else None
             if old is None or old.state == "replaced" or index is None or not is_latest_question(stored.turns, index):
-                yield Notice("This answer can no longer be regenerated: the conversation has moved on.")
+                yield Notice(tr(texts.REGENERATE_MOVED_ON))
                 yield ReplyDone(text="")
                 return
             await self._conversations.rewind(message.key, index + 1)
@@ -214,10 +217,7 @@ class Replies:
                         await self._answers.asked(message, persona.name, len(stored.turns))
                     resolved = await self._resolve(message, [*stored.turns, user_turn])
                     if resolved.dropped and media:
-                        yield Notice(
-                            f"{resolved.dropped} older image(s) or PDF(s) in this thread were left out of this "
-                            "answer to stay within Claude's limits."
-                        )
+                        yield Notice(trn(texts.MEDIA_LEFT_OUT, resolved.dropped))
                     async for event in self._stream(message, persona, resolved, stored):
                         yield event
                 return
@@ -233,7 +233,7 @@ class Replies:
         if not message.files:
             return [], []
         if self._attachments is None:
-            return [], ["Files can't be read here; only text is answered."]
+            return [], [tr(texts.FILES_NOT_READ)]
         return await self._attachments.ingest(message)
 
     @staticmethod
@@ -263,9 +263,8 @@ class Replies:
         self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
     ) -> AsyncIterator[ReplyEvent]:
         """Call the model; while it asks for tools, run them and call it again, all in one streamed answer."""
-        turns = list(history.turns)
+        turns, fold, measured = await self._screen_reads(message, history.turns, stored)
         current = len(turns) - 1  # this message's turn: it and everything after it are never folded
-        fold, measured = stored.fold, stored.measured
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
         thinking, max_tokens = await self._plan_thinking(call, persona, message)
         usage = Usage()
@@ -300,7 +299,7 @@ class Replies:
                 if fitted.new_fold and fitted.fold is not None:
                     await self._save_fold(message.key, fitted.fold)
                 if fitted.trimmed:
-                    yield Notice("Part of this exchange was too long for Claude's context window and was shortened.")
+                    yield Notice(tr(texts.CONTEXT_SHORTENED))
                 request, fold = fitted.request, fitted.fold
             allowed = _tool_filter(persona, folded=fold is not None)
             complete: ModelTurnComplete | None = None
@@ -331,7 +330,7 @@ class Replies:
                 return
             outcome = ToolRound(results=[])
             interrupt = self._interrupts.get(message.answer_id or "")
-            context = self._tool_context(message, FoldedTurns.of(turns, fold))
+            context = self._tool_context(message, FoldedTurns.of(turns, fold), urls_written_by_people(turns))
             tool_events = self._tools.run(calls, context, allowed, outcome)
             async for tool_event in interrupt.until_stopped(tool_events) if interrupt else tool_events:
                 yield tool_event
@@ -423,7 +422,26 @@ class Replies:
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         return await self._metering.admit(call, request) if self._metering is not None else None
 
-    def _tool_context(self, message: IncomingMessage, history: FoldedTurns | None = None) -> ToolContext:
+    async def _screen_reads(
+        self, message: IncomingMessage, turns: Sequence[Turn], stored: StoredConversation
+    ) -> tuple[list[Turn], Fold | None, MeasuredSize | None]:
+        """The thread's reads of other conversations, each kept only if the current asker may see it here; the
+        stored fold too, unless its summary may repeat a hidden read (then the thread is folded anew)."""
+        reader, key = self._reader, message.key
+
+        async def can_read(channel: str) -> bool:
+            return reader is not None and await reader.can_read(
+                key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
+            )
+
+        screened, hidden = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+        if stored.fold is not None and hidden and hidden[0] < stored.fold.upto:
+            return screened, None, None
+        return screened, stored.fold, stored.measured
+
+    def _tool_context(
+        self, message: IncomingMessage, history: FoldedTurns | None = None, human_urls: frozenset[str] = frozenset()
+    ) -> ToolContext:
         key = message.key
         return ToolContext(
             workspace_id=key.workspace_id,
@@ -434,6 +452,7 @@ class Replies:
             reader=self._reader,
             web=self._web,
             history=history,
+            human_urls=human_urls,
         )
 
     async def _save_eventually(self, key: ConversationKey, turn: Turn, measured: MeasuredSize | None = None) -> None:

@@ -19,24 +19,30 @@ from typing import Literal
 
 from PIL import ExifTags, Image, ImageOps
 
+from bot.core import texts
+from bot.core.i18n import number, tr
+
 SUPPORTED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 PDF_MEDIA_TYPE = "application/pdf"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # base64 length; raw bytes may be at most 3/4 of it (~3.75 MB)
 MAX_LONG_EDGE_PX = 1568
 MAX_PIXELS = 1_150_000
-# The API's largest accepted image is 8000x8000; anything bigger is refused before decoding, which bounds
-# memory (a 64 MP RGBA frame is ~256 MB) and defuses decompression bombs.
+# The API's largest accepted image is 8000x8000; a PNG, GIF or WebP bigger than that is refused before decoding,
+# which bounds memory (a 64 MP RGBA frame is ~256 MB) and defuses decompression bombs.
 MAX_DECODE_PIXELS = 8000 * 8000
+# A baseline JPEG is decoded in draft mode at 1/2, 1/4 or 1/8 scale by libjpeg itself, so phone photos of
+# 108-200 MP cost a few megapixels of memory; up to this size they are read. Progressive JPEGs buffer every
+# coefficient at full size while decoding (about 3 bytes a pixel), so above MAX_DECODE_PIXELS they are refused.
+MAX_JPEG_DRAFT_PIXELS = 260_000_000
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # an image upload bigger than this is refused unread (the fetcher's default cap)
 PDF_MAX_BYTES = 20 * 1024 * 1024  # the request cap is 32 MB; 20 MB becomes ~26.7 MB of base64, leaving room
 PDF_MAX_PAGES = 100
 JPEG_QUALITY = 85
 _FALLBACK_JPEG_QUALITIES = (70, 55, 40)  # tried in turn only when quality 85 is still over MAX_IMAGE_BYTES
 
-SUPPORTED_SENTENCE = "I can read PNG, JPEG, GIF and WebP images and PDFs."
 
 # Pillow's own bomb guard is process-wide: warn above this many pixels, raise above twice as many.
-Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_DRAFT_PIXELS
 
 _PIL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP"}
 _LABELS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WebP"}
@@ -91,12 +97,12 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
         return _prepare_pdf(data, claimed_name)
     if media_type is None:
         raise UnsupportedFile(
-            f"I can't read that kind of file. {SUPPORTED_SENTENCE}",
+            f"{tr(texts.FILE_UNSUPPORTED)} {tr(texts.FILES_SUPPORTED)}",
             reason=f"{claimed_name!r}: content starts with {data[:8]!r}, not a supported image or PDF",
         )
     if len(data) > MAX_SOURCE_BYTES:
         raise FileTooLarge(
-            f"That image is {_mb(len(data))}; I can read images up to {_mb(MAX_SOURCE_BYTES)}.",
+            tr(texts.IMAGE_TOO_LARGE, size=_mb(len(data)), limit=_mb(MAX_SOURCE_BYTES)),
             reason=f"{claimed_name!r}: {len(data)} bytes > {MAX_SOURCE_BYTES}",
         )
     try:
@@ -106,7 +112,7 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
         raise _too_many_pixels(claimed_name, str(exc)) from None
     except _DECODE_ERRORS as exc:
         raise UnsupportedFile(
-            f"I couldn't open that image; it may be damaged. {SUPPORTED_SENTENCE}",
+            f"{tr(texts.IMAGE_DAMAGED)} {tr(texts.FILES_SUPPORTED)}",
             reason=f"{claimed_name!r}: {type(exc).__name__}: {exc}",
         ) from None
 
@@ -117,8 +123,7 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
 def _prepare_image(data: bytes, media_type: str, claimed_name: str) -> PreparedMedia:
     with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[media_type]]) as img:
         width, height = img.size
-        if width * height > MAX_DECODE_PIXELS:
-            raise _too_many_pixels(claimed_name, f"{width}x{height}")
+        _check_decodable(img, claimed_name)
         animated = bool(getattr(img, "is_animated", False))
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
@@ -141,6 +146,19 @@ def _prepare_image(data: bytes, media_type: str, claimed_name: str) -> PreparedM
     out, out_type, final = _encode_to_fit(frame, prefer_png=prefer_png, icc_profile=icc_profile)
     note = f"animated {_LABELS[media_type]}: only the first frame is shown" if animated else None
     return PreparedMedia("image", out_type, out, final.width, final.height, note)
+
+
+def _check_decodable(img: Image.Image, claimed_name: str) -> None:
+    """Refuse, before decoding, only what cannot be decoded cheaply (see MAX_JPEG_DRAFT_PIXELS)."""
+    width, height = img.size
+    pixels = width * height
+    if pixels <= MAX_DECODE_PIXELS:
+        return
+    progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+    if img.format == "JPEG" and not progressive and pixels <= MAX_JPEG_DRAFT_PIXELS:
+        return
+    limit = MAX_JPEG_DRAFT_PIXELS if img.format == "JPEG" and not progressive else MAX_DECODE_PIXELS
+    raise _too_many_pixels(claimed_name, f"{width}x{height} ({img.format}, progressive={progressive})", limit)
 
 
 def _target_size(width: int, height: int) -> tuple[int, int]:
@@ -195,16 +213,20 @@ def _encode_to_fit(img: Image.Image, *, prefer_png: bool, icc_profile: bytes | N
         img = img.resize((max(1, img.width * 3 // 4), max(1, img.height * 3 // 4)), Image.Resampling.LANCZOS)
 
 
-def _too_many_pixels(claimed_name: str, detail: str) -> FileTooLarge:
+def _too_many_pixels(claimed_name: str, detail: str, limit: int = MAX_DECODE_PIXELS) -> FileTooLarge:
     return FileTooLarge(
-        f"That image is too large for me to open (over {MAX_DECODE_PIXELS // 1_000_000} megapixels).",
+        tr(
+            texts.IMAGE_TOO_MANY_PIXELS,
+            megapixels=number(limit // 1_000_000),
+            jpeg_megapixels=number(MAX_JPEG_DRAFT_PIXELS // 1_000_000),
+        ),
         reason=f"{claimed_name!r}: {detail}",
     )
 
 
 def _mb(n: int) -> str:
     """Megabytes rounded up to a tenth, so a file just over a limit never reads as equal to it."""
-    return f"{math.ceil(n * 10 / (1024 * 1024)) / 10:.1f} MB".replace(".0 MB", " MB")
+    return tr(texts.MEGABYTES, value=number(math.ceil(n * 10 / (1024 * 1024)) / 10))
 
 
 # ------------------------------------------------------------------------------------------ PDFs
@@ -213,13 +235,13 @@ def _mb(n: int) -> str:
 def _prepare_pdf(data: bytes, claimed_name: str) -> PreparedMedia:
     if len(data) > PDF_MAX_BYTES:
         raise FileTooLarge(
-            f"That PDF is {_mb(len(data))}; I can read PDFs up to {_mb(PDF_MAX_BYTES)}.",
+            tr(texts.PDF_TOO_LARGE, size=_mb(len(data)), limit=_mb(PDF_MAX_BYTES)),
             reason=f"{claimed_name!r}: {len(data)} bytes > {PDF_MAX_BYTES}",
         )
     pages = count_pdf_pages(data)
     if pages is not None and pages > PDF_MAX_PAGES:
         raise FileTooLarge(
-            f"That PDF has {pages} pages; I can read PDFs of up to {PDF_MAX_PAGES} pages.",
+            tr(texts.PDF_TOO_MANY_PAGES, pages=number(pages), limit=number(PDF_MAX_PAGES)),
             reason=f"{claimed_name!r}: {pages} pages > {PDF_MAX_PAGES}",
         )
     return PreparedMedia("pdf", PDF_MEDIA_TYPE, data, None, None, None, pages)

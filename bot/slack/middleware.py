@@ -14,7 +14,9 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot import logs
+from bot.core import texts
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import tr
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
 from bot.slack.delivery import AnswersInProgress
@@ -39,7 +41,6 @@ class _Sighting:
 
 
 _SIGHTING: contextvars.ContextVar[_Sighting | None] = contextvars.ContextVar("sighting", default=None)
-RESTARTING = "I'm restarting right now; please try again in a moment."
 # Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
 # answer finishing during the grace period may be waiting for its Approve click.
 _NEW_WORK = frozenset({"slash_command", "message_action", "shortcut"})
@@ -83,7 +84,7 @@ def _refusal(kind: str, body: dict[str, Any]) -> BoltResponse:
     if body.get("type") == "event_callback":
         return BoltResponse(status=503, body="shutting down")
     if kind == "slash_command":
-        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": RESTARTING})
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": tr(texts.RESTARTING)})
     return BoltResponse(status=200, body="")
 
 
@@ -146,7 +147,7 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         log.info("turning away a %s while shutting down", kind)
         if respond is not None and kind != "slash_command":
             try:
-                await respond(text=RESTARTING, response_type="ephemeral", replace_original=False)
+                await respond(text=tr(texts.RESTARTING), response_type="ephemeral", replace_original=False)
             except Exception as error:  # best effort: the person can simply try again
                 log.warning("could not say that the bot is restarting: %s", type(error).__name__)
         return _refusal(kind, body)

@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.answers import STOPPED_NOTICE
+from bot.core import texts
 from bot.core.call_windows import FairCallWindows
 from bot.core.events import (
     ApprovalRequested,
@@ -41,14 +41,13 @@ from bot.core.events import (
     TextDelta,
     ToolRunning,
 )
+from bot.core.i18n import tr
 from bot.slack.incoming import Place
 from bot.slack.pacing import NATIVE_FLUSH_INTERVAL_S, PROMISE_TTL_S, allowance
 from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
 
 log = logging.getLogger(__name__)
 
-THINKING_STATUS = "is thinking…"
-EMPTY_ANSWER = "_(Claude returned an empty answer.)_"
 # Per call, markdown_text is capped at 12,000 characters. How much one streamed message may hold in total is not
 # documented (UNVERIFIED); past this the edit-in-place path takes over and continues in further messages.
 MAX_STREAMED_CHARS = 12_000
@@ -97,7 +96,7 @@ async def show_thinking(client: AsyncWebClient, place: Place, budget: FairCallWi
         return
     try:
         await client.assistant_threads_setStatus(
-            channel_id=place.channel_id, thread_ts=place.thread_ts, status=THINKING_STATUS
+            channel_id=place.channel_id, thread_ts=place.thread_ts, status=tr(texts.PANE_THINKING_STATUS)
         )
     except SlackApiError as error:
         log.info("could not set the thinking status: %s", error.response.get("error"))
@@ -225,9 +224,9 @@ class NativeReplyStream:
             if event.text and not self.text.strip():
                 self.text = event.text
             if event.stop_reason == "max_tokens":
-                self.note = "The answer reached its length limit and stops here."
+                self.note = tr(texts.LENGTH_LIMIT)
             elif event.stop_reason == "refusal":
-                self.note = "Claude declined to continue this answer."
+                self.note = tr(texts.REFUSED)
 
     def _start_task(self, title: str) -> None:
         """A tool at work shows as a task card in the message ("Reading #general…"), marked complete after."""
@@ -302,7 +301,7 @@ class NativeReplyStream:
         if self.note:
             notes.append(FAILURE_PREFIX + self.note)
         if not notes:
-            return "" if self.text.strip() else EMPTY_ANSWER
+            return "" if self.text.strip() else tr(texts.EMPTY)
         return ("\n\n" if self.text.strip() else "") + "\n\n".join(notes)
 
     async def _send(self, make_call: Callable[[], Awaitable[Any]]) -> bool:
@@ -318,7 +317,7 @@ class NativeReplyStream:
                     break
                 retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
                 log.warning("Slack streaming rate limited; holding off %.0f s", retry_after)
-                await self.budget.hold_off(f"chat.appendStream:{self.workspace_id}", retry_after)
+                await self.budget.hold_off(allowance("chat.appendStream", self.workspace_id), retry_after)
                 await asyncio.sleep(retry_after)
             except Exception as error:  # a dropped connection: whether it landed is unknown; chat.update rewrites it
                 self._broken = type(error).__name__
@@ -329,7 +328,7 @@ class NativeReplyStream:
         if self._broken == "stopped_by_user":
             # Slack's own stop control: keep what the person saw when they pressed it, and stop the answer too.
             self.text = self.text[: self.sent]
-            self.notices.append(STOPPED_NOTICE)
+            self.notices.append(tr(texts.STOPPED))
             if self.on_user_stop is not None:
                 await self.on_user_stop()
         return False
@@ -378,6 +377,6 @@ async def _rest(
     if pending is not None:
         yield pending
     async for event in events:
-        if user_stopped and (isinstance(event, TextDelta) or event == Notice(STOPPED_NOTICE)):
+        if user_stopped and (isinstance(event, TextDelta) or event == Notice(tr(texts.STOPPED))):
             continue
         yield event

@@ -79,5 +79,5 @@ class PacedCalls:
                 retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
                 log.warning("%s rate limited; holding off %.0f s", method, retry_after)
                 for each in allowances:
-                    await self.windows.hold_off(each.bucket, retry_after)
+                    await self.windows.hold_off(each, retry_after)
                 await self.windows.take(allowances)

@@ -61,12 +61,12 @@ class Pacing:
     posts_per_minute: int = POSTS_PER_MINUTE
 
     def edits(self, workspace_id: str) -> Allowance:
-        return Allowance(f"chat.update:{workspace_id}", self.edits_per_minute)
+        return Allowance("chat.update", workspace_id, self.edits_per_minute)
 
     def posts(self, workspace_id: str, channel_id: str) -> list[Allowance]:
         return [
-            Allowance(f"chat.postMessage:{workspace_id}:{channel_id}", CHANNEL_POSTS, CHANNEL_POSTS_WINDOW_S),
-            Allowance(f"chat.postMessage:{workspace_id}", self.posts_per_minute),
+            Allowance("chat.postMessage", workspace_id, CHANNEL_POSTS, CHANNEL_POSTS_WINDOW_S, channel_id),
+            Allowance("chat.postMessage", workspace_id, self.posts_per_minute),
         ]
 
     def placeholder_keep(self) -> int:
@@ -86,4 +86,4 @@ def allowance(method: str, workspace_id: str) -> Allowance:
         "users.info": LOOKUPS_PER_MINUTE_TIER4,
         "conversations.info": LOOKUPS_PER_MINUTE_TIER3,
     }[method]
-    return Allowance(f"{method}:{workspace_id}", per_minute)
+    return Allowance(method, workspace_id, per_minute)

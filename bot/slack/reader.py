@@ -46,6 +46,15 @@ class SlackConversationReader:
         response = await self._call(client, "conversations_history", channel=channel_id, limit=limit)
         return list(reversed([_message(m) for m in response.get("messages", [])]))  # oldest first, like a chat
 
+    async def can_read(self, workspace_id: str, channel_id: str, *, as_user: str, shown_in: str) -> bool:
+        """The same check as a read, without reading: history holding another conversation's text asks it."""
+        try:
+            client = await self._client(workspace_id)
+            await self._check_visible(client, channel_id, as_user, shown_in=shown_in)
+        except ToolError:
+            return False
+        return True
+
     async def post_message(self, workspace_id: str, channel_id: str, text: str, *, as_user: str) -> str:
         client = await self._client(workspace_id)
         await self._check_visible(client, channel_id, as_user, must_be_member=True)

@@ -130,11 +130,16 @@ class RedisCallWindows:
         await self._run("release", [allowance], keep=None, settle=members)
 
     @_translated
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        await self._hold(keys=[self.keys.call_hold(bucket)], args=[math.ceil(seconds * 1000)])
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        await self._hold(keys=[self.keys.call_hold(*self._where(allowance))], args=[math.ceil(seconds * 1000)])
 
-    def _keys_of(self, bucket: str) -> tuple[str, str, str]:
-        return self.keys.call_window(bucket), self.keys.call_promises(bucket), self.keys.call_hold(bucket)
+    @staticmethod
+    def _where(allowance: Allowance) -> tuple[str, str, str]:
+        return allowance.method, allowance.workspace_id, allowance.channel_id
+
+    def _keys_of(self, allowance: Allowance) -> tuple[str, str, str]:
+        where = self._where(allowance)
+        return self.keys.call_window(*where), self.keys.call_promises(*where), self.keys.call_hold(*where)
 
     async def _run(
         self,
@@ -146,7 +151,7 @@ class RedisCallWindows:
         members: Sequence[str] = (),
         ttl_s: float = 0.0,
     ) -> float:
-        keys = [key for a in allowances for key in self._keys_of(a.bucket)]
+        keys = [key for a in allowances for key in self._keys_of(a)]
         ttl_ms = math.ceil(ttl_s * 1000)
         args: list[Any] = [mode, -1 if keep is None else keep, "\n".join(settle), "\n".join(members), ttl_ms]
         for allowance in allowances:

@@ -11,14 +11,11 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextvars
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from html.parser import HTMLParser
 from typing import Literal
 
 import aiohttp
@@ -26,23 +23,20 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.core.tools.registry import ToolError
+from bot.web.addresses import IPAddress, non_public_reason
+from bot.web.readable import PageUnreadable, readable
 
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 TRUNCATION_MARKER = "[…truncated]"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown", "application/json"})
 _CHUNK_BYTES = 64 * 1024
-_SNIFF_BYTES = 4096  # browsers look for <meta charset> in the first 1024 bytes; be a little more forgiving
+_PARSE_CONCURRENCY = 2  # parser processes at once per fetcher: the machine has few cores to spare
 _ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,text/markdown;q=0.9,application/json;q=0.8,*/*;q=0.1"
-
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 # The checked addresses for the hosts of the request this task is making; the connector may connect nowhere else.
 _PINNED: contextvars.ContextVar[Mapping[str, tuple[str, ...]]] = contextvars.ContextVar("web_fetch_pinned")
@@ -68,6 +62,7 @@ class SafeWebFetcher:
         self._resolve = resolver or _system_resolve
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._parse_slots: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"SafeWebFetcher(allow_hosts={sorted(self._allow_hosts)!r}, max_bytes={self._max_bytes})"
@@ -76,22 +71,33 @@ class SafeWebFetcher:
         """(title, readable text) of a public page; ToolError, with a reason Claude can relay, for anything else."""
         target = _checked_url(url)
         host = target.raw_host or ""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
         try:
-            async with asyncio.timeout(self._timeout_s):
+            # One limit for the whole tool: download and reading the page share it.
+            async with asyncio.timeout_at(deadline):
                 kind, content_type, charset, body = await self._download(target)
+                async with self._parsing():
+                    title, text = await readable(kind, body, charset, seconds=max(0.1, deadline - loop.time()))
         except ToolError as refused:
             log.info("fetch_url did not fetch %s: %s", host, refused)
             raise
+        except PageUnreadable as error:
+            raise ToolError(f"could not read the page at {host}: {error}") from None
         except TimeoutError:
             raise ToolError(f"fetching {host} took longer than {self._timeout_s:g} s") from None
         except aiohttp.ClientError as error:
             raise ToolError(f"could not fetch {host}: {_network_reason(error)}") from None
         except OSError as error:
             raise ToolError(f"could not fetch {host}: {error.strerror or type(error).__name__}") from None
-        # Parsing up to max_bytes of HTML takes a while; keep it off the event loop that answers Slack.
-        title, text = await asyncio.to_thread(_readable, kind, body, charset)
         log.debug("fetch_url read %s (%s, %d bytes)", host, content_type, len(body))
         return title, truncated(text, max_chars)
+
+    def _parsing(self) -> asyncio.Semaphore:
+        """At most a few pages are parsed at once (each in its own process), whatever the number of fetches."""
+        if self._parse_slots is None:
+            self._parse_slots = asyncio.Semaphore(_PARSE_CONCURRENCY)
+        return self._parse_slots
 
     async def close(self) -> None:
         """Close the HTTP session (and its pooled connections) if one was opened."""
@@ -241,46 +247,6 @@ def _refuse_address(ip: IPAddress, host: str) -> None:
         raise ToolError(f"refused: {where} is {problem}; only public addresses can be fetched")
 
 
-def non_public_reason(ip: IPAddress) -> str | None:
-    """Why an address must not be fetched from (e.g. 'a loopback address'), or None when it is public."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return non_public_reason(embedded)
-        if ip.is_site_local:
-            return "a site-local address"
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
-        return "an unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address (such as the cloud metadata service)"
-    if ip.is_multicast:
-        return "a multicast address"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
-        return "a shared (carrier-grade NAT) address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if ip.is_private:
-        return "a private address"
-    if not ip.is_global:
-        return "a reserved address"
-    return None
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for (mapped, NAT64, 6to4, Teredo): it is where packets really go."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    return None
-
-
 def _ip(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
@@ -315,192 +281,3 @@ def truncated(text: str, max_chars: int) -> str:
     if cut > 0:
         keep = keep[:cut]
     return keep.rstrip() + suffix
-
-
-# --------------------------------------------------------------------------------------------- readable text
-
-
-def _readable(kind: Literal["html", "text"], body: bytes, charset: str | None) -> tuple[str, str]:
-    """(title, text) of a page body: HTML reduced to its readable parts, anything else decoded as it is."""
-    if kind == "text":
-        return "", _decode(body, charset, None).replace("\r\n", "\n").strip()
-    parser = _ReadableHTML()
-    parser.feed(_decode(body, charset, _meta_charset(body)))
-    parser.close()
-    return parser.title(), parser.text()
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_.:-]+)""", re.IGNORECASE)
-# WHATWG: these labels mean windows-1252, and a <meta> claiming UTF-16 is wrong (it could not have been read).
-_CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252"}
-
-
-def _meta_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body[:_SNIFF_BYTES])
-    if match is None:
-        return None
-    label = match.group(1).decode("ascii").lower()
-    return "utf-8" if label.startswith("utf-16") else label
-
-
-def _decode(body: bytes, declared: str | None, sniffed: str | None) -> str:
-    """A byte-order mark wins, then the header's charset, then <meta>, then UTF-8; bad bytes become U+FFFD."""
-    for bom, codec in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if body.startswith(bom):
-            return body.decode(codec, "replace")
-    for label in (declared, sniffed):
-        if not label:
-            continue
-        name = _CHARSET_ALIASES.get(label.strip().lower(), label.strip())
-        try:
-            return body.decode(name, "replace")
-        except LookupError:
-            continue
-    return body.decode("utf-8", "replace")
-
-
-_SKIPPED = frozenset(
-    {"script", "style", "nav", "footer", "header", "aside", "noscript", "svg", "template", "iframe", "canvas"}
-)
-_BLOCKS = frozenset(
-    {
-        "address", "article", "blockquote", "body", "caption", "details", "div", "dl", "fieldset", "figcaption",
-        "figure", "form", "hr", "html", "main", "ol", "p", "section", "summary", "table", "tbody", "tfoot",
-        "thead", "ul",
-    }
-)  # fmt: skip
-_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-_ROWS = frozenset({"tr", "dt", "dd"})
-_CELLS = frozenset({"td", "th"})
-_INLINE_CODE = frozenset({"code", "kbd", "samp"})
-
-
-class _ReadableHTML(HTMLParser):
-    """Keeps what a reader would read: headings, paragraphs, list items, code and table cells, as Markdown-ish text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)  # entities arrive decoded in handle_data
-        self._skipping: list[str] = []
-        self._in_title = False
-        self._title: list[str] = []
-        self._first_h1: str | None = None
-        self._pre_depth = 0
-        self._pre: list[str] = []
-        self._parts: list[str] = []
-        self._prefix = ""
-        self._prefix_tag = ""
-        # Consecutive lines of one group (a list, a table, a paragraph split by <br>) sit on adjacent lines.
-        self._group: str | None = None
-        self._cells = 0
-        self._blocks: list[tuple[str, str | None]] = []
-
-    def title(self) -> str:
-        return _collapse("".join(self._title)) or self._first_h1 or ""
-
-    def text(self) -> str:
-        self._flush()
-        out: list[str] = []
-        previous: str | None = None
-        for text, group in self._blocks:
-            if out:
-                out.append("\n" if group is not None and group == previous else "\n\n")
-            out.append(text)
-            previous = group
-        return "".join(out)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIPPED:
-            self._skipping.append(tag)
-        elif self._skipping:
-            return
-        elif tag == "title":
-            self._in_title = True
-        elif tag == "pre":
-            self._flush()
-            self._pre_depth += 1
-        elif self._pre_depth:
-            return  # markup inside <pre> (spans, <code>) is presentation only
-        elif tag in _HEADINGS:
-            self._start(tag, "#" * _HEADINGS[tag] + " ", group=None)
-        elif tag == "li":
-            self._start(tag, "- ", group="list")
-        elif tag in _ROWS:
-            self._start(tag, "", group="table" if tag == "tr" else "list")
-            self._cells = 0
-        elif tag in _CELLS:
-            if self._cells:
-                self._parts.append(" | ")
-            self._cells += 1
-        elif tag == "br":
-            if self._group is None:
-                self._group = f"lines{len(self._blocks)}"
-            self._flush()
-        elif tag in _BLOCKS:
-            self._end_block()
-        elif tag in _INLINE_CODE:
-            self._parts.append("`")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIPPED:
-            if tag in self._skipping:
-                # Close the innermost open element of this name, and any unclosed ones inside it.
-                del self._skipping[len(self._skipping) - 1 - self._skipping[::-1].index(tag) :]
-            return
-        if self._skipping:
-            return
-        if tag == "title":
-            self._in_title = False
-        elif tag == "pre" and self._pre_depth:
-            self._pre_depth -= 1
-            if not self._pre_depth:
-                code = "\n".join(line.rstrip() for line in "".join(self._pre).strip("\n").splitlines())
-                self._pre.clear()
-                if code.strip():
-                    self._blocks.append((f"```\n{code}\n```", None))
-        elif self._pre_depth:
-            return
-        elif tag in _HEADINGS or tag == "li" or tag in _ROWS:
-            self._flush()
-            self._prefix, self._prefix_tag, self._group = "", "", None
-        elif tag in _BLOCKS:
-            self._end_block()
-        elif tag in _INLINE_CODE:
-            self._parts.append("`")
-
-    def handle_data(self, data: str) -> None:
-        if self._skipping:
-            return
-        if self._in_title:
-            self._title.append(data)
-        elif self._pre_depth:
-            self._pre.append(data)
-        else:
-            self._parts.append(data)
-
-    def _start(self, tag: str, prefix: str, *, group: str | None) -> None:
-        self._flush()
-        self._prefix, self._prefix_tag, self._group = prefix, tag, group
-
-    def _end_block(self) -> None:
-        self._flush()
-        if not self._prefix_tag:  # a <p> opening a list item still belongs to the list's group
-            self._group = None
-
-    def _flush(self) -> None:
-        """End the current line; a pending prefix ("- ", "## ") waits for text, so <li><p>x</p></li> stays "- x"."""
-        text = _collapse("".join(self._parts))
-        self._parts.clear()
-        if not text or text == "``":
-            return
-        self._blocks.append((self._prefix + text, self._group))
-        if self._prefix_tag == "h1" and self._first_h1 is None:
-            self._first_h1 = text
-        self._prefix, self._prefix_tag = "", ""
-
-
-def _collapse(text: str) -> str:
-    return " ".join(text.split())

@@ -14,7 +14,7 @@ from bot.core.ports import Allowance, CallWindows
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.keys import Keys
 
-EDITS = Allowance("chat.update:T1", 5, window_s=1.0)
+EDITS = Allowance("chat.update", "T1", 5, window_s=1.0)
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -64,18 +64,18 @@ async def test_calls_made_on_a_promise_are_counted_when_recorded_late(windows: C
 
 
 async def test_a_take_over_several_allowances_is_all_or_nothing(windows: CallWindows) -> None:
-    channel = Allowance("chat.postMessage:T1:C1", 1, window_s=1.0)
-    workspace = Allowance("chat.postMessage:T1", 3, window_s=1.0)
+    channel = Allowance("chat.postMessage", "T1", 1, 1.0, "C1")
+    workspace = Allowance("chat.postMessage", "T1", 3, 1.0)
     assert await windows.take([channel, workspace]) == 0.0
     assert await windows.take([channel, workspace]) > 0  # the channel is full: the workspace is not charged
-    other = Allowance("chat.postMessage:T1:C2", 1, window_s=1.0)
+    other = Allowance("chat.postMessage", "T1", 1, 1.0, "C2")
     assert await windows.take([other, workspace]) == 0.0
-    assert await windows.take([Allowance("chat.postMessage:T1:C3", 1, 1.0), workspace]) == 0.0
-    assert await windows.take([Allowance("chat.postMessage:T1:C4", 1, 1.0), workspace]) > 0  # 3 in the workspace
+    assert await windows.take([Allowance("chat.postMessage", "T1", 1, 1.0, "C3"), workspace]) == 0.0
+    assert await windows.take([Allowance("chat.postMessage", "T1", 1, 1.0, "C4"), workspace]) > 0  # 3 in the workspace
 
 
 async def test_a_hold_off_stops_everyone_for_its_retry_after(windows: CallWindows) -> None:
-    await windows.hold_off(EDITS.bucket, 0.3)
+    await windows.hold_off(EDITS, 0.3)
     assert 0.1 < await windows.take([EDITS]) <= 0.3
 
 

@@ -27,8 +27,10 @@ CTX = ToolContext(workspace_id="T1", channel_id="C1", thread_id="1.0", user_id="
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 
-def echo_stdio(name: str = "echo") -> McpServerConfig:
-    return McpServerConfig(name=name, command=sys.executable, args=[str(ECHO_SERVER)], timeout_s=START_TIMEOUT_S)
+def echo_stdio(name: str = "echo", *, trusted: bool = False) -> McpServerConfig:
+    return McpServerConfig(
+        name=name, command=sys.executable, args=[str(ECHO_SERVER)], timeout_s=START_TIMEOUT_S, trusted=trusted
+    )
 
 
 @dataclass
@@ -46,6 +48,7 @@ async def started() -> AsyncIterator[Started]:
     mcp = McpTools(
         [
             echo_stdio(),
+            echo_stdio("vouched", trusted=True),
             McpServerConfig(name="missing", command="/nonexistent/mcp-server"),
             # Reads stdin until it closes, never answering: start-up must time out and stop it.
             McpServerConfig(
@@ -64,7 +67,12 @@ async def started() -> AsyncIterator[Started]:
 async def test_tools_are_namespaced_with_schema_and_marked_when_they_act(started: Started) -> None:
     tools = {t.name: t for t in started.mcp.tools()}
 
-    assert set(tools) == {"mcp__echo__echo", "mcp__echo__add", "mcp__echo__fail", "mcp__echo__delete_everything"}
+    assert {n for n in tools if n.startswith("mcp__echo__")} == {
+        "mcp__echo__echo",
+        "mcp__echo__add",
+        "mcp__echo__fail",
+        "mcp__echo__delete_everything",
+    }
     echo = tools["mcp__echo__echo"]
     assert echo.description == "[MCP server echo] Return the text unchanged."
     assert echo.input_model is None
@@ -72,12 +80,19 @@ async def test_tools_are_namespaced_with_schema_and_marked_when_they_act(started
     assert echo.input_schema()["required"] == ["text"]
     assert (echo.for_model, echo.for_people, echo.source) == (True, False, "mcp")
     assert echo.status({"text": "hi"}) == "Using echo on echo…"
-    # Only a declared read-only tool runs without approval; no annotations means it may change things.
-    assert {name: t.acts for name, t in tools.items()} == {
-        "mcp__echo__echo": False,
+    # A server's own readOnlyHint is only its claim: on a server the operator did not mark trusted, every tool
+    # needs approval. On a trusted one, only a declared read-only tool runs without it.
+    assert {name: t.acts for name, t in tools.items() if name.startswith("mcp__echo__")} == {
+        "mcp__echo__echo": True,
         "mcp__echo__add": True,
         "mcp__echo__fail": True,
         "mcp__echo__delete_everything": True,
+    }
+    assert {name: t.acts for name, t in tools.items() if name.startswith("mcp__vouched__")} == {
+        "mcp__vouched__echo": False,
+        "mcp__vouched__add": True,
+        "mcp__vouched__fail": True,
+        "mcp__vouched__delete_everything": True,
     }
     ToolRegistry(started.mcp.tools())  # registers without name clashes
 
@@ -116,7 +131,7 @@ async def test_servers_that_fail_to_start_are_reported_and_skipped(started: Star
     assert missing.startswith("MCP server 'missing' failed to start: ")
     assert "No such file" in missing
     assert silent == "MCP server 'silent' failed to start: timed out after 1 s"
-    assert {t.extra["server"] for t in started.mcp.tools()} == {"echo"}
+    assert {t.extra["server"] for t in started.mcp.tools()} == {"echo", "vouched"}
 
 
 async def test_no_servers_means_no_tools() -> None:
@@ -229,7 +244,8 @@ def test_config_file_servers_and_problems(tmp_path: Path) -> None:
             "env": {"K": "v"},
         },
         "remote": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": "Bearer t0ken"}},
-        "slow": {"command": "slow-server", "timeout_s": 90},
+        "slow": {"command": "slow-server", "timeout_s": 90, "trusted": True},
+        "badtrust": {"command": "x", "trusted": "yes"},
         "off": {"command": "whatever", "disabled": True},
         "neither": {"args": ["x"]},
         "both": {"command": "x", "url": "https://example.com/mcp"},
@@ -249,10 +265,10 @@ def test_config_file_servers_and_problems(tmp_path: Path) -> None:
             name="files", command="npx", args=["-y", "@modelcontextprotocol/server-filesystem", "/srv"], env={"K": "v"}
         ),
         McpServerConfig(name="remote", url="https://example.com/mcp", headers={"Authorization": "Bearer t0ken"}),
-        McpServerConfig(name="slow", command="slow-server", timeout_s=90.0),
+        McpServerConfig(name="slow", command="slow-server", timeout_s=90.0, trusted=True),
     ]
     named = [p.split("'")[1] for p in problems]
-    assert named == ["neither", "both", "bad name!", "badargs", "badenv", "old", "ftp", "notobject"]
+    assert named == ["badtrust", "neither", "both", "bad name!", "badargs", "badenv", "old", "ftp", "notobject"]
     assert all(
         p.startswith(f"MCP server '{n}' skipped: ") and "\n" not in p for n, p in zip(named, problems, strict=True)
     )

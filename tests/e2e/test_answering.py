@@ -39,8 +39,12 @@ async def test_mention_is_answered_in_a_thread_by_editing_one_message(
     assert answer.ts == placeholder.response["ts"]  # one message, edited in place
     assert len(slack.calls_to("chat.postMessage")) == 1
     request = claude.requests[0]
-    # The bot's own mention is stripped; the message carries who sent it and when, in their time zone.
-    header, said = request.last_user_text().split("]", 1)
+    # The bot's own mention is stripped; the message carries who sent it and when, in their time zone. The
+    # channel's topic and purpose (written by members) open the conversation as data, not in the system prompt.
+    data, text = request.last_user_text().split("</channel_context>", 1)
+    assert data.startswith("<channel_context>") and "Anything goes" in data
+    assert "Anything goes" not in request.system_text
+    header, said = text.split("]", 1)
     assert said == "what's the capital of France?"
     assert header.startswith("[Ada (Staff Engineer), <@U0USER>,") and header.endswith("Europe/Paris")
 

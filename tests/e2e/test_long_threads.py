@@ -80,10 +80,12 @@ async def test_a_thread_longer_than_the_window_keeps_working_with_summary_first_
     assert "4,217 euros" in summary_call.last_user_text()  # the decision is what gets summarised
 
     folded = claude.requests[claude.requests.index(summary_call) + 1]
-    assert SUMMARY in folded.system_text
+    assert SUMMARY not in folded.system_text  # a summary repeats what people wrote: data, not instructions
     texts = [str(m["content"]) for m in folded.messages]
+    opening = folded.messages[0]["content"][0]["text"]
+    assert "<conversation_summary>" in opening and SUMMARY.strip() in opening
     assert "BLUEBIRD" in texts[0] and "folded into the summary" in texts[0]  # the first message stays verbatim
-    assert not any("4,217" in t for t in texts)  # the folded middle is gone from the request...
+    assert not any("budget we agreed" in t for t in texts)  # the folded middle is gone from the request...
     assert "note #" in texts[-1]  # ...the latest turns are there verbatim
     assert "search_history" in [t["name"] for t in folded.tools]
 
@@ -112,7 +114,7 @@ async def test_search_history_returns_the_exact_words_of_folded_turns(
     assert not result.get("is_error")
 
 
-async def test_cache_breakpoints_sit_on_the_stable_prefix_the_summary_and_the_conversation(
+async def test_cache_breakpoints_sit_on_the_stable_prefix_and_the_conversation(
     start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
 ) -> None:
     running = await long_thread(start_bot, slack, claude)
@@ -121,9 +123,9 @@ async def test_cache_breakpoints_sit_on_the_stable_prefix_the_summary_and_the_co
     assert body["cache_control"] == {"type": "ephemeral"}  # automatic: the newest block
     assert not any("cache_control" in tool for tool in body["tools"])  # covered by the system breakpoint
     marked = [i for i, part in enumerate(body["system"]) if "cache_control" in part]
-    summary_index = next(i for i, part in enumerate(body["system"]) if SUMMARY in part["text"])
-    assert marked == [summary_index - 1, summary_index]  # end of the persona's stable text, then the summary
+    assert marked == [len(body["system"]) - 2]  # the end of the persona's stable text
     assert "cache_control" not in body["system"][-1]  # the day and place come after the cached prefix
+    assert SUMMARY in body["messages"][0]["content"][0]["text"]  # the summary opens the conversation, as data
     previous_turn = body["messages"][-2]["content"]
     assert "cache_control" in previous_turn[-1]  # the conversation so far is read from cache next time
 

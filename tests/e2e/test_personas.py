@@ -46,12 +46,17 @@ async def test_the_system_prompt_carries_the_channel_persona_and_who_is_asking(
     system = claude.requests[0].system_text
     assert system.startswith(SQL_OPENING)
     assert "Slack" in system  # formatting guidance for Slack
-    assert "#general" in system and "Anything goes" in system and "Company-wide chatter" in system
+    assert "#general" in system
+    # The topic and purpose are written by channel members: data at the start of the conversation, not the prompt.
+    assert "Anything goes" not in system and "Company-wide chatter" not in system
+    opening = claude.requests[0].messages[0]["content"][0]["text"]
+    assert opening.startswith("<channel_context>") and "<topic>Anything goes</topic>" in opening
+    assert "<purpose>Company-wide chatter</purpose>" in opening
     assert "(Europe/Paris)" in system  # the date in the asker's time zone
     # Who asks (users.info: display name and title) heads their message, so the system prompt stays the same for
     # everyone in the thread and its cached prefix survives a change of speaker.
     assert "Ada" not in system
-    assert claude.requests[0].last_user_text().startswith("[Ada (Staff Engineer), <@U0USER>,")
+    assert claude.requests[0].messages[0]["content"][1]["text"].startswith("[Ada (Staff Engineer), <@U0USER>,")
     assert claude.requests[0].body["output_config"] == {"effort": "high"}  # the persona's own settings
 
 

@@ -96,7 +96,7 @@ async def test_an_answer_in_a_workspace_without_edits_to_spare_is_posted_once_co
     running = await start_bot(workspace_edits_per_minute=6)
     windows = RedisCallWindows(running.bot.store.client, running.bot.store.keys)
     for _ in range(6):  # other processes have just spent the workspace's edits
-        assert await windows.take([Allowance("chat.update:T0001", 6)]) == 0
+        assert await windows.take([Allowance("chat.update", "T0001", 6)]) == 0
     claude.script(TextReply("All done in one go.", chunks=["All done ", "in one go."], chunk_delay_s=0.1))
     root = "1700000305.000100"
     await running.sender.send_event(event_callback(app_mention("go", ts=root)))

@@ -142,7 +142,8 @@ async def test_a_tool_that_takes_too_long_is_stopped(
     claude.script(ToolUseReply("fetch_url", {"url": slow_site}), TextReply("It timed out."))
     root = "1700000604.000100"
     started = time.monotonic()
-    await running.sender.send_event(event_callback(app_mention("fetch it", ts=root)))
+    # The URL is in the person's message: fetched without asking (a URL Claude composed would need Approve).
+    await running.sender.send_event(event_callback(app_mention(f"fetch <{slow_site}>", ts=root)))
     await wait_for_reply(slack, "C0GENERAL", root, "It timed out.")
     assert time.monotonic() - started < 3  # did not wait for the slow site
     [result] = tool_results(claude.requests[1])
@@ -164,7 +165,7 @@ async def test_fetch_url_refuses_internal_addresses(
 ) -> None:
     claude.script(ToolUseReply("fetch_url", {"url": url}), TextReply("Refused."))
     root = "1700000605.000100"
-    await running.sender.send_event(event_callback(app_mention("fetch", ts=root)))
+    await running.sender.send_event(event_callback(app_mention(f"fetch <{url}>", ts=root)))
     await wait_for_reply(slack, "C0GENERAL", root, "Refused.")
     [result] = tool_results(claude.requests[1])
     assert result["is_error"]
@@ -369,7 +370,8 @@ async def test_mcp_server_tools_are_offered_namespaced_and_run(
     server = ECHO_SERVER
     config = {
         "mcpServers": {
-            "echo": {"command": sys.executable, "args": [str(server)]},
+            # trusted: the operator vouches for it, so its read-only echo tool needs no approval.
+            "echo": {"command": sys.executable, "args": [str(server)], "trusted": True},
             "broken": {"command": str(tmp_path / "no-such-server")},
         }
     }

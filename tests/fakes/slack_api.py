@@ -465,6 +465,7 @@ class FakeSlack:
         self._limits: dict[str, dict[bool, tuple[int, float]]] = {}  # method -> per channel? -> (calls, window s)
         self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._locales: dict[str, str] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._members: dict[str, list[str]] = {}
         self._members_explicit: set[str] = set()
@@ -766,8 +767,11 @@ class FakeSlack:
         is_bot: bool = False,
         team_id: str | None = None,
         email: str | None = None,
+        locale: str = "en-US",
     ) -> dict[str, Any]:
+        """`locale` is returned only when a call asks for it (`include_locale=true`), as Slack does."""
         name = name or user_id.lower()
+        self._locales[user_id] = locale
         real_name = real_name if real_name is not None else name.replace(".", " ").title()
         display_name = display_name if display_name is not None else name
         tz_label, tz_offset = _tz_info(tz)
@@ -1004,10 +1008,11 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ socket mode
 
-    async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_socket_connected(self, timeout: float = 5.0, *, count: int = 1) -> None:  # noqa: ASYNC109
+        """Until at least `count` connections are open (an app may hold up to 10, e.g. one per process)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self._open_sockets():
+        while len(self._open_sockets()) < count:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"no Socket Mode connection within {timeout}s")
@@ -1026,12 +1031,14 @@ class FakeSlack:
         retry_reason: str = "timeout",
         accepts_response_payload: bool | None = None,
         envelope_id: str | None = None,
+        connection: int = -1,
     ) -> dict[str, Any]:
-        """Send an envelope on the newest open socket; return the client's ack frame.
+        """Send an envelope on one open socket (the newest unless `connection` picks another, in the order they
+        opened): Slack delivers each envelope to one of an app's connections. Returns the client's ack frame.
 
         Raises TimeoutError if no ack with the same envelope_id arrives within `timeout`.
         """
-        await self.wait_socket_connected(timeout)
+        await self.wait_socket_connected(timeout, count=connection + 1 if connection >= 0 else 1)
         if accepts_response_payload is None:
             accepts_response_payload = type == "slash_commands" or (
                 type == "interactive"
@@ -1052,7 +1059,7 @@ class FakeSlack:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending_acks[envelope_id] = fut
         try:
-            await self._open_sockets()[-1].send_str(json.dumps(envelope))
+            await self._open_sockets()[connection].send_str(json.dumps(envelope))
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
@@ -1968,7 +1975,7 @@ class FakeSlack:
             raise _ApiError("user_not_found")
         out = dict(user)
         if _truthy(p.get("include_locale", False)):
-            out["locale"] = "en-US"
+            out["locale"] = self._locales.get(out["id"], "en-US")
         return {"user": out}
 
     def _m_users_conversations(self, p: dict[str, Any]) -> dict[str, Any]:

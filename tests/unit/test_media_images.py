@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import random
 import struct
@@ -12,13 +13,15 @@ import zlib
 import pytest
 from PIL import Image
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.media.images import (
     MAX_IMAGE_BYTES,
+    MAX_JPEG_DRAFT_PIXELS,
     MAX_LONG_EDGE_PX,
     MAX_PIXELS,
     PDF_MAX_BYTES,
     PDF_MAX_PAGES,
-    SUPPORTED_SENTENCE,
     FileTooLarge,
     UnsupportedFile,
     count_pdf_pages,
@@ -220,7 +223,7 @@ def test_text_claiming_to_be_png_is_unsupported() -> None:
     with pytest.raises(UnsupportedFile) as info:
         prepare_media(b"just some notes, honestly\n", claimed_name="notes.png")
     assert not isinstance(info.value, FileTooLarge)
-    assert info.value.user_message.endswith(SUPPORTED_SENTENCE)
+    assert info.value.user_message.endswith(tr(texts.FILES_SUPPORTED))
 
 
 def test_truncated_image_is_unsupported_not_a_crash() -> None:
@@ -294,3 +297,66 @@ def test_pdf_over_the_byte_limit_is_too_large() -> None:
 def test_pdf_without_a_readable_page_tree_is_left_to_the_api() -> None:
     media = prepare_media(b"%PDF-1.4\n%%EOF\n")
     assert media.kind == "pdf" and media.pages is None
+
+
+@pytest.mark.parametrize(
+    ("fmt", "progressive", "accepted"),
+    [("JPEG", False, True), ("JPEG", True, False), ("PNG", False, False)],
+)
+def test_photos_over_the_full_decode_limit_are_read_in_draft_mode_when_that_is_cheap(
+    monkeypatch: pytest.MonkeyPatch, fmt: str, progressive: bool, accepted: bool
+) -> None:
+    """A baseline JPEG over the full-decode limit is decoded at reduced scale (phones make 108-200 MP photos);
+    a progressive JPEG or a PNG that big cannot be decoded cheaply and is refused in one sentence."""
+    import bot.media.images as images
+
+    monkeypatch.setattr(images, "MAX_DECODE_PIXELS", 1_000_000)  # the same rule, at a size a unit test can afford
+    buf = io.BytesIO()
+    extra = {"progressive": True} if progressive else {}
+    halves((2400, 1800), RED, BLUE).save(buf, fmt, **extra)
+    if accepted:
+        media = prepare_media(buf.getvalue(), claimed_name="photo.jpg")
+        assert media.width is not None and media.height is not None
+        assert media.width * media.height <= MAX_PIXELS and media.width == 1238
+    else:
+        with pytest.raises(FileTooLarge) as info:
+            prepare_media(buf.getvalue(), claimed_name="big")
+        assert "too large for me to open" in info.value.user_message and "\n" not in info.value.user_message
+
+
+def test_a_200_megapixel_jpeg_header_is_within_the_draft_limit() -> None:
+    assert MAX_JPEG_DRAFT_PIXELS >= 16320 * 12240  # a 200 MP phone sensor's full frame
+
+
+def test_concurrent_decodes_are_bounded_by_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from bot.media import preparer as module
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow_prepare(data: bytes, *, claimed_name: str = "") -> object:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        raise module.UnsupportedFile("no")
+
+    monkeypatch.setattr(module, "prepare_media", slow_prepare)
+    preparer = module.PillowMediaPreparer(decode_concurrency=2)
+    threads = [threading.Thread(target=_swallow, args=(preparer,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2
+
+
+def _swallow(preparer: object) -> None:
+    from bot.core.errors import MediaRefused
+
+    with contextlib.suppress(MediaRefused):
+        preparer.prepare(b"x", "x")  # type: ignore[attr-defined]

@@ -44,6 +44,10 @@ class ConversationReader(Protocol):
         """`shown_in` is where the answer will appear: private content may only go back there or to a DM."""
         ...
 
+    async def can_read(self, workspace_id: str, channel_id: str, *, as_user: str, shown_in: str) -> bool:
+        """Whether read_channel/read_thread would show this conversation to as_user in shown_in."""
+        ...
+
     async def post_message(self, workspace_id: str, channel_id: str, text: str, *, as_user: str) -> str:
         """Post as the bot into a channel the user belongs to; returns a permalink or ts."""
         ...
@@ -71,6 +75,8 @@ class ToolContext:
     reader: ConversationReader | None = None
     web: WebFetcher | None = None
     history: FoldedHistory | None = None  # the part of a long thread folded into its summary
+    # URLs people wrote in this conversation (not Claude, not tools): fetch_url reads these without asking.
+    human_urls: frozenset[str] = frozenset()
 
 
 ToolRun = Callable[[Any, ToolContext], Awaitable[str]]
@@ -106,6 +112,12 @@ class Tool:
     raw_schema: dict[str, Any] | None = None
     source: Literal["builtin", "mcp"] = "builtin"
     extra: dict[str, Any] = field(default_factory=dict)
+    # A tool that only reads may still need the asker's approval for some calls (fetch_url on a URL Claude
+    # composed, which could carry the thread's content out in its query): True for those calls.
+    asks_first: Callable[[Any, ToolContext], bool] | None = None
+
+    def needs_approval(self, parsed: Any, context: ToolContext) -> bool:
+        return self.acts or (self.asks_first is not None and self.asks_first(parsed, context))
 
     @property
     def command(self) -> str:

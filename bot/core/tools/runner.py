@@ -72,7 +72,7 @@ class ToolRunner:
                 prepared.append((call, tool, None, str(error)))
                 continue
             refusal = None
-            if tool.acts:
+            if tool.needs_approval(parsed, context):
                 async for event in self._approve(tool, call, parsed, context):
                     if isinstance(event, ApprovalSettled) and not event.approved:
                         refusal = event.reason

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.access import NOT_ALLOWED_MESSAGE
+from bot.core import texts
 from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import tr
+from bot.core.usage import Claim
 from bot.slack.delivery import deliver
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
@@ -25,6 +27,8 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     if not await first_sighting():
         return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key
+    # Before the placeholder: "Thinking…" is already in the asker's language (a cached profile after the first time).
+    await deps.directory.speak_to(client, key.workspace_id, message.user_id)
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
         await _turn_away(deps, client, message, place)
         return
@@ -38,7 +42,7 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
     """One polite private line, once per person: a bot in a busy channel must not nag (or run up a bill)."""
     key = message.key
     try:
-        first = await deps.usage.claim_once(f"turned-away:{key.workspace_id}:{message.user_id}", ttl_s=30 * 86400)
+        first = await deps.usage.claim_once(Claim("turned_away", key.workspace_id, message.user_id))
     except StorageUnavailable:
         first = False
     if first:
@@ -48,6 +52,6 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
                 "chat.postEphemeral",
                 channel=key.channel_id,
                 user=message.user_id,
-                text=NOT_ALLOWED_MESSAGE,
+                text=tr(texts.NOT_ALLOWED),
                 thread_ts=place.thread_ts,
             )
