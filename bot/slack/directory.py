@@ -48,7 +48,8 @@ class Directory:
 
     async def locale(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
         """The person's Slack language ("ja-JP"), or "" when unknown (the workspace default is spoken then)."""
-        return (await self._user(client, workspace_id, user_id)).get("locale", "")
+        look_up = lambda: self._user(client, workspace_id, user_id)  # noqa: E731
+        return (await self._remembered("user", workspace_id, user_id, look_up)).get("locale", "")
 
     async def speak_to(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
         """From here on (in this task and the ones it starts) the bot's words are in this person's language."""

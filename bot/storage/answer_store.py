@@ -63,11 +63,10 @@ class RedisAnswerStore:
 
     @_translated
     async def request_stop(self, workspace_id: str, answer_id: str) -> None:
-        """The flag (for a process that reconnects later) and the signal (for those listening), in one round trip."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(self._keys.answer_stop(workspace_id, answer_id), 1, ex=STOP_FLAG_TTL_S)
-            pipe.publish(self._keys.answer_stops_channel(), f"{workspace_id} {answer_id}")
-            await pipe.execute()
+        """The flag (for a process that reconnects later), then the signal (for those listening)."""
+        await self._client.set(self._keys.answer_stop(workspace_id, answer_id), 1, ex=STOP_FLAG_TTL_S)
+        # Not in the SET's pipeline: a cluster client refuses PUBLISH there. A Stop click is rare; two trips are fine.
+        await self._client.publish(self._keys.answer_stops_channel(), f"{workspace_id} {answer_id}")
 
     @_translated
     async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:

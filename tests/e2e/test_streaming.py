@@ -111,7 +111,7 @@ async def test_a_long_answer_without_edits_to_spare_is_posted_in_markdown_aware_
     running = await start_bot(workspace_edits_per_minute=6, max_message_chars=600)
     windows = RedisCallWindows(running.bot.store.client, running.bot.store.keys)
     for _ in range(6):
-        assert await windows.take([Allowance("chat.update:T0001", 6)]) == 0
+        assert await windows.take([Allowance("chat.update", "T0001", 6)]) == 0
     code = "```python\n" + "".join(f"x_{i} = {i}\n" for i in range(90)) + "```"
     text = "Intro paragraph.\n\n" + code + "\n\nThe end."
     claude.script(TextReply(text, chunks=[text[k : k + 40] for k in range(0, len(text), 40)], chunk_delay_s=0.01))
