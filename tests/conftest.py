@@ -14,12 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import redis.asyncio as redis
 
 from bot.storage.keys import Keys, UsageKeys
 from bot.storage.redis_store import connect
 from tests.cluster import RedisClusterProcesses
+
+# Property tests explore new random examples on every developer run, but CI replays a fixed set so that a red CI
+# always means the change, never the dice (https://hypothesis.readthedocs.io/en/latest/settings.html).
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

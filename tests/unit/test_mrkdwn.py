@@ -90,6 +90,22 @@ def _strip_fences(text: str) -> str:
     return FENCE_LINE.sub("", text)
 
 
+def _find_body(original: str, body: str, pos: int) -> int:
+    """Where `body` continues the original from `pos`. A body that starts with ``` (an inner fence shown as code) must
+    stand as whole lines, or it would be found inside the longer ```` fence line that opens its block."""
+    found = original.find(body, pos)
+    if not body.startswith("```"):
+        return found
+
+    def whole_lines(at: int) -> bool:
+        end = at + len(body)
+        return (at == 0 or original[at - 1] == "\n") and (end == len(original) or original[end] == "\n")
+
+    while found >= 0 and not whole_lines(found):
+        found = original.find(body, found + 1)
+    return found if found >= 0 else original.find(body, pos)
+
+
 def _assert_nothing_lost(original: str, pieces: list[str]) -> list[str]:
     """Each piece's body (minus a leading/trailing fence line, a repeated table header or "> ") appears in
     order; only whitespace and fence lines lie between them. Returns the bodies."""
@@ -103,7 +119,7 @@ def _assert_nothing_lost(original: str, pieces: list[str]) -> list[str]:
         body = "\n".join(lines).strip()
         if not body:
             continue
-        found = original.find(body, pos)
+        found = _find_body(original, body, pos)
         if found < 0 and body.startswith(">"):  # a quote continued mid-line: its "> " was repeated
             body = body.lstrip("> ")
             found = original.find(body, pos)
