@@ -37,6 +37,8 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpTool
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
 
 log = logging.getLogger(__name__)
@@ -320,7 +322,7 @@ def _as_tool(connection: _Connection, listed: McpTool, name: str) -> Tool:
         # Without a trusted server's word that a tool only reads, assume the tool changes things.
         acts=not read_only,
         timeout_s=connection.config.timeout_s,
-        describe=lambda _: f"Using {remote} on {server}…",
+        describe=lambda _: tr(texts.TOOL_MCP, tool=remote, server=server),
         raw_schema=schema,
         source="mcp",
         extra={"server": server, "tool": remote},

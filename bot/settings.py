@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     default_persona: str = "default"
     persona_change: Literal["anyone", "admins"] = "anyone"
     profile_cache_ttl_s: int = Field(default=3600, gt=0)
+    # The bot's language for people whose Slack locale has no catalog (and for admin-wide notices): en, ja, es, fr, de.
+    default_locale: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
     log_level: str = "INFO"
     # json: one JSON object per line (for log collectors); text: for people; auto: text on a terminal, else json.

@@ -13,7 +13,8 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import logs
+from bot import i18n, logs
+from bot.core import texts
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
@@ -69,7 +70,6 @@ log = logging.getLogger(__name__)
 HISTORY_FLUSH_TIMEOUT_S = 10.0
 # A token refresh is one Web API call; waiting longer than this for another process's means something is stuck.
 TOKEN_REFRESH_WAIT_S = 15.0
-TOKEN_REFRESH_BUSY = "Another process is refreshing this workspace's Slack token; please try again shortly."
 BACKGROUND_STOP_S = 5.0  # how long shutdown waits for background work's current call
 
 
@@ -206,6 +206,7 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
 
 def build_core(settings: Settings) -> Core:
     logs.add_secrets(settings.secret_values())  # redacted by value from the first log line on
+    i18n.install(settings.default_locale)
     metrics = Metrics()
     embedded = None
     if settings.redis_url is None:
@@ -269,7 +270,7 @@ def oauth_config(
 
     def token_lock(workspace: str) -> contextlib.AbstractAsyncContextManager[None]:
         name = store.keys.token_refresh_lock(workspace)
-        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=TOKEN_REFRESH_BUSY)
+        return store.leased_lock(name, wait_s=TOKEN_REFRESH_WAIT_S, busy=texts.TOKEN_REFRESH_BUSY)
 
     client_secret = settings.slack_client_secret.get_secret_value()
     config = OAuthConfig(

@@ -19,8 +19,3 @@ class AccessPolicy:
         if self.allowed_users and user_id not in self.allowed_users:
             return False
         return is_dm or not self.allowed_channels or channel_id in self.allowed_channels
-
-
-NOT_ALLOWED_MESSAGE = (
-    "Sorry, Claude isn't enabled for you in this conversation. If you think it should be, ask a workspace admin."
-)

@@ -37,7 +37,6 @@ T = TypeVar("T")
 
 STOP_POLL_S = 1.0  # how soon a Stop clicked on any process reaches the answer (each poll is one Redis call)
 CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
-STOPPED_NOTICE = "_Stopped._"
 STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
 
 AnswerState = Literal["running", "done", "stopped", "failed", "replaced"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from bot.core import texts
 from bot.core.errors import BotError
+from bot.core.i18n import tr
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore
 
 
 class UnknownPersona(BotError):
     def __init__(self, name: str, valid: list[str]) -> None:
-        super().__init__(f"There is no persona called “{name}”. Choose one of: {', '.join(valid)}.")
+        super().__init__(tr(texts.PERSONA_UNKNOWN, name=name, choices=", ".join(valid)))
         self.valid = valid
 
 

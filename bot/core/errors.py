@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bot.core import texts
+from bot.core.i18n import tr
+
 
 class BotError(Exception):
     """Base: carries a short, plain sentence that is safe to show a user (never a secret, never a traceback)."""
@@ -12,8 +15,9 @@ class BotError(Exception):
         self.request_id = request_id
 
     def notice(self) -> str:
-        suffix = f" (request id `{self.request_id}`)" if self.request_id else ""
-        return f"{self.user_message}{suffix}"
+        if not self.request_id:
+            return self.user_message
+        return tr(texts.REQUEST_ID_SUFFIX, message=self.user_message, request_id=self.request_id)
 
 
 class ModelUnavailable(BotError):
@@ -23,8 +27,9 @@ class ModelUnavailable(BotError):
 class StorageUnavailable(BotError):
     """The conversation store (Redis) did not answer."""
 
-    def __init__(self, user_message: str = "My memory store (Redis) is unreachable right now.") -> None:
-        super().__init__(user_message)
+    def __init__(self, user_message: str | None = None) -> None:
+        """The default sentence is rendered when raised, in the language of the person being answered."""
+        super().__init__(user_message if user_message is not None else tr(texts.STORAGE_UNAVAILABLE))
 
 
 class MediaRefused(BotError):

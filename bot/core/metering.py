@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
+from bot.core import texts
 from bot.core.errors import BotError
 from bot.core.events import Usage
+from bot.core.i18n import DAY_MONTH, MONTH_YEAR, fmt_date, money, percent, speaking, tr, trn
 from bot.core.ports import ModelRequest
 from bot.core.usage import PriceTable, UsageRecord, month_key
 
@@ -196,24 +198,27 @@ class Metering:
         if spent >= policy.warn_at * budget and await self._ledger.claim_once(
             f"warned:{workspace_id}:{month}", ttl_s=40 * 86400
         ):
-            await self._notifier.notify_admins(
-                workspace_id,
-                f":warning: Claude has used ${spent:,.2f} of this workspace's ${budget:,.2f} budget for {month} "
-                f"({spent / budget:.0%}). At 100 % it stops answering until the month ends.",
-            )
+            with speaking(""):  # several admins, each their own language: the workspace default
+                warning = tr(
+                    texts.BUDGET_WARNING,
+                    spent=money(spent),
+                    budget=money(budget),
+                    month=fmt_date(self._clock().date(), MONTH_YEAR),
+                    share=percent(spent / budget),
+                )
+            await self._notifier.notify_admins(workspace_id, warning)
 
     @staticmethod
     def _spent_message(which: str, now: datetime, policy: BudgetPolicy) -> str:
         if which == "user" and policy.user_day_usd is not None:
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
             hours = (midnight - now).total_seconds() / 3600
-            return (
-                f"Your daily Claude budget (${policy.user_day_usd:,.2f}) is spent. "
-                f"It resets at midnight UTC, in about {hours:.0f} h."
-            )
+            return trn(texts.BUDGET_USER_SPENT, round(hours), budget=money(policy.user_day_usd))
         first_of_next = (now.replace(day=28) + timedelta(days=4)).replace(day=1)
-        amount = f" (${policy.month_usd:,.2f})" if policy.month_usd is not None else ""
-        return (
-            f"This workspace's Claude budget for {now:%B}{amount} is spent. "
-            f"It resets on {first_of_next:%-d %B}; an admin can raise it with `/claude-budget`."
+        amount = tr(texts.BUDGET_AMOUNT, amount=money(policy.month_usd)) if policy.month_usd is not None else ""
+        return tr(
+            texts.BUDGET_MONTH_SPENT,
+            month=fmt_date(now.date(), MONTH_YEAR),
+            amount=amount,
+            reset=fmt_date(first_of_next.date(), DAY_MONTH),
         )

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from bot.core import texts
 from bot.core.answers import (
-    STOPPED_NOTICE,
     AnswerRecord,
     Answers,
     AnswerState,
@@ -42,6 +42,7 @@ from bot.core.conversation import (
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage, Waiting
 from bot.core.history_access import screen_foreign_reads
+from bot.core.i18n import tr, trn
 from bot.core.metering import Admission, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel, ModelRequest
@@ -146,7 +147,7 @@ class Replies:
                     if isinstance(event, ReplyDone):
                         state = "stopped" if event.stop_reason == "stopped" else "done"
                         if state == "stopped":
-                            yield Notice(STOPPED_NOTICE)
+                            yield Notice(tr(texts.STOPPED))
                     yield event
             finally:
                 del self._interrupts[message.answer_id]
@@ -156,16 +157,16 @@ class Replies:
         """The answer `user_id` asks to regenerate, or CannotRegenerate saying why not (checked again later)."""
         record = await self._answers.record(workspace_id, answer_id) if self._answers is not None else None
         if record is None:
-            raise CannotRegenerate("This answer is too old to regenerate; please ask again.")
+            raise CannotRegenerate(tr(texts.REGENERATE_TOO_OLD))
         if record.asker_id != user_id:
-            raise CannotRegenerate("Only the person who asked can regenerate this answer.")
+            raise CannotRegenerate(tr(texts.REGENERATE_NOT_YOURS))
         if record.state == "running":
-            raise CannotRegenerate("This answer is still being written; stop it first, or wait for it to finish.")
+            raise CannotRegenerate(tr(texts.REGENERATE_STILL_WRITING))
         if record.state == "replaced":
-            raise CannotRegenerate("This answer was already regenerated; the newer one is further down the thread.")
+            raise CannotRegenerate(tr(texts.REGENERATE_ALREADY))
         stored = await self._conversations.load(record.key)
         if record.question_index is None or not is_latest_question(stored.turns, record.question_index):
-            raise CannotRegenerate("Only the latest answer in a conversation can be regenerated.")
+            raise CannotRegenerate(tr(texts.REGENERATE_NOT_LATEST))
         return record
 
     async def _regenerate(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
@@ -176,7 +177,7 @@ class Replies:
             stored = await self._conversations.load(message.key)
             index = old.question_index if old is not None else None
             if old is None or old.state == "replaced" or index is None or not is_latest_question(stored.turns, index):
-                yield Notice("This answer can no longer be regenerated: the conversation has moved on.")
+                yield Notice(tr(texts.REGENERATE_MOVED_ON))
                 yield ReplyDone(text="")
                 return
             await self._conversations.rewind(message.key, index + 1)
@@ -216,10 +217,7 @@ class Replies:
                         await self._answers.asked(message, persona.name, len(stored.turns))
                     resolved = await self._resolve(message, [*stored.turns, user_turn])
                     if resolved.dropped and media:
-                        yield Notice(
-                            f"{resolved.dropped} older image(s) or PDF(s) in this thread were left out of this "
-                            "answer to stay within Claude's limits."
-                        )
+                        yield Notice(trn(texts.MEDIA_LEFT_OUT, resolved.dropped))
                     async for event in self._stream(message, persona, resolved, stored):
                         yield event
                 return
@@ -235,7 +233,7 @@ class Replies:
         if not message.files:
             return [], []
         if self._attachments is None:
-            return [], ["Files can't be read here; only text is answered."]
+            return [], [tr(texts.FILES_NOT_READ)]
         return await self._attachments.ingest(message)
 
     @staticmethod
@@ -301,7 +299,7 @@ class Replies:
                 if fitted.new_fold and fitted.fold is not None:
                     await self._save_fold(message.key, fitted.fold)
                 if fitted.trimmed:
-                    yield Notice("Part of this exchange was too long for Claude's context window and was shortened.")
+                    yield Notice(tr(texts.CONTEXT_SHORTENED))
                 request, fold = fitted.request, fitted.fold
             allowed = _tool_filter(persona, folded=fold is not None)
             complete: ModelTurnComplete | None = None

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from bot.core import texts
 from bot.core.events import Usage
+from bot.core.i18n import MONTH_YEAR, fmt_date, tr, trn
 
 _PER_MTOK = 1_000_000
 
@@ -217,26 +219,27 @@ def parse_period(text: str, today: date) -> tuple[date, date, str]:
     """(start, end, label) for "", "today", "7d", "30d" or "2026-11"; ValueError with a sentence to show otherwise."""
     word = text.strip().lower()
     if word in ("", "today"):
-        return today, today, "today"
+        return today, today, tr(texts.PERIOD_TODAY)
     days = _DAYS.fullmatch(word)
     if days:
         count = int(days.group(1))
         if not 1 <= count <= MAX_PERIOD_DAYS:
-            raise ValueError(f"A period in days must be 1 to {MAX_PERIOD_DAYS} days, like `7d` or `30d`.")
-        return today - timedelta(days=count - 1), today, f"the last {count} days" if count > 1 else "today"
+            raise ValueError(tr(texts.PERIOD_BAD_DAYS, max=MAX_PERIOD_DAYS))
+        label = trn(texts.PERIOD_LAST_DAYS, count) if count > 1 else tr(texts.PERIOD_TODAY)
+        return today - timedelta(days=count - 1), today, label
     month = _MONTH.fullmatch(word)
     if month:
         year, number = int(month.group(1)), int(month.group(2))
         if not 1 <= number <= 12:
-            raise ValueError(f"`{text.strip()}` is not a month; use YYYY-MM, like `{month_key(today)}`.")
+            raise ValueError(tr(texts.PERIOD_BAD_MONTH, text=text.strip(), example=month_key(today)))
         first = date(year, number, 1)
         if first > today:
-            raise ValueError(f"{first:%B %Y} has not started yet.")
+            raise ValueError(tr(texts.PERIOD_NOT_STARTED, month=fmt_date(first, MONTH_YEAR)))
         last = date(year, number, calendar.monthrange(year, number)[1])
         if last >= today:
-            return first, today, f"{first:%B %Y} so far"
-        return first, last, f"{first:%B %Y}"
-    raise ValueError(f"I don't know the period `{text.strip()}`; try `today`, `7d`, `30d` or a month like `2026-11`.")
+            return first, today, tr(texts.PERIOD_MONTH_SO_FAR, month=fmt_date(first, MONTH_YEAR))
+        return first, last, fmt_date(first, MONTH_YEAR)
+    raise ValueError(tr(texts.PERIOD_UNKNOWN, text=text.strip()))
 
 
 def month_key(day: date) -> str:

@@ -16,6 +16,7 @@ import anthropic
 import httpx2
 
 from bot import logs
+from bot.core import texts
 from bot.core.conversation import (
     Block,
     MediaBlock,
@@ -38,6 +39,7 @@ from bot.core.events import (
     Usage,
     UsageSoFar,
 )
+from bot.core.i18n import tr
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
 
 log = logging.getLogger(__name__)
@@ -65,16 +67,16 @@ class _StreamCutShort(Exception):
 def _describe_status(error: anthropic.APIStatusError) -> str:
     kind = error.type or ""
     if error.status_code == 529 or kind == "overloaded_error":
-        return "Claude is overloaded right now."
+        return tr(texts.MODEL_OVERLOADED)
     if error.status_code == 429 or kind == "rate_limit_error":
-        return "Claude's rate limit for this bot was reached."
+        return tr(texts.MODEL_RATE_LIMITED)
     if error.status_code in (401, 403):
-        return "Claude rejected the bot's credentials; an admin needs to check ANTHROPIC_API_KEY."
+        return tr(texts.MODEL_BAD_CREDENTIALS)
     if error.status_code == 404:
-        return "The configured Claude model was not found; an admin needs to check CLAUDE_MODEL."
+        return tr(texts.MODEL_NOT_FOUND)
     if error.status_code in (400, 413, 422):
-        return "Claude could not process this request."
-    return "Claude had an internal error."
+        return tr(texts.MODEL_BAD_REQUEST)
+    return tr(texts.MODEL_INTERNAL_ERROR)
 
 
 class ClaudeModel:
@@ -138,7 +140,7 @@ class ClaudeModel:
         except anthropic.APIStatusError as error:
             raise ModelUnavailable(_describe_status(error), request_id=error.request_id) from error
         except (anthropic.APIConnectionError, httpx2.HTTPError) as error:
-            raise ModelUnavailable("The connection to Claude kept dropping.") from error
+            raise ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS)) from error
         return counted.input_tokens
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
@@ -174,15 +176,15 @@ class ClaudeModel:
                 )
             except (anthropic.APITimeoutError, httpx2.TimeoutException) as error:
                 self._on_error("timeout")
-                last_error = ModelUnavailable("Claude stopped responding.")
+                last_error = ModelUnavailable(tr(texts.MODEL_SILENT))
                 log.warning("claude attempt %d: silence timeout (%s)", attempt + 1, type(error).__name__)
             except (anthropic.APIConnectionError, httpx2.TransportError) as error:
                 self._on_error("connection")
-                last_error = ModelUnavailable("The connection to Claude kept dropping.")
+                last_error = ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS))
                 log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
             except _StreamCutShort:
                 self._on_error("stream_cut_short")
-                last_error = ModelUnavailable("Claude's answer was cut off.")
+                last_error = ModelUnavailable(tr(texts.MODEL_CUT_OFF))
                 log.warning("claude attempt %d: stream ended before message_stop", attempt + 1)
             if attempt + 1 < self._max_attempts:
                 if shown_text:
@@ -219,7 +221,7 @@ class ClaudeModel:
                     if block_type in ("thinking", "redacted_thinking"):
                         yield ThinkingStarted()
                     elif block_type == "server_tool_use" and getattr(event.content_block, "name", "") == "web_search":
-                        yield ToolRunning(tool="web_search", status="Searching the web…")
+                        yield ToolRunning(tool="web_search", status=tr(texts.TOOL_SEARCHING_WEB))
             final = await stream.get_final_message()
         if final.stop_reason is None:
             raise _StreamCutShort()

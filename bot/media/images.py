@@ -21,6 +21,9 @@ from typing import Literal
 
 from PIL import ExifTags, Image, ImageOps
 
+from bot.core import texts
+from bot.core.i18n import number, tr
+
 SUPPORTED_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 PDF_MEDIA_TYPE = "application/pdf"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # base64 length; raw bytes may be at most 3/4 of it (~3.75 MB)
@@ -39,7 +42,6 @@ PDF_MAX_PAGES = 100
 JPEG_QUALITY = 85
 _FALLBACK_JPEG_QUALITIES = (70, 55, 40)  # tried in turn only when quality 85 is still over MAX_IMAGE_BYTES
 
-SUPPORTED_SENTENCE = "I can read PNG, JPEG, GIF and WebP images and PDFs."
 
 # Pillow's own bomb guard is process-wide: warn above this many pixels, raise above twice as many.
 Image.MAX_IMAGE_PIXELS = MAX_JPEG_DRAFT_PIXELS
@@ -97,12 +99,12 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
         return _prepare_pdf(data, claimed_name)
     if media_type is None:
         raise UnsupportedFile(
-            f"I can't read that kind of file. {SUPPORTED_SENTENCE}",
+            f"{tr(texts.FILE_UNSUPPORTED)} {tr(texts.FILES_SUPPORTED)}",
             reason=f"{claimed_name!r}: content starts with {data[:8]!r}, not a supported image or PDF",
         )
     if len(data) > MAX_SOURCE_BYTES:
         raise FileTooLarge(
-            f"That image is {_mb(len(data))}; I can read images up to {_mb(MAX_SOURCE_BYTES)}.",
+            tr(texts.IMAGE_TOO_LARGE, size=_mb(len(data)), limit=_mb(MAX_SOURCE_BYTES)),
             reason=f"{claimed_name!r}: {len(data)} bytes > {MAX_SOURCE_BYTES}",
         )
     try:
@@ -112,7 +114,7 @@ def prepare_media(data: bytes, *, claimed_name: str = "") -> PreparedMedia:
         raise _too_many_pixels(claimed_name, str(exc)) from None
     except _DECODE_ERRORS as exc:
         raise UnsupportedFile(
-            f"I couldn't open that image; it may be damaged. {SUPPORTED_SENTENCE}",
+            f"{tr(texts.IMAGE_DAMAGED)} {tr(texts.FILES_SUPPORTED)}",
             reason=f"{claimed_name!r}: {type(exc).__name__}: {exc}",
         ) from None
 
@@ -215,15 +217,18 @@ def _encode_to_fit(img: Image.Image, *, prefer_png: bool, icc_profile: bytes | N
 
 def _too_many_pixels(claimed_name: str, detail: str, limit: int = MAX_DECODE_PIXELS) -> FileTooLarge:
     return FileTooLarge(
-        f"That image is too large for me to open (over {limit // 1_000_000} megapixels); "
-        "a JPEG photo (not progressive) of up to 260 megapixels, or a smaller image, works.",
+        tr(
+            texts.IMAGE_TOO_MANY_PIXELS,
+            megapixels=number(limit // 1_000_000),
+            jpeg_megapixels=number(MAX_JPEG_DRAFT_PIXELS // 1_000_000),
+        ),
         reason=f"{claimed_name!r}: {detail}",
     )
 
 
 def _mb(n: int) -> str:
     """Megabytes rounded up to a tenth, so a file just over a limit never reads as equal to it."""
-    return f"{math.ceil(n * 10 / (1024 * 1024)) / 10:.1f} MB".replace(".0 MB", " MB")
+    return tr(texts.MEGABYTES, value=number(math.ceil(n * 10 / (1024 * 1024)) / 10))
 
 
 # ------------------------------------------------------------------------------------------ PDFs
@@ -232,13 +237,13 @@ def _mb(n: int) -> str:
 def _prepare_pdf(data: bytes, claimed_name: str) -> PreparedMedia:
     if len(data) > PDF_MAX_BYTES:
         raise FileTooLarge(
-            f"That PDF is {_mb(len(data))}; I can read PDFs up to {_mb(PDF_MAX_BYTES)}.",
+            tr(texts.PDF_TOO_LARGE, size=_mb(len(data)), limit=_mb(PDF_MAX_BYTES)),
             reason=f"{claimed_name!r}: {len(data)} bytes > {PDF_MAX_BYTES}",
         )
     pages = count_pdf_pages(data)
     if pages is not None and pages > PDF_MAX_PAGES:
         raise FileTooLarge(
-            f"That PDF has {pages} pages; I can read PDFs of up to {PDF_MAX_PAGES} pages.",
+            tr(texts.PDF_TOO_MANY_PAGES, pages=number(pages), limit=number(PDF_MAX_PAGES)),
             reason=f"{claimed_name!r}: {pages} pages > {PDF_MAX_PAGES}",
         )
     return PreparedMedia("pdf", PDF_MEDIA_TYPE, data, None, None, None, pages)

@@ -19,11 +19,13 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
+from bot.core.i18n import tr
 from bot.core.metering import BudgetStore, Metering
 from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
 from bot.core.replies import Replies
@@ -35,7 +37,7 @@ from bot.slack.directory import Directory
 from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.native_stream import NativeRefusals
 from bot.slack.oauth import OAuthConfig, build_install_flow
-from bot.slack.reply_stream import FAILURE_PREFIX, GENERIC_FAILURE, RenderConfig
+from bot.slack.reply_stream import FAILURE_PREFIX, RenderConfig
 from bot.slack.response_urls import ResponseUrlPolicy
 from bot.storage.usage_ledger import RedisUsageLedger
 
@@ -143,7 +145,7 @@ def build_app(
         channel = event.get("channel")
         if channel and event.get("ts"):
             thread_ts = event.get("thread_ts") or (None if event.get("channel_type") == "im" else event["ts"])
-            notice = error.notice() if isinstance(error, BotError) else GENERIC_FAILURE
+            notice = error.notice() if isinstance(error, BotError) else tr(texts.GENERIC_FAILURE)
             try:
                 await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=FAILURE_PREFIX + notice)
             except Exception:

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from bot.core import texts
 from bot.core.answers import PersonaFeedback
+from bot.core.i18n import MONTH_DAY_NUMERIC, fmt_date, money, number, percent, tr, trn
 from bot.core.usage import Breakdown, UsageReport
 
 # Slack's documented Block Kit limits (api.slack.com/reference/block-kit/blocks): header text 150 chars,
@@ -29,15 +31,13 @@ SLIVER = "▏"  # shown for a non-zero amount too small for one full bar charact
 
 
 def usd(amount: float) -> str:
-    """Dollars the way people read them: cents, thousands separators, and sub-cent spend still visible."""
-    if 0 < abs(amount) < 0.01:
-        return f"${amount:.4f}"
-    return f"${amount:,.2f}"
+    """Dollars the way the reader writes them (locale), sub-cent spend still visible."""
+    return money(amount)
 
 
 def count(value: int) -> str:
-    """Exact integers with thousands separators, for the summary fields."""
-    return f"{value:,}"
+    """Exact integers with the reader's thousands separators, for the summary fields."""
+    return number(value)
 
 
 def compact(value: int) -> str:
@@ -53,10 +53,14 @@ def usage_report(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The /claude-cost answer: totals, top users/channels/models, a cost chart and the 👍 / 👎 per persona;
     `personal` for `me`."""
-    title = f"{'Your' if personal else 'Claude'} usage — {label}: {usd(report.cost_usd)}"
+    title = tr(
+        texts.REPORT_TITLE_PERSONAL if personal else texts.REPORT_TITLE_WORKSPACE,
+        period=label,
+        cost=usd(report.cost_usd),
+    )
     period = _period_text(report.start, report.end)
     if report.requests == 0:
-        text = f"No Claude usage recorded for {label} ({period})."
+        text = tr(texts.REPORT_EMPTY, period=label, days=_days_text(report.start, report.end))
         empty = [_section(text)]
         if feedback:
             empty.append(_section(feedback_text(feedback)))
@@ -74,11 +78,11 @@ def usage_report(
     if report.unpriced_requests:
         blocks.append(_section(_unpriced_warning(report.unpriced_requests)))
     tops: list[tuple[str, Sequence[Breakdown], str]] = [
-        ("Top channels", report.top_channels, "channel"),
-        ("Top models", report.top_models, "model"),
+        (tr(texts.REPORT_TOP_CHANNELS), report.top_channels, "channel"),
+        (tr(texts.REPORT_TOP_MODELS), report.top_models, "model"),
     ]
     if not personal:
-        tops.insert(0, ("Top users", report.top_users, "user"))
+        tops.insert(0, (tr(texts.REPORT_TOP_USERS), report.top_users, "user"))
     for heading, rows, kind in tops:
         if rows:
             blocks.append(_section(f"*{heading}*\n" + "\n".join(_breakdown_lines(rows, kind, report.cost_usd))))
@@ -94,25 +98,31 @@ def usage_report(
 
 def feedback_text(feedback: Sequence[PersonaFeedback]) -> str:
     """👍 / 👎 per persona on the period's answers, with the share of positive votes."""
-    lines = ["*Feedback on answers*"]
+    lines = [tr(texts.REPORT_FEEDBACK_HEADING)]
     for row in feedback[:TOP_ROWS]:
-        share = row.up / (row.up + row.down)
+        share = percent(row.up / (row.up + row.down))
         lines.append(
-            f"• {_name(row.persona, 'persona')} — :+1: {count(row.up)} · :-1: {count(row.down)} ({share:.0%} positive)"
+            tr(
+                texts.REPORT_FEEDBACK_ROW,
+                persona=_name(row.persona, "persona"),
+                up=count(row.up),
+                down=count(row.down),
+                share=share,
+            )
         )
     return "\n".join(lines)
 
 
 def feedback_summary(feedback: Sequence[PersonaFeedback]) -> str:
     up, down = sum(row.up for row in feedback), sum(row.down for row in feedback)
-    return f"Feedback: {count(up)} helpful, {count(down)} not helpful"
+    return tr(texts.REPORT_FEEDBACK_SUMMARY, up=count(up), down=count(down))
 
 
 def cost_chart(by_day: Sequence[tuple[date, float]], start: date, end: date) -> tuple[str, list[str]]:
     """Text bars scaled to the busiest bucket: per day up to a month, per 7 days (or wider) beyond."""
     days = (end - start).days + 1
     if days <= 0:
-        return "Cost per day", []
+        return tr(texts.REPORT_CHART_DAY), []
     spent: dict[date, float] = {}
     for day, cost in by_day:
         spent[day] = spent.get(day, 0.0) + cost
@@ -124,13 +134,18 @@ def cost_chart(by_day: Sequence[tuple[date, float]], start: date, end: date) -> 
         total = sum(cost for day, cost in spent.items() if first <= day <= last)
         buckets.append((first, total))
     peak = max(cost for _, cost in buckets)
-    lines = [f"{first:%m-%d} {_bar(cost, peak):<{BAR_WIDTH}} {usd(cost)}" for first, cost in buckets]
+    labels = [fmt_date(first, MONTH_DAY_NUMERIC) for first, _ in buckets]  # the reader's order: 11/1, 1.11.
+    width = max(len(label) for label in labels)
+    lines = [
+        f"{label:<{width}} {_bar(cost, peak):<{BAR_WIDTH}} {usd(cost)}"
+        for label, (_, cost) in zip(labels, buckets, strict=True)
+    ]
     if span == 1:
-        title = "Cost per day"
+        title = tr(texts.REPORT_CHART_DAY)
     elif span == 7:
-        title = "Cost per week (from the date shown)"
+        title = tr(texts.REPORT_CHART_WEEK)
     else:
-        title = f"Cost per {span} days (from the date shown)"
+        title = tr(texts.REPORT_CHART_DAYS, span=span)
     return title, lines
 
 
@@ -150,33 +165,36 @@ def csv_text(rows: Sequence[dict[str, str | int | float]]) -> str:
 
 def _figures(report: UsageReport) -> list[tuple[str, str]]:
     return [
-        ("Requests", count(report.requests)),
-        ("Total cost", usd(report.cost_usd)),
-        ("Input tokens", count(report.input_tokens)),
-        ("Output tokens", count(report.output_tokens)),
-        ("Cache write tokens", count(report.cache_write_tokens)),
-        ("Cache read tokens", count(report.cache_read_tokens)),
-        ("Web searches", count(report.web_searches)),
-        ("Saved by caching", usd(report.cache_savings_usd)),
+        (tr(texts.REPORT_REQUESTS), count(report.requests)),
+        (tr(texts.REPORT_TOTAL_COST), usd(report.cost_usd)),
+        (tr(texts.REPORT_INPUT_TOKENS), count(report.input_tokens)),
+        (tr(texts.REPORT_OUTPUT_TOKENS), count(report.output_tokens)),
+        (tr(texts.REPORT_CACHE_WRITE_TOKENS), count(report.cache_write_tokens)),
+        (tr(texts.REPORT_CACHE_READ_TOKENS), count(report.cache_read_tokens)),
+        (tr(texts.REPORT_WEB_SEARCHES), count(report.web_searches)),
+        (tr(texts.REPORT_SAVED_BY_CACHING), usd(report.cache_savings_usd)),
     ]
 
 
 def _unpriced_warning(unpriced: int) -> str:
-    calls = "call" if unpriced == 1 else "calls"
-    return (
-        f":warning: {count(unpriced)} {calls} used a model with no known price and are not in the cost; "
-        "their tokens are counted."
-    )
+    return trn(texts.REPORT_UNPRICED, unpriced)
 
 
 def _breakdown_lines(rows: Sequence[Breakdown], kind: str, total_usd: float) -> list[str]:
     lines = []
     for rank, row in enumerate(rows[:TOP_ROWS], start=1):
-        share = f" ({row.cost_usd / total_usd:.0%})" if total_usd > 0 else ""
+        share = f" ({percent(row.cost_usd / total_usd)})" if total_usd > 0 else ""
         lines.append(
-            f"{rank}. {_name(row.key, kind)} — {usd(row.cost_usd)}{share} · {count(row.requests)} "
-            f"{'request' if row.requests == 1 else 'requests'} · {compact(row.input_tokens)} in / "
-            f"{compact(row.output_tokens)} out"
+            trn(
+                texts.REPORT_ROW,
+                row.requests,
+                rank=rank,
+                name=_name(row.key, kind),
+                cost=usd(row.cost_usd),
+                share=share,
+                input=compact(row.input_tokens),
+                output=compact(row.output_tokens),
+            )
         )
     return lines
 
@@ -184,11 +202,11 @@ def _breakdown_lines(rows: Sequence[Breakdown], kind: str, total_usd: float) -> 
 def _name(key: str, kind: str) -> str:
     """Slack renders <@U…> and <#C…> as the person's or channel's current name for each viewer."""
     if not key:
-        return "_unknown_"
+        return tr(texts.REPORT_UNKNOWN)
     if kind == "user":
         return f"<@{key}>"
     if kind == "channel":
-        return "a direct message" if key.startswith("D") else f"<#{key}>"
+        return tr(texts.REPORT_DIRECT_MESSAGE) if key.startswith("D") else f"<#{key}>"
     return f"`{key.replace('`', '')}`"
 
 
@@ -210,18 +228,28 @@ def _clip(text: str, limit: int) -> str:
     return text[: limit - len(tail)] + tail
 
 
+def _days_text(start: date, end: date) -> str:
+    if start == end:
+        return fmt_date(start)
+    return tr(texts.PERIOD_RANGE, start=fmt_date(start), end=fmt_date(end))
+
+
 def _period_text(start: date, end: date) -> str:
-    days = f"{start:%Y-%m-%d}" if start == end else f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
-    return f"{days} (UTC)"
+    return tr(texts.PERIOD_UTC, days=_days_text(start, end))
 
 
 def _fallback(report: UsageReport, label: str, title: str, period: str) -> str:
     """Plain text for notifications and clients without Block Kit: the headline figures only."""
     lines = [
         f"{title} ({period})",
-        f"{count(report.requests)} requests · {count(report.input_tokens)} input / "
-        f"{count(report.output_tokens)} output tokens · {count(report.web_searches)} web searches · "
-        f"{usd(report.cache_savings_usd)} saved by caching",
+        tr(
+            texts.REPORT_FALLBACK_FIGURES,
+            requests=count(report.requests),
+            input=count(report.input_tokens),
+            output=count(report.output_tokens),
+            searches=count(report.web_searches),
+            saved=usd(report.cache_savings_usd),
+        ),
     ]
     if report.unpriced_requests:
         lines.append(_unpriced_warning(report.unpriced_requests))

@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.conversation import Asker, ChannelContext
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import use_locale
 from bot.core.ports import ProfileCache
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,14 @@ class Directory:
             title=profile.get("title", ""),
             timezone=profile.get("tz") or "UTC",
         )
+
+    async def locale(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
+        """The person's Slack language ("ja-JP"), or "" when unknown (the workspace default is spoken then)."""
+        return (await self._user(client, workspace_id, user_id)).get("locale", "")
+
+    async def speak_to(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
+        """From here on (in this task and the ones it starts) the bot's words are in this person's language."""
+        return use_locale(await self.locale(client, workspace_id, user_id) if user_id else "")
 
     async def is_admin(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> bool:
         """From the profile cache (PROFILE_CACHE_TTL_S): for choices that cost nothing if briefly out of date."""
@@ -69,7 +78,8 @@ class Directory:
     @staticmethod
     async def _fetch_user(client: AsyncWebClient, user_id: str) -> dict[str, str] | None:
         try:
-            response = await client.users_info(user=user_id)
+            # include_locale: the person's language, https://docs.slack.dev/reference/methods/users.info
+            response = await client.users_info(user=user_id, include_locale=True)
         except SlackApiError as error:
             log.info("users.info failed: %s", error.response.get("error"))
             return None
@@ -81,6 +91,7 @@ class Directory:
             "title": profile.get("title") or "",
             "tz": user.get("tz") or "UTC",
             "is_admin": "1" if admin else "0",
+            "locale": user.get("locale") or "",
         }
 
     @staticmethod

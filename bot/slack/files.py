@@ -22,8 +22,10 @@ from typing import Any, Literal
 import aiohttp
 from yarl import URL
 
+from bot.core import texts
 from bot.core.conversation import IncomingFile
 from bot.core.errors import MediaRefused
+from bot.core.i18n import number, tr
 from bot.slack.workspaces import WorkspaceClients, WorkspaceNotInstalled
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,6 @@ _CHUNK_BYTES = 64 * 1024
 _UNDOWNLOADABLE_MODES = frozenset({"tombstone", "external", "hidden_by_limit"})
 
 RefusalReason = Literal["not_allowed", "too_large", "auth", "http_status", "redirect", "timeout", "network"]
-MISSING_SCOPE_MESSAGE = "I couldn't download that file from Slack; the bot may be missing the files:read permission."
 
 
 class FileRefused(Exception):
@@ -128,7 +129,7 @@ class SlackFileFetcher:
         except TimeoutError:
             log.info("not downloading Slack file %s: timed out after %s s", file.id, self._timeout_s)
             raise FileRefused(
-                f"Downloading that file from Slack took longer than {self._timeout_s:g} seconds.",
+                tr(texts.FILE_TIMEOUT, seconds=number(self._timeout_s)),
                 reason="timeout",
                 detail=f"no complete answer within {self._timeout_s:g} s",
             ) from None
@@ -136,9 +137,7 @@ class SlackFileFetcher:
             # Dropped (`from None`): the aiohttp error's request_info holds our request headers, token included.
             detail = _redacted(f"{type(exc).__name__}: {exc}", token)
             log.info("not downloading Slack file %s: %s", file.id, detail)
-            raise FileRefused(
-                "I couldn't download that file from Slack: the connection failed.", reason="network", detail=detail
-            ) from None
+            raise FileRefused(tr(texts.FILE_CONNECTION_FAILED), reason="network", detail=detail) from None
         log.debug("downloaded Slack file %s: %d bytes", file.id, len(data))
         return data
 
@@ -166,14 +165,12 @@ class SlackFileFetcher:
     def _redirect_target(self, url: URL, location: str | None, hops: int) -> URL:
         if hops >= MAX_REDIRECTS:
             raise FileRefused(
-                "I couldn't download that file from Slack: it redirected too many times.",
+                tr(texts.FILE_TOO_MANY_REDIRECTS),
                 reason="redirect",
                 detail=f"more than {MAX_REDIRECTS} redirects",
             )
         if not location:
-            raise FileRefused(
-                "I couldn't download that file from Slack.", reason="redirect", detail="redirect without Location"
-            )
+            raise FileRefused(tr(texts.FILE_DOWNLOAD_FAILED), reason="redirect", detail="redirect without Location")
         try:
             target: str | None = str(url.join(URL(location, encoded=True)))
         except ValueError:
@@ -181,7 +178,7 @@ class SlackFileFetcher:
         problem = self._refusal(target) if target is not None else "Location does not parse"
         if target is None or problem is not None:
             raise FileRefused(
-                "I couldn't download that file from Slack: it redirected somewhere I don't download from.",
+                tr(texts.FILE_REDIRECT_REFUSED),
                 reason="redirect",
                 detail=f"redirect refused: {problem}",
             )
@@ -190,13 +187,13 @@ class SlackFileFetcher:
     async def _read_body(self, resp: aiohttp.ClientResponse, url: URL) -> bytes:
         if resp.status != 200:
             raise FileRefused(
-                f"I couldn't download that file from Slack (HTTP {resp.status}).",
+                tr(texts.FILE_HTTP_ERROR, status=resp.status),
                 reason="http_status",
                 detail=f"HTTP {resp.status} from {url.raw_host}",
             )
         if resp.content_type in _HTML_TYPES:
             raise FileRefused(
-                MISSING_SCOPE_MESSAGE, reason="auth", detail=f"HTML page instead of a file from {url.raw_host}"
+                tr(texts.FILE_MISSING_SCOPE), reason="auth", detail=f"HTML page instead of a file from {url.raw_host}"
             )
         if resp.content_length is not None and resp.content_length > self._max_bytes:
             raise self._too_large(f"Content-Length {resp.content_length}", resp.content_length)
@@ -210,9 +207,7 @@ class SlackFileFetcher:
     def _checked_url(self, raw: str) -> URL:
         problem = self._refusal(raw)
         if problem is not None:
-            raise FileRefused(
-                "I couldn't download that file: it isn't stored on Slack.", reason="not_allowed", detail=problem
-            )
+            raise FileRefused(tr(texts.FILE_NOT_ON_SLACK), reason="not_allowed", detail=problem)
         return URL(raw, encoded=True)
 
     def _refusal(self, raw: object) -> str | None:
@@ -237,10 +232,10 @@ class SlackFileFetcher:
         return f"scheme {url.scheme or '(none)'} is not allowed for host {host}"
 
     def _too_large(self, detail: str, size: int | None) -> FileRefused:
-        what = f"That file is {_mb(size)}" if size is not None else f"That file is larger than {_mb(self._max_bytes)}"
-        return FileRefused(
-            f"{what}; I can download files up to {_mb(self._max_bytes)}.", reason="too_large", detail=detail
-        )
+        limit = _mb(self._max_bytes)
+        if size is None:
+            return FileRefused(tr(texts.FILE_LARGER_THAN, limit=limit), reason="too_large", detail=detail)
+        return FileRefused(tr(texts.FILE_TOO_LARGE, size=_mb(size), limit=limit), reason="too_large", detail=detail)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -262,7 +257,7 @@ def _is_loopback(host: str) -> bool:
 
 def _mb(n: int) -> str:
     """Megabytes rounded up to a tenth, so a file just over a limit never reads as equal to it."""
-    return f"{math.ceil(n * 10 / (1024 * 1024)) / 10:.1f} MB".replace(".0 MB", " MB")
+    return tr(texts.MEGABYTES, value=number(math.ceil(n * 10 / (1024 * 1024)) / 10))
 
 
 class SlackFileSource:
@@ -275,7 +270,7 @@ class SlackFileSource:
 
     async def fetch(self, workspace_id: str, file: IncomingFile) -> bytes:
         if not file.url:
-            raise MediaRefused("I can't download that file (it was deleted, is external, or is over the plan's limit).")
+            raise MediaRefused(tr(texts.FILE_UNDOWNLOADABLE))
         try:
             token = await self._workspaces.token(workspace_id)
             return await self._fetcher.fetch(

@@ -12,7 +12,9 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot import logs
+from bot.core import texts
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import tr
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
 from bot.slack.incoming import is_answerable, workspace_of
@@ -22,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Bolt must ack within Slack's 3 s; de-duplication never gets to eat that budget.
 _LEDGER_TIMEOUT_S = 1.0
-RESTARTING = "I'm restarting right now; please try again in a moment."
 # Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
 # answer finishing during the grace period may be waiting for its Approve click.
 _NEW_WORK = frozenset({"slash_command", "message_action", "shortcut"})
@@ -66,7 +67,7 @@ def _refusal(kind: str, body: dict[str, Any]) -> BoltResponse:
     if body.get("type") == "event_callback":
         return BoltResponse(status=503, body="shutting down")
     if kind == "slash_command":
-        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": RESTARTING})
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": tr(texts.RESTARTING)})
     return BoltResponse(status=200, body="")
 
 
@@ -114,7 +115,7 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         log.info("turning away a %s while shutting down", kind)
         if respond is not None and kind != "slash_command":
             try:
-                await respond(text=RESTARTING, response_type="ephemeral", replace_original=False)
+                await respond(text=tr(texts.RESTARTING), response_type="ephemeral", replace_original=False)
             except Exception as error:  # best effort: the person can simply try again
                 log.warning("could not say that the bot is restarting: %s", type(error).__name__)
         return _refusal(kind, body)

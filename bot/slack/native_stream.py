@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.answers import STOPPED_NOTICE
+from bot.core import texts
 from bot.core.errors import StorageUnavailable
 from bot.core.events import (
     ApprovalRequested,
@@ -38,14 +38,13 @@ from bot.core.events import (
     TextDelta,
     ToolRunning,
 )
+from bot.core.i18n import tr
 from bot.core.ports import RateBudget
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
 
 log = logging.getLogger(__name__)
 
-THINKING_STATUS = "is thinking…"
-EMPTY_ANSWER = "_(Claude returned an empty answer.)_"
 FLUSH_INTERVAL_S = 1.0  # appends are cheap (Tier 4) but each is a request; once a second reads as smooth
 APPENDS_PER_MINUTE = 90  # shared by every answer streaming in a workspace, under Tier 4's ~100/min
 # Per call, markdown_text is capped at 12,000 characters. How much one streamed message may hold in total is not
@@ -93,7 +92,7 @@ async def show_thinking(client: AsyncWebClient, place: Place) -> None:
         return
     try:
         await client.assistant_threads_setStatus(
-            channel_id=place.channel_id, thread_ts=place.thread_ts, status=THINKING_STATUS
+            channel_id=place.channel_id, thread_ts=place.thread_ts, status=tr(texts.PANE_THINKING_STATUS)
         )
     except SlackApiError as error:
         log.info("could not set the thinking status: %s", error.response.get("error"))
@@ -196,9 +195,9 @@ class NativeReplyStream:
             if event.text and not self.text.strip():
                 self.text = event.text
             if event.stop_reason == "max_tokens":
-                self.note = "The answer reached its length limit and stops here."
+                self.note = tr(texts.LENGTH_LIMIT)
             elif event.stop_reason == "refusal":
-                self.note = "Claude declined to continue this answer."
+                self.note = tr(texts.REFUSED)
 
     def _start_task(self, title: str) -> None:
         """A tool at work shows as a task card in the message ("Reading #general…"), marked complete after."""
@@ -272,7 +271,7 @@ class NativeReplyStream:
         if self.note:
             notes.append(FAILURE_PREFIX + self.note)
         if not notes:
-            return "" if self.text.strip() else EMPTY_ANSWER
+            return "" if self.text.strip() else tr(texts.EMPTY)
         return ("\n\n" if self.text.strip() else "") + "\n\n".join(notes)
 
     async def _send(self, make_call: Callable[[], Awaitable[Any]]) -> bool:
@@ -300,7 +299,7 @@ class NativeReplyStream:
         if self._broken == "stopped_by_user":
             # Slack's own stop control: keep what the person saw when they pressed it, and stop the answer too.
             self.text = self.text[: self.sent]
-            self.notices.append(STOPPED_NOTICE)
+            self.notices.append(tr(texts.STOPPED))
             if self.on_user_stop is not None:
                 await self.on_user_stop()
         return False
@@ -356,6 +355,6 @@ async def _rest(
     if pending is not None:
         yield pending
     async for event in events:
-        if user_stopped and (isinstance(event, TextDelta) or event == Notice(STOPPED_NOTICE)):
+        if user_stopped and (isinstance(event, TextDelta) or event == Notice(tr(texts.STOPPED))):
             continue
         yield event

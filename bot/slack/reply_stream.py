@@ -20,6 +20,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.events import (
     ApprovalRequested,
@@ -33,6 +34,7 @@ from bot.core.events import (
     ToolRunning,
     Waiting,
 )
+from bot.core.i18n import tr
 from bot.core.ports import RateBudget
 from bot.logs import CONTENT_LOGGER
 from bot.metrics import Metrics
@@ -49,17 +51,11 @@ SLACK_FORMATTING = (
     "points, fenced code blocks for code. Slack cannot show tables or horizontal rules, so prefer lists. Keep Slack "
     "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
 )
-PLACEHOLDER = "_Thinking…_"
 THINKING_TICK_S = 3.0  # how often the "Thinking… 12s" status moves on (each tick is one paced edit)
-STATUS_TEXT = {
-    "storage": "_My memory store is unreachable; retrying…_",
-    "restart": "_Claude hiccupped; starting the answer again…_",
-}
+STATUS_TEXT = {"storage": texts.STATUS_STORAGE_RETRYING, "restart": texts.STATUS_RESTARTING}
 STREAMING_CURSOR = " ▍"
 FAILURE_PREFIX = ":warning: "
 NOTICE_PREFIX = ":information_source: "
-GENERIC_FAILURE = "Something went wrong on my side while answering."
-INTERRUPTED = "I was restarted before finishing this answer; please ask again."
 # Generous: the final edit waits its turn for the workspace's edit budget, and with 200 answers in progress in one
 # workspace the line is ~4.5 minutes long at 45 edits a minute (bench/load.py). Timing out leaves a half answer.
 _FINAL_SYNC_TIMEOUT_S = 900.0
@@ -99,7 +95,7 @@ class ReplyStream:
     workspace_id: str
     place: Place
     text: str = ""
-    status: str = PLACEHOLDER
+    status: str = field(default_factory=lambda: tr(texts.PLACEHOLDER))
     note: str | None = None
     notices: list[str] = field(default_factory=list)
     activity: str | None = None  # what a tool is doing right now, shown under the text
@@ -140,7 +136,7 @@ class ReplyStream:
             outcome = type(error).__name__
         except asyncio.CancelledError:
             # Shutdown or a cancelled task: still leave a finished message behind, never a frozen "Thinking…".
-            self.note = INTERRUPTED
+            self.note = tr(texts.INTERRUPTED)
             self._finished.set()
             self._dirty.set()
             await asyncio.shield(self._finish(flusher))
@@ -148,7 +144,7 @@ class ReplyStream:
             raise
         except Exception:
             log.exception("reply stream failed")
-            self.note = GENERIC_FAILURE
+            self.note = tr(texts.GENERIC_FAILURE)
             outcome = "failed"
         await self._finish(flusher)
         self._report(outcome)
@@ -208,19 +204,19 @@ class ReplyStream:
                     self._thinking_since = asyncio.get_running_loop().time()
                     self._tick_thinking()
             elif isinstance(event, Waiting):
-                self.status = STATUS_TEXT.get(event.reason, STATUS_TEXT["storage"])
+                self.status = tr(STATUS_TEXT.get(event.reason, texts.STATUS_STORAGE_RETRYING))
             elif isinstance(event, Notice):
                 self.notices.append(event.text)
             elif isinstance(event, AttemptRestarted):
                 self.text = self.text[: self.committed]
-                self.status = STATUS_TEXT["restart"]
+                self.status = tr(texts.STATUS_RESTARTING)
             elif isinstance(event, ReplyDone):
                 if event.text and not self.text.strip():
                     self.text = event.text
                 if event.stop_reason == "max_tokens":
-                    self.note = "The answer reached its length limit and stops here."
+                    self.note = tr(texts.LENGTH_LIMIT)
                 elif event.stop_reason == "refusal":
-                    self.note = "Claude declined to continue this answer."
+                    self.note = tr(texts.REFUSED)
             self._dirty.set()
 
     async def _flush_while_streaming(self) -> None:
@@ -255,7 +251,7 @@ class ReplyStream:
         if self._thinking_since is None:
             return None
         elapsed = int(asyncio.get_running_loop().time() - self._thinking_since)
-        return f"_Thinking… {elapsed}s_"
+        return tr(texts.THINKING_SECONDS, seconds=elapsed)
 
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
@@ -277,7 +273,7 @@ class ReplyStream:
                 rendered[-1] += "\n\n" + note
             else:
                 rendered.append(note[: self._limit])
-        return rendered or ["_(Claude returned an empty answer.)_"]
+        return rendered or [tr(texts.EMPTY)]
 
     async def _sync(self, *, final: bool) -> None:
         """Make Slack show the current text: edit what changed, post what is new, remove what is stale."""
@@ -315,7 +311,7 @@ class ReplyStream:
             kwargs["thread_ts"] = self.place.thread_ts
         response = await self._call("chat_postMessage", **kwargs)
         self.approvals[event.approval_id] = (response["ts"], event.tool)
-        self.activity = "_Waiting for approval…_"
+        self.activity = tr(texts.STATUS_WAITING_APPROVAL)
 
     async def _settle_approval(self, event: ApprovalSettled) -> None:
         """Replace the buttons with the outcome, so nobody clicks a stale prompt."""

@@ -20,8 +20,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.core import texts
 from bot.core.conversation import TURN_JSON, ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import Text, tr
 from bot.core.ports import Attachment
 from bot.storage.keys import Keys
 
@@ -31,7 +33,6 @@ R = TypeVar("R")
 D = TypeVar("D", Fold, MeasuredSize)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-_THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
 
 
 def connect(
@@ -271,7 +272,7 @@ class RedisStore:
 
     @contextlib.asynccontextmanager
     async def leased_lock(
-        self, name: str, *, wait_s: float | None = None, busy: str = _THREAD_BUSY
+        self, name: str, *, wait_s: float | None = None, busy: Text = texts.THREAD_BUSY
     ) -> AsyncIterator[None]:
         """Hold `name` across processes, renewing the lease while held; StorageUnavailable(busy) after `wait_s`."""
         token = secrets.token_hex(8)
@@ -289,13 +290,13 @@ class RedisStore:
                 log.warning("could not release %s; its lease will expire", name)
 
     @_translated
-    async def _acquire(self, name: str, token: str, wait_s: float, busy: str) -> None:
+    async def _acquire(self, name: str, token: str, wait_s: float, busy: Text) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         delay = 0.02
         while not await self.client.set(name, token, nx=True, px=self._lock_lease_ms):
             if loop.time() > deadline:
-                raise StorageUnavailable(busy)
+                raise StorageUnavailable(tr(busy))
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 

@@ -13,7 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.slack.files import MISSING_SCOPE_MESSAGE, FileRefused, SlackFile, SlackFileFetcher, slack_file_from_event
+from bot.core.i18n import tr
+from bot.core.texts import FILE_MISSING_SCOPE
+from bot.slack.files import FileRefused, SlackFile, SlackFileFetcher, slack_file_from_event
 from tests.fakes.slack_api import FakeSlack
 
 TOKEN = "xoxb-1111-2222-SECRETsecretSECRET"
@@ -343,8 +345,8 @@ async def test_wrong_token_gets_the_sign_in_page_and_a_plain_message(
     wrong = "xoxb-9999-WRONGwrongWRONG"
     exc = await refused(fetcher_for(slack, client, bot_token=wrong), f, caplog, token=wrong)
     assert exc.reason == "auth"
-    assert exc.user_message == MISSING_SCOPE_MESSAGE
-    assert MISSING_SCOPE_MESSAGE == (
+    assert exc.user_message == tr(FILE_MISSING_SCOPE)
+    assert tr(FILE_MISSING_SCOPE) == (
         "I couldn't download that file from Slack; the bot may be missing the files:read permission."
     )
     assert [d["served"] for d in slack.file_downloads] == ["sign_in_page"]

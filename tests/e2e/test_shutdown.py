@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from bot.core.conversation import ConversationKey
+from bot.core.i18n import tr
+from bot.core.texts import INTERRUPTED, RESTARTING
 from bot.server import SLACK_PATH, Service
 from bot.settings import Settings
-from bot.slack.middleware import RESTARTING
-from bot.slack.reply_stream import INTERRUPTED
 from bot.storage.keys import Keys
 from tests.e2e.conftest import SIGNING_SECRET, BotFactory
 from tests.e2e.helpers import STREAMING_CURSOR, bot_messages, wait_for_reply
@@ -92,7 +92,7 @@ async def test_shutdown_finishes_the_answer_refuses_new_work_and_slack_redeliver
         status, _ = await sender.send_event(refused)
         assert status == 503  # not acked: Slack delivers it again
         status, body = await sender.send_command(slash_command("/claude-tools", response_url=slack.new_response_url()))
-        assert status == 200 and RESTARTING in body  # commands are never redelivered: say so instead
+        assert status == 200 and tr(RESTARTING) in body  # commands are never redelivered: say so instead
 
         gate.set()
         await asyncio.wait_for(stopping, 20)
@@ -127,7 +127,7 @@ async def test_an_answer_that_outlasts_the_grace_period_ends_with_a_note(
     finally:
         await sender.close()
     [answer] = bot_messages(slack, "C0GENERAL", ts)
-    assert answer.text.startswith("Halfway there") and INTERRUPTED in answer.text
+    assert answer.text.startswith("Halfway there") and tr(INTERRUPTED) in answer.text
     assert not answer.text.endswith(STREAMING_CURSOR) and "Thinking" not in answer.text
     metrics = service.bot.core.metrics.exposition().decode()
     assert 'claudebot_answers_total{outcome="interrupted"} 1.0' in metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import settle, wait_for_reply
@@ -103,7 +104,9 @@ async def test_a_spent_budget_stops_calls_and_says_when_it_resets(
     root = "1700000703.000100"
     await running.sender.send_event(event_callback(app_mention("hi", ts=root)))
     [reply] = await wait_for_reply(slack, "C0GENERAL", root, "budget")
-    assert "is spent" in reply.text and "resets on 1 " in reply.text
+    now = datetime.now(UTC)
+    first_of_next = (now.replace(day=28) + timedelta(days=4)).replace(day=1)
+    assert "is spent" in reply.text and f"resets on {first_of_next:%B} 1;" in reply.text
     assert claude.requests == []
 
 

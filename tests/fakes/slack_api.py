@@ -461,6 +461,7 @@ class FakeSlack:
         self._limits: dict[str, tuple[int, float]] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._locales: dict[str, str] = {}
         self._channels: dict[str, dict[str, Any]] = {}
         self._members: dict[str, list[str]] = {}
         self._members_explicit: set[str] = set()
@@ -746,8 +747,11 @@ class FakeSlack:
         is_bot: bool = False,
         team_id: str | None = None,
         email: str | None = None,
+        locale: str = "en-US",
     ) -> dict[str, Any]:
+        """`locale` is returned only when a call asks for it (`include_locale=true`), as Slack does."""
         name = name or user_id.lower()
+        self._locales[user_id] = locale
         real_name = real_name if real_name is not None else name.replace(".", " ").title()
         display_name = display_name if display_name is not None else name
         tz_label, tz_offset = _tz_info(tz)
@@ -1943,7 +1947,7 @@ class FakeSlack:
             raise _ApiError("user_not_found")
         out = dict(user)
         if _truthy(p.get("include_locale", False)):
-            out["locale"] = "en-US"
+            out["locale"] = self._locales.get(out["id"], "en-US")
         return {"user": out}
 
     def _m_users_conversations(self, p: dict[str, Any]) -> dict[str, Any]:

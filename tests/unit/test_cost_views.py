@@ -78,7 +78,7 @@ def test_header_and_figures_are_formatted_for_people() -> None:
     rendered = all_text(blocks)
     for figure in ("1,234", "1,234,567", "89,012", "5,000", "250,000", "17", "$0.68"):
         assert figure in rendered
-    assert "2026-11-01 to 2026-11-03" in rendered
+    assert "Nov 1, 2026 to Nov 3, 2026 (UTC)" in rendered  # dates in the reader's locale (English here)
     assert "$1,238.00" in text and "1,234 requests" in text
     assert_within_slack_limits(text, blocks)
 
@@ -117,7 +117,7 @@ def test_chart_bars_are_proportional_to_the_busiest_day() -> None:
     lines = chart_lines(blocks)
     assert len(lines) == 5
     assert [line.count("▇") for line in lines] == [5, 20, 10, 0, 0]
-    assert lines[0].startswith("11-01 ▇▇▇▇▇ ") and lines[0].endswith("$1.00")
+    assert lines[0].startswith("11/1 ▇▇▇▇▇ ") and lines[0].endswith("$1.00")
     assert "▏" in lines[4] and lines[4].endswith("$0.0010")  # tiny spend still shows
     assert len({line.index("$") for line in lines}) == 1  # amounts line up
 
@@ -127,7 +127,7 @@ def test_days_without_usage_still_get_a_line() -> None:
         [(date(2026, 11, 1), 2.0), (date(2026, 11, 4), 1.0)], date(2026, 11, 1), date(2026, 11, 4)
     )
     assert title == "Cost per day"
-    assert [line[:5] for line in lines] == ["11-01", "11-02", "11-03", "11-04"]
+    assert [line[:5] for line in lines] == ["11/1 ", "11/2 ", "11/3 ", "11/4 "]  # month/day, in English
     assert lines[1].endswith("$0.00")
 
 
@@ -138,7 +138,7 @@ def test_ninety_days_chart_per_week_and_stay_within_limits() -> None:
     lines = chart_lines(blocks)
     assert len(lines) == 13  # 90 days in 7-day buckets
     assert "per week" in all_text(blocks)
-    assert lines[0].startswith("09-01") and lines[1].startswith("09-08")
+    assert lines[0].startswith("9/1 ") and lines[1].startswith("9/8 ")
     assert lines[0].endswith(f"${sum(i % 10 for i in range(7)):.2f}")
     top_users = next(b["text"]["text"] for b in blocks if "Top users" in b.get("text", {}).get("text", ""))
     assert top_users.count("<@U") == 10  # the top ten, not all forty

@@ -48,7 +48,7 @@ SUBSCRIBED_EVENTS = {
 ASSISTANT_EVENTS = {"assistant_thread_started", "assistant_thread_context_changed"}
 MAX_SUGGESTED_PROMPTS = 4  # the schema's agent_view says so; assistant_view leaves it out, Slack shows four
 # Events every app receives without a scope (the reference lists none for them).
-SCOPELESS_EVENTS = {"app_uninstalled", "tokens_revoked"}
+SCOPELESS_EVENTS = {"app_uninstalled", "tokens_revoked", "app_home_opened"}
 
 # slack-api-ref spells this scope with a dot; Slack's scope name (and the manifest's) uses a colon.
 SCOPE_SPELLING_FIXES = {"app_mentions.read": "app_mentions:read"}
@@ -164,6 +164,12 @@ def test_users_can_message_the_bot(manifest: dict[str, Any]) -> None:
     app_home = manifest["features"]["app_home"]
     assert app_home["messages_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is False
+
+
+def test_the_home_tab_is_enabled_and_its_event_subscribed(manifest: dict[str, Any]) -> None:
+    """bot/slack/listeners/home.py publishes the tab when it is opened; without both, people see no Home tab."""
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
 
 
 def test_bot_token_does_not_rotate(manifest: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ import zlib
 import pytest
 from PIL import Image
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.media.images import (
     MAX_IMAGE_BYTES,
     MAX_JPEG_DRAFT_PIXELS,
@@ -20,7 +22,6 @@ from bot.media.images import (
     MAX_PIXELS,
     PDF_MAX_BYTES,
     PDF_MAX_PAGES,
-    SUPPORTED_SENTENCE,
     FileTooLarge,
     UnsupportedFile,
     count_pdf_pages,
@@ -222,7 +223,7 @@ def test_text_claiming_to_be_png_is_unsupported() -> None:
     with pytest.raises(UnsupportedFile) as info:
         prepare_media(b"just some notes, honestly\n", claimed_name="notes.png")
     assert not isinstance(info.value, FileTooLarge)
-    assert info.value.user_message.endswith(SUPPORTED_SENTENCE)
+    assert info.value.user_message.endswith(tr(texts.FILES_SUPPORTED))
 
 
 def test_truncated_image_is_unsupported_not_a_crash() -> None:

@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, Field
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import ConversationReader, ReadMessage, Tool, ToolContext, ToolError
 
 _CHANNEL_REF = re.compile(r"^(?:<#)?([CGD][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
@@ -76,8 +78,8 @@ async def _post_message(args: PostMessageInput, context: ToolContext) -> str:
     return f"Posted in <#{channel}>: {where}"
 
 
-def _where(channel: str | None, context_free: str = "this channel") -> str:
-    return f"<#{channel.strip('<#>').split('|')[0]}>" if channel else context_free
+def _where(channel: str | None) -> str:
+    return f"<#{channel.strip('<#>').split('|')[0]}>" if channel else tr(texts.TOOL_THIS_CHANNEL)
 
 
 READ_THREAD = Tool(
@@ -88,7 +90,7 @@ READ_THREAD = Tool(
     ),
     input_model=ReadThreadInput,
     run=_read_thread,
-    describe=lambda a: f"Reading the thread in {_where(a.channel)}…",
+    describe=lambda a: tr(texts.TOOL_READING_THREAD, where=_where(a.channel)),
 )
 
 READ_CHANNEL = Tool(
@@ -99,7 +101,7 @@ READ_CHANNEL = Tool(
     ),
     input_model=ReadChannelInput,
     run=_read_channel,
-    describe=lambda a: f"Reading {_where(a.channel)}…",
+    describe=lambda a: tr(texts.TOOL_READING, where=_where(a.channel)),
 )
 
 POST_MESSAGE = Tool(
@@ -111,5 +113,5 @@ POST_MESSAGE = Tool(
     input_model=PostMessageInput,
     run=_post_message,
     acts=True,
-    describe=lambda a: f"Posting a message in {_where(a.channel)}",
+    describe=lambda a: tr(texts.TOOL_POSTING, where=_where(a.channel)),
 )

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
 from bot.core.tools.written_urls import normal_url
 
@@ -57,6 +59,6 @@ FETCH_URL = Tool(
     for_people=False,
     acts=False,
     timeout_s=20,
-    describe=lambda a: f"Reading {_host(a.url)}…",
+    describe=lambda a: tr(texts.TOOL_READING, where=_host(a.url)),
     asks_first=_composed_by_claude,
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from bot.core import texts
+from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
 
 SEARCH_HISTORY_NAME = "search_history"
@@ -37,5 +39,5 @@ SEARCH_HISTORY = Tool(
     input_model=SearchHistoryInput,
     run=_search_history,
     for_people=False,
-    describe=lambda args: "Looking back through this thread…",
+    describe=lambda args: tr(texts.TOOL_LOOKING_BACK),
 )

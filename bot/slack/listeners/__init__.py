@@ -13,6 +13,7 @@ from bot.slack.listeners import (
     budget,
     commands,
     cost,
+    home,
     mentions,
     messages,
     reset,
@@ -36,3 +37,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     answer_actions.register(app, deps)
     reset.register(app, deps)
     uninstalls.register(app, deps)
+    home.register(app, deps)

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.answers import CannotRegenerate, Vote
 from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import Text, tr
 from bot.slack import incoming
 from bot.slack.incoming import Place
 from bot.slack.listeners.answering import answer_in_slack
@@ -22,21 +24,17 @@ from bot.slack.views import BAD_ANSWER_ACTION, GOOD_ANSWER_ACTION, REGENERATE_AC
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
 
-STOP_REPLIES = {
-    "not_yours": "Only the person who asked can stop this answer.",
-    "finished": "This answer has already finished.",
-}
-VOTE_REPLIES = {
-    "ok": "Thanks for the feedback!",
-    "same": "Your feedback on this answer is already recorded.",
-    "unknown": "This answer is too old to rate.",
-}
+STOP_REPLIES = {"not_yours": texts.STOP_NOT_YOURS, "finished": texts.STOP_FINISHED}
+VOTE_REPLIES = {"ok": texts.VOTE_THANKS, "same": texts.VOTE_SAME, "unknown": texts.VOTE_TOO_OLD}
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.action(STOP_ACTION)
-    async def stop(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    async def stop(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
+        await _speak_to_clicker(deps, client, body, context)
         workspace, user, answer_id = _click(body, context)
         try:
             outcome = await deps.answers.stop(workspace, answer_id, user)
@@ -56,13 +54,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await _tell(respond, VOTE_REPLIES[outcome])
 
     @app.action(GOOD_ANSWER_ACTION)
-    async def good(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    async def good(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
+        await _speak_to_clicker(deps, client, body, context)
         await vote(body, context, respond, "up")
 
     @app.action(BAD_ANSWER_ACTION)
-    async def bad(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    async def bad(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
+        await _speak_to_clicker(deps, client, body, context)
         await vote(body, context, respond, "down")
 
     @app.action(REGENERATE_ACTION)
@@ -70,6 +74,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await ack()
+        await _speak_to_clicker(deps, client, body, context)
         workspace, user, answer_id = _click(body, context)
         try:
             record = await deps.replies.regenerable(workspace, answer_id, user)
@@ -83,6 +88,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await answer_in_slack(deps, client, message, place)
 
 
+async def _speak_to_clicker(
+    deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    await deps.directory.speak_to(client, incoming.workspace_of(context), str((body.get("user") or {}).get("id", "")))
+
+
 def _click(body: dict[str, Any], context: AsyncBoltContext) -> tuple[str, str, str]:
     """(workspace, who clicked, the answer id the button carries)."""
     action = (body.get("actions") or [{}])[0]
@@ -90,6 +101,6 @@ def _click(body: dict[str, Any], context: AsyncBoltContext) -> tuple[str, str, s
     return incoming.workspace_of(context), str(user), str(action.get("value", ""))
 
 
-async def _tell(respond: AsyncRespond, text: str) -> None:
+async def _tell(respond: AsyncRespond, text: str | Text) -> None:
     """Only the person who clicked sees it; the answer's message stays as it is."""
-    await respond(text=text, response_type="ephemeral", replace_original=False)
+    await respond(text=tr(text) if isinstance(text, Text) else text, response_type="ephemeral", replace_original=False)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.access import NOT_ALLOWED_MESSAGE
+from bot.core import texts
 from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
+from bot.core.i18n import tr
 from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
@@ -100,6 +101,8 @@ def streams_natively(deps: SlackDeps, place: Place) -> bool:
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
     key = message.key
+    # Before the placeholder: "Thinking…" is already in the asker's language (a cached profile after the first time).
+    await deps.directory.speak_to(client, key.workspace_id, message.user_id)
     if not deps.access.allows(message.user_id, key.channel_id, is_dm=key.channel_id.startswith("D")):
         await _turn_away(deps, client, message, place)
         return
@@ -160,7 +163,7 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
     if first:
         with contextlib.suppress(SlackApiError):
             await client.chat_postEphemeral(
-                channel=key.channel_id, user=message.user_id, text=NOT_ALLOWED_MESSAGE, thread_ts=place.thread_ts
+                channel=key.channel_id, user=message.user_id, text=tr(texts.NOT_ALLOWED), thread_ts=place.thread_ts
             )
 
 

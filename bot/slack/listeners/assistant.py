@@ -13,15 +13,15 @@ from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.assistant import thread_title
+from bot.core.i18n import tr
 from bot.slack import incoming
 from bot.slack.listeners.answering import answer_in_slack
 from bot.slack.views import pane_greeting
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
-
-SUGGESTIONS_TITLE = "Try asking"
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -38,6 +38,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         set_suggested_prompts: AsyncSetSuggestedPrompts,
     ) -> None:
         workspace = incoming.workspace_of(context)
+        await deps.directory.speak_to(
+            client, workspace, str((payload.get("assistant_thread") or {}).get("user_id", ""))
+        )
         pane_id, thread_ts, viewing = _thread(payload)
         greeting = await deps.pane.opened(workspace, pane_id, thread_ts, viewing)
         is_default = greeting.persona.name == deps.channel_personas.catalog.default_name
@@ -45,7 +48,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await client.chat_postMessage(channel=pane_id, thread_ts=thread_ts, text=text)
         prompts = [{"title": prompt.title, "message": prompt.message} for prompt in greeting.prompts]
         with contextlib.suppress(SlackApiError):  # suggestions are a nicety; the greeting already invites a question
-            await set_suggested_prompts(prompts=prompts, title=SUGGESTIONS_TITLE)
+            await set_suggested_prompts(prompts=prompts, title=tr(texts.PANE_SUGGESTIONS_TITLE))
 
     @assistant.thread_context_changed
     async def moved(payload: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:

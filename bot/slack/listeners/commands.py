@@ -11,10 +11,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.access import NOT_ALLOWED_MESSAGE
+from bot.core import texts
 from bot.core.channel_personas import UnknownPersona
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
+from bot.core.i18n import tr
 from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
 from bot.slack.incoming import Place, workspace_of
 from bot.slack.listeners.answering import new_answer_id
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 
 PERSONA_COMMAND = "/claude-persona"
 TOOLS_COMMAND = "/claude-tools"
-NOT_IN_CHANNEL = (
-    "I'm not a member of this channel, so I can't post here. Invite me with `/invite @claude` and try again."
-)
 
 
 def fixed_commands() -> dict[str, tuple[str, str]]:
@@ -55,6 +53,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()  # within Slack's 3 s; the answer follows through response_url
         workspace, channel, user = workspace_of(context), command.get("channel_id", ""), command.get("user_id", "")
+        await deps.directory.speak_to(client, workspace, user)
         choices = deps.channel_personas
         wanted = (command.get("text") or "").strip()
         if wanted.lower() in ("", "list", "help"):
@@ -62,7 +61,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await respond(text=text, blocks=blocks, response_type="ephemeral")
             return
         if deps.persona_change == "admins" and not await deps.directory.is_admin(client, workspace, user):
-            await respond(text="Only workspace admins can change this channel's persona.", response_type="ephemeral")
+            await respond(text=tr(texts.PERSONA_ADMINS_ONLY), response_type="ephemeral")
             return
         try:
             chosen = await choices.choose(workspace, channel, wanted)
@@ -70,16 +69,16 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await respond(text=error.user_message, response_type="ephemeral")
             return
         await respond(
-            text=(
-                f"<@{user}> set this channel's persona to *{chosen.name}* — {chosen.description}\n"
-                "New threads use it; threads already running keep the persona they started with."
-            ),
+            text=tr(texts.PERSONA_SET, user=user, persona=chosen.name, description=chosen.description),
             response_type="in_channel",
         )
 
     @app.command(TOOLS_COMMAND)
-    async def tools(ack: AsyncAck, respond: AsyncRespond) -> None:
+    async def tools(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         await ack()
+        await deps.directory.speak_to(client, workspace_of(context), command.get("user_id", ""))
         text, blocks = tool_list(list(deps.tools))
         await respond(text=text, blocks=blocks, response_type="ephemeral")
 
@@ -92,15 +91,17 @@ def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()  # always within 3 s; the work follows
+        await deps.directory.speak_to(client, workspace_of(context), command.get("user_id", ""))
         text = (command.get("text") or "").strip()
         if not text and tool.usage.startswith("<"):
-            await respond(text=f"Usage: `{tool.command} {tool.usage}`\n{tool.description}", response_type="ephemeral")
+            usage = tr(texts.COMMAND_USAGE, command=tool.command, usage=tool.usage, description=tool.description)
+            await respond(text=usage, response_type="ephemeral")
             return
         if tool.as_prompt is not None:
             await _answer_command(deps, client, respond, command, workspace_of(context), tool, text)
             return
         if not deps.access.allows(command.get("user_id", ""), command.get("channel_id", ""), is_dm=False):
-            await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+            await respond(text=tr(texts.NOT_ALLOWED), response_type="ephemeral")
             return
         tool_context = ToolContext(
             workspace_id=workspace_of(context),
@@ -111,7 +112,9 @@ def _tool_command(deps: SlackDeps, tool: Tool) -> Any:
         try:
             result = await tool.run(tool.parse_input({"text": text}), tool_context)
         except ToolError as error:
-            await respond(text=f"{tool.command}: {error}", response_type="ephemeral")
+            await respond(
+                text=tr(texts.COMMAND_TOOL_ERROR, command=tool.command, error=error), response_type="ephemeral"
+            )
             return
         await respond(text=result[:3000], response_type="ephemeral")
 
@@ -152,7 +155,7 @@ async def stream_prompt(
 ) -> None:
     """Post a streamed answer (in the channel, or in `thread_ts`); its thread then continues like any conversation."""
     if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
-        await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+        await respond(text=tr(texts.NOT_ALLOWED), response_type="ephemeral")
         return
     answer_id = new_answer_id()
     stream = ReplyStream(
@@ -188,6 +191,6 @@ async def stream_prompt(
             await stream.show(events())
     except SlackApiError as error:
         if error.response.get("error") in ("not_in_channel", "channel_not_found"):
-            await respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
+            await respond(text=tr(texts.NOT_IN_CHANNEL), response_type="ephemeral")
             return
         raise

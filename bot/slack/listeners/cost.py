@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
+from bot.core.i18n import number, tr, trn
 from bot.core.usage import parse_period
 from bot.slack.admins import may_manage_costs
 from bot.slack.cost_views import csv_text, usage_report
@@ -22,15 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COST_COMMAND = "/claude-cost"
-USAGE = (
-    "Usage: `/claude-cost [today | 7d | 30d | YYYY-MM]` shows this workspace's Claude usage and cost (admins); "
-    "`/claude-cost me [period]` shows your own; `/claude-cost export [period]` uploads a CSV here (admins). "
-    "Without a period: today."
-)
-REFUSAL = (
-    "Only workspace admins can see the workspace's Claude costs. "
-    "`/claude-cost me` shows your own usage, for any period."
-)
 # The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
 # for the note around it.
 INLINE_CSV_CHARS = 3_400
@@ -46,20 +38,21 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack()  # within Slack's 3 s; the report follows through response_url
         # The command's own workspace, never a setting: one workspace must never see another's figures.
         workspace, user = workspace_of(context), command.get("user_id", "")
+        await deps.directory.speak_to(client, workspace, user)
         words = (command.get("text") or "").split()
         action = words[0].lower() if words else ""
         if action in ("help", "?"):
-            await respond(text=USAGE, response_type="ephemeral")
+            await respond(text=tr(texts.COST_USAGE), response_type="ephemeral")
             return
         personal, export = action == "me", action == "export"
         period_text = " ".join(words[1:] if personal or export else words)
         try:
             start, end, label = parse_period(period_text, deps.clock().date())
         except ValueError as error:
-            await respond(text=f"{error}\n{USAGE}", response_type="ephemeral")
+            await respond(text=f"{error}\n{tr(texts.COST_USAGE)}", response_type="ephemeral")
             return
         if not personal and not await may_manage_costs(deps.directory, deps.cost_admins, client, workspace, user):
-            await respond(text=REFUSAL, response_type="ephemeral")
+            await respond(text=tr(texts.COST_REFUSAL), response_type="ephemeral")
             return
         if export:
             await _export(deps, client, respond, command, workspace, start, end, label)
@@ -84,41 +77,35 @@ async def _export(
     channel, user = command.get("channel_id", ""), command.get("user_id", "")
     rows = await deps.usage.export_rows(workspace, start, end)
     if not rows:
-        await respond(text=f"No Claude usage recorded for {label}; nothing to export.", response_type="ephemeral")
+        await respond(text=tr(texts.COST_EXPORT_EMPTY, period=label), response_type="ephemeral")
         return
     content = csv_text(rows)
-    filename = f"claude-usage-{_slug(label)}.csv"
+    # From the dates, not the label: the same file name whatever the asker's language.
+    filename = f"claude-usage-{start:%Y-%m-%d}" + (f"-to-{end:%Y-%m-%d}.csv" if end != start else ".csv")
     try:
         await client.files_upload_v2(
             channel=channel,
             content=content,
             filename=filename,
-            title=f"Claude usage — {label}",
-            initial_comment=f"<@{user}> exported Claude usage for {label} ({len(rows):,} rows).",
+            title=tr(texts.COST_EXPORT_TITLE, period=label),
+            initial_comment=trn(texts.COST_EXPORT_COMMENT, len(rows), user=user, period=label),
         )
     except SlackApiError as error:
         if error.response.get("error") not in _UPLOAD_REFUSALS:
             raise
         await respond(text=_inline_csv(content, len(rows), filename), response_type="ephemeral")
         return
-    await respond(text=f"Uploaded `{filename}` ({len(rows):,} rows) to this channel.", response_type="ephemeral")
+    await respond(text=trn(texts.COST_EXPORT_UPLOADED, len(rows), filename=filename), response_type="ephemeral")
 
 
 def _inline_csv(content: str, rows: int, filename: str) -> str:
     """The CSV as a code block, cut at a line boundary when too long for one message."""
-    note = f"I can't upload files in this channel (invite me with `/invite @claude`), so here is `{filename}`:"
+    note = tr(texts.COST_EXPORT_INLINE, filename=filename)
     if len(content) <= INLINE_CSV_CHARS:
         return f"{note}\n```{content.rstrip()}```"
     cut = content[:INLINE_CSV_CHARS].rsplit("\n", 1)[0]
     shown = cut.count("\n")  # lines after the header row
-    return (
-        f"{note}\n```{cut}```\n_Showing the first {shown:,} of {rows:,} rows. Run the export in a channel I'm in, "
-        "or in a DM with me, for the whole file._"
-    )
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "report"
+    return f"{note}\n```{cut}```\n{trn(texts.COST_EXPORT_INLINE_CUT, shown, total=number(rows))}"
 
 
 async def post_weekly_summary(
@@ -132,7 +119,7 @@ async def post_weekly_summary(
     if not await deps.usage.claim_once(f"weekly:{workspace_id}:{iso_week}", ttl_s=WEEKLY_CLAIM_TTL_S):
         return False
     report = await deps.usage.report(workspace_id, start, end)
-    text, blocks = usage_report(report, f"week {iso_week}")
+    text, blocks = usage_report(report, tr(texts.PERIOD_WEEK, week=iso_week))
     try:
         await client.chat_postMessage(
             channel=channel_id, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False

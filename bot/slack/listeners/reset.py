@@ -12,9 +12,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.access import NOT_ALLOWED_MESSAGE
+from bot.core import texts
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.errors import StorageUnavailable
+from bot.core.i18n import tr
 from bot.slack.incoming import Place, workspace_of
 
 if TYPE_CHECKING:
@@ -24,15 +25,6 @@ RESET_COMMAND = "/claude-reset"
 FORGET_SHORTCUT = "forget_thread"
 RESET_WORDS = frozenset({"reset", "start over", "forget this thread"})
 
-DM_RESET = "Fresh start: I've forgotten our earlier conversation here. (Your usage history is unchanged.)"
-THREAD_FORGOTTEN = "Done: I've forgotten this thread's conversation. Mention me in it to start over."
-NOTHING_STORED = "I had nothing stored for this thread, so there was nothing to forget."
-CHANNEL_HINT = (
-    "In a channel every thread is its own conversation. To clear one, use the message shortcut "
-    "*Forget this thread* on any of its messages, or mention me with `reset` inside it."
-)
-STORE_DOWN = "My memory store is unreachable right now, so nothing was forgotten; please try again in a moment."
-
 
 def is_reset_request(text: str) -> bool:
     return text.strip().strip(".!").lower() in RESET_WORDS
@@ -40,17 +32,17 @@ def is_reset_request(text: str) -> bool:
 
 async def forget_thread(deps: SlackDeps, key: ConversationKey) -> str:
     try:
-        return THREAD_FORGOTTEN if await deps.replies.forget(key) else NOTHING_STORED
+        return tr(texts.RESET_THREAD_FORGOTTEN if await deps.replies.forget(key) else texts.RESET_NOTHING_STORED)
     except StorageUnavailable:
-        return STORE_DOWN
+        return tr(texts.RESET_STORE_DOWN)
 
 
 async def start_dm_over(deps: SlackDeps, workspace_id: str, channel_id: str) -> str:
     try:
         await deps.replies.end_dm_session(workspace_id, channel_id)
     except StorageUnavailable:
-        return STORE_DOWN
-    return DM_RESET
+        return tr(texts.RESET_STORE_DOWN)
+    return tr(texts.RESET_DM)
 
 
 async def reset_from_message(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
@@ -69,27 +61,35 @@ async def reset_from_message(deps: SlackDeps, client: AsyncWebClient, message: I
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(RESET_COMMAND)
     async def reset_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
         workspace, channel, user = workspace_of(context), command.get("channel_id", ""), command.get("user_id", "")
+        await deps.directory.speak_to(client, workspace, user)
         if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
-            await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+            await respond(text=tr(texts.NOT_ALLOWED), response_type="ephemeral")
             return
-        text = await start_dm_over(deps, workspace, channel) if channel.startswith("D") else CHANNEL_HINT
+        text = (
+            await start_dm_over(deps, workspace, channel) if channel.startswith("D") else tr(texts.RESET_CHANNEL_HINT)
+        )
         await respond(text=text, response_type="ephemeral")
 
     @app.shortcut(FORGET_SHORTCUT)
     async def forget_shortcut(
-        ack: AsyncAck, shortcut: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck,
+        shortcut: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
         user = (shortcut.get("user") or {}).get("id", "")
         workspace = workspace_of(context)
+        await deps.directory.speak_to(client, workspace, user)
         if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
-            await respond(text=NOT_ALLOWED_MESSAGE, response_type="ephemeral")
+            await respond(text=tr(texts.NOT_ALLOWED), response_type="ephemeral")
             return
         thread = message.get("thread_ts")
         if channel.startswith("D") and not thread:

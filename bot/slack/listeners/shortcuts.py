@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.errors import MediaRefused
+from bot.core.i18n import tr
 from bot.core.tools.commands import review_prompt
 from bot.slack.files import incoming_files
 from bot.slack.incoming import workspace_of
@@ -31,6 +33,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         await ack()
         workspace = workspace_of(context)
+        await deps.directory.speak_to(client, workspace, (shortcut.get("user") or {}).get("id", ""))
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
         parts = [message.get("text") or ""]
@@ -42,10 +45,13 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                         (await deps.files.fetch(workspace, file)).decode("utf-8", errors="replace")[:_MAX_SNIPPET_CHARS]
                     )
                 except MediaRefused as refused:
-                    await respond(text=f"“{file.name}”: {refused.user_message}", response_type="ephemeral")
+                    await respond(
+                        text=tr(texts.REVIEW_FILE_REFUSED, name=file.name, reason=refused.user_message),
+                        response_type="ephemeral",
+                    )
         code = "\n\n".join(part for part in parts if part.strip())
         if not code:
-            await respond(text="That message has no text or code snippet to review.", response_type="ephemeral")
+            await respond(text=tr(texts.REVIEW_NOTHING), response_type="ephemeral")
             return
         await stream_prompt(
             deps,
