@@ -21,10 +21,11 @@ KNOWN_LONG_FUNCTIONS: dict[str, int] = {
     "bot/metrics.py:Metrics.__init__": 70,
     "bot/wiring.py:build_bot": 86,
     "bot/wiring.py:Core.replies": 65,
+    "bot/slack/listeners/home.py:register": 63,
 }
 KNOWN_LONG_MODULES: dict[str, int] = {
     "bot/core/replies.py": 534,
-    "bot/wiring.py": 453,
+    "bot/wiring.py": 454,
 }
 
 

@@ -146,7 +146,7 @@ async def test_concurrent_calls_cannot_overshoot_the_monthly_budget_by_more_than
 async def test_a_spent_budget_says_when_it_resets_and_an_admin_override_lifts_it() -> None:
     store, ledger = memory_store(), MemoryUsageLedger()
     metering = Metering(ledger, PriceTable(), BudgetPolicy(month_usd=0.0), budget_store=store, clock=lambda: NOW)
-    with pytest.raises(BudgetSpent, match="resets on 1 December"):
+    with pytest.raises(BudgetSpent, match="resets on December 1"):
         await metering.admit(CALL, request())
     await store.set_budget("T1", "month", None)  # /claude-budget month off
     admission = await metering.admit(CALL, request())
