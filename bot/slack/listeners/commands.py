@@ -17,6 +17,7 @@ from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
 from bot.core.i18n import tr
 from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
+from bot.slack.command_catalog import PERSONA_COMMAND, TOOLS_COMMAND
 from bot.slack.incoming import Place, workspace_of
 from bot.slack.listeners.answering import new_answer_id
 from bot.slack.reply_stream import ReplyStream
@@ -24,26 +25,6 @@ from bot.slack.views import answer_controls, persona_list, tool_list
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
-
-PERSONA_COMMAND = "/claude-persona"
-TOOLS_COMMAND = "/claude-tools"
-
-
-def fixed_commands() -> dict[str, tuple[str, str]]:
-    """Commands that are not tools: name -> (description, usage hint). The manifest lists these too."""
-    return {
-        PERSONA_COMMAND: ("Show the personas, or set the one Claude uses in this channel", "[persona name]"),
-        TOOLS_COMMAND: ("List what Claude can do here: tools, and the commands to use them", ""),
-        "/claude-cost": (
-            "Claude usage and cost for this workspace (admins), or your own with `me`",
-            "[me | today | 7d | 30d | YYYY-MM | export 30d]",
-        ),
-        "/claude-budget": (
-            "Show or set Claude's monthly and per-person daily budgets (admins)",
-            "[month 200 | user-day 10]",
-        ),
-        "/claude-reset": ("Start a fresh conversation with Claude in this DM (in channels: how to clear a thread)", ""),
-    }
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

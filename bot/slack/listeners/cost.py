@@ -14,6 +14,7 @@ from bot.core import texts
 from bot.core.i18n import number, tr, trn
 from bot.core.usage import parse_period
 from bot.slack.admins import may_manage_costs
+from bot.slack.command_catalog import COST_COMMAND
 from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COST_COMMAND = "/claude-cost"
 # The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
 # for the note around it.
 INLINE_CSV_CHARS = 3_400

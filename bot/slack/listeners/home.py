@@ -21,6 +21,7 @@ from bot.core.errors import StorageUnavailable
 from bot.core.i18n import MONTH_YEAR, fmt_date, money, tr
 from bot.core.usage import month_key
 from bot.slack.admins import may_manage_costs
+from bot.slack.command_catalog import BUDGET_COMMAND, COST_COMMAND, PERSONA_COMMAND, RESET_COMMAND, TOOLS_COMMAND
 from bot.slack.cost_views import usage_report
 from bot.slack.home import (
     BUDGET_INPUT_ACTION,
@@ -152,17 +153,17 @@ async def publish_home(deps: SlackDeps, client: AsyncWebClient, workspace: str, 
 
 def _commands(deps: SlackDeps, *, admin: bool) -> list[tuple[str, str]]:
     commands = [
-        ("/claude-persona [name]", tr(texts.HOME_CMD_PERSONA)),
-        ("/claude-tools", tr(texts.HOME_CMD_TOOLS)),
-        ("/claude-reset", tr(texts.HOME_CMD_RESET)),
+        (f"{PERSONA_COMMAND} [name]", tr(texts.HOME_CMD_PERSONA)),
+        (TOOLS_COMMAND, tr(texts.HOME_CMD_TOOLS)),
+        (RESET_COMMAND, tr(texts.HOME_CMD_RESET)),
     ]
     for tool in deps.tools.commands():
         described = texts.COMMAND_DESCRIPTIONS.get(tool.command)
         commands.append((f"{tool.command} {tool.usage}".strip(), tr(described) if described else tool.description))
-    commands.append(("/claude-cost me", tr(texts.HOME_CMD_COST_ME)))
+    commands.append((f"{COST_COMMAND} me", tr(texts.HOME_CMD_COST_ME)))
     if admin:
-        commands.append(("/claude-cost [today | 7d | 30d | YYYY-MM]", tr(texts.HOME_CMD_COST)))
-        commands.append(("/claude-budget", tr(texts.HOME_CMD_BUDGET)))
+        commands.append((f"{COST_COMMAND} [today | 7d | 30d | YYYY-MM]", tr(texts.HOME_CMD_COST)))
+        commands.append((BUDGET_COMMAND, tr(texts.HOME_CMD_BUDGET)))
     return commands
 
 

@@ -16,12 +16,12 @@ from bot.core import texts
 from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import tr
+from bot.slack.command_catalog import RESET_COMMAND
 from bot.slack.incoming import Place, workspace_of
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
 
-RESET_COMMAND = "/claude-reset"
 FORGET_SHORTCUT = "forget_thread"
 RESET_WORDS = frozenset({"reset", "start over", "forget this thread"})
 
