@@ -218,3 +218,102 @@ class BotProcess:
             with contextlib.suppress(psutil.Error):
                 self.sample()
             await asyncio.sleep(self.sample_every_s)
+
+
+class ClusterRedis:
+    """A private three-node Redis Cluster (tests/cluster.py) with DedicatedRedis's counters, summed over the nodes."""
+
+    def __init__(self) -> None:
+        from tests.cluster import RedisClusterProcesses
+
+        self._folder = tempfile.TemporaryDirectory(prefix="bench-cluster-")
+        self._cluster = RedisClusterProcesses(Path(self._folder.name))
+        self.url = ""
+        self._clients: list[redis.Redis] = []
+        self._snapshots = 0
+
+    async def __aenter__(self) -> ClusterRedis:
+        await asyncio.to_thread(self._cluster.start)
+        self.url = self._cluster.url
+        self._clients = [redis.Redis(port=port, decode_responses=True) for port in self._cluster.ports]
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._cluster.stop()
+        self._folder.cleanup()
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for process in self._cluster.processes():
+            times = psutil.Process(process.pid).cpu_times()
+            total += times.user + times.system
+        return total
+
+    async def counters(self) -> RedisCounters:
+        commands: dict[str, int] = {}
+        reads = 0
+        for client in self._clients:
+            for key, value in (await client.info("commandstats")).items():
+                if isinstance(value, dict) and key.startswith("cmdstat_") and key != "cmdstat_info":
+                    name = key.removeprefix("cmdstat_")
+                    commands[name] = commands.get(name, 0) + int(value["calls"])
+            reads += int((await client.info("stats"))["total_reads_processed"])
+        own_reads = 2 * len(self._clients) * (self._snapshots + 1)
+        self._snapshots += 1
+        return RedisCounters(reads - own_reads, commands)
+
+
+@dataclass
+class BotGroup:
+    """Several BotProcess as one for the bench's measurements: CPU and RSS summed, logs joined."""
+
+    processes: list[BotProcess]
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        """The processes' peaks added up (each process's own sampler keeps its peak)."""
+        return sum(process.peak_rss_bytes for process in self.processes)
+
+    @peak_rss_bytes.setter
+    def peak_rss_bytes(self, _: int) -> None:
+        """Starting a new measurement: every process's peak starts again from its current RSS."""
+        for process in self.processes:
+            process.peak_rss_bytes = process.sample().rss_bytes
+
+    @property
+    def urls(self) -> list[str]:
+        return [process.url for process in self.processes]
+
+    async def __aenter__(self) -> BotGroup:
+        """One after the other: started together on a small shared machine, their imports outlasted the timeout."""
+        started: list[BotProcess] = []
+        try:
+            for process in self.processes:
+                await process.__aenter__()
+                started.append(process)
+        except BaseException:
+            await asyncio.gather(*(p.__aexit__(None, None, None) for p in started))
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await asyncio.gather(*(p.__aexit__(kind, error, trace) for p in self.processes))
+
+    def sample(self) -> ResourceSample:
+        samples = [process.sample() for process in self.processes]
+        rss = sum(sample.rss_bytes for sample in samples)
+        return ResourceSample(
+            cpu_s=sum(sample.cpu_s for sample in samples), rss_bytes=rss, machine_cpu_s=samples[0].machine_cpu_s
+        )
+
+    def kernel_peak_rss_bytes(self) -> int:
+        return sum(process.kernel_peak_rss_bytes() for process in self.processes)
+
+    def log_problems(self) -> list[str]:
+        return [line for process in self.processes for line in process.log_problems()]

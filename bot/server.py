@@ -55,9 +55,10 @@ def build_web_app(
     async def healthz(_: web.Request) -> web.Response:
         if not accepting():
             return web.json_response({"status": "shutting down"}, status=503)
-        if await health.healthy():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "redis unreachable"}, status=503)
+        report = await health.health_report()
+        if report.get("redis") == "ok":
+            return web.json_response({"status": "ok", **report})
+        return web.json_response({"status": f"redis {report.get('redis', 'unreachable')}", **report}, status=503)
 
     web_app = web.Application(client_max_size=intake.MAX_BODY_BYTES)
     web_app.add_routes([web.get("/healthz", healthz)])

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     redis_tls_ca_file: Path | None = None  # CA bundle for a rediss:// server whose certificate is privately signed
     redis_key_prefix: str = "claude-bot:"
+    redis_cluster: bool = False  # REDIS_URL is a seed node of a Redis Cluster; keys get hash tags (storage/keys.py)
     data_dir: Path = Path("./data")
     conversation_ttl_s: int = Field(default=30 * 24 * 3600, gt=0)
     dm_idle_reset_s: int = Field(default=8 * 3600, gt=0)
@@ -228,6 +229,19 @@ class Settings(BaseSettings):
                 raise ValueError("REDIS_TLS_CA_FILE needs a rediss:// REDIS_URL")
             if not self.redis_tls_ca_file.is_file():
                 raise ValueError("REDIS_TLS_CA_FILE: no such file")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_node(self) -> Settings:
+        if "{" in self.redis_key_prefix or "}" in self.redis_key_prefix:
+            raise ValueError("REDIS_KEY_PREFIX may not contain '{' or '}' (they would become the keys' hash tag)")
+        if self.redis_cluster:
+            url = self.redis_url.get_secret_value() if self.redis_url is not None else ""
+            if not url.startswith(("redis://", "rediss://")):
+                raise ValueError("REDIS_CLUSTER=true needs REDIS_URL set to one node: redis://host:port or rediss://")
+            path = urlsplit(url).path.strip("/")
+            if path not in ("", "0"):
+                raise ValueError("REDIS_CLUSTER=true: a Redis Cluster has only database 0; drop the /N from REDIS_URL")
         return self
 
     @field_validator("token_encryption_key")

@@ -56,7 +56,7 @@ from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.installations import RedisInstallationStore, RedisInstallRate, RedisOAuthStateStore
-from bot.storage.keys import Keys
+from bot.storage.keys import Keys, UsageKeys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
 from bot.storage.token_crypto import TokenCipher
@@ -214,10 +214,11 @@ def build_core(settings: Settings) -> Core:
         redis_url = embedded.url
     else:
         redis_url = settings.redis_url.get_secret_value()
-        log.info("Redis at %s", redis_store.public_location(redis_url))
+        kind = "Redis Cluster, seed node" if settings.redis_cluster else "Redis"
+        log.info("%s at %s", kind, redis_store.public_location(redis_url))
     store = RedisStore(
-        redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file),
-        Keys(settings.redis_key_prefix),
+        redis_store.connect(redis_url, tls_ca_file=settings.redis_tls_ca_file, cluster=settings.redis_cluster),
+        Keys(settings.redis_key_prefix, hash_tags=settings.redis_cluster),
         conversation_ttl_s=settings.conversation_ttl_s,
         dm_idle_reset_s=settings.dm_idle_reset_s,
         dedup_ttl_s=settings.event_dedup_ttl_s,
@@ -247,7 +248,7 @@ def build_core(settings: Settings) -> Core:
     tools = ToolRegistry(builtin_tools(web_fetch=web is not None))
     usage = RedisUsageLedger(
         store.client,
-        settings.redis_key_prefix,
+        UsageKeys(settings.redis_key_prefix, hash_tags=settings.redis_cluster),
         raw_retention_days=settings.usage_raw_retention_days,
         on_record=metrics.usage_recorded,
     )

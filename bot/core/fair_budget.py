@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core.ports import RateBudget
+from bot.core.ports import RateBucket, RateBudget
 
 
 class FairRateBudget:
@@ -18,9 +18,9 @@ class FairRateBudget:
 
     def __init__(self, shared: RateBudget) -> None:
         self._shared = shared
-        self._lines: dict[str, asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
+        self._lines: dict[RateBucket, asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
 
-    async def reserve(self, bucket: str, per_minute: int) -> float:
+    async def reserve(self, bucket: RateBucket, per_minute: int) -> float:
         line = self._lines.setdefault(bucket, asyncio.Lock())
         async with line:
             while True:
@@ -29,5 +29,5 @@ class FairRateBudget:
                     return 0.0
                 await asyncio.sleep(wait_s)  # the shared budget says when; polling sooner only costs round trips
 
-    async def hold_off(self, bucket: str, seconds: float) -> None:
+    async def hold_off(self, bucket: RateBucket, seconds: float) -> None:
         await self._shared.hold_off(bucket, seconds)

@@ -19,16 +19,13 @@ from bot.core.errors import BotError
 from bot.core.events import Usage
 from bot.core.i18n import DAY_MONTH, MONTH_YEAR, fmt_date, money, percent, speaking, tr, trn
 from bot.core.ports import ModelRequest
-from bot.core.usage import PriceTable, UsageRecord, month_key
+from bot.core.usage import Claim, PriceTable, UsageRecord, month_key
 
 log = logging.getLogger(__name__)
 
 # Rough size of an image in tokens when estimating before a call (a 1568 px image is ~1,600 tokens).
 _IMAGE_TOKENS = 1_600
 _CHARS_PER_TOKEN = 4
-# A reservation outlives the longest call (silence timeouts reset on every byte, so allow for long thinking);
-# one left behind by a crashed process frees itself after this.
-RESERVATION_TTL_S = 1800
 
 
 class BudgetSpent(BotError):
@@ -50,12 +47,12 @@ class UsageLedger(Protocol):
         estimate_usd: float,
         month_budget_usd: float | None,
         user_day_budget_usd: float | None,
-        ttl_s: int = 600,
+        ttl_s: int = ...,  # how long a reservation holds is storage's to decide (RESERVATION_TTL_S)
     ) -> tuple[bool, str]: ...
 
     async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None: ...
 
-    async def claim_once(self, name: str, ttl_s: int) -> bool: ...
+    async def claim_once(self, claim: Claim) -> bool: ...
 
 
 class BudgetStore(Protocol):
@@ -155,7 +152,6 @@ class Metering:
             estimate_usd=estimate,
             month_budget_usd=policy.month_usd,
             user_day_budget_usd=policy.user_day_usd,
-            ttl_s=RESERVATION_TTL_S,
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))
@@ -196,7 +192,7 @@ class Metering:
         month = month_key(self._clock().date())
         spent = await self._ledger.month_spent(workspace_id, month)
         if spent >= policy.warn_at * budget and await self._ledger.claim_once(
-            f"warned:{workspace_id}:{month}", ttl_s=40 * 86400
+            Claim("budget_warning", workspace_id, month)
         ):
             with speaking(""):  # several admins, each their own language: the workspace default
                 warning = tr(

@@ -178,12 +178,20 @@ class EventLedger(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RateBucket:
+    """One Slack method's shared budget in one workspace (e.g. chat.update's ~50/min); storage names its key."""
+
+    method: str
+    workspace_id: str
+
+
 class RateBudget(Protocol):
-    async def reserve(self, bucket: str, per_minute: int) -> float:
+    async def reserve(self, bucket: RateBucket, per_minute: int) -> float:
         """Take one unit now (returns 0) or say how many seconds to wait before asking again."""
         ...
 
-    async def hold_off(self, bucket: str, seconds: float) -> None:
+    async def hold_off(self, bucket: RateBucket, seconds: float) -> None:
         """Everyone sharing the bucket waits at least this long (e.g. after a 429's Retry-After)."""
         ...
 
@@ -212,3 +220,7 @@ class WorkspacePurges(Protocol):
 
 class HealthCheck(Protocol):
     async def healthy(self) -> bool: ...
+
+    async def health_report(self) -> dict[str, str]:
+        """What /healthz shows about storage; `{"redis": "ok", ...}` when healthy."""
+        ...

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from bot.core import texts
 from bot.core.events import Usage
@@ -23,6 +23,18 @@ _PER_MTOK = 1_000_000
 CACHE_WRITE_MULTIPLIER = 1.25
 CACHE_READ_MULTIPLIER = 0.1
 WEB_SEARCH_USD = 10.0 / 1000  # $10 per 1,000 web searches, on top of the tokens the results add
+
+ClaimKind = Literal["budget_warning", "turned_away", "weekly_summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Something done once however many processes try; storage names its key and decides how long it holds."""
+
+    kind: ClaimKind
+    workspace_id: str
+    subject: str  # the month, the person or the ISO week it is done once for
+
 
 MAX_PERIOD_DAYS = 366  # "Nd" periods; aggregates are kept ~400 days, so longer would only show zeros
 

@@ -39,7 +39,7 @@ from bot.core.events import (
     ToolRunning,
 )
 from bot.core.i18n import tr
-from bot.core.ports import RateBudget
+from bot.core.ports import RateBucket, RateBudget
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
 
@@ -288,7 +288,7 @@ class NativeReplyStream:
                 retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
                 log.warning("Slack streaming rate limited; holding off %.0f s", retry_after)
                 with contextlib.suppress(StorageUnavailable):
-                    await self.budget.hold_off(f"chat.appendStream:{self.workspace_id}", retry_after)
+                    await self.budget.hold_off(RateBucket("chat.appendStream", self.workspace_id), retry_after)
                 await asyncio.sleep(retry_after)
             except Exception as error:  # a dropped connection: whether it landed is unknown; chat.update rewrites it
                 self._broken = type(error).__name__
@@ -324,7 +324,7 @@ class NativeReplyStream:
         await fallback.show(events)
 
     async def _wait_for_budget(self) -> None:
-        bucket = f"chat.appendStream:{self.workspace_id}"
+        bucket = RateBucket("chat.appendStream", self.workspace_id)
         while True:
             try:
                 wait_s = await self.budget.reserve(bucket, APPENDS_PER_MINUTE)

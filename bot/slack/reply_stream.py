@@ -35,7 +35,7 @@ from bot.core.events import (
     Waiting,
 )
 from bot.core.i18n import tr
-from bot.core.ports import RateBudget
+from bot.core.ports import RateBucket, RateBudget
 from bot.logs import CONTENT_LOGGER
 from bot.metrics import Metrics
 from bot.slack.incoming import Place
@@ -360,7 +360,7 @@ class ReplyStream:
         self._next_edit_at = asyncio.get_running_loop().time() + self.config.edit_interval_s
 
     async def _wait_for_budget(self) -> None:
-        bucket = f"chat.update:{self.workspace_id}"
+        bucket = RateBucket("chat.update", self.workspace_id)
         while True:
             try:
                 wait_s = await self.budget.reserve(bucket, self.config.edits_per_minute)
@@ -383,5 +383,5 @@ class ReplyStream:
                 retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
                 log.warning("%s rate limited; holding off %.0f s", method, retry_after)
                 with contextlib.suppress(StorageUnavailable):
-                    await self.budget.hold_off(f"chat.update:{self.workspace_id}", retry_after)
+                    await self.budget.hold_off(RateBucket("chat.update", self.workspace_id), retry_after)
                 await asyncio.sleep(retry_after)

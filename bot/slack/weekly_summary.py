@@ -14,12 +14,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.i18n import tr
+from bot.core.usage import Claim
 from bot.slack.cost_views import usage_report
 from bot.storage.usage_ledger import RedisUsageLedger
 
 log = logging.getLogger(__name__)
-
-WEEKLY_CLAIM_TTL_S = 8 * 86_400  # outlives the week it guards, so a restart late in the week cannot post twice
 
 
 async def post_weekly_summary(
@@ -30,7 +29,7 @@ async def post_weekly_summary(
     end = start + timedelta(days=6)
     year, week, _ = start.isocalendar()
     iso_week = f"{year}-W{week:02d}"
-    if not await usage.claim_once(f"weekly:{workspace_id}:{iso_week}", ttl_s=WEEKLY_CLAIM_TTL_S):
+    if not await usage.claim_once(Claim("weekly_summary", workspace_id, iso_week)):
         return False
     report = await usage.report(workspace_id, start, end)
     text, blocks = usage_report(report, tr(texts.PERIOD_WEEK, week=iso_week))

@@ -12,13 +12,11 @@ from typing import Any
 import redis.asyncio as redis
 
 from bot.core.answers import AnswerRecord, Vote
-from bot.storage.keys import Keys
+from bot.storage.keys import FEEDBACK_TTL_S, STOP_FLAG_TTL_S, Keys
 from bot.storage.redis_store import _translated
 
 log = logging.getLogger(__name__)
 
-STOP_FLAG_TTL_S = 3600  # longer than any answer runs (even one waiting for a busy thread)
-FEEDBACK_TTL_S = 400 * 86_400  # as long as the usage aggregates /claude-cost reads beside them
 MAX_FEEDBACK_DAYS = 400
 UNKNOWN_PERSONA = "(unknown)"  # an answer that failed before its persona was known; not a valid persona name
 

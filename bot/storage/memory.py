@@ -19,7 +19,8 @@ from datetime import date
 from bot.core.conversation import ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import Attachment
-from bot.core.usage import UsageRecord
+from bot.core.usage import Claim, UsageRecord
+from bot.storage.keys import CLAIM_TTL_S
 
 _THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
 _APPROVAL_POLL_S = 0.01
@@ -259,6 +260,9 @@ class MemoryStore:
     async def healthy(self) -> bool:
         return self.up
 
+    async def health_report(self) -> dict[str, str]:
+        return {"memory": "ok" if self.up else "down"}
+
     async def close(self) -> None:
         """Nothing to release; here so tests close either store the same way."""
 
@@ -337,8 +341,8 @@ class MemoryUsageLedger:
     async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None:
         self._reservations.pop(reservation_id, None)
 
-    async def claim_once(self, name: str, ttl_s: int) -> bool:
-        if self._claims.get(name) is not None:
+    async def claim_once(self, claim: Claim) -> bool:
+        if self._claims.get(claim) is not None:
             return False
-        self._claims.set(name, True, ttl_s)
+        self._claims.set(claim, True, CLAIM_TTL_S[claim.kind])
         return True

@@ -10,71 +10,32 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core import texts
 from bot.core.conversation import TURN_JSON, ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import Text, tr
-from bot.core.ports import Attachment
+from bot.core.ports import Attachment, RateBucket
+from bot.storage.connection import cluster_state, connect, is_cluster, public_location
 from bot.storage.keys import Keys
+
+__all__ = ["RedisStore", "connect", "public_location"]  # connect and public_location: where callers know them
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 D = TypeVar("D", Fold, MeasuredSize)
 
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-def connect(
-    url: str, *, socket_timeout_s: float = 3.0, tls_ca_file: Path | None = None, max_connections: int = 1_000
-) -> redis.Redis:
-    """A client that retries a dropped connection a few times quickly, then lets callers see the outage.
-
-    `rediss://` means TLS (certificates checked against the system's CAs, or `tls_ca_file`); a password comes in the
-    URL (`rediss://:password@host:6380/0`, or `user:password@` for an ACL user). redis-py also reads options from the
-    URL's query (`?ssl_cert_reqs=none`, `?ssl_ca_certs=/path`), and those win over the keywords given here.
-
-    The pool opens connections as commands need them, up to `max_connections`: redis-py's default of 100 refused the
-    101st concurrent command with MaxConnectionsError, which read as a Redis outage under load (200 simultaneous
-    mentions made de-duplication fail open). Not a BlockingConnectionPool: under the same load its wait (a Condition
-    inside a timeout) left about 1 % of answers hanging for good after a command was cancelled (redis-py #3056
-    describes that deadlock), which the load benchmark showed on main.
-    """
-    tls: dict[str, Any] = {"ssl_ca_certs": str(tls_ca_file)} if tls_ca_file is not None else {}
-    pool = redis.ConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        decode_responses=True,
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=socket_timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=15,
-        **tls,
-    )
-    return redis.Redis.from_pool(pool)
-
-
-def public_location(url: str) -> str:
-    """The URL without its user name, password or query, for logs: `rediss://cache.internal:6380/0 (password)`."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # redis-py will refuse it with its own message; the log line need not
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}" + (" (password)" if parts.password else "")
+# RedisClusterException: the cluster client found no usable node (all down, or REDIS_URL is not in cluster mode);
+# redis-py does not derive it from RedisError.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, RedisClusterException)
 
 
 def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -154,6 +115,15 @@ async def _stopped(task: asyncio.Task[None], *, within_s: float) -> None:
         task.cancel()
 
 
+def _socket_timeout_s(client: redis.Redis) -> float:
+    if isinstance(client, RedisCluster):
+        node = client.get_default_node() or next(iter(client.get_nodes()), None)
+        kwargs = node.connection_kwargs if node is not None else {}
+    else:
+        kwargs = client.connection_pool.connection_kwargs
+    return float(kwargs.get("socket_timeout") or 3.0)
+
+
 def _decode(kind: type[D], raw: str | None) -> D | None:
     """A small JSON record from a hash field; an unreadable one is treated as absent, never as a failure."""
     if raw is None:
@@ -188,7 +158,7 @@ class RedisStore:
         self._profile_ttl_s = profile_ttl_s
         self._lock_lease_ms = int(lock_lease_s * 1000)
         self._lock_wait_s = lock_wait_s
-        self._socket_timeout_s = float(client.connection_pool.connection_kwargs.get("socket_timeout") or 3.0)
+        self._socket_timeout_s = _socket_timeout_s(client)
         self._release: Any = client.register_script(_RELEASE)
         self._renew: Any = client.register_script(_RENEW)
         self._dm_session: Any = client.register_script(_DM_SESSION)
@@ -420,23 +390,34 @@ class RedisStore:
 
     # --- RateBudget ----------------------------------------------------------------------------------
     @_translated
-    async def reserve(self, bucket: str, per_minute: int, burst: int = 3) -> float:
+    async def reserve(self, bucket: RateBucket, per_minute: int, burst: int = 3) -> float:
         interval_ms = 60_000 / per_minute
-        name = self.keys.rate_budget(bucket)
-        wait_ms = await self._reserve(keys=[name, name + ":hold"], args=[interval_ms, burst])
+        keys = [self.keys.rate_budget(bucket), self.keys.rate_hold(bucket)]
+        wait_ms = await self._reserve(keys=keys, args=[interval_ms, burst])
         return float(wait_ms) / 1000
 
     @_translated
-    async def hold_off(self, bucket: str, seconds: float) -> None:
-        name = self.keys.rate_budget(bucket) + ":hold"
-        await self._hold_off(keys=[name], args=[int(seconds * 1000)])
+    async def hold_off(self, bucket: RateBucket, seconds: float) -> None:
+        await self._hold_off(keys=[self.keys.rate_hold(bucket)], args=[int(seconds * 1000)])
 
     # --- HealthCheck ---------------------------------------------------------------------------------
     async def healthy(self) -> bool:
+        return (await self.health_report()).get("redis") == "ok"
+
+    async def health_report(self) -> dict[str, str]:
+        """What /healthz shows: `{"redis": "ok"}`; on a cluster also its `cluster_state` (CLUSTER INFO), and the
+        cluster counts as healthy only when that is "ok" (a cluster missing slots refuses some keys)."""
         try:
-            return bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))
-        except (*_UNREACHABLE, TimeoutError):
-            return False
+            if not is_cluster(self.client):
+                alive = bool(await asyncio.wait_for(self.client.ping(), timeout=2.0))
+                return {"redis": "ok" if alive else "unreachable"}
+            state = await asyncio.wait_for(cluster_state(self.client), timeout=2.0)
+        except RedisClusterException as error:  # e.g. "Cluster mode is not enabled on this node": say so
+            log.warning("redis cluster: %s", error)
+            return {"redis": "unreachable", "redis_cluster_state": "unknown"}
+        except (*_UNREACHABLE, TimeoutError, RedisError):
+            return {"redis": "unreachable"}
+        return {"redis": "ok" if state == "ok" else "cluster " + state, "redis_cluster_state": state}
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -13,7 +13,6 @@ import math
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -21,7 +20,8 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from bot.core.errors import StorageUnavailable
-from bot.core.usage import Breakdown, UsageRecord, UsageReport, month_key
+from bot.core.usage import Breakdown, Claim, UsageRecord, UsageReport, month_key
+from bot.storage.keys import AGGREGATE_TTL_S, CLAIM_TTL_S, RESERVATION_TTL_S, UsageKeys
 from bot.storage.redis_store import _translated as _translated_unreachable
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DAY_S = 86_400
-AGGREGATE_TTL_S = 400 * DAY_S  # a year of reports (and last year's same month) with a month to spare
 MAX_REPORT_DAYS = 400  # aggregates do not outlive AGGREGATE_TTL_S, so a longer range could only read zeros
 TOP_N = 10  # per top list in a report
 MICROS_PER_USD = 1_000_000
@@ -51,55 +50,6 @@ USER_FIELDS = (REQUESTS, INPUT, OUTPUT, CACHE_WRITE, CACHE_READ, WEB_SEARCHES, C
 BREAKDOWN_FIELDS = (REQUESTS, INPUT, OUTPUT, COST)
 CHANNEL_PART = "channel"
 MODEL_PART = "model"
-
-
-@dataclass(frozen=True, slots=True)
-class UsageKeys:
-    """Usage key patterns, all under "<prefix>usage:<workspace>:" so workspaces never mix figures."""
-
-    prefix: str
-
-    def _base(self, workspace_id: str) -> str:
-        return f"{self.prefix}usage:{workspace_id}"
-
-    def day_totals(self, workspace_id: str, day: date) -> str:
-        """Hash of TOTAL_FIELDS; lives AGGREGATE_TTL_S."""
-        return f"{self._base(workspace_id)}:day:{day.isoformat()}"
-
-    def day_users(self, workspace_id: str, day: date) -> str:
-        """Hash of "<user>:<field>" for USER_FIELDS; lives AGGREGATE_TTL_S."""
-        return f"{self.day_totals(workspace_id, day)}:users"
-
-    def day_channels(self, workspace_id: str, day: date) -> str:
-        """Hash of "<channel>:<field>" for BREAKDOWN_FIELDS; lives AGGREGATE_TTL_S."""
-        return f"{self.day_totals(workspace_id, day)}:channels"
-
-    def day_models(self, workspace_id: str, day: date) -> str:
-        """Hash of "<model>:<field>" for BREAKDOWN_FIELDS; lives AGGREGATE_TTL_S."""
-        return f"{self.day_totals(workspace_id, day)}:models"
-
-    def user_day(self, workspace_id: str, user_id: str, day: date) -> str:
-        """One person's day: TOTAL_FIELDS (COST is the daily-budget counter) plus channel and model breakdowns."""
-        return f"{self.day_totals(workspace_id, day)}:user:{user_id}"
-
-    def month_cost(self, workspace_id: str, month: str) -> str:
-        """Integer micro-dollars spent in a calendar month (the workspace budget counter); lives AGGREGATE_TTL_S."""
-        return f"{self._base(workspace_id)}:month:{month}:cost_micros"
-
-    def raw(self, workspace_id: str, day: date) -> str:
-        """List of JSON records for audits; lives raw_retention_days."""
-        return f"{self._base(workspace_id)}:raw:{day.isoformat()}"
-
-    def reserved(self, workspace_id: str) -> str:
-        """Sorted set of open reservations ("<token>:<micros>", scored by expiry in ms) against the month budget."""
-        return f"{self._base(workspace_id)}:reserved"
-
-    def user_reserved(self, workspace_id: str, user_id: str) -> str:
-        """The same reservations, per person, against the daily budget."""
-        return f"{self._base(workspace_id)}:reserved:{user_id}"
-
-    def once(self, name: str) -> str:
-        return f"{self.prefix}once:{name}"
 
 
 def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -158,13 +108,13 @@ class RedisUsageLedger:
     def __init__(
         self,
         client: redis.Redis,
-        keys_prefix: str,
+        keys: UsageKeys | str,
         *,
         raw_retention_days: int = 30,
         on_record: Callable[[UsageRecord], None] | None = None,
     ) -> None:
         self.client = client
-        self.keys = UsageKeys(keys_prefix)
+        self.keys = UsageKeys(keys) if isinstance(keys, str) else keys
         self._raw_ttl_s = raw_retention_days * DAY_S
         self._reserve: Any = client.register_script(_RESERVE)
         self._on_record = on_record  # e.g. metrics; told first, so a Redis outage does not hide what was billed
@@ -313,7 +263,7 @@ class RedisUsageLedger:
         estimate_usd: float,
         month_budget_usd: float | None,
         user_day_budget_usd: float | None,
-        ttl_s: int = 600,
+        ttl_s: int = RESERVATION_TTL_S,
     ) -> tuple[bool, str]:
         """Atomically hold the estimate if both budgets allow it: (True, reservation id) or (False, which budget)."""
         estimate = max(0, math.ceil(estimate_usd * MICROS_PER_USD))
@@ -349,9 +299,9 @@ class RedisUsageLedger:
             await pipe.execute()
 
     @_translated
-    async def claim_once(self, name: str, ttl_s: int) -> bool:
-        """True for exactly one caller per name until ttl_s passes, however many processes ask."""
-        return bool(await self.client.set(self.keys.once(name), "1", nx=True, ex=ttl_s))
+    async def claim_once(self, claim: Claim) -> bool:
+        """True for exactly one caller per claim until its time-to-live passes, however many processes ask."""
+        return bool(await self.client.set(self.keys.once(claim), "1", nx=True, ex=CLAIM_TTL_S[claim.kind]))
 
 
 class _Tally:

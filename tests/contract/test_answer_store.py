@@ -11,7 +11,7 @@ import redis.asyncio as redis
 from bot.core.answers import AnswerRecord
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.keys import Keys
-from bot.storage.redis_store import connect
+from tests.conftest import RedisTarget
 
 
 def record(answer_id: str = "a1", **fields: object) -> AnswerRecord:
@@ -29,38 +29,43 @@ def record(answer_id: str = "a1", **fields: object) -> AnswerRecord:
 
 
 @pytest.fixture
-async def client(redis_url: str, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
-    instance = connect(redis_url, socket_timeout_s=1.0)
+async def client(redis_target: RedisTarget, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
+    instance = redis_target.connect(socket_timeout_s=1.0)
     yield instance
     await instance.aclose()
 
 
 @pytest.fixture
-def store(client: redis.Redis, key_prefix: str) -> RedisAnswerStore:
-    return RedisAnswerStore(client, Keys(key_prefix), record_ttl_s=3600)
+def keys(redis_target: RedisTarget, key_prefix: str) -> Keys:
+    return redis_target.keys(key_prefix)
+
+
+@pytest.fixture
+def store(client: redis.Redis, keys: Keys) -> RedisAnswerStore:
+    return RedisAnswerStore(client, keys, record_ttl_s=3600)
 
 
 async def test_a_record_round_trips_and_expires_with_conversations(
-    store: RedisAnswerStore, redis_client: redis.Redis, key_prefix: str
+    store: RedisAnswerStore, redis_client: redis.Redis, keys: Keys
 ) -> None:
     saved = record(question_index=4, state="done", shown_in="1700000000.000100")
     await store.put_answer(saved)
     assert await store.get_answer("T1", "a1") == saved
     assert await store.get_answer("T2", "a1") is None  # workspaces never share answers
-    assert 3500 < await redis_client.ttl(Keys(key_prefix).answer("T1", "a1")) <= 3600
+    assert 3500 < await redis_client.ttl(keys.answer("T1", "a1")) <= 3600
 
 
 async def test_an_unreadable_record_reads_as_missing(
-    store: RedisAnswerStore, redis_client: redis.Redis, key_prefix: str
+    store: RedisAnswerStore, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    await redis_client.set(Keys(key_prefix).answer("T1", "bad"), '{"written_by": "a newer version"}')
+    await redis_client.set(keys.answer("T1", "bad"), '{"written_by": "a newer version"}')
     assert await store.get_answer("T1", "bad") is None
 
 
 async def test_a_stop_flag_is_seen_by_any_store_on_the_same_redis(
-    store: RedisAnswerStore, client: redis.Redis, key_prefix: str
+    store: RedisAnswerStore, client: redis.Redis, keys: Keys
 ) -> None:
-    other_process = RedisAnswerStore(client, Keys(key_prefix), record_ttl_s=3600)
+    other_process = RedisAnswerStore(client, keys, record_ttl_s=3600)
     assert not await store.stop_requested("T1", "a1")
     await other_process.request_stop("T1", "a1")
     assert await store.stop_requested("T1", "a1")
@@ -87,8 +92,8 @@ async def test_votes_count_once_per_person_move_when_changed_and_sum_per_persona
     assert await store.votes("T1", date(2026, 5, 6), date(2026, 5, 1)) == {}
 
 
-async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.Redis, key_prefix: str) -> None:
-    contexts = RedisPaneContexts(client, Keys(key_prefix), ttl_s=3600)
+async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.Redis, keys: Keys) -> None:
+    contexts = RedisPaneContexts(client, keys, ttl_s=3600)
     assert await contexts.pane_context("T1", "D1", "1.0") is None
     await contexts.save_pane_context("T1", "D1", "1.0", "C1")
     await contexts.save_pane_context("T1", "D1", "2.0", None)

@@ -17,8 +17,8 @@ from bot.storage.installations import (
     TooManyInstallStates,
 )
 from bot.storage.keys import Keys
-from bot.storage.redis_store import connect
 from bot.storage.token_crypto import TokenCipher
+from tests.conftest import RedisTarget
 
 OLD_KEY, NEW_KEY = TokenCipher.generate_key(), TokenCipher.generate_key()
 CIPHER = TokenCipher.from_setting(OLD_KEY)
@@ -52,15 +52,20 @@ def installation(
 
 
 @pytest.fixture
-async def client(redis_url: str, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
-    instance = connect(redis_url)
+async def client(redis_target: RedisTarget, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
+    instance = redis_target.connect()
     yield instance
     await instance.aclose()
 
 
 @pytest.fixture
-def store(client: redis.Redis, key_prefix: str) -> RedisInstallationStore:
-    return RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER)
+def keys(redis_target: RedisTarget, key_prefix: str) -> Keys:
+    return redis_target.keys(key_prefix)
+
+
+@pytest.fixture
+def store(client: redis.Redis, keys: Keys) -> RedisInstallationStore:
+    return RedisInstallationStore(client, keys, cipher=CIPHER)
 
 
 async def test_a_saved_installation_is_found_with_its_bot(store: RedisInstallationStore) -> None:
@@ -186,22 +191,22 @@ async def test_delete_all_forgets_one_workspace_or_org_only(store: RedisInstalla
 
 
 async def test_an_unreadable_entry_is_skipped_not_fatal(
-    store: RedisInstallationStore, client: redis.Redis, key_prefix: str
+    store: RedisInstallationStore, client: redis.Redis, keys: Keys
 ) -> None:
-    await client.hset(Keys(key_prefix).installation("T1"), mapping={"latest": "{not json", "bot": '{"nope": 1}'})
+    await client.hset(keys.installation("T1"), mapping={"latest": "{not json", "bot": '{"nope": 1}'})
 
     assert await store.async_find_installation(enterprise_id=None, team_id="T1") is None
     assert await store.async_find_bot(enterprise_id=None, team_id="T1") is None
 
 
-async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, key_prefix: str) -> None:
-    states = RedisOAuthStateStore(client, Keys(key_prefix), expiration_s=600)
+async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, keys: Keys) -> None:
+    states = RedisOAuthStateStore(client, keys, expiration_s=600)
 
     state = await states.async_issue()
     other = await states.async_issue()
 
     assert state != other and len(state) >= 32
-    assert 0 < await client.ttl(Keys(key_prefix).oauth_state(state)) <= 600
+    assert 0 < await client.ttl(keys.oauth_state(state)) <= 600
     assert await states.async_consume(state)
     assert not await states.async_consume(state), "a replayed state must be refused"
     assert not await states.async_consume("never-issued")
@@ -210,11 +215,11 @@ async def test_an_oauth_state_is_good_once_and_expires(client: redis.Redis, key_
 
 
 async def test_tokens_are_encrypted_at_rest_and_never_stored_in_plain(
-    store: RedisInstallationStore, client: redis.Redis, key_prefix: str
+    store: RedisInstallationStore, client: redis.Redis, keys: Keys
 ) -> None:
     await store.async_save(installation("T1", token="xoxb-at-rest-secret", user="U1"))
 
-    stored = await client.hgetall(Keys(key_prefix).installation("T1"))
+    stored = await client.hgetall(keys.installation("T1"))
     assert set(stored) == {"latest", "user:U1", "bot"}
     assert all(value.startswith("gAAAAA") and "xoxb-at-rest-secret" not in value for value in stored.values())
     found = await store.async_find_installation(enterprise_id=None, team_id="T1")
@@ -222,10 +227,10 @@ async def test_tokens_are_encrypted_at_rest_and_never_stored_in_plain(
 
 
 async def test_a_plain_json_record_from_before_encryption_is_read_once_and_re_encrypted(
-    client: redis.Redis, key_prefix: str
+    client: redis.Redis, keys: Keys
 ) -> None:
-    name = Keys(key_prefix).installation("T1")
-    plain = RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER)
+    name = keys.installation("T1")
+    plain = RedisInstallationStore(client, keys, cipher=CIPHER)
     await plain.async_save(installation("T1", token="xoxb-legacy-token"))
     legacy = {field: CIPHER.decrypt(value)[0] for field, value in (await client.hgetall(name)).items()}
     await client.hset(name, mapping=legacy)  # as an older version of the bot left it: plain JSON
@@ -238,21 +243,19 @@ async def test_a_plain_json_record_from_before_encryption_is_read_once_and_re_en
 
 
 async def test_rotating_the_key_keeps_old_records_readable_and_rewrites_them_with_the_new_key(
-    client: redis.Redis, key_prefix: str
+    client: redis.Redis, keys: Keys
 ) -> None:
-    name = Keys(key_prefix).installation("T1")
-    await RedisInstallationStore(client, Keys(key_prefix), cipher=CIPHER).async_save(
-        installation("T1", token="xoxb-rotated")
-    )
-    rotated = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(f"{NEW_KEY},{OLD_KEY}"))
+    name = keys.installation("T1")
+    await RedisInstallationStore(client, keys, cipher=CIPHER).async_save(installation("T1", token="xoxb-rotated"))
+    rotated = RedisInstallationStore(client, keys, cipher=TokenCipher.from_setting(f"{NEW_KEY},{OLD_KEY}"))
 
     assert (await rotated.async_find_bot(enterprise_id=None, team_id="T1")).bot_token == "xoxb-rotated"  # type: ignore[union-attr]
 
-    only_new = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(NEW_KEY))
+    only_new = RedisInstallationStore(client, keys, cipher=TokenCipher.from_setting(NEW_KEY))
     found = await only_new.async_find_bot(enterprise_id=None, team_id="T1")
     assert found is not None and found.bot_token == "xoxb-rotated", "the read above rewrote it with the new key"
     assert await client.hget(name, "bot") is not None
-    stranger = RedisInstallationStore(client, Keys(key_prefix), cipher=TokenCipher.from_setting(OLD_KEY))
+    stranger = RedisInstallationStore(client, keys, cipher=TokenCipher.from_setting(OLD_KEY))
     assert await stranger.async_find_bot(enterprise_id=None, team_id="T1") is None  # skipped, with a warning
 
 
@@ -263,8 +266,8 @@ async def test_tokens_read_from_storage_are_redacted_from_log_lines(store: Redis
     assert logs.redact("token was opaque-token-4f9a2c77e1 here") == "token was [redacted] here"
 
 
-async def test_live_oauth_states_are_capped(client: redis.Redis, key_prefix: str) -> None:
-    states = RedisOAuthStateStore(client, Keys(key_prefix), expiration_s=600, max_live=3)
+async def test_live_oauth_states_are_capped(client: redis.Redis, keys: Keys) -> None:
+    states = RedisOAuthStateStore(client, keys, expiration_s=600, max_live=3)
     issued = [await states.async_issue() for _ in range(3)]
     with pytest.raises(TooManyInstallStates):
         await states.async_issue()
@@ -272,8 +275,8 @@ async def test_live_oauth_states_are_capped(client: redis.Redis, key_prefix: str
     assert await states.async_issue()  # a consumed state frees its place
 
 
-async def test_install_visits_are_capped_per_client_address(client: redis.Redis, key_prefix: str) -> None:
-    rate = RedisInstallRate(client, Keys(key_prefix), per_minute=2)
+async def test_install_visits_are_capped_per_client_address(client: redis.Redis, keys: Keys) -> None:
+    rate = RedisInstallRate(client, keys, per_minute=2)
     assert await rate.admit("198.51.100.7") is None
     assert await rate.admit("198.51.100.7") is None
     assert await rate.admit("198.51.100.7") is not None

@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 
+from bench.processes import DedicatedRedis
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.errors import StorageUnavailable
-from bot.storage.keys import Keys
-from bot.storage.redis_store import RedisStore, connect
+from bot.core.ports import RateBucket
+from bot.storage.redis_store import RedisStore
+from tests.cluster import RedisClusterProcesses
+from tests.conftest import RedisTarget
 from tests.fakes.tcp_proxy import TcpProxy
 
 KEY = ConversationKey("T1", "C1", "1700000000.000100")
 
 
-def make_store(url: str, prefix: str, **overrides: float) -> RedisStore:
+def make_store(target: RedisTarget, prefix: str, url: str | None = None, **overrides: float) -> RedisStore:
     options: dict[str, float] = {
         "conversation_ttl_s": 3600,
         "dm_idle_reset_s": 60,
@@ -29,12 +35,13 @@ def make_store(url: str, prefix: str, **overrides: float) -> RedisStore:
         "lock_wait_s": 5.0,
     }
     options.update(overrides)
-    return RedisStore(connect(url, socket_timeout_s=1.0), Keys(prefix), **options)  # type: ignore[arg-type]
+    client = target.connect(url, socket_timeout_s=1.0)
+    return RedisStore(client, target.keys(prefix), **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-async def store(redis_url: str, key_prefix: str, redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
-    instance = make_store(redis_url, key_prefix)
+async def store(redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
+    instance = make_store(redis_target, key_prefix)
     yield instance
     await instance.close()
 
@@ -45,9 +52,11 @@ async def test_history_expires_after_its_time_to_live(store: RedisStore, redis_c
     assert 3500 < ttl <= 3600
 
 
-async def test_history_survives_a_new_store_instance(redis_url: str, key_prefix: str, store: RedisStore) -> None:
+async def test_history_survives_a_new_store_instance(
+    redis_target: RedisTarget, key_prefix: str, store: RedisStore
+) -> None:
     await store.append(KEY, Turn.user("remember me"))
-    restarted = make_store(redis_url, key_prefix)
+    restarted = make_store(redis_target, key_prefix)
     try:
         assert [t.text for t in (await restarted.load(KEY)).turns] == ["remember me"]
     finally:
@@ -63,7 +72,10 @@ async def test_an_unreadable_entry_is_skipped_not_fatal(store: RedisStore, redis
 async def test_a_burst_of_200_concurrent_commands_is_served_not_read_as_an_outage(store: RedisStore) -> None:
     firsts = await asyncio.gather(*(store.first_sightings("T1", [f"event:burst-{n}"]) for n in range(200)))
     assert all(first for (first,) in firsts)
-    assert store.client.connection_pool.max_connections >= 200
+    if isinstance(store.client, RedisCluster):  # a pool per node
+        assert all(node.max_connections >= 200 for node in store.client.get_nodes())
+    else:
+        assert store.client.connection_pool.max_connections >= 200
 
 
 async def test_lock_is_renewed_while_held_past_its_lease(store: RedisStore, redis_client: redis.Redis) -> None:
@@ -74,16 +86,16 @@ async def test_lock_is_renewed_while_held_past_its_lease(store: RedisStore, redi
 
 
 async def test_rate_budget_grants_a_burst_then_asks_to_wait(store: RedisStore) -> None:
-    granted = [await store.reserve("chat.update:T1", per_minute=60, burst=3) for _ in range(5)]
+    granted = [await store.reserve(RateBucket("chat.update", "T1"), per_minute=60, burst=3) for _ in range(5)]
     assert granted[:3] == [0.0, 0.0, 0.0]
     assert 0 < granted[4] <= 2.0
     # Another workspace has its own budget.
-    assert await store.reserve("chat.update:T2", per_minute=60) == 0.0
+    assert await store.reserve(RateBucket("chat.update", "T2"), per_minute=60) == 0.0
 
 
 async def test_hold_off_makes_everyone_wait(store: RedisStore) -> None:
-    await store.hold_off("chat.update:T1", 2)
-    wait = await store.reserve("chat.update:T1", per_minute=600)
+    await store.hold_off(RateBucket("chat.update", "T1"), 2)
+    wait = await store.reserve(RateBucket("chat.update", "T1"), per_minute=600)
     assert 1.5 < wait <= 2.0
 
 
@@ -91,7 +103,7 @@ async def test_unreachable_redis_is_reported_as_storage_unavailable_then_recover
     redis_url: str, key_prefix: str, redis_client: redis.Redis
 ) -> None:
     proxy = await _proxy_for(redis_url)
-    store = make_store(proxy.url, key_prefix)
+    store = make_store(RedisTarget(redis_url, cluster=False), key_prefix, proxy.url)
     try:
         await store.append(KEY, Turn.user("before"))
         await proxy.cut()
@@ -124,3 +136,30 @@ async def test_profiles_are_cached_with_a_time_to_live(store: RedisStore, redis_
     assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
     assert await store.get_profile("user", "T2", "U1") is None
     assert 0 < await redis_client.ttl(store.keys.profile("user", "T1", "U1")) <= 3600
+
+
+async def test_health_reports_the_clusters_state_and_fails_while_a_slot_is_uncovered(
+    tmp_path: Path, key_prefix: str
+) -> None:
+    cluster = RedisClusterProcesses(tmp_path, nodes=1).start()  # its own: the test breaks it
+    store = make_store(RedisTarget(cluster.url, cluster=True), key_prefix)
+    try:
+        assert await store.health_report() == {"redis": "ok", "redis_cluster_state": "ok"}
+        with sync_redis.Redis(port=cluster.ports[0]) as node:
+            node.execute_command("CLUSTER DELSLOTS", 100)  # one slot's keys now have no home
+        assert await store.health_report() == {"redis": "cluster fail", "redis_cluster_state": "fail"}
+        assert not await store.healthy()
+    finally:
+        await store.close()
+        cluster.stop()
+
+
+async def test_redis_cluster_aimed_at_a_server_not_in_cluster_mode_is_an_outage_not_a_crash(key_prefix: str) -> None:
+    async with DedicatedRedis() as plain:  # a private server: the cluster client only asks it CLUSTER SLOTS
+        store = make_store(RedisTarget(plain.url, cluster=True), key_prefix)
+        try:
+            assert await store.health_report() == {"redis": "unreachable", "redis_cluster_state": "unknown"}
+            with pytest.raises(StorageUnavailable):
+                await store.load(KEY)
+        finally:
+            await store.close()

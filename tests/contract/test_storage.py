@@ -16,9 +16,9 @@ import redis.asyncio as redis
 from bot.core.conversation import ConversationKey, Fold, MeasuredSize, TextBlock, ThinkingBlock, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import Attachment
-from bot.storage.keys import Keys
 from bot.storage.memory import MemoryStore
-from bot.storage.redis_store import RedisStore, connect
+from bot.storage.redis_store import RedisStore
+from tests.conftest import RedisTarget
 
 KEY = ConversationKey("T1", "C1", "1700000000.000100")
 OPTIONS: dict[str, float] = {
@@ -33,12 +33,14 @@ Store = RedisStore | MemoryStore
 
 @pytest.fixture(params=["redis", "memory"])
 async def store(
-    request: pytest.FixtureRequest, redis_url: str, key_prefix: str, redis_client: redis.Redis
+    request: pytest.FixtureRequest, redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis
 ) -> AsyncIterator[Store]:
-    """Each test runs once per backend; `redis_client` deletes the Redis run's keys afterwards."""
+    """Each test runs once per backend (Redis: a single server and a cluster); `redis_client` deletes the Redis
+    run's keys afterwards. The memory runs are repeated for each Redis target: they take milliseconds."""
     instance: Store
     if request.param == "redis":
-        instance = RedisStore(connect(redis_url, socket_timeout_s=1.0), Keys(key_prefix), lock_lease_s=1.0, **OPTIONS)  # type: ignore[arg-type]
+        client = redis_target.connect(socket_timeout_s=1.0)
+        instance = RedisStore(client, redis_target.keys(key_prefix), lock_lease_s=1.0, **OPTIONS)  # type: ignore[arg-type]
     else:
         instance = MemoryStore(**OPTIONS)  # type: ignore[arg-type]
     yield instance

@@ -16,8 +16,10 @@ from redis.backoff import NoBackoff
 
 from bot.core.errors import StorageUnavailable
 from bot.core.events import Usage
-from bot.core.usage import UsageRecord
-from bot.storage.usage_ledger import AGGREGATE_TTL_S, RedisUsageLedger
+from bot.core.usage import Claim, UsageRecord
+from bot.storage.keys import AGGREGATE_TTL_S, RESERVATION_TTL_S
+from bot.storage.usage_ledger import RedisUsageLedger
+from tests.conftest import RedisTarget
 
 NOV_1, NOV_2, NOV_3, NOV_4, NOV_5 = (date(2026, 11, day) for day in range(1, 6))
 SONNET, HAIKU = "claude-sonnet-4-5", "claude-haiku-4-5"
@@ -57,16 +59,16 @@ T2_RECORD = record("U1", "C1", SONNET, Usage(9_999, 9_999), 99.0, at(NOV_2), wor
 
 
 @pytest.fixture
-async def client(redis_url: str, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
+async def client(redis_target: RedisTarget, redis_client: redis.Redis) -> AsyncIterator[redis.Redis]:
     """The ledger's own client (as wiring builds it); `redis_client` cleans the prefix afterwards."""
-    own = redis.Redis.from_url(redis_url, decode_responses=True)
+    own = redis_target.connect()
     yield own
     await own.aclose()
 
 
 @pytest.fixture
-def ledger(client: redis.Redis, key_prefix: str) -> RedisUsageLedger:
-    return RedisUsageLedger(client, key_prefix, raw_retention_days=30)
+def ledger(client: redis.Redis, key_prefix: str, redis_target: RedisTarget) -> RedisUsageLedger:
+    return RedisUsageLedger(client, redis_target.usage_keys(key_prefix), raw_retention_days=30)
 
 
 @pytest.fixture
@@ -237,7 +239,7 @@ class CountingClient:
         execute = pipe.execute
 
         async def counted(raise_on_error: bool = True) -> Any:
-            self.pipeline_sizes.append(len(pipe.command_stack))
+            self.pipeline_sizes.append(len(pipe))
             return await execute(raise_on_error)
 
         pipe.execute = counted  # type: ignore[method-assign]
@@ -252,10 +254,10 @@ class CountingClient:
 
 
 async def test_a_month_report_is_one_round_trip_of_a_few_reads_per_day(
-    filled: RedisUsageLedger, client: redis.Redis, key_prefix: str
+    filled: RedisUsageLedger, client: redis.Redis
 ) -> None:
     counting = CountingClient(client)
-    ledger = RedisUsageLedger(cast(redis.Redis, counting), key_prefix)
+    ledger = RedisUsageLedger(cast(redis.Redis, counting), filled.keys)
     report = await ledger.report("T1", date(2026, 10, 15), date(2026, 11, 14))
     assert report.requests == 5 and len(report.by_day) == 31
     assert counting.pipeline_sizes == [4 * 31] and counting.direct == []
@@ -354,14 +356,16 @@ async def test_expired_reservations_stop_counting(ledger: RedisUsageLedger, redi
     )
     assert ok
     assert await redis_client.zrange(ledger.keys.reserved("T1"), 0, -1) == [reservation]
-    assert 0 < await redis_client.pttl(ledger.keys.reserved("T1")) <= 600_000
+    assert 0 < await redis_client.pttl(ledger.keys.reserved("T1")) <= RESERVATION_TTL_S * 1000
 
 
 async def test_claim_once_is_true_once(ledger: RedisUsageLedger, redis_client: redis.Redis) -> None:
-    assert await ledger.claim_once("warned80:T1:2026-11", ttl_s=60)
-    assert not await ledger.claim_once("warned80:T1:2026-11", ttl_s=60)
-    assert await ledger.claim_once("weekly:T1:2026-W48", ttl_s=60)
-    assert 0 < await redis_client.ttl(ledger.keys.once("warned80:T1:2026-11")) <= 60
+    warned = Claim("budget_warning", "T1", "2026-11")
+    assert await ledger.claim_once(warned)
+    assert not await ledger.claim_once(warned)
+    assert await ledger.claim_once(Claim("weekly_summary", "T1", "2026-W48"))
+    assert await ledger.claim_once(Claim("budget_warning", "T2", "2026-11"))
+    assert 39 * 86_400 < await redis_client.ttl(ledger.keys.once(warned)) <= 40 * 86_400
 
 
 async def test_a_report_range_is_checked(ledger: RedisUsageLedger) -> None:
@@ -388,7 +392,7 @@ async def test_an_unreachable_redis_is_storage_unavailable(key_prefix: str) -> N
                 "T1", "U1", month="2026-11", day=NOV_1, estimate_usd=1, month_budget_usd=2, user_day_budget_usd=None
             )
         with pytest.raises(StorageUnavailable):
-            await ledger.claim_once("x", 60)
+            await ledger.claim_once(Claim("turned_away", "T1", "U1"))
     finally:
         await dead.aclose()
 

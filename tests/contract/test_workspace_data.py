@@ -4,6 +4,7 @@ workspace's conversations and settings (never another's, never the usage ledger)
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -12,14 +13,15 @@ import redis.asyncio as redis
 
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.events import Usage
-from bot.core.ports import Attachment
+from bot.core.ports import Attachment, RateBucket
 from bot.core.usage import UsageRecord
 from bot.core.workspaces import WorkspaceRetention
 from bot.storage.installations import RedisInstallationStore
-from bot.storage.keys import Keys
-from bot.storage.redis_store import RedisStore, connect
+from bot.storage.keys import Keys, UsageKeys
+from bot.storage.redis_store import RedisStore
 from bot.storage.usage_ledger import RedisUsageLedger
 from bot.storage.workspace_data import RedisWorkspacePurges
+from tests.conftest import RedisTarget
 from tests.contract.test_installation_store import CIPHER, installation
 
 # Keys builders whose keys the purge leaves alone, and why (the purge's docstring says the same).
@@ -40,7 +42,7 @@ SAMPLE_ARGS = {
     "kind": "user",
     "object_id": "U1",
     "delivery_id": "event:Ev1",
-    "bucket": "chat.update:T1",
+    "bucket": RateBucket("chat.update", "T1"),
     "state": "s1",
     "answer_id": "ans1",
     "day": "2026-11-26",
@@ -52,9 +54,13 @@ SAMPLE_ARGS = {
 
 
 @pytest.fixture
-async def store(redis_url: str, key_prefix: str, redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
+async def store(redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
     instance = RedisStore(
-        connect(redis_url), Keys(key_prefix), conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600
+        redis_target.connect(),
+        redis_target.keys(key_prefix),
+        conversation_ttl_s=3600,
+        dm_idle_reset_s=60,
+        dedup_ttl_s=600,
     )
     yield instance
     await instance.close()
@@ -74,8 +80,9 @@ def every_key_of(keys: Keys) -> dict[str, str]:
     return built
 
 
-def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_prefix: str) -> None:
-    keys = Keys(key_prefix)
+@pytest.mark.parametrize("hash_tags", [False, True], ids=["single", "cluster"])
+def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_prefix: str, hash_tags: bool) -> None:
+    keys = Keys(key_prefix, hash_tags=hash_tags)
     glob, t1 = keys.workspace_data("T1")
     _, t2 = keys.workspace_data("T2")
     _, t11 = keys.workspace_data("T11")
@@ -88,7 +95,9 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
         if name not in ("oauth_state", "pending_purges", "oauth_states_live", "install_rate"):
-            assert ":T1" in key, f"{name}: {key} does not name its workspace"
+            assert re.search(r":\{?T1(?:[:}]|$)", key), f"{name}: {key} does not name its workspace"
+            if hash_tags:  # on a cluster, the workspace (or one of its conversations) picks the slot
+                assert re.search(r"\{T1[:}]", key), f"{name}: {key} is not in its workspace's hash tag"
     assert glob == f"{key_prefix}*T1*"
 
 
@@ -103,8 +112,8 @@ async def fill(store: RedisStore, ledger: RedisUsageLedger, installations: Redis
     await store.put_profile("user", ws, "U1", {"display_name": "Ada"})
     await store.dm_session(ws, "D1", "1700000000.000200")
     await store.first_sightings(ws, ["event:Ev1"])
-    await store.reserve(f"chat.update:{ws}", 45)
-    await store.hold_off(f"chat.update:{ws}", 1.0)
+    await store.reserve(RateBucket("chat.update", ws), 45)
+    await store.hold_off(RateBucket("chat.update", ws), 1.0)
     usage = Usage(10, 5)
     await ledger.record(UsageRecord(ws, "U1", "C1", "default", "claude-x", usage, 0.01, True, datetime.now(UTC)))
     await installations.async_save(installation(ws))
@@ -117,7 +126,7 @@ async def keys_of(client: redis.Redis, prefix: str, workspace: str) -> set[str]:
 async def test_a_purge_deletes_one_workspaces_data_but_not_its_usage_or_another_workspace(
     store: RedisStore, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    ledger = RedisUsageLedger(store.client, key_prefix)
+    ledger = RedisUsageLedger(store.client, UsageKeys(key_prefix, hash_tags=store.keys.hash_tags))
     installations = RedisInstallationStore(store.client, store.keys, cipher=CIPHER)
     purges = RedisWorkspacePurges(store.client, store.keys)
     await fill(store, ledger, installations, "T1")
@@ -128,8 +137,10 @@ async def test_a_purge_deletes_one_workspaces_data_but_not_its_usage_or_another_
 
     left = await keys_of(redis_client, key_prefix, "T1")
     assert deleted >= 10
-    assert all(k.startswith((f"{key_prefix}usage:T1:", f"{key_prefix}installation:T1")) for k in left), left
-    assert any(k.startswith(f"{key_prefix}usage:T1:") for k in left), "usage history is kept"
+    usage, installation = UsageKeys(key_prefix, hash_tags=store.keys.hash_tags), store.keys.installation("T1")
+    usage_prefix = usage.reserved("T1").removesuffix("reserved")
+    assert all(k.startswith(usage_prefix) or k == installation for k in left), left
+    assert any(k.startswith(usage_prefix) for k in left), "usage history is kept"
     assert (await store.load(ConversationKey("T1", "C1", "1700000000.000100"))).turns == []
     assert await store.channel_persona("T1", "C1") is None
     assert await keys_of(redis_client, key_prefix, "T2") == t2_before

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from bot.core.ports import RateBucket
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import bot_messages, wait_for_reply
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply
@@ -93,7 +94,7 @@ async def test_an_answer_that_ends_while_its_edit_waits_for_the_budget_shows_the
 ) -> None:
     running = await start_bot(workspace_edits_per_minute=40)  # one edit every 1.5 s after a burst of 3
     for _ in range(3):  # other answers in the workspace have just spent the burst
-        assert await running.bot.store.reserve("chat.update:T0001", 40) == 0
+        assert await running.bot.store.reserve(RateBucket("chat.update", "T0001"), 40) == 0
     claude.script(TextReply("All done in one go."))
     root = "1700000305.000100"
     await running.sender.send_event(event_callback(app_mention("go", ts=root)))

@@ -988,10 +988,11 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ socket mode
 
-    async def wait_socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_socket_connected(self, timeout: float = 5.0, *, count: int = 1) -> None:  # noqa: ASYNC109
+        """Until at least `count` connections are open (an app may hold up to 10, e.g. one per process)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self._open_sockets():
+        while len(self._open_sockets()) < count:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"no Socket Mode connection within {timeout}s")
@@ -1010,12 +1011,14 @@ class FakeSlack:
         retry_reason: str = "timeout",
         accepts_response_payload: bool | None = None,
         envelope_id: str | None = None,
+        connection: int = -1,
     ) -> dict[str, Any]:
-        """Send an envelope on the newest open socket; return the client's ack frame.
+        """Send an envelope on one open socket (the newest unless `connection` picks another, in the order they
+        opened): Slack delivers each envelope to one of an app's connections. Returns the client's ack frame.
 
         Raises TimeoutError if no ack with the same envelope_id arrives within `timeout`.
         """
-        await self.wait_socket_connected(timeout)
+        await self.wait_socket_connected(timeout, count=connection + 1 if connection >= 0 else 1)
         if accepts_response_payload is None:
             accepts_response_payload = type == "slash_commands" or (
                 type == "interactive"
@@ -1036,7 +1039,7 @@ class FakeSlack:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending_acks[envelope_id] = fut
         try:
-            await self._open_sockets()[-1].send_str(json.dumps(envelope))
+            await self._open_sockets()[connection].send_str(json.dumps(envelope))
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:

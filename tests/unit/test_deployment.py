@@ -39,3 +39,57 @@ def test_env_example_names_only_real_settings() -> None:
 
     names = re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), flags=re.MULTILINE)
     assert names and all(name.lower() in Settings.model_fields for name in names)
+
+
+def _kubernetes() -> dict[str, dict[str, Any]]:
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "kubernetes.yaml").read_text()))
+    return {document["kind"]: document for document in documents}
+
+
+def test_the_kubernetes_example_waits_for_health_outlasts_the_shutdown_grace_and_limits_disruption() -> None:
+    from bot.settings import Settings
+
+    manifest = _kubernetes()
+    deployment, service, budget = manifest["Deployment"], manifest["Service"], manifest["PodDisruptionBudget"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+
+    assert deployment["spec"]["replicas"] >= 2 and env["REDIS_CLUSTER"] == "true"
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and ports[probe["port"]] == int(env["PORT"])
+    assert "httpGet" not in container["livenessProbe"]  # a Redis outage must not restart every pod
+    grace = float(env.get("SHUTDOWN_GRACE_S") or Settings.model_fields["shutdown_grace_s"].default)
+    assert pod["spec"]["terminationGracePeriodSeconds"] > grace + 5
+    assert "args" not in container and "command" not in container  # the image's `python -m bot` runs
+
+    labels = pod["metadata"]["labels"]
+    for selector in (deployment["spec"]["selector"]["matchLabels"], budget["spec"]["selector"]["matchLabels"]):
+        assert selector.items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"].get("sessionAffinity", "None") == "None"  # no sticky sessions
+    assert budget["apiVersion"] == "policy/v1"
+    assert (
+        budget["spec"].get("maxUnavailable", 0) >= 1 or budget["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    )
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Compose's own tags (`!reset`) on top of YAML."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def test_compose_scales_behind_a_round_robin_load_balancer() -> None:
+    scale = yaml.load((ROOT / "deploy" / "compose.scale.yml").read_text(), Loader=_ComposeLoader)
+    bot, lb = scale["services"]["bot"], scale["services"]["lb"]
+    assert bot["ports"] is None and bot["expose"] == ["3000"]  # no host port per replica, so --scale works
+    assert lb["ports"] == ["3000:3000"] and "bot" in lb["depends_on"]
+    lines = (ROOT / "deploy" / "nginx.conf").read_text().splitlines()
+    directives = "\n".join(line.split("#", 1)[0] for line in lines)
+    assert "bot:3000" in directives and "ip_hash" not in directives and "sticky" not in directives
+    mount = lb["volumes"][0].split(":")
+    assert (ROOT / "deploy" / mount[0]).resolve() == (ROOT / "deploy" / "nginx.conf").resolve()

@@ -16,6 +16,20 @@ from bot.wiring import build_core
 REQUIRED = {"slack_bot_token": "xoxb-1", "anthropic_api_key": "k", "slack_signing_secret": "s"}
 
 
+async def test_a_cluster_seed_url_gives_every_node_tls_the_password_and_the_ca_file(tmp_path: Path) -> None:
+    """Checked without a TLS cluster: the seed node's connection settings are what the client gives each node."""
+    ca_file = tmp_path / "ca.pem"
+    client = connect("rediss://:p%40ss@cache.internal:6380", tls_ca_file=ca_file, cluster=True)
+    try:
+        [seed] = client.nodes_manager.startup_nodes.values()  # type: ignore[attr-defined]
+        assert seed.connection_class is SSLConnection
+        options = seed.connection_kwargs
+        assert (options["host"], options["port"], options["password"]) == ("cache.internal", 6380, "p@ss")
+        assert options["ssl_ca_certs"] == str(ca_file)
+    finally:
+        await client.aclose()
+
+
 async def test_a_rediss_url_gives_a_tls_client_with_the_password_and_the_ca_file(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     client = connect("rediss://:p%40ss@cache.internal:6380/2", tls_ca_file=ca_file)

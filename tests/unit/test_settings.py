@@ -124,3 +124,26 @@ def test_weekly_summary_channels_name_their_workspace_with_oauth() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(**REQUIRED, weekly_summary_channel="T1:C1,T1:C2", _env_file=None)  # type: ignore[arg-type]
     assert "WEEKLY_SUMMARY_CHANNEL" in describe_validation_error(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"redis_cluster": True}, "REDIS_CLUSTER=true needs REDIS_URL"),
+        ({"redis_cluster": True, "redis_url": "unix:///tmp/redis.sock"}, "REDIS_CLUSTER=true needs REDIS_URL"),
+        ({"redis_cluster": True, "redis_url": "redis://:pw@node:6379/3"}, "only database 0"),
+        ({"redis_key_prefix": "bot{1}:"}, "REDIS_KEY_PREFIX may not contain"),
+    ],
+)
+def test_a_redis_cluster_needs_a_node_url_database_0_and_a_prefix_without_braces(
+    overrides: dict[str, object], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(ValidationError) as caught:
+        Settings(**REQUIRED, **overrides, _env_file=None)  # type: ignore[arg-type]
+    assert expected in str(caught.value) and "pw" not in describe_validation_error(caught.value)
+
+
+def test_a_redis_cluster_seed_node_is_accepted() -> None:
+    settings = Settings(**REQUIRED, redis_cluster=True, redis_url="rediss://:pw@node:6380", _env_file=None)  # type: ignore[arg-type]
+    assert settings.redis_cluster

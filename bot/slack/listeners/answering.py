@@ -19,6 +19,7 @@ from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.events import ReplyEvent
 from bot.core.i18n import tr
+from bot.core.usage import Claim
 from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.listeners.reset import is_reset_request, reset_from_message
@@ -157,7 +158,7 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
     """One polite private line, once per person: a bot in a busy channel must not nag (or run up a bill)."""
     key = message.key
     try:
-        first = await deps.usage.claim_once(f"turned-away:{key.workspace_id}:{message.user_id}", ttl_s=30 * 86400)
+        first = await deps.usage.claim_once(Claim("turned_away", key.workspace_id, message.user_id))
     except StorageUnavailable:
         first = False
     if first:
