@@ -8,8 +8,9 @@ Whatever it cannot do, it hands to the edit-in-place ReplyStream, which then own
 - An approval prompt, a failed model call whose shown text must be taken back, an error, or an answer longer than
   one streamed message should hold.
 
-Limits (../shared/reference/slack.md §4): appendStream is Tier 4 (~100/min per workspace), startStream and
-stopStream Tier 2; markdown_text is at most 12,000 characters per call. Streams must be thread replies, and in
+Limits (https://docs.slack.dev/reference/methods/chat.appendStream and its startStream / stopStream pages):
+appendStream is Tier 4 (~100/min per workspace), startStream and stopStream Tier 2; markdown_text is at most
+12,000 characters per call. Streams must be thread replies, and in
 channels they need the recipient's user and team ids. Blocks (our buttons) are only accepted by stopStream, so while
 the answer streams its Stop is Slack's own stop control, which later appends see as `stopped_by_user`.
 """

@@ -1,6 +1,6 @@
 """Shows a reply stream in Slack: a placeholder, paced edits, continuation messages, and a note on failure.
 
-Limits (see ../shared/reference/slack.md §3.3-3.4):
+Limits (https://docs.slack.dev/apis/web-api/rate-limits and https://docs.slack.dev/reference/methods/chat.update):
 - `chat.update` is Tier 3: about 50 calls a minute per workspace, shared by every answer in progress there.
   We spend from a shared budget in Redis (45/min by default, with a burst of 3) so processes agree.
 - Slack's AI guidance: edit a message about once every 3 s; we pace each answer at `edit_interval_s`.
