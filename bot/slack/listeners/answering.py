@@ -22,10 +22,10 @@ from bot.core.i18n import tr
 from bot.core.usage import Claim
 from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
-from bot.slack.listeners.reset import is_reset_request, reset_from_message
 from bot.slack.native_stream import NativeReplyStream
 from bot.slack.read_ahead import ReadAhead
 from bot.slack.reply_stream import ReplyStream
+from bot.slack.resets import is_reset_request, reset_from_message
 from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core import texts
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import MONTH_YEAR, fmt_date, money, tr
+from bot.core.metering import MAX_BUDGET_USD
 from bot.core.usage import month_key
 from bot.slack.admins import may_manage_costs
 from bot.slack.command_catalog import BUDGET_COMMAND, COST_COMMAND, PERSONA_COMMAND, RESET_COMMAND, TOOLS_COMMAND
@@ -37,7 +38,6 @@ from bot.slack.home import (
     home_view,
 )
 from bot.slack.incoming import workspace_of
-from bot.slack.listeners.budget import MAX_BUDGET_USD
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps

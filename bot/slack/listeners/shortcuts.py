@@ -11,9 +11,9 @@ from bot.core import texts
 from bot.core.errors import MediaRefused
 from bot.core.i18n import tr
 from bot.core.tools.commands import review_prompt
+from bot.slack.command_answers import stream_prompt
 from bot.slack.files import incoming_files
 from bot.slack.incoming import workspace_of
-from bot.slack.listeners.commands import stream_prompt
 
 if TYPE_CHECKING:
     from bot.slack.app import SlackDeps
