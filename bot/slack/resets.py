@@ -18,7 +18,7 @@ from bot.core.i18n import tr
 from bot.slack.incoming import Place
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 RESET_WORDS = frozenset({"reset", "start over", "forget this thread"})
 

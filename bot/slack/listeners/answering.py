@@ -29,7 +29,7 @@ from bot.slack.resets import is_reset_request, reset_from_message
 from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 content_log = logging.getLogger(CONTENT_LOGGER)

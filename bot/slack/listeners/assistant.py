@@ -21,7 +21,7 @@ from bot.slack.listeners.answering import answer_in_slack
 from bot.slack.views import pane_greeting
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

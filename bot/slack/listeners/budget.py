@@ -17,7 +17,7 @@ from bot.slack.command_catalog import BUDGET_COMMAND
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 _SET = re.compile(r"^(month|user-day)\s+(off|\$?\d{1,9}(?:\.\d+)?)$", re.IGNORECASE)
 

@@ -17,7 +17,7 @@ from bot.slack.incoming import workspace_of
 from bot.slack.views import persona_list, tool_list
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

@@ -19,7 +19,7 @@ from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 

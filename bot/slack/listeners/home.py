@@ -40,7 +40,7 @@ from bot.slack.home import (
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

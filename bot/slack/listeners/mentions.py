@@ -11,7 +11,7 @@ from bot.slack import incoming
 from bot.slack.listeners.answering import answer_in_slack
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

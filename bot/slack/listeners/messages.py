@@ -12,7 +12,7 @@ from bot.slack.incoming import MessageKind, Place
 from bot.slack.listeners.answering import answer_in_slack
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

@@ -16,7 +16,7 @@ from bot.slack.incoming import workspace_of
 from bot.slack.resets import forget_thread, start_dm_over
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 FORGET_SHORTCUT = "forget_thread"
 

@@ -16,7 +16,7 @@ from bot.slack.files import incoming_files
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 REVIEW_SHORTCUT = "review_message"
 _MAX_SNIPPET_CHARS = 60_000
