@@ -22,8 +22,8 @@ from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
 from bot.core.workspaces import WorkspaceRetention
 from bot.metrics import Metrics
+from bot.slack.answering import AnswersInProgress
 from bot.slack.directory import Directory
-from bot.slack.listeners.answering import AnswersInProgress
 from bot.slack.native_stream import NativeRefusals
 from bot.slack.reply_stream import RenderConfig
 from bot.storage.usage_ledger import RedisUsageLedger

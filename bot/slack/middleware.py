@@ -17,8 +17,8 @@ from bot.core.errors import StorageUnavailable
 from bot.core.i18n import tr
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
+from bot.slack.answering import AnswersInProgress
 from bot.slack.incoming import is_answerable, workspace_of
-from bot.slack.listeners.answering import AnswersInProgress
 
 log = logging.getLogger(__name__)
 
