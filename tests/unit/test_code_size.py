@@ -21,11 +21,10 @@ KNOWN_LONG_FUNCTIONS: dict[str, int] = {
     "bot/metrics.py:Metrics.__init__": 70,
     "bot/wiring.py:build_bot": 86,
     "bot/wiring.py:Core.replies": 65,
-    "bot/slack/listeners/home.py:register": 63,
 }
 KNOWN_LONG_MODULES: dict[str, int] = {
     "bot/core/replies.py": 534,
-    "bot/wiring.py": 455,
+    "bot/wiring.py": 456,  # +1 line: SlackDeps imported from deps.py
 }
 
 

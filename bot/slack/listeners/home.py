@@ -93,15 +93,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if not await _is_admin(deps, client, workspace, user):
             await ack(response_action="errors", errors={BUDGET_MONTH_BLOCK: tr(texts.MODAL_ADMINS_ONLY)})
             return
-        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        amounts: dict[str, float | None] = {}
-        errors: dict[str, str] = {}
-        for block_id, kind in ((BUDGET_MONTH_BLOCK, "month"), (BUDGET_USER_DAY_BLOCK, "user_day")):
-            raw = str(((values.get(block_id) or {}).get(BUDGET_INPUT_ACTION) or {}).get("value") or "")
-            try:
-                amounts[kind] = parse_amount(raw)
-            except ValueError:
-                errors[block_id] = tr(texts.MODAL_BUDGET_INVALID, low=money(0), high=money(MAX_BUDGET_USD))
+        amounts, errors = _budget_amounts(body)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -109,6 +101,20 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         for kind, amount in amounts.items():
             await deps.budgets.set_budget(workspace, kind, amount)
         await publish_home(deps, client, workspace, user, context.bot_user_id or "")
+
+
+def _budget_amounts(body: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The modal's amounts by budget kind, and an error per input block that does not hold a valid amount."""
+    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+    amounts: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for block_id, kind in ((BUDGET_MONTH_BLOCK, "month"), (BUDGET_USER_DAY_BLOCK, "user_day")):
+        raw = str(((values.get(block_id) or {}).get(BUDGET_INPUT_ACTION) or {}).get("value") or "")
+        try:
+            amounts[kind] = parse_amount(raw)
+        except ValueError:
+            errors[block_id] = tr(texts.MODAL_BUDGET_INVALID, low=money(0), high=money(MAX_BUDGET_USD))
+    return amounts, errors
 
 
 def parse_amount(raw: str) -> float | None:
