@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import logs
 from bot.server import Service
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import PROVIDER_NAMES, Settings, SettingsError, load_settings
 from bot.wiring import Bot
 
 log = logging.getLogger("bot")
@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to a persona in the terminal, without Slack")
     chat.add_argument("--persona", default=None, help="persona name (default: DEFAULT_PERSONA)")
     chat.add_argument("--session", default=None, help="resume an earlier terminal conversation by its id")
+    chat.add_argument(
+        "--provider",
+        default=None,
+        choices=PROVIDER_NAMES,
+        help="talk through this one provider instead of the CLAUDE_PROVIDERS chain (checks its credentials)",
+    )
     return parser
 
 
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.path} is out of date: run `claude-slack-bot manifest --write`", file=sys.stderr)
         return 1
     try:
-        settings = load_settings(for_slack=args.command in (None, "run"))
+        settings = load_settings(for_slack=args.command in (None, "run"), provider=getattr(args, "provider", None))
     except SettingsError as error:
         print(f"claude-slack-bot: cannot start: {error}", file=sys.stderr)
         return 2
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         level = "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level
         logs.configure(level, fmt=settings.log_format, message_text=settings.log_message_text)
         return _run_reporting_setup_errors(
-            chat(settings, args.persona or settings.default_persona, session=args.session)
+            chat(settings, args.persona or settings.default_persona, session=args.session, provider=args.provider)
         )
     logs.configure(settings.log_level, fmt=settings.log_format, message_text=settings.log_message_text)
     return _run_reporting_setup_errors(serve(settings))

@@ -128,6 +128,27 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self._provider_calls = Counter(
+            "claude_provider_calls",
+            "Billed Claude calls by the provider that served them (CLAUDE_PROVIDERS)",
+            ["provider"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._provider_cost = Counter(
+            "claude_provider_cost_usd",
+            "Cost in USD by the provider that served the call",
+            ["provider"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._failovers = Counter(
+            "claude_failovers",
+            "Calls a provider failed that went on to the next provider, by provider and reason",
+            ["provider", "reason"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         ProcessCollector(namespace=NAMESPACE, registry=self.registry)
 
     # --- Slack -------------------------------------------------------------------------------------------
@@ -174,6 +195,11 @@ class Metrics:
         ):
             self._tokens.labels(workspace, model, kind).inc(tokens)
         self._cost.labels(workspace, model).inc(record.cost_usd)
+        self._provider_calls.labels(record.provider).inc()
+        self._provider_cost.labels(record.provider).inc(record.cost_usd)
+
+    def claude_failover(self, provider: str, reason: str) -> None:
+        self._failovers.labels(provider, reason).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A current model from the SDK's list (anthropic 2.14 `types/model_param.py`), not a deprecated one.
 DEFAULT_MODEL = "claude-sonnet-5-5"
+# Where Claude can be served from, each through the SDK's own client (bot/llm/providers.py).
+PROVIDER_NAMES = ("anthropic", "bedrock", "vertex", "foundry")
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 _SWITCH_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false", "off": "false"}
@@ -40,8 +42,27 @@ class Settings(BaseSettings):
     uninstall_data_grace_s: PositiveSeconds = 7 * 24 * 3600.0
 
     # Claude. ANTHROPIC_BASE_URL is read here too, so the SDK and our tests agree on where it points.
-    anthropic_api_key: SecretStr
+    # CLAUDE_PROVIDERS is the failover chain, in order (anthropic,bedrock,vertex,foundry); each provider is set up
+    # with the variables its SDK client reads, checked by `check_providers`.
+    claude_providers: str = "anthropic"
+    anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
+    aws_region: str | None = None
+    aws_default_region: str | None = None  # the AWS CLI's name for it, used when AWS_REGION is unset
+    aws_bearer_token_bedrock: SecretStr | None = None  # a Bedrock API key; unset: the standard AWS credential chain
+    anthropic_bedrock_base_url: str | None = None
+    anthropic_vertex_project_id: str | None = None
+    cloud_ml_region: str | None = None
+    anthropic_vertex_base_url: str | None = None
+    vertex_access_token: SecretStr | None = None  # a ready bearer token; unset: Google application-default creds
+    anthropic_foundry_api_key: SecretStr | None = None
+    anthropic_foundry_resource: str | None = None
+    anthropic_foundry_base_url: str | None = None
+    # JSON {"bedrock": {"claude-sonnet-5-5": "eu.anthropic.claude-sonnet-5-5"}}: provider model ids over the table.
+    claude_model_map: str = ""
+    # A provider that failed this many calls in a row is skipped for the cool-down, then probed by one call.
+    provider_failure_threshold: int = Field(default=3, ge=1, le=100)
+    provider_cooldown_s: PositiveSeconds = 30.0
     claude_model: str = DEFAULT_MODEL
     claude_fallback_model: str | None = None
     claude_max_tokens: int = Field(default=4096, ge=1, le=128_000)
@@ -186,7 +207,19 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @field_validator(
+        "anthropic_api_key",
         "anthropic_base_url",
+        "aws_region",
+        "aws_default_region",
+        "aws_bearer_token_bedrock",
+        "anthropic_bedrock_base_url",
+        "anthropic_vertex_project_id",
+        "cloud_ml_region",
+        "anthropic_vertex_base_url",
+        "vertex_access_token",
+        "anthropic_foundry_api_key",
+        "anthropic_foundry_resource",
+        "anthropic_foundry_base_url",
         "redis_url",
         "redis_tls_ca_file",
         "metrics_token",
@@ -205,7 +238,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("anthropic_base_url", "slack_redirect_uri")
+    @field_validator(
+        "anthropic_base_url",
+        "anthropic_bedrock_base_url",
+        "anthropic_vertex_base_url",
+        "anthropic_foundry_base_url",
+        "slack_redirect_uri",
+    )
     @classmethod
     def _url_shape(cls, value: str | None) -> str | None:
         if value is not None:
@@ -273,6 +312,33 @@ class Settings(BaseSettings):
             PriceTable.from_setting(value)  # raises ValueError with a plain message
         return value
 
+    @field_validator("claude_providers")
+    @classmethod
+    def _providers_shape(cls, value: str) -> str:
+        from bot.llm.providers import parse_chain
+
+        return parse_chain(value)  # raises ValueError with a plain message
+
+    @field_validator("claude_model_map")
+    @classmethod
+    def _model_map_shape(cls, value: str) -> str:
+        from bot.llm.providers import ModelMap
+
+        ModelMap.parse(value)  # raises ValueError with a plain message
+        return value
+
+    def provider_chain(self) -> tuple[str, ...]:
+        return tuple(self.claude_providers.split(","))
+
+    def bedrock_region(self) -> str | None:
+        return self.aws_region or self.aws_default_region
+
+    def check_providers(self, only: str | None = None) -> None:
+        """Each provider in the chain (or just `only`) has its settings; else SettingsError naming what is missing."""
+        from bot.llm.providers import check_settings
+
+        check_settings(self, only)
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -331,6 +397,9 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.slack_client_secret,
             self.anthropic_api_key,
+            self.aws_bearer_token_bedrock,
+            self.vertex_access_token,
+            self.anthropic_foundry_api_key,
             self.metrics_token,
         ]
         values = [secret.get_secret_value() for secret in secrets if secret is not None]
@@ -382,12 +451,16 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def load_settings(*, for_slack: bool = True) -> Settings:
-    """Read the environment (and .env) once, translating validation errors into SettingsError."""
+def load_settings(*, for_slack: bool = True, provider: str | None = None) -> Settings:
+    """Read the environment (and .env) once, translating validation errors into SettingsError.
+
+    `provider` (chat --provider) checks that one provider's settings instead of the whole CLAUDE_PROVIDERS chain.
+    """
     try:
-        settings = Settings()  # type: ignore[call-arg]  # required values come from the environment
+        settings = Settings()
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None
+    settings.check_providers(only=provider)
     if for_slack:
         settings.check_slack()
     return settings

@@ -36,11 +36,13 @@ async def chat(
     persona_name: str,
     *,
     session: str | None = None,
+    provider: str | None = None,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
 ) -> int:
-    """Read a line, stream the answer, repeat until EOF or /quit. `session` resumes an earlier conversation."""
-    core = build_core(settings)
+    """Read a line, stream the answer, repeat until EOF or /quit. `session` resumes an earlier conversation;
+    `provider` talks through that one provider (e.g. to check its credentials from a terminal)."""
+    core = build_core(settings, provider=provider)
     await core.start()
     try:
         persona = core.personas.get(persona_name)
@@ -51,7 +53,8 @@ async def chat(
         channel_id = f"chat-{session}"
         await core.store.set_channel_persona(WORKSPACE, channel_id, persona.name)
         replies = core.replies(TERMINAL_FORMATTING)
-        stdout.write(f"Chatting with persona “{persona.name}” (session {session}). Ctrl-D or /quit to leave.\n")
+        where = f" through {provider}" if provider else ""
+        stdout.write(f"Chatting with persona “{persona.name}”{where} (session {session}). Ctrl-D or /quit to leave.\n")
         loop = asyncio.get_running_loop()
         turn = 0
         while True:

@@ -19,6 +19,7 @@ from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
 from bot.core.attachments import Attachments
+from bot.core.breaker import BreakerPolicy
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.context_window import ContextPolicy, ContextWindow
 from bot.core.fair_budget import FairRateBudget
@@ -34,6 +35,7 @@ from bot.core.tools.runner import ToolRunner
 from bot.core.usage import DEFAULT_PRICES, PriceTable
 from bot.core.workspaces import WorkspaceRetention
 from bot.llm.claude import ClaudeModel
+from bot.llm.failover import FailoverModel, build_model
 from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
 from bot.metrics import Metrics
@@ -55,6 +57,7 @@ from bot.slack.workspaces import (
 )
 from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
+from bot.storage.breaker import RedisCircuitBreaker
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.installations import RedisInstallationStore, RedisInstallRate, RedisOAuthStateStore
 from bot.storage.keys import Keys, UsageKeys
@@ -80,7 +83,7 @@ class Core:
 
     settings: Settings
     store: RedisStore
-    model: ClaudeModel
+    model: ClaudeModel | FailoverModel
     personas: PersonaCatalog
     tools: ToolRegistry
     web: SafeWebFetcher | None
@@ -205,7 +208,8 @@ def load_persona_catalog(settings: Settings) -> PersonaCatalog:
     return catalog
 
 
-def build_core(settings: Settings) -> Core:
+def build_core(settings: Settings, *, provider: str | None = None) -> Core:
+    """`provider` (chat --provider) talks through that one provider instead of the CLAUDE_PROVIDERS chain."""
     logs.add_secrets(settings.secret_values())  # redacted by value from the first log line on
     i18n.install(settings.default_locale)
     metrics = Metrics()
@@ -225,16 +229,10 @@ def build_core(settings: Settings) -> Core:
         dedup_ttl_s=settings.event_dedup_ttl_s,
         profile_ttl_s=settings.profile_cache_ttl_s,
     )
-    model = ClaudeModel(
-        ClaudeModel.build_client(
-            api_key=settings.anthropic_api_key.get_secret_value(),
-            base_url=settings.anthropic_base_url,
-            silence_timeout_s=settings.claude_silence_timeout_s,
-            connect_timeout_s=settings.claude_connect_timeout_s,
-        ),
-        max_attempts=settings.claude_max_attempts,
-        backoff_base_s=settings.claude_retry_base_delay_s,
-        on_error=metrics.claude_error,
+    policy = BreakerPolicy(settings.provider_failure_threshold, settings.provider_cooldown_s)
+    breaker = RedisCircuitBreaker(store.client, store.keys, policy)
+    model = build_model(
+        settings, breaker, on_error=metrics.claude_error, on_failover=metrics.claude_failover, only=provider
     )
     web = None
     if settings.fetch_url_enabled:

@@ -203,12 +203,13 @@ def _stopped_call(
     """
     if progress is None:
         usage, model = Usage(input_tokens=estimate_input_tokens(request)), request.model
+        provider = "anthropic"  # unknown: nothing came back; billed at the list price
     else:
         extra = math.ceil(unreported_chars / CHARS_PER_TOKEN)
         usage = dataclasses.replace(progress.usage, output_tokens=progress.usage.output_tokens + extra)
-        model = progress.model
+        model, provider = progress.model, progress.provider
     blocks = (TextBlock(text=text),) if text.strip() else ()
-    return ModelTurnComplete(blocks=blocks, usage=usage, stop_reason="stopped", model=model)
+    return ModelTurnComplete(blocks=blocks, usage=usage, stop_reason="stopped", model=model, provider=provider)
 
 
 def stopped_results(calls: Sequence[ToolCallBlock], results: Sequence[ToolResultBlock]) -> list[ToolResultBlock]:

@@ -91,6 +91,7 @@ class ModelTurnComplete:
     usage: Usage
     stop_reason: str
     model: str
+    provider: str = "anthropic"  # where it was served (CLAUDE_PROVIDERS): recorded and priced per provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class UsageSoFar:
 
     usage: Usage
     model: str
+    provider: str = "anthropic"
 
 
 @dataclass(frozen=True, slots=True)

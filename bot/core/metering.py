@@ -162,9 +162,11 @@ class Metering:
             raise BudgetSpent(self._spent_message(detail, now, policy))
         return Admission(model=model, reservation_id=detail)
 
-    async def settle(self, call: CallContext, admission: Admission | None, model: str, usage: Usage) -> None:
-        """Record what the call really cost, free its reservation, and warn admins once at the warning level."""
-        cost, known = self._prices.cost(model, usage)
+    async def settle(
+        self, call: CallContext, admission: Admission | None, model: str, usage: Usage, provider: str = "anthropic"
+    ) -> None:
+        """Record what the call really cost (at its provider's price), free its reservation, warn admins once."""
+        cost, known = self._prices.cost(model, usage, provider)
         if not known:
             # Flagged as unpriced in reports, but budgets still count it, at the most expensive known price:
             # a model missing from the table must not mean unlimited spending.
@@ -181,8 +183,9 @@ class Metering:
             cost_usd=cost,
             priced=known,
             at=self._clock(),
+            provider=provider,
         )
-        await self._ledger.record(record, savings_usd=self._prices.cache_savings(model, usage))
+        await self._ledger.record(record, savings_usd=self._prices.cache_savings(model, usage, provider))
         await self.release(call, admission)
         await self._maybe_warn(call.workspace_id, await self.policy(call.workspace_id))
 

@@ -56,6 +56,19 @@ class LanguageModel(Protocol):
         ...
 
 
+class CircuitBreaker(Protocol):
+    """Per-provider health shared by every bot process: a provider that keeps failing is skipped for a cool-down,
+    then one call probes it (half-open); success closes it again."""
+
+    async def allow(self, provider: str) -> bool:
+        """True when a call may go to `provider` now (closed, or this caller won the half-open probe)."""
+        ...
+
+    async def record_success(self, provider: str) -> None: ...
+
+    async def record_failure(self, provider: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ModelLimits:
     """What the provider says about a model; None where it does not say."""

@@ -415,7 +415,7 @@ class Replies:
         if self._metering is None:
             return
         try:
-            await self._metering.settle(call, admission, complete.model, complete.usage)
+            await self._metering.settle(call, admission, complete.model, complete.usage, complete.provider)
         except StorageUnavailable:
             log.error("could not record usage for %s (%s); the answer goes on", call.workspace_id, complete.model)
 

@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -82,15 +82,27 @@ _DAYS = re.compile(r"(\d{1,4})d")
 _MONTH = re.compile(r"(\d{4})-(\d{1,2})")
 
 
+# Where Claude is served (bot.settings.PROVIDER_NAMES). Amazon Bedrock, Google Vertex AI and Microsoft Foundry list
+# Claude at Anthropic's prices, so the defaults apply to every provider. Bedrock's and Vertex's *regional* endpoints
+# (a `us.`/`eu.` inference profile, a CLOUD_ML_REGION other than `global`) add a premium, about 10 % for Claude
+# Sonnet 4.5 and later (Claude's docs, "global vs regional endpoints"; the exact figure is unverified here): set
+# PRICE_OVERRIDES per provider for it, e.g. {"vertex": {"claude-sonnet-5-5": {"input": 2.2, "output": 11.0}}}.
+PRICED_PROVIDERS = ("anthropic", "bedrock", "vertex", "foundry")
+
+
 class PriceTable:
-    """Prices by model id: the defaults with the operator's overrides on top."""
+    """Prices by model id: the defaults with the operator's overrides on top, and per-provider overrides on those."""
 
     def __init__(
-        self, prices: Mapping[str, ModelPrice] = DEFAULT_PRICES, overrides: Mapping[str, ModelPrice] | None = None
+        self,
+        prices: Mapping[str, ModelPrice] = DEFAULT_PRICES,
+        overrides: Mapping[str, ModelPrice] | None = None,
+        per_provider: Mapping[str, Mapping[str, ModelPrice]] | None = None,
     ) -> None:
         self._prices: dict[str, ModelPrice] = {**prices, **(overrides or {})}
         # Longest first, so "claude-opus-4-5-..." matches claude-opus-4-5 before any shorter id.
         self._by_length = sorted(self._prices, key=len, reverse=True)
+        self._per_provider = {name: PriceTable({}, table) for name, table in (per_provider or {}).items()}
 
     @classmethod
     def from_setting(cls, overrides_json: str) -> PriceTable:
@@ -103,10 +115,21 @@ class PriceTable:
             raise ValueError(f"price overrides are not valid JSON ({error.msg}, at character {error.pos})") from None
         if not isinstance(raw, dict):
             raise ValueError('price overrides must be a JSON object like {"claude-x": {"input": 1.0, "output": 5.0}}')
-        return cls(overrides={_model_id(model): _override(model, value) for model, value in raw.items()})
+        per_provider: dict[str, dict[str, ModelPrice]] = {}
+        for provider in [name for name in raw if name in PRICED_PROVIDERS]:
+            table = raw.pop(provider)
+            if not isinstance(table, dict):
+                raise ValueError(f'price overrides: "{provider}" must map model ids to prices')
+            per_provider[provider] = {_model_id(model): _override(model, value) for model, value in table.items()}
+        overrides = {_model_id(model): _override(model, value) for model, value in raw.items()}
+        return cls(overrides=overrides, per_provider=per_provider)
 
-    def price(self, model: str) -> ModelPrice | None:
-        """Exact id, else the longest known id that this one is a dated snapshot of."""
+    def price(self, model: str, provider: str = "anthropic") -> ModelPrice | None:
+        """The provider's override, else the exact id, else the longest known id this one is a dated snapshot of."""
+        own = self._per_provider.get(provider)
+        found = own.price(model) if own is not None else None
+        if found is not None:
+            return found
         found = self._prices.get(model)
         if found is not None:
             return found
@@ -115,9 +138,9 @@ class PriceTable:
                 return self._prices[known]
         return None
 
-    def cost(self, model: str, usage: Usage) -> tuple[float, bool]:
+    def cost(self, model: str, usage: Usage, provider: str = "anthropic") -> tuple[float, bool]:
         """(USD, known): an unknown model costs 0.0 with known=False, so the caller records it as unpriced."""
-        price = self.price(model)
+        price = self.price(model, provider)
         if price is None:
             return 0.0, False
         usd = (
@@ -128,9 +151,9 @@ class PriceTable:
         ) / _PER_MTOK + usage.web_search_requests * WEB_SEARCH_USD
         return usd, True
 
-    def cache_savings(self, model: str, usage: Usage) -> float:
+    def cache_savings(self, model: str, usage: Usage, provider: str = "anthropic") -> float:
         """What the cache reads saved against paying the full input price for those tokens (0.0 if unpriced)."""
-        price = self.price(model)
+        price = self.price(model, provider)
         if price is None:
             return 0.0
         return usage.cache_read_tokens * price.input_per_mtok * (1 - CACHE_READ_MULTIPLIER) / _PER_MTOK
@@ -183,6 +206,7 @@ class UsageRecord:
     cost_usd: float
     priced: bool
     at: datetime
+    provider: str = "anthropic"  # where the call was served (CLAUDE_PROVIDERS)
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -225,6 +249,7 @@ class UsageReport:
     top_users: list[Breakdown]
     top_channels: list[Breakdown]
     top_models: list[Breakdown]
+    top_providers: list[Breakdown] = field(default_factory=list)
 
 
 def parse_period(text: str, today: date) -> tuple[date, date, str]:

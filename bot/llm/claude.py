@@ -10,7 +10,7 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -41,6 +41,7 @@ from bot.core.events import (
 )
 from bot.core.i18n import tr
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
+from bot.llm.providers import CAPABILITIES, Capabilities, ModelMap, Provider, shape_for
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +54,52 @@ _CHARS_PER_TOKEN = 4
 # Statuses the SDK has already retried (max_retries) before we see them: worth a fallback model, not a 4th try.
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
-_TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+# Bedrock's event stream names them after its exception frames (botocore's bedrock-runtime ResponseStream shape).
+TRANSIENT_STREAM_ERRORS = frozenset(
+    {
+        "overloaded_error",
+        "api_error",
+        "rate_limit_error",
+        "timeout_error",
+        "throttlingException",
+        "serviceUnavailableException",
+        "internalServerException",
+        "modelStreamErrorException",
+        "modelTimeoutException",
+    }
+)
 
 
 # Thinking blocks cannot carry cache_control [reference §5: the list of markable blocks leaves them out].
 _UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 
 
-class _StreamCutShort(Exception):
+class StreamCutShort(Exception):
     """The stream ended without message_stop: the SDK returns quietly, but the answer is incomplete."""
 
 
-def _describe_status(error: anthropic.APIStatusError) -> str:
+# The settings an admin checks when a provider refuses the bot's credentials.
+_CREDENTIAL_SETTINGS = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK or the AWS credentials",
+    "vertex": "VERTEX_ACCESS_TOKEN or the Google application-default credentials",
+    "foundry": "ANTHROPIC_FOUNDRY_API_KEY",
+}
+
+
+def credential_settings(provider: str) -> str:
+    """What an admin checks when `provider` refuses the bot's credentials (setting names are not translated)."""
+    return _CREDENTIAL_SETTINGS.get(provider, "ANTHROPIC_API_KEY")
+
+
+def describe_status(error: anthropic.APIStatusError, provider: str = "anthropic") -> str:
     kind = error.type or ""
     if error.status_code == 529 or kind == "overloaded_error":
         return tr(texts.MODEL_OVERLOADED)
     if error.status_code == 429 or kind == "rate_limit_error":
         return tr(texts.MODEL_RATE_LIMITED)
     if error.status_code in (401, 403):
-        return tr(texts.MODEL_BAD_CREDENTIALS)
+        return tr(texts.MODEL_BAD_CREDENTIALS, settings=credential_settings(provider))
     if error.status_code == 404:
         return tr(texts.MODEL_NOT_FOUND)
     if error.status_code in (400, 413, 422):
@@ -86,15 +114,36 @@ class ClaudeModel:
         self,
         client: anthropic.AsyncAnthropic,
         *,
+        provider: str = "anthropic",
+        capabilities: Capabilities | None = None,
+        models: ModelMap | None = None,
         max_attempts: int = 3,
         backoff_base_s: float = 0.5,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self.provider = provider
+        self.capabilities = capabilities or CAPABILITIES[provider]
+        self._models = models or ModelMap()
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
         self._limits: dict[str, tuple[ModelLimits | None, float]] = {}
         self._on_error = on_error or (lambda error_type: None)  # told of every failed attempt, e.g. for metrics
+
+    @classmethod
+    def for_provider(
+        cls, provider: Provider, *, max_attempts: int, backoff_base_s: float, on_error: Callable[[str], None]
+    ) -> ClaudeModel:
+        # Bedrock's and Vertex's clients are not AsyncAnthropic subclasses, but offer the same `messages` resource.
+        return cls(
+            cast(anthropic.AsyncAnthropic, provider.client),
+            provider=provider.name,
+            capabilities=provider.capabilities,
+            models=provider.models,
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            on_error=on_error,
+        )
 
     @staticmethod
     def build_client(
@@ -110,6 +159,8 @@ class ClaudeModel:
 
     async def limits(self, model: str) -> ModelLimits | None:
         """The Models API's facts about `model`, cached for an hour (a failure is remembered for a minute)."""
+        if not self.capabilities.models_api:
+            return None  # the provider has no Models API: the core keeps its defaults
         now = time.monotonic()
         cached = self._limits.get(model)
         if cached is not None and cached[1] > now:
@@ -132,13 +183,15 @@ class ClaudeModel:
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """The provider's exact count for the request as it would be sent (count_tokens is free of charge)."""
-        params = self.request_params(request, request.model)
+        if not self.capabilities.count_tokens:
+            raise ModelUnavailable(tr(texts.MODEL_NO_TOKEN_COUNT))
+        params = self.provider_params(request, request.model)
         params.pop("max_tokens", None)
         params.pop("metadata", None)
         try:
             counted = await self._client.messages.count_tokens(**params)
         except anthropic.APIStatusError as error:
-            raise ModelUnavailable(_describe_status(error), request_id=error.request_id) from error
+            raise ModelUnavailable(describe_status(error, self.provider), request_id=error.request_id) from error
         except (anthropic.APIConnectionError, httpx2.HTTPError) as error:
             raise ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS)) from error
         return counted.input_tokens
@@ -158,9 +211,9 @@ class ClaudeModel:
                 return
             except anthropic.APIStatusError as error:
                 self._on_error(error.type or f"http_{error.status_code}")
-                last_error = ModelUnavailable(_describe_status(error), request_id=error.request_id)
+                last_error = ModelUnavailable(describe_status(error, self.provider), request_id=error.request_id)
                 mid_stream = error.status_code == 200
-                if mid_stream and error.type not in _TRANSIENT_STREAM_ERRORS:
+                if mid_stream and error.type not in TRANSIENT_STREAM_ERRORS:
                     raise last_error from error
                 if not mid_stream:
                     # The SDK already retried this status; only a fallback model is worth another call.
@@ -182,7 +235,7 @@ class ClaudeModel:
                 self._on_error("connection")
                 last_error = ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS))
                 log.warning("claude attempt %d: connection failed (%s)", attempt + 1, type(error).__name__)
-            except _StreamCutShort:
+            except StreamCutShort:
                 self._on_error("stream_cut_short")
                 last_error = ModelUnavailable(tr(texts.MODEL_CUT_OFF))
                 log.warning("claude attempt %d: stream ended before message_stop", attempt + 1)
@@ -194,8 +247,22 @@ class ClaudeModel:
         assert last_error is not None
         raise last_error
 
-    async def _one_attempt(self, request: ModelRequest, model: str) -> AsyncIterator[ModelEvent]:
-        params = self.request_params(request, model)
+    def provider_params(self, request: ModelRequest, model: str, prefill: str = "") -> dict[str, Any]:
+        """The wire request for this provider: its model id, and only the features it offers."""
+        model_id = self._models.provider_id(self.provider, model)
+        return shape_for(self.capabilities, self.request_params(request, model), model_id=model_id, prefill=prefill)
+
+    async def attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
+        """One call, no retries of our own (the SDK's are done): raises the SDK's errors for a failover to judge."""
+        async for event in self._one_attempt(request, model, prefill):
+            yield event
+
+    def _reported_model(self, model: str, reported: str) -> str:
+        """Anthropic names the model it ran; a cloud's name is its own id, so the bill keeps the id personas use."""
+        return reported if self.provider == "anthropic" else model
+
+    async def _one_attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
+        params = self.provider_params(request, model, prefill)
         started: UsageSoFar | None = None
         written_chars = 0  # text, thinking and tool input so far: the output a stopped call is billed for
         async with self._client.messages.stream(**params) as stream:
@@ -211,11 +278,12 @@ class ClaudeModel:
                 elif event.type == "input_json":
                     written_chars += len(event.partial_json)
                 elif event.type == "message_start":
-                    started = UsageSoFar(_usage(event.message.usage), event.message.model)
+                    reported = self._reported_model(model, event.message.model)
+                    started = UsageSoFar(_usage(event.message.usage), reported, self.provider)
                     yield started
                 elif event.type == "content_block_stop" and started is not None:
                     estimate = max(started.usage.output_tokens, math.ceil(written_chars / _CHARS_PER_TOKEN))
-                    yield UsageSoFar(dataclasses.replace(started.usage, output_tokens=estimate), started.model)
+                    yield dataclasses.replace(started, usage=dataclasses.replace(started.usage, output_tokens=estimate))
                 elif event.type == "content_block_start":
                     block_type = event.content_block.type
                     if block_type in ("thinking", "redacted_thinking"):
@@ -224,12 +292,13 @@ class ClaudeModel:
                         yield ToolRunning(tool="web_search", status=tr(texts.TOOL_SEARCHING_WEB))
             final = await stream.get_final_message()
         if final.stop_reason is None:
-            raise _StreamCutShort()
+            raise StreamCutShort()
         yield ModelTurnComplete(
             blocks=tuple(_from_sdk_blocks(final.content)),
             usage=_usage(final.usage),
             stop_reason=final.stop_reason,
-            model=final.model,
+            model=self._reported_model(model, final.model),
+            provider=self.provider,
         )
 
     @staticmethod

@@ -80,6 +80,7 @@ def usage_report(
     tops: list[tuple[str, Sequence[Breakdown], str]] = [
         (tr(texts.REPORT_TOP_CHANNELS), report.top_channels, "channel"),
         (tr(texts.REPORT_TOP_MODELS), report.top_models, "model"),
+        (tr(texts.REPORT_BY_PROVIDER), report.top_providers, "provider"),
     ]
     if not personal:
         tops.insert(0, (tr(texts.REPORT_TOP_USERS), report.top_users, "user"))

@@ -25,7 +25,9 @@ On a single Redis server (`hash_tags=False`) the braces are left out, so the key
 versions wrote and an upgrade keeps every conversation, installation and budget.
 
 Every key that holds a workspace's data names the workspace (`bot.core.workspaces.workspace_id`: the team id, or the
-enterprise id for an org-wide install).
+enterprise id for an org-wide install). Global by nature, untagged or under `{oauth}`: OAuth states (issued before
+anyone knows the workspace; minutes), the schedule of pending purges (an index of workspaces), install-page rate
+counters and the Claude providers' circuit breakers (a provider's health is the same for every workspace).
 """
 
 from __future__ import annotations
@@ -188,6 +190,11 @@ class Keys(_Tagged):
         """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
         return f"{self.prefix}purges"
 
+    def provider_breaker(self, provider: str) -> str:
+        """Global hash: a Claude provider's failures in a row, when its cool-down ends and who holds the probe.
+        Expires a while after the last failure (`bot.core.breaker.BREAKER_TTL_S`), so a healthy provider leaves none."""
+        return f"{self.prefix}breaker:{provider}"
+
     def workspace_data(self, workspace_id: str) -> tuple[str, re.Pattern[str]]:
         """What the delayed purge deletes for a departed workspace: a SCAN MATCH glob, and the exact test for a key.
 
@@ -229,6 +236,10 @@ class UsageKeys(_Tagged):
     def day_models(self, workspace_id: str, day: date) -> str:
         """Hash of "<model>:<field>" for BREAKDOWN_FIELDS; lives AGGREGATE_TTL_S."""
         return f"{self.day_totals(workspace_id, day)}:models"
+
+    def day_providers(self, workspace_id: str, day: date) -> str:
+        """Hash of "<provider>:<field>" for BREAKDOWN_FIELDS (anthropic, bedrock, vertex, foundry)."""
+        return f"{self.day_totals(workspace_id, day)}:providers"
 
     def user_day(self, workspace_id: str, user_id: str, day: date) -> str:
         """One person's day: TOTAL_FIELDS (COST is the daily-budget counter) plus channel and model breakdowns."""

@@ -6,6 +6,7 @@ records. Costs are stored as integer micro-dollars so sums are exact however man
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -50,6 +51,7 @@ USER_FIELDS = (REQUESTS, INPUT, OUTPUT, CACHE_WRITE, CACHE_READ, WEB_SEARCHES, C
 BREAKDOWN_FIELDS = (REQUESTS, INPUT, OUTPUT, COST)
 CHANNEL_PART = "channel"
 MODEL_PART = "model"
+PROVIDER_PART = "provider"
 
 
 def _translated(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -141,6 +143,7 @@ class RedisUsageLedger:
             k.day_users(ws, day): (record.user_id, USER_FIELDS),
             k.day_channels(ws, day): (record.channel_id, BREAKDOWN_FIELDS),
             k.day_models(ws, day): (record.model, BREAKDOWN_FIELDS),
+            k.day_providers(ws, day): (record.provider, BREAKDOWN_FIELDS),
         }
         user_day = k.user_day(ws, record.user_id, day)
         month_cost = k.month_cost(ws, month_key(day))
@@ -149,8 +152,9 @@ class RedisUsageLedger:
             for name, (item, fields) in by_id.items():
                 _add(pipe, name, {f"{item}:{field}": totals[field] for field in fields})
             _add(pipe, user_day, totals)
-            for part in (f"{CHANNEL_PART}:{record.channel_id}", f"{MODEL_PART}:{record.model}"):
-                _add(pipe, user_day, {f"{part}:{field}": totals[field] for field in BREAKDOWN_FIELDS})
+            parts = {CHANNEL_PART: record.channel_id, MODEL_PART: record.model, PROVIDER_PART: record.provider}
+            for part, item in parts.items():
+                _add(pipe, user_day, {f"{part}:{item}:{field}": totals[field] for field in BREAKDOWN_FIELDS})
             pipe.incrby(month_cost, totals[COST])
             for name in (k.day_totals(ws, day), *by_id, user_day, month_cost):
                 pipe.expire(name, AGGREGATE_TTL_S)
@@ -172,11 +176,12 @@ class RedisUsageLedger:
                     pipe.hgetall(k.day_users(workspace_id, day))
                     pipe.hgetall(k.day_channels(workspace_id, day))
                     pipe.hgetall(k.day_models(workspace_id, day))
+                    pipe.hgetall(k.day_providers(workspace_id, day))
             replies: list[dict[str, str]] = await pipe.execute()
 
         totals: Counter[str] = Counter()
         by_day: list[tuple[date, float]] = []
-        users, channels, models = _Tally(), _Tally(), _Tally()
+        users, channels, models, providers = _Tally(), _Tally(), _Tally(), _Tally()
         if user_id is not None:
             for day, hash_ in zip(days, replies, strict=True):
                 own, parts = _split_user_day(hash_)
@@ -184,17 +189,19 @@ class RedisUsageLedger:
                 by_day.append((day, _usd(own[COST])))
                 channels.add(parts[CHANNEL_PART])
                 models.add(parts[MODEL_PART])
+                providers.add(parts[PROVIDER_PART])
             if totals[REQUESTS]:
                 users.add({f"{user_id}:{field}": str(totals[field]) for field in BREAKDOWN_FIELDS})
         else:
             for index, day in enumerate(days):
-                day_totals, day_users, day_channels, day_models = replies[4 * index : 4 * index + 4]
+                day_totals, day_users, day_channels, day_models, day_providers = replies[5 * index : 5 * index + 5]
                 own = _ints(day_totals)
                 totals.update(own)
                 by_day.append((day, _usd(own[COST])))
                 users.add(day_users)
                 channels.add(day_channels)
                 models.add(day_models)
+                providers.add(day_providers)
         return UsageReport(
             workspace_id=workspace_id,
             start=start,
@@ -212,6 +219,7 @@ class RedisUsageLedger:
             top_users=users.top(),
             top_channels=channels.top(),
             top_models=models.top(),
+            top_providers=providers.top(),
         )
 
     @_translated
@@ -331,7 +339,7 @@ def _add(pipe: Any, name: str, increments: Mapping[str, int]) -> None:
 def _split_user_day(hash_: Mapping[str, str]) -> tuple[Counter[str], dict[str, dict[str, str]]]:
     """A user-day hash's own totals, and its "channel:..." / "model:..." fields grouped by part."""
     own: Counter[str] = Counter()
-    parts: dict[str, dict[str, str]] = {CHANNEL_PART: {}, MODEL_PART: {}}
+    parts: dict[str, dict[str, str]] = {CHANNEL_PART: {}, MODEL_PART: {}, PROVIDER_PART: {}}
     for name, value in hash_.items():
         part, sep, rest = name.partition(":")
         if sep and part in parts:
@@ -368,7 +376,6 @@ def _budget_micros(usd: float | None) -> int:
 
 
 def _raw_json(record: UsageRecord, savings_usd: float) -> str:
-    usage = record.usage
     return json.dumps(
         {
             "at": record.at.isoformat(),
@@ -376,11 +383,8 @@ def _raw_json(record: UsageRecord, savings_usd: float) -> str:
             "channel": record.channel_id,
             "persona": record.persona,
             "model": record.model,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "web_search_requests": usage.web_search_requests,
+            "provider": record.provider,
+            **dataclasses.asdict(record.usage),  # input/output/cache_write/cache_read tokens, web_search_requests
             "cost_usd": record.cost_usd,
             "priced": record.priced,
             "savings_usd": savings_usd,

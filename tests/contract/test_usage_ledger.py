@@ -260,7 +260,7 @@ async def test_a_month_report_is_one_round_trip_of_a_few_reads_per_day(
     ledger = RedisUsageLedger(cast(redis.Redis, counting), filled.keys)
     report = await ledger.report("T1", date(2026, 10, 15), date(2026, 11, 14))
     assert report.requests == 5 and len(report.by_day) == 31
-    assert counting.pipeline_sizes == [4 * 31] and counting.direct == []
+    assert counting.pipeline_sizes == [5 * 31] and counting.direct == []  # totals, users, channels, models, providers
 
     counting.pipeline_sizes.clear()
     await ledger.report("T1", date(2026, 10, 15), date(2026, 11, 14), user_id="U1")

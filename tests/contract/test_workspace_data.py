@@ -32,6 +32,7 @@ NOT_PURGED = {
     "pending_purges": "global: the schedule itself",
     "oauth_states_live": "global: the index of live OAuth states, which belong to no workspace yet",
     "install_rate": "global: install visits per client address, gone after two minutes",
+    "provider_breaker": "global: a Claude provider's health, shared by every workspace; expires by itself",
 }
 SAMPLE_ARGS = {
     "key": ConversationKey("T1", "C1", "1700000000.000100"),
@@ -50,6 +51,7 @@ SAMPLE_ARGS = {
     "thread_id": "1700000000.000300",
     "address": "198.51.100.7",
     "minute": 29_000_000,
+    "provider": "bedrock",
 }
 
 
@@ -94,7 +96,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     assert purged == set(built) - set(NOT_PURGED), "add the key to Keys.workspace_data, or to NOT_PURGED with why"
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
-        if name not in ("oauth_state", "pending_purges", "oauth_states_live", "install_rate"):
+        if name not in ("oauth_state", "pending_purges", "oauth_states_live", "install_rate", "provider_breaker"):
             assert re.search(r":\{?T1(?:[:}]|$)", key), f"{name}: {key} does not name its workspace"
             if hash_tags:  # on a cluster, the workspace (or one of its conversations) picks the slot
                 assert re.search(r"\{T1[:}]", key), f"{name}: {key} is not in its workspace's hash tag"

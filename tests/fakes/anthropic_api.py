@@ -1226,6 +1226,7 @@ class FakeAnthropic:
         self._closing = asyncio.Event()
         self._cond = asyncio.Condition()
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        self._add_dialect_routes(app)  # a cloud provider's paths (tests/fakes/cloud_api.py), before the catch-all
         app.router.add_post("/v1/messages", self._handle_messages)
         app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
         app.router.add_get("/v1/models", self._handle_models_list)
@@ -1238,6 +1239,9 @@ class FakeAnthropic:
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
+
+    def _add_dialect_routes(self, app: web.Application) -> None:
+        """Anthropic's own API has no other paths; the cloud fakes add theirs here."""
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

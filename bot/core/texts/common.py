@@ -21,7 +21,7 @@ NOT_IN_CHANNEL = _t(
 MODEL_OVERLOADED = _t("model.overloaded", "Claude is overloaded right now.")
 MODEL_RATE_LIMITED = _t("model.rate_limited", "Claude's rate limit for this bot was reached.")
 MODEL_BAD_CREDENTIALS = _t(
-    "model.bad_credentials", "Claude rejected the bot's credentials; an admin needs to check ANTHROPIC_API_KEY."
+    "model.bad_credentials", "Claude rejected the bot's credentials; an admin needs to check {settings}."
 )
 MODEL_NOT_FOUND = _t(
     "model.not_found", "The configured Claude model was not found; an admin needs to check CLAUDE_MODEL."
@@ -31,6 +31,7 @@ MODEL_INTERNAL_ERROR = _t("model.internal_error", "Claude had an internal error.
 MODEL_SILENT = _t("model.silent", "Claude stopped responding.")
 MODEL_CONNECTION_DROPS = _t("model.connection_drops", "The connection to Claude kept dropping.")
 MODEL_CUT_OFF = _t("model.cut_off", "Claude's answer was cut off.")
+MODEL_NO_TOKEN_COUNT = _t("model.no_token_count", "None of the configured Claude providers can count tokens.")
 
 FILE_MISSING_SCOPE = _t(
     "file.missing_scope", "I couldn't download that file from Slack; the bot may be missing the files:read permission."

@@ -64,6 +64,7 @@ REPORT_SAVED_BY_CACHING = _t("report.saved_by_caching", "Saved by caching")
 REPORT_TOP_USERS = _t("report.top_users", "Top users")
 REPORT_TOP_CHANNELS = _t("report.top_channels", "Top channels")
 REPORT_TOP_MODELS = _t("report.top_models", "Top models")
+REPORT_BY_PROVIDER = _t("report.by_provider", "By provider")
 REPORT_ROW = _n(
     "report.row",
     "{rank}. {name} — {cost}{share} · {n} request · {input} in / {output} out",
