@@ -47,6 +47,7 @@ class ScenarioResult:
     failed_acks: int
     overhead_ms: list[float]
     first_text_s: list[float]
+    complete_overhead_s: list[float]
     calls_per_answer: dict[str, float]
     rate_limited: Counter[str]
     edit_intervals_s: list[float]
@@ -67,6 +68,7 @@ class ScenarioResult:
         scenario: Scenario,
         *,
         ttft_s: float,
+        model_s: float,
         duration_s: float,
         turns: list[TurnLog],
         deliveries: list[Delivery],
@@ -101,6 +103,7 @@ class ScenarioResult:
             failed_acks=sum(1 for d in deliveries if d.status != 200),
             overhead_ms=[(s - ttft_s) * 1000 for s in first_text],
             first_text_s=first_text,
+            complete_overhead_s=[t.done_at - t.sent_at - model_s for t in answered if t.done_at is not None],
             calls_per_answer={method: count / per_answer for method, count in sorted(methods.items())},
             rate_limited=Counter(call.method for call in calls if call.status == 429),
             edit_intervals_s=[later - earlier for (earlier, _), (later, _) in pairs],
@@ -126,6 +129,10 @@ def _ms(values: list[float]) -> str:
     return f"{percentile(values, 50):.0f} / {percentile(values, 99):.0f}" if values else "-"
 
 
+def _s2(values: list[float]) -> str:
+    return f"{percentile(values, 50):.2f} / {percentile(values, 99):.2f}" if values else "-"
+
+
 def _seconds(values: list[float]) -> str:
     return f"{percentile(values, 50):.1f} / {min(values):.1f}" if values else "-"
 
@@ -148,8 +155,9 @@ def summary_table(results: list[ScenarioResult]) -> str:
             "threads / workspaces / start window s",
             "answered (complete)",
             "streams at once",
-            "ack p50 / p99 ms",
-            "bot overhead to 1st text p50 / p99 ms",
+            "question ack p50 / p99 ms",
+            "1st text minus model's 1st token p50 / p99 ms",
+            "complete minus model's time p50 / p99 s",
             "duration s",
         ]
     ]
@@ -176,8 +184,9 @@ def summary_table(results: list[ScenarioResult]) -> str:
                 f"{s.threads} / {s.workspaces} / {s.ramp_s:g}",
                 f"{r.answered}/{r.questions} ({r.complete})",
                 str(r.max_concurrent_streams),
-                _ms(r.ack_ms),
+                _ms(r.question_ack_ms),
                 _ms(r.overhead_ms),
+                _s2(r.complete_overhead_s),
                 f"{r.duration_s:.0f}",
             ]
         )
@@ -211,6 +220,13 @@ def detail_tables(results: list[ScenarioResult]) -> str:
         rows = [[column] + [r.scenario.name for r in results]]
         rows += [[name] + [f"{pick(r).get(name, 0):.2f}" for r in results] for name in names]
         out.append(f"**{title}**\n\n" + _markdown(rows))
+    limited = sorted({name for r in results for name in r.rate_limited})
+    if limited:
+        rows = [["method"] + [r.scenario.name for r in results]]
+        rows += [[name] + [str(r.rate_limited.get(name, 0)) for r in results] for name in limited]
+        out.append("**HTTP 429s, by method**\n\n" + _markdown(rows))
+    else:
+        out.append("**HTTP 429s, by method**: none in any scenario.")
     latency = [
         [
             "scenario",

@@ -53,6 +53,12 @@ class ModelProfile:
             tokens_per_delta=scenario.tokens_per_delta or self.tokens_per_delta,
         )
 
+    def model_s(self, answer_chars: int) -> float:
+        """The model's own time for one answer: time to first token plus streaming every delta."""
+        step = self.tokens_per_delta * self.chars_per_token
+        deltas = -(-len(answer_text(answer_chars)) // step)
+        return self.ttft_s + deltas * self.tokens_per_delta / self.tokens_per_s
+
     def reply(self, answer_chars: int) -> TextReply:
         text = answer_text(answer_chars)
         step = self.tokens_per_delta * self.chars_per_token
@@ -108,8 +114,12 @@ class Scenario:
     tokens_per_s: float | None = None  # None: the run's model profile
     tokens_per_delta: int | None = None
     timeout_s: float = 120.0  # per turn
-    channels_per_workspace: int = 4
+    threads_per_channel: int = 5  # as in a busy workspace: several threads going on in each channel
     users_per_workspace: int = 8
+
+    @property
+    def channels_per_workspace(self) -> int:
+        return max(1, -(-self.threads // (self.workspaces * self.threads_per_channel)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +248,9 @@ class LoopLag:
 class EventPoster:
     """Signs and posts Events API payloads to the bot, timing each ack as Slack would."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(self, *urls: str) -> None:
+        self._urls = urls  # several bot processes: deliveries go round-robin, as a load balancer would spread them
+        self._next = 0
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.deliveries: list[Delivery] = []
@@ -266,8 +277,9 @@ class EventPoster:
         }
         started = time.monotonic()
         status = 0
+        url, self._next = self._urls[self._next % len(self._urls)], self._next + 1
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with self._session.post(self._url, data=body, headers=headers) as response:
+            async with self._session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 status = response.status
         self.deliveries.append(Delivery(kind, time.monotonic() - started, status, started))

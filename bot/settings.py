@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.slack.pacing import EDIT_INTERVAL_S, EDITS_PER_MINUTE, POSTS_PER_MINUTE
+
 # A current model from the SDK's list (anthropic 2.14 `types/model_param.py`), not a deprecated one.
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # Where Claude can be served from, each through the SDK's own client (bot/llm/providers.py).
@@ -83,9 +85,10 @@ class Settings(BaseSettings):
     event_dedup_ttl_s: int = Field(default=6 * 3600, gt=0)
     storage_wait_s: float = Field(default=30.0, ge=0)
 
-    # Slack rendering
-    edit_interval_s: float = Field(default=2.0, ge=1.0, le=3.0)
-    workspace_edits_per_minute: int = Field(default=45, ge=1)
+    # Slack rendering; the defaults and Slack's limits behind them: bot/slack/pacing.py
+    edit_interval_s: float = Field(default=EDIT_INTERVAL_S, ge=1.0, le=3.0)
+    workspace_edits_per_minute: int = Field(default=EDITS_PER_MINUTE, ge=1)
+    workspace_posts_per_minute: int = Field(default=POSTS_PER_MINUTE, ge=1)
     max_message_chars: int = Field(default=3500, ge=500, le=3900)
     # Slack's native streaming (chat.startStream...): "auto" uses it in the assistant pane, "true" in every thread,
     # "false" never. Edits of a posted message are the fallback whenever Slack refuses it.

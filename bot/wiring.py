@@ -20,9 +20,9 @@ from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
 from bot.core.attachments import Attachments
 from bot.core.breaker import BreakerPolicy
+from bot.core.call_windows import FairCallWindows
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.context_window import ContextPolicy, ContextWindow
-from bot.core.fair_budget import FairRateBudget
 from bot.core.metering import AdminNotifier, BudgetPolicy, Metering
 from bot.core.personas import PersonaCatalog
 from bot.core.ports import FileSource
@@ -58,6 +58,7 @@ from bot.slack.workspaces import (
 from bot.storage import redis_store
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.breaker import RedisCircuitBreaker
+from bot.storage.call_windows import RedisCallWindows
 from bot.storage.embedded import EmbeddedRedis
 from bot.storage.installations import RedisInstallationStore, RedisInstallRate, RedisOAuthStateStore
 from bot.storage.keys import Keys, UsageKeys
@@ -350,6 +351,7 @@ class Bot:
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.stop_work(grace_s)
+        await self.slack_deps.answers.close()  # its Stop watcher: after the answers, before Redis closes
         await self.files.close()
         if self.slack_http is not None:
             await self.slack_http.close()
@@ -391,19 +393,22 @@ def build_bot(settings: Settings) -> Bot:
     cost_admins = settings.id_list(settings.cost_admins)
     metering = core.metering(SlackAdminNotifier(workspaces, cost_admins))
     keys, ttl_s = core.store.keys, settings.conversation_ttl_s
-    answers = Answers(RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s))
+    answer_store = RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s)
+    answers = Answers(answer_store, signals=answer_store)
     replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering, answers)
     channel_personas = ChannelPersonas(core.personas, core.store)
+    windows = FairCallWindows(RedisCallWindows(core.store.client, keys))
     deps = SlackDeps(
         replies=replies,
         ledger=core.store,
-        budget=FairRateBudget(core.store),
+        budget=windows,
         render=RenderConfig(
             edit_interval_s=settings.edit_interval_s,
             edits_per_minute=settings.workspace_edits_per_minute,
+            posts_per_minute=settings.workspace_posts_per_minute,
             max_message_chars=settings.max_message_chars,
         ),
-        directory=Directory(core.store),
+        directory=Directory(core.store, windows),
         channel_personas=channel_personas,
         persona_change=settings.persona_change,
         tools=core.tools,

@@ -1,8 +1,9 @@
 """Answers as things people act on: Stop while one is being written, Regenerate and 👍 / 👎 once it is done.
 
 Each answer gets a record (who asked, where, with which persona, where its question sits in the thread) in a store
-that every bot process shares, because a click may reach any process. Stop is a flag in that store, polled by the
-process writing the answer: it cancels the model stream, keeps the text written so far and bills what was used.
+that every bot process shares, because a click may reach any process; while it runs, the process writing it keeps the
+record in memory too, so updating it costs one write and no read. Stop is a flag in that store and a signal every
+process hears (StopSignals): it cancels the model stream, keeps the text written so far and bills what was used.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal, Protocol, TypeVar, assert_never
@@ -35,7 +37,9 @@ from bot.core.ports import ModelRequest
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STOP_POLL_S = 1.0  # how soon a Stop clicked on any process reaches the answer (each poll is one Redis call)
+STOP_POLL_S = 1.0  # without StopSignals (tests, a store without pub/sub): how often the Stop flag is read
+STOP_RETRY_S = (0.5, 1.0, 2.0, 5.0)  # waits before the Stop watcher listens again after a failure
+RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching just after their Stop was clicked
 CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
 STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
 
@@ -92,6 +96,15 @@ class AnswerStore(Protocol):
 
     async def votes(self, workspace_id: str, start: date, end: date) -> dict[str, tuple[int, int]]:
         """(up, down) per persona for answers asked from `start` to `end` (inclusive)."""
+        ...
+
+
+class StopSignals(Protocol):
+    async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
+        """Call `on_stop(workspace_id, answer_id)` for every Stop requested anywhere, until the link breaks (raises).
+
+        `on_ready` is awaited once listening, so Stops requested while nobody listened can be read from the flags.
+        """
         ...
 
 
@@ -240,24 +253,41 @@ class Answers:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_s: float = STOP_POLL_S,
+        signals: StopSignals | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._poll_s = poll_s
+        self._signals = signals
+        self._running: dict[tuple[str, str], AnswerRecord] = {}  # records of the answers this process is writing
+        self._watched: dict[tuple[str, str], Interrupt] = {}
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()  # Stops heard lately
+        self._follower: asyncio.Task[None] | None = None
 
     async def begin(self, message: IncomingMessage, shown_in: str) -> None:
         """Called before anything is shown, so a Stop clicked on the first placeholder finds the answer."""
+        record = self._new_record(message, shown_in)
+        self._running[(record.workspace_id, record.answer_id)] = record
         with _logged("record a new answer"):
-            await self._store.put_answer(self._new_record(message, shown_in))
+            await self._store.put_answer(record)
 
     async def record(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
         return await self._store.get_answer(workspace_id, answer_id)
 
     async def asked(self, message: IncomingMessage, persona: str, question_index: int) -> None:
+        """Kept in memory while the answer runs here (written with its end: only a finished answer's buttons need
+        them); written at once otherwise."""
+        key = (message.key.workspace_id, message.answer_id or "")
+        if key in self._running:
+            self._running[key] = dataclasses.replace(self._running[key], persona=persona, question_index=question_index)
+            return
         await self._update(message, persona=persona, question_index=question_index)
 
     async def finish(self, message: IncomingMessage, state: AnswerState) -> None:
-        await self._update(message, state=state)
+        try:
+            await self._update(message, state=state)
+        finally:
+            self._running.pop((message.key.workspace_id, message.answer_id or ""), None)
 
     async def replaced(self, record: AnswerRecord) -> None:
         with _logged("mark an answer as regenerated"):
@@ -276,6 +306,10 @@ class Answers:
     @contextlib.asynccontextmanager
     async def watch(self, message: IncomingMessage) -> AsyncIterator[Interrupt]:
         """An Interrupt that fires when Stop is asked for this answer, from this process or another."""
+        if self._signals is not None:
+            async with self._listening(message) as interrupt:
+                yield interrupt
+            return
         interrupt = Interrupt()
         finished = asyncio.Event()
         poller = asyncio.create_task(self._poll(message.key.workspace_id, message.answer_id or "", interrupt, finished))
@@ -303,6 +337,59 @@ class Answers:
         rows = [PersonaFeedback(persona, up, down) for persona, (up, down) in votes.items() if up or down]
         return sorted(rows, key=lambda row: (-(row.up + row.down), row.persona))
 
+    @contextlib.asynccontextmanager
+    async def _listening(self, message: IncomingMessage) -> AsyncIterator[Interrupt]:
+        """No Redis command per answer: one subscription per process hears every Stop (StopSignals)."""
+        key = (message.key.workspace_id, message.answer_id or "")
+        interrupt = Interrupt()
+        self._watched[key] = interrupt
+        if key in self._recent:
+            interrupt.fire()
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.create_task(self._follow(), name="stop-watcher")
+        try:
+            yield interrupt
+        finally:
+            self._watched.pop(key, None)
+            self._running.pop(key, None)
+
+    async def _follow(self) -> None:
+        """Listen for Stops for as long as the process runs: a failure is logged and listening starts again."""
+        failures = 0
+        assert self._signals is not None
+        while True:
+            try:
+                await self._signals.follow_stops(self._heard, self._catch_up)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except StorageUnavailable:
+                log.warning("the Stop watcher lost the store; listening again shortly")
+            except Exception:
+                log.exception("the Stop watcher failed; listening again shortly")
+            await asyncio.sleep(STOP_RETRY_S[min(failures, len(STOP_RETRY_S) - 1)])
+            failures += 1
+
+    def _heard(self, workspace_id: str, answer_id: str) -> None:
+        key = (workspace_id, answer_id)
+        self._recent[key] = None
+        if len(self._recent) > RECENT_STOPS:
+            self._recent.popitem(last=False)
+        if (interrupt := self._watched.get(key)) is not None:
+            interrupt.fire()
+
+    async def _catch_up(self) -> None:
+        """Read the flags of the answers running here: a Stop requested while not listening is not missed."""
+        for (workspace_id, answer_id), interrupt in list(self._watched.items()):
+            with contextlib.suppress(StorageUnavailable):
+                if not interrupt.stopped and await self._store.stop_requested(workspace_id, answer_id):
+                    interrupt.fire()
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            await asyncio.gather(self._follower, return_exceptions=True)
+
     async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt, finished: asyncio.Event) -> None:
         while not finished.is_set():
             try:
@@ -315,10 +402,13 @@ class Answers:
                 await asyncio.wait_for(finished.wait(), self._poll_s)
 
     async def _update(self, message: IncomingMessage, **changes: object) -> None:
+        key = (message.key.workspace_id, message.answer_id or "")
         with _logged("update an answer's record"):
-            record = await self._store.get_answer(message.key.workspace_id, message.answer_id or "")
-            record = record or self._new_record(message, shown_in="")
-            await self._store.put_answer(dataclasses.replace(record, **changes))  # type: ignore[arg-type]
+            record = self._running.get(key) or await self._store.get_answer(*key)
+            record = dataclasses.replace(record or self._new_record(message, shown_in=""), **changes)  # type: ignore[arg-type]
+            if key in self._running:
+                self._running[key] = record
+            await self._store.put_answer(record)
 
     def _new_record(self, message: IncomingMessage, shown_in: str) -> AnswerRecord:
         key = message.key

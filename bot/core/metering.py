@@ -93,6 +93,7 @@ class CallContext:
 class Admission:
     model: str
     reservation_id: str | None
+    policy: BudgetPolicy | None = None  # as read when admitted: settling the call needs no second read
 
 
 def estimate_input_tokens(request: ModelRequest) -> int:
@@ -140,7 +141,7 @@ class Metering:
         input_tokens = estimate_input_tokens(request)
         model = request.model
         if policy.month_usd is None and policy.user_day_usd is None:
-            return Admission(model=model, reservation_id=None)
+            return Admission(model=model, reservation_id=None, policy=policy)
         if policy.fallback_model and policy.month_usd:
             spent = await self._ledger.month_spent(call.workspace_id, month_key(now.date()))
             if (
@@ -160,7 +161,7 @@ class Metering:
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))
-        return Admission(model=model, reservation_id=detail)
+        return Admission(model=model, reservation_id=detail, policy=policy)
 
     async def settle(
         self, call: CallContext, admission: Admission | None, model: str, usage: Usage, provider: str = "anthropic"
@@ -187,7 +188,8 @@ class Metering:
         )
         await self._ledger.record(record, savings_usd=self._prices.cache_savings(model, usage, provider))
         await self.release(call, admission)
-        await self._maybe_warn(call.workspace_id, await self.policy(call.workspace_id))
+        policy = admission.policy if admission is not None and admission.policy is not None else None
+        await self._maybe_warn(call.workspace_id, policy or await self.policy(call.workspace_id))
 
     async def release(self, call: CallContext, admission: Admission | None) -> None:
         if admission is not None and admission.reservation_id:

@@ -192,20 +192,67 @@ class EventLedger(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class RateBucket:
-    """One Slack method's shared budget in one workspace (e.g. chat.update's ~50/min); storage names its key."""
+class Allowance:
+    """At most `limit` calls to `method` in any sliding `window_s` in one workspace (or one of its channels), shared
+    by all processes; storage names its keys.
+
+    A sliding window, because that is how the platforms this guards describe their limits ("50 per minute, bursts
+    allowed"): a burst may spend the whole window at once.
+    """
 
     method: str
     workspace_id: str
+    limit: int
+    window_s: float = 60.0
+    channel_id: str = ""
+
+    @property
+    def bucket(self) -> str:
+        """A name for this allowance's window ("chat.update:T123", "chat.postMessage:T123:C456")."""
+        return ":".join(filter(None, (self.method, self.workspace_id, self.channel_id)))
 
 
-class RateBudget(Protocol):
-    async def reserve(self, bucket: RateBucket, per_minute: int) -> float:
-        """Take one unit now (returns 0) or say how many seconds to wait before asking again."""
+class CallWindows(Protocol):
+    """Rate windows shared by every process, with promises: calls set aside for work already under way.
+
+    An answer that starts showing itself promises its last call (the final edit), so calls nobody waits for (an
+    interim edit, a new placeholder) never spend what an answer already on screen needs to finish.
+    """
+
+    async def take(
+        self,
+        allowances: Sequence[Allowance],
+        *,
+        keep: int | None = None,
+        settle: Sequence[str] = (),
+        spent: Sequence[float] = (),
+    ) -> float:
+        """Take one call from every allowance, all or none: 0.0, or seconds until asking again may succeed.
+
+        `keep` None: only the limit counts (a necessary call; `settle` names the promises it fulfils, if any). An
+        integer: an optional call, taken only if every promised call plus `keep` more stay free afterwards.
+        `spent`: when (epoch seconds) calls were already made on settled promises, without asking: a promise
+        counts as taken until settled, so recording them late never lets anyone overspend.
+        """
         ...
 
-    async def hold_off(self, bucket: RateBucket, seconds: float) -> None:
-        """Everyone sharing the bucket waits at least this long (e.g. after a 429's Retry-After)."""
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
+        """Set calls aside (one per member) if every earlier promise plus `keep` more still fit; False if not.
+
+        With `now`, one call of each of those allowances is taken at once too, all or nothing (one round trip).
+
+        A promise lapses after `ttl_s`, so a process that dies mid-answer does not hold calls for good.
+        """
+        ...
+
+    async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
+        """Give promised calls back unused (the answer ended without needing them)."""
+        ...
+
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        """Nobody takes from the allowance for this long (after a 429's Retry-After)."""
         ...
 
 

@@ -1,15 +1,9 @@
-"""The shared step of every listener that answers: ask the core, show the stream in Slack."""
+"""The shared step of every listener that answers: may this person be answered here, is it a reset, then deliver."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
-import functools
-import logging
-import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,90 +11,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core import texts
 from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
-from bot.core.events import ReplyEvent
 from bot.core.i18n import tr
 from bot.core.usage import Claim
-from bot.logs import CONTENT_LOGGER
+from bot.slack.delivery import deliver
 from bot.slack.incoming import Place
-from bot.slack.native_stream import NativeReplyStream
-from bot.slack.read_ahead import ReadAhead
-from bot.slack.reply_stream import ReplyStream
+from bot.slack.middleware import first_sighting
+from bot.slack.paced_calls import PacedCalls
 from bot.slack.resets import is_reset_request, reset_from_message
-from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:
     from bot.slack.deps import SlackDeps
 
-log = logging.getLogger(__name__)
-content_log = logging.getLogger(CONTENT_LOGGER)
-
-
-class AnswersInProgress:
-    """The answers being shown, so shutdown can turn new work away, let these finish, and close the rest cleanly."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.accepting = True
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    @contextlib.asynccontextmanager
-    async def track(self) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        assert task is not None  # listeners always run in a task
-        self._tasks.add(task)
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
-
-    def stop_accepting(self) -> None:
-        self.accepting = False
-
-    async def finish(self, grace_s: float, *, close_timeout_s: float = 10.0) -> int:
-        """Wait up to `grace_s` for answers to end; cancel the rest, which then end with a note in their message
-        (ReplyStream's cancellation path), and give those notes `close_timeout_s`. Returns how many were cut short."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace_s)
-        late = [task for task in self._tasks if not task.done()]
-        if not late:
-            return 0
-        log.warning("%d answers still running after %g s; closing them with a note", len(late), grace_s)
-        for task in late:
-            task.cancel()
-        _, stuck = await asyncio.wait(late, timeout=close_timeout_s)
-        if stuck:
-            log.error("%d answers did not close within %g s", len(stuck), close_timeout_s)
-        return len(late)
-
-
-class Renderer(Protocol):
-    async def show(self, events: AsyncIterator[ReplyEvent]) -> None: ...
-
-
-def new_answer_id() -> str:
-    return uuid.uuid4().hex
-
-
-def in_assistant_pane(place: Place) -> bool:
-    """A thread in a DM with the bot: what Slack's assistant pane shows (Bolt's Assistant claims these too)."""
-    return place.channel_id.startswith("D") and place.thread_ts is not None
-
-
-def streams_natively(deps: SlackDeps, place: Place) -> bool:
-    """SLACK_NATIVE_STREAMING: "true" wherever a thread allows it, "auto" in the assistant pane, "false" never."""
-    if place.thread_ts is None or deps.native_streaming == "false":
-        return False
-    return deps.native_streaming == "true" or in_assistant_pane(place)
-
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    if not await first_sighting():
+        return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key
     # Before the placeholder: "Thinking…" is already in the asker's language (a cached profile after the first time).
     await deps.directory.speak_to(client, key.workspace_id, message.user_id)
@@ -110,48 +35,7 @@ async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: Inco
     if is_reset_request(message.text) and not message.files:
         await reset_from_message(deps, client, message, place)
         return
-    message = dataclasses.replace(message, answer_id=new_answer_id())
-    renderer = renderer_for(deps, client, message, place)
-    content_log.debug("question: %s", message.text)
-    async with deps.in_progress.track():
-        # Prepared while the placeholder is being posted: Slack's round trip is then off the time to the first words.
-        answer = ReadAhead(_with_context(deps, client, message, place))
-        try:
-            await renderer.show(answer)
-        finally:
-            await answer.stop()  # done by now, unless the placeholder could not be posted
-
-
-def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
-    """Native streaming where chosen and not refused lately, else (and as its fallback) edits of a posted message."""
-    workspace, answer_id = message.key.workspace_id, message.answer_id or ""
-    controls = functools.partial(answer_controls, answer_id) if answer_id else None
-    edits = functools.partial(
-        ReplyStream,
-        client=client,
-        budget=deps.budget,
-        config=deps.render,
-        workspace_id=workspace,
-        place=place,
-        metrics=deps.metrics,
-    )
-    if not streams_natively(deps, place) or deps.native_refusals.refused(workspace):
-        return edits(controls=controls)  # its "Thinking…" placeholder stands in for the pane's status
-
-    async def stop_for_user() -> None:
-        await deps.answers.stop(workspace, answer_id, message.user_id)
-
-    return NativeReplyStream(
-        client=client,
-        budget=deps.budget,
-        workspace_id=workspace,
-        place=place,
-        recipient_user_id=message.user_id,
-        fallback=functools.partial(edits, controls=controls),
-        refusals=deps.native_refusals,
-        controls=controls,
-        on_user_stop=stop_for_user,
-    )
+    await deliver(deps, client, message, place)
 
 
 async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
@@ -162,22 +46,12 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
     except StorageUnavailable:
         first = False
     if first:
+        calls = PacedCalls(client, deps.budget, deps.render.pacing, key.workspace_id, key.channel_id)
         with contextlib.suppress(SlackApiError):
-            await client.chat_postEphemeral(
-                channel=key.channel_id, user=message.user_id, text=tr(texts.NOT_ALLOWED), thread_ts=place.thread_ts
+            await calls.spend(
+                "chat.postEphemeral",
+                channel=key.channel_id,
+                user=message.user_id,
+                text=tr(texts.NOT_ALLOWED),
+                thread_ts=place.thread_ts,
             )
-
-
-async def _with_context(
-    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place
-) -> AsyncIterator[ReplyEvent]:
-    """Record the answer and look up who asks and where only once the placeholder is up, so the first thing the
-    user sees is not delayed (by a slow directory, or by Redis being down)."""
-    await deps.answers.begin(message, shown_in=place.thread_ts or "")
-    key = message.key
-    asker, channel = await asyncio.gather(
-        deps.directory.asker(client, key.workspace_id, message.user_id),
-        deps.directory.channel(client, key.workspace_id, key.channel_id),
-    )
-    async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=channel)):
-        yield event

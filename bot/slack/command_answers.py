@@ -17,7 +17,7 @@ from bot.core.conversation import ConversationKey, IncomingMessage
 from bot.core.events import ReplyEvent
 from bot.core.i18n import tr
 from bot.core.tools.registry import CommandPrompt
-from bot.slack.answering import new_answer_id
+from bot.slack.delivery import new_answer_id
 from bot.slack.incoming import Place
 from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import answer_controls

@@ -15,14 +15,15 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from bot.core.access import AccessPolicy
 from bot.core.answers import Answers
 from bot.core.assistant import AssistantPane
+from bot.core.call_windows import FairCallWindows
 from bot.core.channel_personas import ChannelPersonas
 from bot.core.metering import BudgetStore, Metering
-from bot.core.ports import Approvals, EventLedger, FileSource, RateBudget
+from bot.core.ports import Approvals, EventLedger, FileSource
 from bot.core.replies import Replies
 from bot.core.tools.registry import ToolRegistry
 from bot.core.workspaces import WorkspaceRetention
 from bot.metrics import Metrics
-from bot.slack.answering import AnswersInProgress
+from bot.slack.delivery import AnswersInProgress
 from bot.slack.directory import Directory
 from bot.slack.native_stream import NativeRefusals
 from bot.slack.reply_stream import RenderConfig
@@ -35,7 +36,7 @@ class SlackDeps:
 
     replies: Replies
     ledger: EventLedger
-    budget: RateBudget
+    budget: FairCallWindows
     render: RenderConfig
     directory: Directory
     channel_personas: ChannelPersonas

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
+from collections import OrderedDict
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.call_windows import FairCallWindows
 from bot.core.conversation import Asker, ChannelContext
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import use_locale
 from bot.core.ports import ProfileCache
+from bot.slack.pacing import allowance
 
 log = logging.getLogger(__name__)
+
+# The prompt's "who asks, where" may lag a profile edit by this much; it saves two Redis round trips per answer.
+LOCAL_TTL_S = 300.0
+LOCAL_ENTRIES = 20_000  # ~200 bytes each
 
 
 class Directory:
     """Lookups degrade gracefully: a missing scope or a Redis blip gives a thinner prompt, never a failed answer."""
 
-    def __init__(self, cache: ProfileCache) -> None:
+    def __init__(self, cache: ProfileCache, windows: FairCallWindows | None = None) -> None:
         self._cache = cache
+        self._windows = windows  # users.info is Tier 4, conversations.info Tier 3: a burst of new askers must not 429
+        self._local: OrderedDict[tuple[str, str, str], tuple[float, dict[str, str]]] = OrderedDict()
+        self._pending: dict[tuple[str, str, str], asyncio.Future[dict[str, str]]] = {}
 
     async def asker(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> Asker:
-        profile = await self._user(client, workspace_id, user_id)
+        profile = await self._remembered(
+            "user", workspace_id, user_id, lambda: self._user(client, workspace_id, user_id)
+        )
         return Asker(
             user_id=user_id,
             display_name=profile.get("display_name", ""),
@@ -34,7 +48,8 @@ class Directory:
 
     async def locale(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
         """The person's Slack language ("ja-JP"), or "" when unknown (the workspace default is spoken then)."""
-        return (await self._user(client, workspace_id, user_id)).get("locale", "")
+        look_up = lambda: self._user(client, workspace_id, user_id)  # noqa: E731
+        return (await self._remembered("user", workspace_id, user_id, look_up)).get("locale", "")
 
     async def speak_to(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> str:
         """From here on (in this task and the ones it starts) the bot's words are in this person's language."""
@@ -50,13 +65,39 @@ class Directory:
         return profile is not None and profile.get("is_admin") == "1"
 
     async def channel(self, client: AsyncWebClient, workspace_id: str, channel_id: str) -> ChannelContext:
-        info = await self._cached("channel", workspace_id, channel_id, lambda: self._fetch_channel(client, channel_id))
+        info = await self._remembered(
+            "channel",
+            workspace_id,
+            channel_id,
+            lambda: self._cached("channel", workspace_id, channel_id, lambda: self._fetch_channel(client, channel_id)),
+        )
         return ChannelContext(
             name=info.get("name", ""),
             kind=info.get("kind", "channel"),
             topic=info.get("topic", ""),
             purpose=info.get("purpose", ""),
         )
+
+    async def _remembered(self, kind: str, workspace_id: str, object_id: str, look_up: Any) -> dict[str, str]:
+        """This process's copy first (admin checks never use it: they must see a demotion at once)."""
+        key, now = (kind, workspace_id, object_id), time.monotonic()
+        hit = self._local.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if (pending := self._pending.get(key)) is not None:
+            return await asyncio.shield(pending)  # the same look-up is under way for another answer: share it
+        self._pending[key] = asyncio.get_running_loop().create_future()
+        found: dict[str, str] = {}
+        try:
+            found = await look_up()
+        finally:
+            self._pending.pop(key).set_result(found)
+        if found:
+            self._local[key] = (now + LOCAL_TTL_S, found)
+            self._local.move_to_end(key)
+            while len(self._local) > LOCAL_ENTRIES:
+                self._local.popitem(last=False)
+        return found
 
     async def _user(self, client: AsyncWebClient, workspace_id: str, user_id: str) -> dict[str, str]:
         return await self._cached("user", workspace_id, user_id, lambda: self._fetch_user(client, user_id))
@@ -68,6 +109,10 @@ class Directory:
             cached = None
         if cached is not None:
             return cached
+        method = "users.info" if kind == "user" else "conversations.info"
+        if self._windows is not None and not await self._windows.try_take([allowance(method, workspace_id)], keep=0):
+            log.info("%s skipped: the workspace's allowance is spent", method)
+            return {}  # a thinner prompt this time; not remembered, so the next answer asks again
         fetched: dict[str, str] | None = await fetch()
         if fetched is None:
             return {}

@@ -4,6 +4,8 @@ other bots."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,13 +19,28 @@ from bot.core.errors import StorageUnavailable
 from bot.core.i18n import tr
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
-from bot.slack.answering import AnswersInProgress
+from bot.slack.delivery import AnswersInProgress
 from bot.slack.incoming import is_answerable, workspace_of
+from bot.slack.pacing import LEDGER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
-# Bolt must ack within Slack's 3 s; de-duplication never gets to eat that budget.
-_LEDGER_TIMEOUT_S = 1.0
+
+class _Sighting:
+    """A question's de-duplication check, made after the ack and only if a listener answers the delivery (the
+    `message` copy of a channel mention is ignored by its listener, so its check would be a wasted round trip)."""
+
+    def __init__(self, check: Callable[[], Awaitable[bool]]) -> None:
+        self._check = check
+        self._result: asyncio.Future[bool] | None = None
+
+    async def first(self) -> bool:
+        if self._result is None:
+            self._result = asyncio.ensure_future(self._check())
+        return await asyncio.shield(self._result)
+
+
+_SIGHTING: contextvars.ContextVar[_Sighting | None] = contextvars.ContextVar("sighting", default=None)
 # Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
 # answer finishing during the grace period may be waiting for its Approve click.
 _NEW_WORK = frozenset({"slash_command", "message_action", "shortcut"})
@@ -101,6 +118,21 @@ async def reject_malformed(body: dict[str, Any], next: Callable[[], Awaitable[No
     return await next()
 
 
+def _is_question(body: dict[str, Any]) -> bool:
+    event = body.get("event") or {}
+    return event.get("type") in ("app_mention", "message") and is_answerable(event)
+
+
+async def first_sighting() -> bool:
+    """False when the question being handled was already delivered (a retry, or the mention's second copy).
+
+    Questions are acked before their de-duplication check: the check's Redis round trip, which can queue behind
+    other work under load, is off the ack's path. Listeners that answer call this first.
+    """
+    sighting = _SIGHTING.get()
+    return True if sighting is None else await sighting.first()
+
+
 def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgress, metrics: Metrics) -> None:
     @app.middleware
     async def intake(body: dict[str, Any], respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]) -> Any:
@@ -135,20 +167,29 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         ids = delivery_ids(body)
         if not ids:
             return await next()
+        check = functools.partial(_check, ledger, workspace_of(context), ids, request_kind(body))
+        if _is_question(body):
+            # Bolt acks events before their listener runs, and the listener task inherits this context variable.
+            _SIGHTING.set(_Sighting(check))
+            return await next()
+        if not await check():  # rarer events (joins, uninstalls...): checked before the ack, as nothing queues there
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    async def _check(ledger: EventLedger, workspace: str, ids: list[str], kind: str) -> bool:
         kinds = [delivery_id.split(":")[0] for delivery_id in ids]
         try:
-            # asyncio.timeout, not wait_for: no extra task, so no extra trip round a busy event loop before the ack.
-            async with asyncio.timeout(_LEDGER_TIMEOUT_S):
-                firsts = await ledger.first_sightings(workspace_of(context), ids)
+            async with asyncio.timeout(LEDGER_TIMEOUT_S):
+                firsts = await ledger.first_sightings(workspace, ids)
         except (StorageUnavailable, TimeoutError):
             # Fail open: a possible double answer beats losing the only copy of a message.
             log.warning("could not check %s for redelivery; processing it", "/".join(kinds))
-            metrics.slack_event(request_kind(body), "accepted")
-            return await next()
+            metrics.slack_event(kind, "accepted")
+            return True
         repeated = [kind for kind, first in zip(kinds, firsts, strict=True) if not first]
         if repeated:
             log.info("dropping a repeated delivery (%s)", "/".join(repeated))
-            metrics.slack_event(request_kind(body), "duplicate")
-            return BoltResponse(status=200, body="")
-        metrics.slack_event(request_kind(body), "accepted")
-        return await next()
+            metrics.slack_event(kind, "duplicate")
+            return False
+        metrics.slack_event(kind, "accepted")
+        return True

@@ -8,9 +8,10 @@ Whatever it cannot do, it hands to the edit-in-place ReplyStream, which then own
 - An approval prompt, a failed model call whose shown text must be taken back, an error, or an answer longer than
   one streamed message should hold.
 
-Limits (https://docs.slack.dev/reference/methods/chat.appendStream and its startStream / stopStream pages):
-appendStream is Tier 4 (~100/min per workspace), startStream and stopStream Tier 2; markdown_text is at most
-12,000 characters per call. Streams must be thread replies, and in
+Limits (bot/slack/pacing.py): appendStream is Tier 4 (~100/min per workspace), startStream and stopStream Tier 2
+(https://docs.slack.dev/reference/methods/chat.startStream): an answer streams natively only when the workspace can
+spare a start now and a stop promised for its end, else the fallback shows it from the start. markdown_text is at
+most 12,000 characters per call. Streams must be thread replies, and in
 channels they need the recipient's user and team ids. Blocks (our buttons) are only accepted by stopStream, so while
 the answer streams its Stop is Slack's own stop control, which later appends see as `stopped_by_user`.
 """
@@ -20,34 +21,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
-from bot.core.errors import StorageUnavailable
+from bot.core.call_windows import FairCallWindows
 from bot.core.events import (
     ApprovalRequested,
+    ApprovalSettled,
     AttemptRestarted,
     Notice,
     ReplyDone,
     ReplyEvent,
     TextDelta,
+    ThinkingStarted,
     ToolRunning,
+    Waiting,
 )
 from bot.core.i18n import tr
-from bot.core.ports import RateBucket, RateBudget
 from bot.slack.incoming import Place
+from bot.slack.pacing import NATIVE_FLUSH_INTERVAL_S, PROMISE_TTL_S, allowance
 from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 1.0  # appends are cheap (Tier 4) but each is a request; once a second reads as smooth
-APPENDS_PER_MINUTE = 90  # shared by every answer streaming in a workspace, under Tier 4's ~100/min
 # Per call, markdown_text is capped at 12,000 characters. How much one streamed message may hold in total is not
 # documented (UNVERIFIED); past this the edit-in-place path takes over and continues in further messages.
 MAX_STREAMED_CHARS = 12_000
@@ -87,9 +90,12 @@ class NativeRefusals:
             self._until[workspace_id] = asyncio.get_running_loop().time() + REFUSAL_MEMORY_S
 
 
-async def show_thinking(client: AsyncWebClient, place: Place) -> None:
-    """Slack's "is thinking…" status under the thread; it clears itself when the bot posts (best effort)."""
+async def show_thinking(client: AsyncWebClient, place: Place, budget: FairCallWindows, workspace_id: str) -> None:
+    """Slack's "is thinking…" status under the thread; it clears itself when the bot posts (best effort: skipped
+    when the workspace's allowance for it is spent)."""
     if place.thread_ts is None:
+        return
+    if not await budget.try_take([allowance("assistant.threads.setStatus", workspace_id)], keep=0):
         return
     try:
         await client.assistant_threads_setStatus(
@@ -104,7 +110,7 @@ class NativeReplyStream:
     """One answer streamed natively into one message; `fallback` builds the ReplyStream that takes over if needed."""
 
     client: AsyncWebClient
-    budget: RateBudget
+    budget: FairCallWindows
     workspace_id: str
     place: Place
     recipient_user_id: str
@@ -124,6 +130,7 @@ class NativeReplyStream:
     _stream: AsyncChatStream | None = None
     _broken: str | None = None  # why Slack stopped taking appends
     _next_flush_at: float = 0.0
+    _stop_promise: tuple[str, ...] = ()  # the chat.stopStream set aside for this answer's end
     _io: asyncio.Lock = field(default_factory=asyncio.Lock)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,7 +138,10 @@ class NativeReplyStream:
     async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Stream the answer; on anything native streaming cannot show, hand the rest to the fallback."""
         assert self.place.thread_ts is not None  # streams are always thread replies
-        await show_thinking(self.client, self.place)
+        await show_thinking(self.client, self.place, self.budget, self.workspace_id)  # costs no Tier 3 call
+        if not await self._can_stream():
+            await self.fallback().show(events)  # in a busy workspace it may show nothing until the first words
+            return
         self._stream = await self.client.chat_stream(
             channel=self.place.channel_id,
             thread_ts=self.place.thread_ts,
@@ -157,8 +167,29 @@ class NativeReplyStream:
         await flusher
         if pending is None and failure is None and not self._broken:
             await self._finish()
+        if self._stop_promise:  # the stream ended without its stop (the fallback took over): give it back
+            with contextlib.suppress(Exception):
+                await self.budget.release(allowance("chat.stopStream", self.workspace_id), self._stop_promise)
+            self._stop_promise = ()
         if pending is not None or failure is not None or self._broken:
             await self._hand_over(_rest(pending, failure, events, user_stopped=self._broken == "stopped_by_user"))
+
+    async def _can_stream(self) -> bool:
+        """A start now and a stop promised for the end, or not at all (Tier 2: 20 a minute per workspace)."""
+        stop = allowance("chat.stopStream", self.workspace_id)
+        promise = (f"{uuid.uuid4().hex}#stop",)
+        if not await self.budget.promise(stop, promise, keep=0, ttl_s=PROMISE_TTL_S):
+            return False
+        if await self.budget.try_take([allowance("chat.startStream", self.workspace_id)], keep=0):
+            self._stop_promise = promise
+            return True
+        await self.budget.release(stop, promise)
+        return False
+
+    async def _stop_turn(self) -> None:
+        """Wait for the promised chat.stopStream's turn (or an ordinary one, should the promise have lapsed)."""
+        promise, self._stop_promise = self._stop_promise, ()
+        await self.budget.take([allowance("chat.stopStream", self.workspace_id)], settle=promise)
 
     async def _cannot_show(self, event: ReplyEvent) -> bool:
         if isinstance(event, ApprovalRequested):
@@ -199,6 +230,10 @@ class NativeReplyStream:
                 self.note = tr(texts.LENGTH_LIMIT)
             elif event.stop_reason == "refusal":
                 self.note = tr(texts.REFUSED)
+        elif isinstance(event, ThinkingStarted | Waiting | ApprovalRequested | ApprovalSettled):
+            pass  # Slack shows its own "thinking" state; approvals hand the answer to the fallback (_cannot_show)
+        else:
+            assert_never(event)  # a new ReplyEvent must be shown (or knowingly ignored) here
 
     def _start_task(self, title: str) -> None:
         """A tool at work shows as a task card in the message ("Reading #general…"), marked complete after."""
@@ -246,7 +281,7 @@ class NativeReplyStream:
             await self._wait_for_budget()
             if await self._send(lambda: self._append(chunks)):
                 self.sent, self._tasks = end, []
-                self._next_flush_at = asyncio.get_running_loop().time() + FLUSH_INTERVAL_S
+                self._next_flush_at = asyncio.get_running_loop().time() + NATIVE_FLUSH_INTERVAL_S
 
     async def _append(self, chunks: list[dict[str, Any]]) -> None:
         """The first append starts the stream (chat.startStream), later ones add to it (chat.appendStream)."""
@@ -264,6 +299,7 @@ class NativeReplyStream:
                     return
                 self.sent, self._tasks, chunks = end, [], []
             blocks = self.controls(True) if self.controls is not None else None
+            await self._stop_turn()
             if await self._send(lambda: stream.stop(chunks=chunks or None, blocks=blocks)):
                 self.sent, self._tasks = end, []
 
@@ -288,8 +324,7 @@ class NativeReplyStream:
                     break
                 retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
                 log.warning("Slack streaming rate limited; holding off %.0f s", retry_after)
-                with contextlib.suppress(StorageUnavailable):
-                    await self.budget.hold_off(RateBucket("chat.appendStream", self.workspace_id), retry_after)
+                await self.budget.hold_off(allowance("chat.appendStream", self.workspace_id), retry_after)
                 await asyncio.sleep(retry_after)
             except Exception as error:  # a dropped connection: whether it landed is unknown; chat.update rewrites it
                 self._broken = type(error).__name__
@@ -312,6 +347,7 @@ class NativeReplyStream:
             ts = self._stream.ts
             if self._broken != "stopped_by_user":
                 with contextlib.suppress(Exception):
+                    await self._stop_turn()
                     await self.client.chat_stopStream(channel=self.place.channel_id, ts=ts)
             messages = [_Posted(ts=ts, shown="")]  # shown "" : the first sync rewrites it from the text
         fallback = self.fallback(
@@ -325,15 +361,7 @@ class NativeReplyStream:
         await fallback.show(events)
 
     async def _wait_for_budget(self) -> None:
-        bucket = RateBucket("chat.appendStream", self.workspace_id)
-        while True:
-            try:
-                wait_s = await self.budget.reserve(bucket, APPENDS_PER_MINUTE)
-            except StorageUnavailable:
-                return  # FLUSH_INTERVAL_S alone keeps one answer well under the limit
-            if wait_s <= 0:
-                return
-            await asyncio.sleep(wait_s)
+        await self.budget.take([allowance("chat.appendStream", self.workspace_id)])
 
 
 def _task_chunk(task_id: str, title: str, status: str) -> dict[str, Any]:

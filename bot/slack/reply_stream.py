@@ -1,11 +1,15 @@
-"""Shows a reply stream in Slack: a placeholder, paced edits, continuation messages, and a note on failure.
+"""Shows a reply stream in Slack: paced edits of its message, continuation messages, and a note on failure.
 
-Limits (https://docs.slack.dev/apis/web-api/rate-limits and https://docs.slack.dev/reference/methods/chat.update):
-- `chat.update` is Tier 3: about 50 calls a minute per workspace, shared by every answer in progress there.
-  We spend from a shared budget in Redis (45/min by default, with a burst of 3) so processes agree.
-- Slack's AI guidance: edit a message about once every 3 s; we pace each answer at `edit_interval_s`.
-- `msg_too_long` is reported for `text` around 4,000 characters (far below the documented 40,000), so each
-  message holds at most `max_message_chars` of rendered text and the answer continues in the next message.
+How an answer shows itself depends on what its workspace can spare (limits: bot/slack/pacing.py):
+- "placeholder": a quiet workspace. "Thinking…" at once, the first words as soon as they come, an edit every
+  `edit_interval_s` (Slack's AI guidance: about one edit every 3 s), then the final text.
+- "words": a busy one. Nothing until the first words, which are posted (chat.postMessage, not Tier 3's chat.update);
+  interim edits only while the workspace's edit budget has room beyond the final edits promised to answers already
+  on screen; the final edit is promised when the answer starts, so it never waits behind new answers.
+- "posts": even the final edit would queue. Each message is posted once its text is complete (the answer's
+  Markdown split into messages, https://docs.slack.dev/reference/methods/chat.postMessage), no edits at all.
+`msg_too_long` is reported for `text` around 4,000 characters (far below the documented 40,000), so each message
+holds at most `max_message_chars` of rendered text and the answer continues in the next message.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
-from bot.core.errors import BotError, StorageUnavailable
+from bot.core.call_windows import FairCallWindows
+from bot.core.errors import BotError
 from bot.core.events import (
     ApprovalRequested,
     ApprovalSettled,
@@ -35,11 +42,20 @@ from bot.core.events import (
     Waiting,
 )
 from bot.core.i18n import tr
-from bot.core.ports import RateBucket, RateBudget
 from bot.logs import CONTENT_LOGGER
 from bot.metrics import Metrics
 from bot.slack.incoming import Place
 from bot.slack.mrkdwn import markdown_to_mrkdwn, split_markdown
+from bot.slack.paced_calls import PacedCalls
+from bot.slack.pacing import (
+    EDIT_INTERVAL_S,
+    EDITS_PER_MINUTE,
+    FINAL_SYNC_TIMEOUT_S,
+    INTERIM_KEEP,
+    POSTS_PER_MINUTE,
+    THINKING_TICK_S,
+    Pacing,
+)
 from bot.slack.views import approval_outcome, approval_prompt
 
 log = logging.getLogger(__name__)
@@ -51,14 +67,10 @@ SLACK_FORMATTING = (
     "points, fenced code blocks for code. Slack cannot show tables or horizontal rules, so prefer lists. Keep Slack "
     "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
 )
-THINKING_TICK_S = 3.0  # how often the "Thinking… 12s" status moves on (each tick is one paced edit)
 STATUS_TEXT = {"storage": texts.STATUS_STORAGE_RETRYING, "restart": texts.STATUS_RESTARTING}
 STREAMING_CURSOR = " ▍"
 FAILURE_PREFIX = ":warning: "
 NOTICE_PREFIX = ":information_source: "
-# Generous: the final edit waits its turn for the workspace's edit budget, and with 200 answers in progress in one
-# workspace the line is ~4.5 minutes long at 45 edits a minute (bench/load.py). Timing out leaves a half answer.
-_FINAL_SYNC_TIMEOUT_S = 900.0
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
 # A message with buttons shows its text in a section block, whose text Slack caps at 3,000 characters (Block Kit
@@ -67,15 +79,23 @@ SECTION_TEXT_LIMIT = 3_000
 CONTROLS_TEXT_LIMIT = 2_850
 
 
-class _Overtaken(Exception):
-    """An interim edit got its turn after the stream ended; the final rendering uses the turn instead."""
+Mode = Literal["placeholder", "words", "posts"]
+
+
+class _NoRoom(Exception):
+    """The workspace's edit budget has no room for an optional edit now; the next interval tries again."""
 
 
 @dataclass(frozen=True, slots=True)
 class RenderConfig:
-    edit_interval_s: float = 2.0
-    edits_per_minute: int = 45
+    edit_interval_s: float = EDIT_INTERVAL_S
+    edits_per_minute: int = EDITS_PER_MINUTE
     max_message_chars: int = 3500
+    posts_per_minute: int = POSTS_PER_MINUTE
+
+    @property
+    def pacing(self) -> Pacing:
+        return Pacing(self.edit_interval_s, self.edits_per_minute, self.posts_per_minute)
 
 
 @dataclass(slots=True)
@@ -90,10 +110,11 @@ class ReplyStream:
     """One answer's messages in Slack. Every edit is paced; nothing is cut and nothing is posted twice."""
 
     client: AsyncWebClient
-    budget: RateBudget
+    budget: FairCallWindows
     config: RenderConfig
     workspace_id: str
     place: Place
+    answer_id: str = ""  # names the edits it promises; any unique string
     text: str = ""
     status: str = field(default_factory=lambda: tr(texts.PLACEHOLDER))
     note: str | None = None
@@ -110,7 +131,11 @@ class ReplyStream:
     _started_at: float = 0.0
     _first_text_s: float | None = None  # when the first words of the answer were shown, after the placeholder
     _next_edit_at: float = 0.0
-    _spare_edit: bool = False  # an edit taken from the budget for an interim rendering the end of the stream overtook
+    _mode: Mode = "placeholder"
+    _promised: tuple[str, ...] = ()  # edits set aside for this answer and not yet spent
+    _spent_promises: tuple[str, ...] = ()  # promised edits made, to be recorded with the final edit
+    _spent_at: list[float] = field(default_factory=list)  # when (epoch seconds)
+    _calls: PacedCalls = field(init=False)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -118,6 +143,9 @@ class ReplyStream:
         self._limit = self.config.max_message_chars
         if self.controls is not None:
             self._limit = min(self._limit, CONTROLS_TEXT_LIMIT)
+        self.answer_id = self.answer_id or uuid.uuid4().hex
+        pacing = self.config.pacing
+        self._calls = PacedCalls(self.client, self.budget, pacing, self.workspace_id, self.place.channel_id)
 
     async def show(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Post the placeholder, follow the stream, and always finish with one complete final rendering.
@@ -126,7 +154,9 @@ class ReplyStream:
         """
         self._started_at = asyncio.get_running_loop().time()
         if not self.messages:
-            await self._post(self.status, self._controls_on(last=True, final=False))
+            self._mode = await self._plan()
+            if self._mode == "placeholder":  # its post was taken with the promise
+                await self._post(self.status, self._controls_on(last=True, final=False), taken=True)
         flusher = asyncio.create_task(self._flush_while_streaming())
         outcome = "ok"
         try:
@@ -149,6 +179,22 @@ class ReplyStream:
         await self._finish(flusher)
         self._report(outcome)
 
+    async def _plan(self) -> Mode:
+        """Promise the edits this answer will need, as far as the workspace can spare them (module docstring)."""
+        answer = self.answer_id
+        try:
+            placeholder = (f"{answer}#first", f"{answer}#final")
+            keep = self.config.pacing.placeholder_keep()
+            if await self._calls.promise_edits(placeholder, keep=keep, with_post=True):
+                self._promised = placeholder
+                return "placeholder"
+            if await self._calls.promise_edits((f"{answer}#final",), keep=INTERIM_KEEP):
+                self._promised = (f"{answer}#final",)
+                return "words"
+        except Exception as error:  # the budget's own fallbacks failed too: posting needs no promise
+            log.warning("could not plan the answer's edits: %s", type(error).__name__)
+        return "posts"
+
     def _report(self, outcome: str) -> None:
         """One line and one observation per answer: how it ended, how long it took, how soon words appeared."""
         seconds = asyncio.get_running_loop().time() - self._started_at
@@ -162,6 +208,7 @@ class ReplyStream:
                 "duration_ms": round(seconds * 1000),
                 "first_text_ms": first_text_ms,
                 "messages": len(self.messages),
+                "delivery": self._mode,
             },
         )
         content_log.debug("answer: %s", self.text)
@@ -175,9 +222,23 @@ class ReplyStream:
         except Exception:
             log.exception("interim edits failed; writing the final message anyway")
         try:
-            await asyncio.wait_for(self._sync(final=True), timeout=_FINAL_SYNC_TIMEOUT_S)
+            await asyncio.wait_for(self._sync(final=True), timeout=FINAL_SYNC_TIMEOUT_S)
         except Exception:
             log.exception("could not write the final message")
+        await asyncio.shield(self._settle_promises())
+
+    async def _settle_promises(self) -> None:
+        """Promises the final edit did not settle (it failed, or nothing needed editing): give back the unused ones,
+        record the edits made on the others (counting one more now: erring on the side of fewer calls)."""
+        unused, spent, spent_at = self._promised, self._spent_promises, self._spent_at
+        self._promised, self._spent_promises, self._spent_at = (), (), []
+        with contextlib.suppress(Exception):
+            if unused:
+                await self._calls.release_edits(unused)
+            if spent:
+                await self._calls.windows.take(
+                    [self.config.pacing.edits(self.workspace_id)], settle=spent, spent=spent_at
+                )
 
     async def _consume(self, events: AsyncIterator[ReplyEvent]) -> None:
         async for event in events:
@@ -217,6 +278,8 @@ class ReplyStream:
                     self.note = tr(texts.LENGTH_LIMIT)
                 elif event.stop_reason == "refusal":
                     self.note = tr(texts.REFUSED)
+            else:
+                assert_never(event)  # a new ReplyEvent must be shown (or knowingly ignored) here
             self._dirty.set()
 
     async def _flush_while_streaming(self) -> None:
@@ -233,8 +296,12 @@ class ReplyStream:
             self._dirty.clear()
             try:
                 await self._sync(final=False)
-            except _Overtaken:
-                return
+                if self._mode == "posts" and self.text.strip():
+                    # Complete parts are looked for once an interval, not on every delta (each look splits the text).
+                    self._next_edit_at = loop.time() + self.config.edit_interval_s
+            except _NoRoom:
+                self._dirty.set()  # still to show: the next interval tries again
+                self._next_edit_at = loop.time() + self.config.edit_interval_s
             except SlackApiError as error:
                 log.warning("interim edit failed: %s", error.response.get("error"))
             except Exception as error:  # a dropped connection: the next edit (or the final one) catches up
@@ -255,8 +322,13 @@ class ReplyStream:
 
     def _renderings(self, final: bool) -> list[str]:
         pieces = split_markdown(self.text, self._limit) if self.text.strip() else []
+        if not final and self._mode == "posts":
+            # Only messages whose text is complete: a posted message is never edited.
+            return [markdown_to_mrkdwn(piece) for piece in pieces[:-1]]
         # Only the last piece of an answer still streaming has a half-typed end to tidy; the rest is rendered whole.
         rendered = [markdown_to_mrkdwn(p, live=not final and i == len(pieces) - 1) for i, p in enumerate(pieces)]
+        if not final and self._mode == "words" and not rendered:
+            return []  # nothing to show before the first words: posting a status would cost an edit later
         if not final:
             thinking = self._thinking_status()
             if not rendered:
@@ -280,7 +352,7 @@ class ReplyStream:
         for _ in range(5):
             try:
                 await self._apply(self._renderings(final), final)
-                if self._first_text_s is None and self.text.strip():
+                if self._first_text_s is None and self.text.strip() and self.messages:
                     self._first_text_s = asyncio.get_running_loop().time() - self._started_at
                     if self.metrics is not None:
                         self.metrics.answer_first_text(self._first_text_s)
@@ -293,7 +365,8 @@ class ReplyStream:
 
     async def _apply(self, rendered: list[str], final: bool) -> None:
         for index, body in enumerate(rendered):
-            controls = self._controls_on(last=index == len(rendered) - 1, final=final)
+            last = index == len(rendered) - 1 and (final or self._mode != "posts")
+            controls = self._controls_on(last=last, final=final)
             if index < len(self.messages):
                 if (self.messages[index].shown, self.messages[index].controls) != (body, controls):
                     await self._edit(index, body, controls, final=final)
@@ -301,15 +374,15 @@ class ReplyStream:
                 await self._post(body, controls)
         if final:
             for stale in self.messages[len(rendered) :]:
-                await self._call("chat_delete", channel=self.place.channel_id, ts=stale.ts)
+                await self._calls.spend("chat.delete", channel=self.place.channel_id, ts=stale.ts)
             del self.messages[len(rendered) :]
 
     async def _ask_approval(self, event: ApprovalRequested) -> None:
         text, blocks = approval_prompt(event.approval_id, event.tool, event.summary, event.user_id)
-        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": text, "blocks": blocks}
+        kwargs: dict[str, Any] = {"text": text, "blocks": blocks}
         if self.place.thread_ts:
             kwargs["thread_ts"] = self.place.thread_ts
-        response = await self._call("chat_postMessage", **kwargs)
+        response = await self._calls.post(**kwargs)
         self.approvals[event.approval_id] = (response["ts"], event.tool)
         self.activity = tr(texts.STATUS_WAITING_APPROVAL)
 
@@ -319,7 +392,7 @@ class ReplyStream:
             return
         ts, tool = self.approvals.pop(event.approval_id)
         text = approval_outcome(tool, event.approved, event.reason)
-        await self._call("chat_update", channel=self.place.channel_id, ts=ts, text=text, blocks=[])
+        await self._calls.edit(ts=ts, text=text, blocks=[])
 
     def _controls_on(self, *, last: bool, final: bool) -> str:
         if self.controls is None or not last:
@@ -336,52 +409,32 @@ class ReplyStream:
         section = {"type": "section", "text": {"type": "mrkdwn", "text": body[:SECTION_TEXT_LIMIT]}}
         return {"blocks": [section, *self.controls(controls == "final")]}
 
-    async def _post(self, body: str, controls: str = "") -> None:
-        kwargs: dict[str, Any] = {"channel": self.place.channel_id, "text": body, **self._with_controls(body, controls)}
+    async def _post(self, body: str, controls: str = "", *, taken: bool = False) -> None:
+        kwargs: dict[str, Any] = {"text": body, **self._with_controls(body, controls)}
         if self.place.thread_ts:
             kwargs["thread_ts"] = self.place.thread_ts
-        response = await self._call("chat_postMessage", **kwargs)
+        response = await self._calls.post(taken=taken, **kwargs)
         self.messages.append(_Posted(ts=response["ts"], shown=body, controls=controls))
 
     async def _edit(self, index: int, body: str, controls: str = "", *, final: bool) -> None:
-        if self._spare_edit:
-            self._spare_edit = False
-        else:
-            await self._wait_for_budget()
-        if not final and self._finished.is_set():
-            # The answer ended while this edit waited its turn: the final rendering takes the turn, rather than
-            # spend it on a stale rendering and then queue again behind every other answer in the workspace.
-            self._spare_edit = True
-            raise _Overtaken
+        """Final and first-words edits were promised, so they only wait their turn; any other interim edit goes only
+        if the workspace can spare it now (else _NoRoom: skipped until the next interval)."""
         message = self.messages[index]
         blocks = self._with_controls(body, controls)
-        await self._call("chat_update", channel=self.place.channel_id, ts=message.ts, text=body, **blocks)
+        edit = {"ts": message.ts, "text": body, **blocks}
+        first_words = bool(self.text.strip()) and self._promised[:1] == (f"{self.answer_id}#first",)
+        if final:
+            await self._calls.edit(settle=self._promised + self._spent_promises, spent=self._spent_at, **edit)
+            self._promised, self._spent_promises, self._spent_at = (), (), []
+        elif first_words:
+            # Made on its promise without asking (no round trip); recorded with the final edit, the promise
+            # meanwhile keeping its place in the window (CallWindows.take `spent`).
+            await self._calls.edit_taken(**edit)
+            self._spent_promises, self._promised = self._promised[:1], self._promised[1:]
+            self._spent_at.append(time.time())
+        elif await self._calls.may_edit(INTERIM_KEEP):
+            await self._calls.edit_taken(**edit)
+        else:
+            raise _NoRoom
         message.shown, message.controls = body, controls
         self._next_edit_at = asyncio.get_running_loop().time() + self.config.edit_interval_s
-
-    async def _wait_for_budget(self) -> None:
-        bucket = RateBucket("chat.update", self.workspace_id)
-        while True:
-            try:
-                wait_s = await self.budget.reserve(bucket, self.config.edits_per_minute)
-            except StorageUnavailable:
-                # Without the shared budget, fall back to this process's own pace rather than stall the answer.
-                wait_s = 0.0
-                await asyncio.sleep(60 / self.config.edits_per_minute)
-            if wait_s <= 0:
-                return
-            await asyncio.sleep(wait_s)
-
-    async def _call(self, method: str, **kwargs: Any) -> Any:
-        """Call the Web API; a 429 slows every answer in the workspace by its Retry-After instead of failing."""
-        while True:
-            try:
-                return await getattr(self.client, method)(**kwargs)
-            except SlackApiError as error:
-                if error.response.status_code != 429:
-                    raise
-                retry_after = float(error.response.headers.get("Retry-After", "1") or 1)
-                log.warning("%s rate limited; holding off %.0f s", method, retry_after)
-                with contextlib.suppress(StorageUnavailable):
-                    await self.budget.hold_off(RateBucket("chat.update", self.workspace_id), retry_after)
-                await asyncio.sleep(retry_after)

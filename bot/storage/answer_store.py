@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from bot.storage.redis_store import _translated
 log = logging.getLogger(__name__)
 
 MAX_FEEDBACK_DAYS = 400
+STOP_LISTEN_TICK_S = 1.0  # how long one read of the Stop channel waits (a local wait: no Redis command is sent)
 UNKNOWN_PERSONA = "(unknown)"  # an answer that failed before its persona was known; not a valid persona name
 
 # One vote per person per answer; a changed vote moves from one count to the other. Returns 0 when unchanged.
@@ -60,7 +63,26 @@ class RedisAnswerStore:
 
     @_translated
     async def request_stop(self, workspace_id: str, answer_id: str) -> None:
+        """The flag (for a process that reconnects later), then the signal (for those listening)."""
         await self._client.set(self._keys.answer_stop(workspace_id, answer_id), 1, ex=STOP_FLAG_TTL_S)
+        # Not in the SET's pipeline: a cluster client refuses PUBLISH there. A Stop click is rare; two trips are fine.
+        await self._client.publish(self._keys.answer_stops_channel(), f"{workspace_id} {answer_id}")
+
+    @_translated
+    async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
+        """Hear every Stop request until the connection breaks (then raise); `on_ready` runs once subscribed, so the
+        caller can read the flags of requests made while it was not listening."""
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._keys.answer_stops_channel())
+            await on_ready()
+            while True:
+                message = await pubsub.get_message(timeout=STOP_LISTEN_TICK_S)
+                if message is not None and isinstance(message.get("data"), str):
+                    workspace_id, _, answer_id = message["data"].partition(" ")
+                    on_stop(workspace_id, answer_id)
+        finally:
+            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
 
     @_translated
     async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:

@@ -51,7 +51,8 @@ def connect(
     }
     if cluster:
         return connect_cluster(url, options)
-    return redis.Redis.from_pool(redis.ConnectionPool.from_url(url, **options))
+    # No CLIENT SETINFO: two round trips less for every connection a burst opens.
+    return redis.Redis.from_pool(redis.ConnectionPool.from_url(url, driver_info=None, **options))
 
 
 def public_location(url: str) -> str:

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.core.conversation import ConversationKey
-from bot.core.ports import RateBucket
 from bot.core.usage import Claim, ClaimKind
 
 DAY_S = 86_400
@@ -135,21 +134,31 @@ class Keys(_Tagged):
         """An event id seen within the de-duplication window; one delivery's ids are set in one pipeline."""
         return self._ws("seen", workspace_id, delivery_id)
 
-    def rate_budget(self, bucket: RateBucket) -> str:
-        """GCRA state of one Slack method's budget in a workspace; lives about a minute."""
-        return f"{self.prefix}rate:{bucket.method}:{self._tag(bucket.workspace_id)}"
+    def call_window(self, method: str, workspace_id: str, channel_id: str = "") -> str:
+        """Sorted set of a Slack method's recent calls in a workspace (or one of its channels), scored by time; lives
+        a window (a minute at most) past its last call. Same slot as its promises and hold (one script reads all)."""
+        return self._ws("calls", workspace_id, method, *([channel_id] if channel_id else []))
 
-    def rate_hold(self, bucket: RateBucket) -> str:
-        """Set after a 429: everyone waits until then. Same slot as the bucket (one script reads both)."""
-        return self.rate_budget(bucket) + ":hold"
+    def call_promises(self, method: str, workspace_id: str, channel_id: str = "") -> str:
+        """Sorted set of calls set aside for answers under way, scored by when each lapses (minutes)."""
+        return self.call_window(method, workspace_id, channel_id) + ":promised"
+
+    def call_hold(self, method: str, workspace_id: str, channel_id: str = "") -> str:
+        """Until when (ms) nobody calls: Slack's Retry-After after a 429; lives that long."""
+        return self.call_window(method, workspace_id, channel_id) + ":hold"
 
     def answer(self, workspace_id: str, answer_id: str) -> str:
         """JSON record of one answer (asker, persona, question's place, state); lives as long as conversations."""
         return self._ws("answer", workspace_id, answer_id)
 
     def answer_stop(self, workspace_id: str, answer_id: str) -> str:
-        """Set when someone clicks Stop; the process writing the answer polls it."""
+        """Set when someone clicks Stop; read by the process writing the answer when its Stop channel reconnects."""
         return self._ws("answer-stop", workspace_id, answer_id)
+
+    def answer_stops_channel(self) -> str:
+        """Pub/Sub channel of Stop requests ("<workspace> <answer id>"), heard by every process; global (a process
+        hears every workspace's), which plain SUBSCRIBE gives on a cluster too (module docstring)."""
+        return f"{self.prefix}answer-stops"
 
     def answer_votes(self, workspace_id: str, answer_id: str) -> str:
         """Hash of user -> "up" | "down": one vote per person per answer (same script as `feedback_day`)."""
@@ -208,7 +217,7 @@ class Keys(_Tagged):
         exact = re.compile(
             rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|dm|seen|answer|answer-stop|answer-votes"
             rf"|feedback|pane):{o}{ws}(?:{c}:|:).+"
-            rf"|budgets:{o}{ws}{c}|profile:[^:]+:{o}{ws}{c}:.+|rate:.+:{o}{ws}{c}(?::hold)?)"
+            rf"|budgets:{o}{ws}{c}|profile:[^:]+:{o}{ws}{c}:.+|calls:{o}{ws}{c}:[^:]+(?::[A-Z0-9]+)?(?::promised|:hold)?)"
         )
         return f"{_glob_escape(self.prefix)}*{_glob_escape(workspace_id)}*", exact
 

@@ -1,4 +1,4 @@
-"""Redis implementations of the storage ports: conversations, locks, event de-duplication, rate budgets."""
+"""Redis implementations of the storage ports: conversations, locks, event de-duplication, profiles, approvals."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bot.core import texts
 from bot.core.conversation import TURN_JSON, ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import Text, tr
-from bot.core.ports import Attachment, RateBucket
+from bot.core.ports import Attachment
 from bot.storage.connection import cluster_state, connect, is_cluster, public_location
 from bot.storage.keys import Keys
 
@@ -78,28 +78,6 @@ return 'ok'
 """
 # GCRA rate limiter (a leaky bucket kept as one timestamp), plus a hold-off key set after a 429.
 # Returns 0 when a unit was taken, else milliseconds to wait. Uses Redis's clock so processes agree.
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local held = tonumber(redis.call('GET', KEYS[2]) or '0')
-if held > now then return held - now end
-local interval = tonumber(ARGV[1])
-local tolerance = interval * tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - now > tolerance then return new_tat - now - tolerance end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return 0
-"""
-_HOLD_OFF = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ms = now + tonumber(ARGV[1])
-local held = tonumber(redis.call('GET', KEYS[1]) or '0')
-if until_ms > held then redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000) end
-return 1
-"""
 
 
 async def _stopped(task: asyncio.Task[None], *, within_s: float) -> None:
@@ -162,8 +140,6 @@ class RedisStore:
         self._release: Any = client.register_script(_RELEASE)
         self._renew: Any = client.register_script(_RENEW)
         self._dm_session: Any = client.register_script(_DM_SESSION)
-        self._reserve: Any = client.register_script(_RESERVE)
-        self._hold_off: Any = client.register_script(_HOLD_OFF)
         self._decide: Any = client.register_script(_DECIDE)
 
     # --- ConversationStore ---------------------------------------------------------------------------
@@ -387,18 +363,6 @@ class RedisStore:
             for delivery_id in delivery_ids:
                 pipe.set(self.keys.delivery(workspace_id, delivery_id), 1, nx=True, ex=self._dedup_ttl_s)
             return [bool(fresh) for fresh in await pipe.execute()]
-
-    # --- RateBudget ----------------------------------------------------------------------------------
-    @_translated
-    async def reserve(self, bucket: RateBucket, per_minute: int, burst: int = 3) -> float:
-        interval_ms = 60_000 / per_minute
-        keys = [self.keys.rate_budget(bucket), self.keys.rate_hold(bucket)]
-        wait_ms = await self._reserve(keys=keys, args=[interval_ms, burst])
-        return float(wait_ms) / 1000
-
-    @_translated
-    async def hold_off(self, bucket: RateBucket, seconds: float) -> None:
-        await self._hold_off(keys=[self.keys.rate_hold(bucket)], args=[int(seconds * 1000)])
 
     # --- HealthCheck ---------------------------------------------------------------------------------
     async def healthy(self) -> bool:

@@ -842,3 +842,22 @@ async def test_sender_against_bolt_http_app(slack: FakeSlack) -> None:
     finally:
         await sender.close()
         await runner.cleanup()
+
+
+async def test_enforce_slack_limits_applies_each_methods_tier_and_the_posting_limits() -> None:
+    async with FakeSlack() as slack:
+        slack.enforce_slack_limits(workspace_posts_per_minute=7)
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        for n in range(5):  # five posts in one channel at once: a short burst is allowed
+            await client.chat_postMessage(channel="C0ONE", text=f"m{n}")
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_postMessage(channel="C0ONE", text="one too many")
+        assert refused.value.response.status_code == 429
+        await client.chat_postMessage(channel="C0TWO", text="another channel")
+        await client.chat_postMessage(channel="C0TWO", text="still fine")
+        with pytest.raises(SlackApiError):  # the workspace's ceiling (7 here), whatever the channel
+            await client.chat_postMessage(channel="C0THREE", text="over the ceiling")
+        assert slack.rate_limited["chat.postMessage"] == 2
+        await client.chat_postMessage(channel="C0TWO", text="x", team_id="T0OTHER")  # another workspace's budget
+        assert slack._limits["chat.startStream"] == {False: (20, 60.0)}  # Tier 2
+        assert slack._limits["chat.update"] == {False: (50, 60.0)}

@@ -17,7 +17,6 @@ from redis.asyncio.cluster import RedisCluster
 from bench.processes import DedicatedRedis
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.errors import StorageUnavailable
-from bot.core.ports import RateBucket
 from bot.storage.redis_store import RedisStore
 from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
@@ -83,20 +82,6 @@ async def test_lock_is_renewed_while_held_past_its_lease(store: RedisStore, redi
         await asyncio.sleep(1.5)  # lease is 1 s: without renewal the key would be gone
         assert await redis_client.exists(store.keys.conversation_lock(KEY))
     assert not await redis_client.exists(store.keys.conversation_lock(KEY))
-
-
-async def test_rate_budget_grants_a_burst_then_asks_to_wait(store: RedisStore) -> None:
-    granted = [await store.reserve(RateBucket("chat.update", "T1"), per_minute=60, burst=3) for _ in range(5)]
-    assert granted[:3] == [0.0, 0.0, 0.0]
-    assert 0 < granted[4] <= 2.0
-    # Another workspace has its own budget.
-    assert await store.reserve(RateBucket("chat.update", "T2"), per_minute=60) == 0.0
-
-
-async def test_hold_off_makes_everyone_wait(store: RedisStore) -> None:
-    await store.hold_off(RateBucket("chat.update", "T1"), 2)
-    wait = await store.reserve(RateBucket("chat.update", "T1"), per_minute=600)
-    assert 1.5 < wait <= 2.0
 
 
 async def test_unreachable_redis_is_reported_as_storage_unavailable_then_recovers(

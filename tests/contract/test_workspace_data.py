@@ -13,9 +13,10 @@ import redis.asyncio as redis
 
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.events import Usage
-from bot.core.ports import Attachment, RateBucket
+from bot.core.ports import Allowance, Attachment
 from bot.core.usage import UsageRecord
 from bot.core.workspaces import WorkspaceRetention
+from bot.storage.call_windows import RedisCallWindows
 from bot.storage.installations import RedisInstallationStore
 from bot.storage.keys import Keys, UsageKeys
 from bot.storage.redis_store import RedisStore
@@ -30,6 +31,7 @@ NOT_PURGED = {
     "token_refresh_lock": "a lock that lives seconds",
     "oauth_state": "global: issued before the workspace is known",
     "pending_purges": "global: the schedule itself",
+    "answer_stops_channel": "global: a pub/sub channel, which stores nothing",
     "oauth_states_live": "global: the index of live OAuth states, which belong to no workspace yet",
     "install_rate": "global: install visits per client address, gone after two minutes",
     "provider_breaker": "global: a Claude provider's health, shared by every workspace; expires by itself",
@@ -43,7 +45,7 @@ SAMPLE_ARGS = {
     "kind": "user",
     "object_id": "U1",
     "delivery_id": "event:Ev1",
-    "bucket": RateBucket("chat.update", "T1"),
+    "method": "chat.update",
     "state": "s1",
     "answer_id": "ans1",
     "day": "2026-11-26",
@@ -96,7 +98,8 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     assert purged == set(built) - set(NOT_PURGED), "add the key to Keys.workspace_data, or to NOT_PURGED with why"
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
-        if name not in ("oauth_state", "pending_purges", "oauth_states_live", "install_rate", "provider_breaker"):
+        names = ("oauth_state", "pending_purges", "answer_stops_channel", "oauth_states_live", "install_rate")
+        if name not in (*names, "provider_breaker"):
             assert re.search(r":\{?T1(?:[:}]|$)", key), f"{name}: {key} does not name its workspace"
             if hash_tags:  # on a cluster, the workspace (or one of its conversations) picks the slot
                 assert re.search(r"\{T1[:}]", key), f"{name}: {key} is not in its workspace's hash tag"
@@ -114,8 +117,11 @@ async def fill(store: RedisStore, ledger: RedisUsageLedger, installations: Redis
     await store.put_profile("user", ws, "U1", {"display_name": "Ada"})
     await store.dm_session(ws, "D1", "1700000000.000200")
     await store.first_sightings(ws, ["event:Ev1"])
-    await store.reserve(RateBucket("chat.update", ws), 45)
-    await store.hold_off(RateBucket("chat.update", ws), 1.0)
+    windows = RedisCallWindows(store.client, store.keys)
+    await windows.promise(Allowance("chat.update", ws, 45), ["a1#final"], keep=0, ttl_s=60)
+    await windows.take([Allowance("chat.update", ws, 45)])
+    await windows.take([Allowance("chat.postMessage", ws, 4, 5.0, "C1")])
+    await windows.hold_off(Allowance("chat.update", ws, 45), 1.0)
     usage = Usage(10, 5)
     await ledger.record(UsageRecord(ws, "U1", "C1", "default", "claude-x", usage, 0.01, True, datetime.now(UTC)))
     await installations.async_save(installation(ws))

@@ -26,7 +26,10 @@ It refuses what the real API refuses, as far as the facts are known:
   to show -> ``no_text``; blocks are checked for the documented limits (``invalid_blocks``,
   ``msg_blocks_too_long``).
 * Rate limits: ``enforce_tier("chat.update", 3)`` applies Slack's budget for a rate-limit tier per workspace
-  (HTTP 429 with ``Retry-After`` beyond it).  ``latency_s`` adds a Web API round trip to every call, and
+  (HTTP 429 with ``Retry-After`` beyond it); ``enforce_slack_limits()`` applies every method's documented tier at
+  once, plus ``chat.postMessage``'s per-channel limit (about 1 a second, short bursts allowed: 5 in any 5 s here) and
+  its undocumented per-workspace ceiling ("several hundred a minute": a parameter). ``rate_limited`` counts 429s by
+  method.  ``latency_s`` adds a Web API round trip to every call, and
   ``call_listeners`` are told of each call as it is answered (the load harness in ``bench/`` uses both).
 * Channels: once any channel is registered with :meth:`FakeSlack.add_channel`, unknown ``C``/``G``
   ids are ``channel_not_found`` and posting into a registered channel the bot is not a member of is
@@ -55,7 +58,7 @@ import mimetypes
 import secrets
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -441,6 +444,7 @@ class FakeSlack:
         self.api_url = ""
         self.calls: list[ApiCall] = []
         self.rate_limited_count = 0
+        self.rate_limited: Counter[str] = Counter()  # 429s by method
         # Web API round trip: half of it passes before a call takes effect, half before the answer arrives.
         self.latency_s = 0.0
         self.call_listeners: list[Callable[[ApiCall], None]] = []  # told of every call as it is answered
@@ -458,8 +462,8 @@ class FakeSlack:
 
         self._specs: dict[str, dict[str, Any] | None] = {}
         self._fail: dict[str, deque[dict[str, Any]]] = {}
-        self._limits: dict[str, tuple[int, float]] = {}
-        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._limits: dict[str, dict[bool, tuple[int, float]]] = {}  # method -> per channel? -> (calls, window s)
+        self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._locales: dict[str, str] = {}
         self._channels: dict[str, dict[str, Any]] = {}
@@ -600,12 +604,28 @@ class FakeSlack:
         for _ in range(times):
             queue.append({"error": error, "status": status, "retry_after": retry_after})
 
-    def enforce_rate_limit(self, method: str, per_minute: int, *, window: float = 60.0) -> None:
-        """At most `per_minute` calls to `method` per team in a sliding `window` (s); beyond -> HTTP 429.
+    def enforce_rate_limit(
+        self, method: str, per_minute: int, *, window: float = 60.0, per_channel: bool = False
+    ) -> None:
+        """At most `per_minute` calls to `method` per team (or, `per_channel`, per team and channel) in a sliding
+        `window` (s); beyond -> HTTP 429. A method may have both kinds of limit.
 
         The team is the call's `team_id` argument (Bolt's per-request client sends the event's team), else ours.
         """
-        self._limits[method] = (per_minute, window)
+        self._limits.setdefault(method, {})[per_channel] = (per_minute, window)
+
+    def enforce_slack_limits(self, *, workspace_posts_per_minute: int = 300) -> None:
+        """Every method's documented rate-limit tier (tests/data/slack-api-ref), per workspace, and chat.postMessage's
+        "special" limits: 1 a second per channel with short bursts (5 in any 5 s), and a per-workspace ceiling Slack
+        calls "several hundred messages per minute" (not documented exactly). assistant.threads.setStatus is also
+        "special" with no published figure: limited as Tier 4 here (UNVERIFIED)."""
+        for path in sorted(METHODS_DIR.glob("*.json")):
+            tier = str(json.loads(path.read_text()).get("rate_limits") or "")
+            if tier in ("t1", "t2", "t3", "t4"):
+                self.enforce_tier(path.stem, int(tier[1]))
+        self.enforce_rate_limit("chat.postMessage", 5, window=5.0, per_channel=True)
+        self.enforce_rate_limit("chat.postMessage", workspace_posts_per_minute)
+        self.enforce_tier("assistant.threads.setStatus", 4)
 
     def refuse_streaming(self, error: str | None = "unknown_method") -> None:
         """Until called with None, chat.startStream/appendStream/stopStream answer `{"ok": false, "error": error}`.
@@ -1263,15 +1283,20 @@ class FakeSlack:
     def _rate_limit(self, method: str, params: dict[str, Any]) -> int | None:
         if method not in self._limits:
             return None
-        per_minute, window = self._limits[method]
         team = str(params.get("team_id") or self.team_id)
         now = time.monotonic()
-        stamps = self._windows.setdefault((method, team), deque())
-        while stamps and stamps[0] <= now - window:
-            stamps.popleft()
-        if len(stamps) >= per_minute:
-            return max(1, math.ceil(stamps[0] + window - now))
-        stamps.append(now)
+        counted = []
+        for per_channel, (per_minute, window) in self._limits[method].items():
+            where = (method, team, str(params.get("channel") or "")) if per_channel else (method, team)
+            stamps = self._windows.setdefault(where, deque())
+            while stamps and stamps[0] <= now - window:
+                stamps.popleft()
+            if len(stamps) >= per_minute:
+                self.rate_limited[method] += 1
+                return max(1, math.ceil(stamps[0] + window - now))
+            counted.append(stamps)
+        for stamps in counted:
+            stamps.append(now)
         return None
 
     def _check_required(self, method: str, spec: dict[str, Any], p: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.delay_s = 0.0  # added before each chunk is forwarded: a slow or far-away server
+        self.requests = 0  # chunks the clients sent: one per round trip (a pipeline or script is one write)
 
     @property
     def url(self) -> str:
@@ -61,11 +63,16 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self._pipes.update((client_writer, target_writer))
-        await asyncio.gather(self._pump(client_reader, target_writer), self._pump(target_reader, client_writer))
+        await asyncio.gather(
+            self._pump(client_reader, target_writer, count=True), self._pump(target_reader, client_writer)
+        )
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool = False) -> None:
         try:
             while data := await reader.read(65536):
+                self.requests += count
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

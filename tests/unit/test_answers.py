@@ -170,3 +170,65 @@ async def test_the_stop_watcher_ends_with_its_answer_even_when_a_check_swallows_
     checks = store.checks
     await asyncio.sleep(0.1)
     assert store.checks == checks  # and it stopped checking
+
+
+class FlakySignals:
+    """StopSignals whose first subscription dies of an unexpected error; the second one hears Stops."""
+
+    def __init__(self) -> None:
+        self.subscriptions = 0
+        self.on_stop: object = None
+        self.ready = asyncio.Event()
+
+    async def follow_stops(self, on_stop: object, on_ready: object) -> None:
+        self.subscriptions += 1
+        if self.subscriptions == 1:
+            raise RuntimeError("a bug in the listener")
+        self.on_stop = on_stop
+        await on_ready()  # type: ignore[operator]
+        self.ready.set()
+        await asyncio.Event().wait()
+
+
+class FlagStore(SwallowingStore):
+    def __init__(self, stopped: set[str]) -> None:
+        super().__init__()
+        self.stopped = stopped
+
+    async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:
+        return answer_id in self.stopped
+
+
+async def test_the_stop_watcher_logs_an_unexpected_failure_and_listens_again(caplog: object) -> None:
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+
+    signals = FlakySignals()
+    answers = Answers(FlagStore({"missed"}), signals=signals)  # type: ignore[arg-type]
+    heard = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+    missed = IncomingMessage(ConversationKey("T1", "C1", "1.3"), "1.4", "U1", "hi", answer_id="missed")
+    async with answers.watch(heard) as interrupt, answers.watch(missed) as missed_interrupt:
+        await asyncio.wait_for(signals.ready.wait(), 3)  # it came back after the failure
+        assert missed_interrupt.stopped  # a Stop requested while it was down is read from its flag
+        assert not interrupt.stopped
+        signals.on_stop("T1", "a1")  # type: ignore[operator]
+        assert interrupt.stopped
+    assert "the Stop watcher failed" in caplog.text  # type: ignore[attr-defined]
+    await answers.close()
+
+
+async def test_a_stop_heard_just_before_its_answer_starts_watching_still_stops_it() -> None:
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+
+    signals = FlakySignals()
+    signals.subscriptions = 1  # no failure this time
+    answers = Answers(FlagStore(set()), signals=signals)  # type: ignore[arg-type]
+    first = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+    async with answers.watch(first):
+        await asyncio.wait_for(signals.ready.wait(), 1)
+        signals.on_stop("T1", "a2")  # type: ignore[operator]
+    second = IncomingMessage(ConversationKey("T1", "C1", "1.3"), "1.4", "U1", "hi", answer_id="a2")
+    async with answers.watch(second) as interrupt:
+        assert interrupt.stopped
+    await answers.close()

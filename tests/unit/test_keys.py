@@ -7,7 +7,6 @@ from datetime import date
 from redis.crc import key_slot
 
 from bot.core.conversation import ConversationKey
-from bot.core.ports import RateBucket
 from bot.core.usage import Claim
 from bot.storage.keys import Keys, UsageKeys
 
@@ -25,11 +24,11 @@ def test_a_conversations_turns_meta_and_lock_share_one_slot() -> None:
 
 
 def test_what_one_script_or_transaction_touches_shares_the_workspaces_slot() -> None:
-    bucket = RateBucket("chat.update", "T1")
     usage_record = [USAGE.day_totals("T1", DAY), USAGE.day_users("T1", DAY), USAGE.day_channels("T1", DAY)]
     usage_record += [USAGE.day_models("T1", DAY), USAGE.user_day("T1", "U1", DAY), USAGE.month_cost("T1", "2026-11")]
     usage_record += [USAGE.raw("T1", DAY), USAGE.reserved("T1"), USAGE.user_reserved("T1", "U1")]
-    workspace = [KEYS.budgets("T1"), KEYS.rate_budget(bucket), KEYS.rate_hold(bucket)]
+    workspace = [KEYS.budgets("T1"), KEYS.call_window("chat.update", "T1"), KEYS.call_promises("chat.update", "T1")]
+    workspace += [KEYS.call_hold("chat.update", "T1"), KEYS.call_window("chat.postMessage", "T1", "C1")]
     workspace += [KEYS.answer_votes("T1", "a1"), KEYS.feedback_day("T1", "2026-11-02"), KEYS.answer("T1", "a1")]
     workspace += [KEYS.delivery("T1", "event:Ev1"), KEYS.delivery("T1", "msg:T1:C1:1.2"), KEYS.media("T1", "F1")]
     workspace += [USAGE.once(Claim("budget_warning", "T1", "2026-11"))]
@@ -47,7 +46,7 @@ def test_conversations_of_one_workspace_spread_over_the_cluster() -> None:
 def test_a_single_server_keeps_the_keys_earlier_versions_wrote() -> None:
     single, usage = Keys("claude-bot:"), UsageKeys("claude-bot:")
     assert single.conversation(THREAD) == "claude-bot:conv:T1:C1:1700000000.000100"
-    assert single.rate_hold(RateBucket("chat.update", "T1")) == "claude-bot:rate:chat.update:T1:hold"
+    assert single.call_hold("chat.update", "T1") == "claude-bot:calls:T1:chat.update:hold"
     assert single.profile("user", "T1", "U1") == "claude-bot:profile:user:T1:U1"
     assert usage.user_day("T1", "U1", DAY) == "claude-bot:usage:T1:day:2026-11-02:user:U1"
     assert usage.once(Claim("turned_away", "T1", "U1")) == "claude-bot:once:turned-away:T1:U1"

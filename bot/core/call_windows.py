@@ -1,0 +1,165 @@
+"""Spending shared call windows in turn, and this process's own windows when the shared ones are unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.core.errors import StorageUnavailable
+from bot.core.ports import Allowance, CallWindows
+
+log = logging.getLogger(__name__)
+
+# A refused optional call or promise is not asked again for this long (at most): under pressure every answer would
+# otherwise spend a round trip per interval learning that nothing is spare.
+REFUSAL_MEMO_S = 0.5
+
+
+class LocalCallWindows:
+    """CallWindows in this process's memory: the same rules as the shared ones, for one process.
+
+    Used when the shared store is unreachable (each process then paces itself) and by tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._calls: dict[str, deque[float]] = {}
+        self._promised: dict[str, dict[str, float]] = {}
+        self._held: dict[str, float] = {}
+
+    async def take(
+        self,
+        allowances: Sequence[Allowance],
+        *,
+        keep: int | None = None,
+        settle: Sequence[str] = (),
+        spent: Sequence[float] = (),
+    ) -> float:
+        wait = max((self._wait(allowance, 1, keep, settle) for allowance in allowances), default=0.0)
+        if wait > 0:
+            return wait
+        ago = [time.time() - at for at in spent]  # `spent` is in epoch seconds, this clock need not be
+        for allowance in allowances:
+            made = [self._clock() - seconds for seconds in ago if seconds < allowance.window_s]
+            calls = sorted([*self._calls[allowance.bucket], *made, self._clock()])
+            self._calls[allowance.bucket] = deque(calls)
+            for member in settle:
+                self._promised[allowance.bucket].pop(member, None)
+        return 0.0
+
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
+        if self._wait(allowance, len(members), keep, ()) > 0 or any(self._wait(a, 1, None, ()) > 0 for a in now):
+            return False
+        for each in now:
+            self._calls[each.bucket].append(self._clock())
+        lapses = self._clock() + ttl_s
+        self._promised[allowance.bucket].update(dict.fromkeys(members, lapses))
+        return True
+
+    async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
+        for member in members:
+            self._promised.setdefault(allowance.bucket, {}).pop(member, None)
+
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        self._held[allowance.bucket] = max(self._held.get(allowance.bucket, 0.0), self._clock() + seconds)
+
+    def _wait(self, allowance: Allowance, need: int, keep: int | None, settle: Sequence[str]) -> float:
+        now = self._clock()
+        calls = self._calls.setdefault(allowance.bucket, deque())
+        while calls and calls[0] <= now - allowance.window_s:
+            calls.popleft()
+        promised = self._promised.setdefault(allowance.bucket, {})
+        for member in [m for m, lapses in promised.items() if lapses <= now]:
+            del promised[member]
+        wait = max(0.0, self._held.get(allowance.bucket, 0.0) - now)
+        if keep is not None:
+            need += keep + len(promised) - sum(1 for member in settle if member in promised)
+        excess = len(calls) + need - allowance.limit
+        if excess > len(calls):
+            return max(wait, allowance.window_s)
+        if excess > 0:
+            return max(wait, calls[excess - 1] + allowance.window_s - now, 0.001)
+        return wait
+
+
+class FairCallWindows:
+    """Necessary calls wait in line per bucket (first come, first served, only the first asks the shared store);
+    optional calls and promises are one question each, never a wait. The shared store being down costs no answer:
+    this process then keeps its own windows."""
+
+    def __init__(self, shared: CallWindows, local: CallWindows | None = None) -> None:
+        self._shared = shared
+        self._local = local or LocalCallWindows()
+        self._lines: dict[tuple[str, ...], asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
+        self._refused: dict[tuple[object, ...], float] = {}  # question -> until when (monotonic) it is not asked
+
+    async def take(
+        self, allowances: Sequence[Allowance], *, settle: Sequence[str] = (), spent: Sequence[float] = ()
+    ) -> None:
+        """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
+        if settle and await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent)) <= 0:
+            return  # promised: its room is set aside, so it need not queue behind anyone
+        line = self._lines.setdefault(tuple(a.bucket for a in allowances), asyncio.Lock())
+        started = time.monotonic()
+        async with line:
+            while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
+        if (waited := time.monotonic() - started) > 1.0:
+            log.info("waited %.1f s for a turn in %s", waited, allowances[0].bucket)
+
+    async def try_take(self, allowances: Sequence[Allowance], *, keep: int) -> bool:
+        question = ("take", keep, *(a.bucket for a in allowances))
+        if self._refused_lately(question):
+            return False
+        wait = await self._ask(lambda w: w.take(allowances, keep=keep))
+        if wait > 0:
+            self._remember_refusal(question, wait)
+        return wait <= 0
+
+    async def promise(
+        self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
+    ) -> bool:
+        question = ("promise", keep, len(members), allowance.bucket, *(a.bucket for a in now))
+        if self._refused_lately(question):
+            return False
+        try:
+            granted = await self._shared.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
+        except StorageUnavailable:
+            granted = await self._local.promise(allowance, members, keep=keep, ttl_s=ttl_s, now=now)
+        if not granted:
+            self._remember_refusal(question, REFUSAL_MEMO_S)
+        return granted
+
+    async def release(self, allowance: Allowance, members: Sequence[str]) -> None:
+        try:
+            await self._shared.release(allowance, members)
+        except StorageUnavailable:
+            await self._local.release(allowance, members)
+
+    async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        await self._local.hold_off(allowance, seconds)
+        try:
+            await self._shared.hold_off(allowance, seconds)
+        except StorageUnavailable:
+            log.warning("could not share a Retry-After hold; this process holds off alone")
+
+    def _refused_lately(self, question: tuple[object, ...]) -> bool:
+        until = self._refused.get(question)
+        return until is not None and until > time.monotonic()
+
+    def _remember_refusal(self, question: tuple[object, ...], wait_s: float) -> None:
+        now = time.monotonic()
+        if len(self._refused) > 10_000:
+            self._refused = {q: until for q, until in self._refused.items() if until > now}
+        self._refused[question] = now + min(wait_s, REFUSAL_MEMO_S)
+
+    async def _ask(self, question: Callable[[CallWindows], Awaitable[float]]) -> float:
+        try:
+            return await question(self._shared)
+        except StorageUnavailable:
+            return await question(self._local)

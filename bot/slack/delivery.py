@@ -1,0 +1,160 @@
+"""Delivery of an answer to Slack: which renderer shows it, its preparation read ahead, and the answers in progress.
+
+Listeners decide *whether* to answer (bot/slack/listeners/answering.py); this module decides *how* the answer reaches
+the screen. The renderers pace themselves against the workspace's shared Slack budgets (bot/slack/pacing.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.conversation import IncomingMessage
+from bot.core.events import ReplyEvent
+from bot.logs import CONTENT_LOGGER
+from bot.slack.incoming import Place
+from bot.slack.native_stream import NativeReplyStream
+from bot.slack.read_ahead import ReadAhead
+from bot.slack.reply_stream import ReplyStream
+from bot.slack.views import answer_controls
+
+if TYPE_CHECKING:
+    from bot.slack.deps import SlackDeps
+
+log = logging.getLogger(__name__)
+content_log = logging.getLogger(CONTENT_LOGGER)
+
+
+class AnswersInProgress:
+    """The answers being shown, so shutdown can turn new work away, let these finish, and close the rest cleanly."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.accepting = True
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @contextlib.asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None  # listeners always run in a task
+        self._tasks.add(task)
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._idle.set()
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    async def finish(self, grace_s: float, *, close_timeout_s: float = 10.0) -> int:
+        """Wait up to `grace_s` for answers to end; cancel the rest, which then end with a note in their message
+        (ReplyStream's cancellation path), and give those notes `close_timeout_s`. Returns how many were cut short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_s)
+        late = [task for task in self._tasks if not task.done()]
+        if not late:
+            return 0
+        log.warning("%d answers still running after %g s; closing them with a note", len(late), grace_s)
+        for task in late:
+            task.cancel()
+        _, stuck = await asyncio.wait(late, timeout=close_timeout_s)
+        if stuck:
+            log.error("%d answers did not close within %g s", len(stuck), close_timeout_s)
+        return len(late)
+
+
+class Renderer(Protocol):
+    async def show(self, events: AsyncIterator[ReplyEvent]) -> None: ...
+
+
+def new_answer_id() -> str:
+    return uuid.uuid4().hex
+
+
+def in_assistant_pane(place: Place) -> bool:
+    """A thread in a DM with the bot: what Slack's assistant pane shows (Bolt's Assistant claims these too)."""
+    return place.channel_id.startswith("D") and place.thread_ts is not None
+
+
+def streams_natively(deps: SlackDeps, place: Place) -> bool:
+    """SLACK_NATIVE_STREAMING: "true" wherever a thread allows it, "auto" in the assistant pane, "false" never."""
+    if place.thread_ts is None or deps.native_streaming == "false":
+        return False
+    return deps.native_streaming == "true" or in_assistant_pane(place)
+
+
+async def deliver(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    """Show the core's answer to `message` in Slack, tracked as in progress until it is on screen in full."""
+    message = dataclasses.replace(message, answer_id=new_answer_id())
+    renderer = renderer_for(deps, client, message, place)
+    content_log.debug("question: %s", message.text)
+    async with deps.in_progress.track():
+        # Prepared while the placeholder is being posted: Slack's round trip is then off the time to the first words.
+        answer = ReadAhead(_with_context(deps, client, message, place))
+        try:
+            await renderer.show(answer)
+        finally:
+            await answer.stop()  # done by now, unless the placeholder could not be posted
+
+
+def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
+    """Native streaming where chosen and not refused lately, else (and as its fallback) edits of a posted message."""
+    workspace, answer_id = message.key.workspace_id, message.answer_id or ""
+    controls = functools.partial(answer_controls, answer_id) if answer_id else None
+    edits = functools.partial(
+        ReplyStream,
+        client=client,
+        budget=deps.budget,
+        config=deps.render,
+        workspace_id=workspace,
+        place=place,
+        metrics=deps.metrics,
+        answer_id=answer_id,
+    )
+    if not streams_natively(deps, place) or deps.native_refusals.refused(workspace):
+        return edits(controls=controls)  # its "Thinking…" placeholder stands in for the pane's status
+
+    async def stop_for_user() -> None:
+        await deps.answers.stop(workspace, answer_id, message.user_id)
+
+    return NativeReplyStream(
+        client=client,
+        budget=deps.budget,
+        workspace_id=workspace,
+        place=place,
+        recipient_user_id=message.user_id,
+        fallback=functools.partial(edits, controls=controls),
+        refusals=deps.native_refusals,
+        controls=controls,
+        on_user_stop=stop_for_user,
+    )
+
+
+async def _with_context(
+    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place
+) -> AsyncIterator[ReplyEvent]:
+    """Record the answer and look up who asks and where only once the placeholder is up, so the first thing the
+    user sees is not delayed (by a slow directory, or by Redis being down)."""
+    await deps.answers.begin(message, shown_in=place.thread_ts or "")
+    key = message.key
+    asker, channel = await asyncio.gather(
+        deps.directory.asker(client, key.workspace_id, message.user_id),
+        deps.directory.channel(client, key.workspace_id, key.channel_id),
+    )
+    async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=channel)):
+        yield event
