@@ -57,7 +57,7 @@ async def _weekly_summaries(bot: Bot, channels: dict[str | None, str], *, every_
     once-per-week claim keeps it to one post per workspace per week."""
     from datetime import UTC, datetime
 
-    from bot.slack.listeners.cost import post_weekly_summary
+    from bot.slack.weekly_summary import post_weekly_summary
     from bot.slack.workspaces import own_workspace
 
     while True:
@@ -66,7 +66,7 @@ async def _weekly_summaries(bot: Bot, channels: dict[str | None, str], *, every_
                 if workspace is None:  # the single bot token's own workspace
                     workspace = await own_workspace(bot.app.client)
                 client = await bot.workspaces.client(workspace)
-                await post_weekly_summary(bot.slack_deps, client, channel, workspace, datetime.now(UTC).date())
+                await post_weekly_summary(bot.slack_deps.usage, client, channel, workspace, datetime.now(UTC).date())
             except Exception:
                 log.exception("weekly usage summary for %s failed; will try again", workspace or "this workspace")
         await asyncio.sleep(every_s)

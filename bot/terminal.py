@@ -8,11 +8,22 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from typing import TextIO
+from typing import TextIO, assert_never
 
 from bot.core.conversation import Asker, ChannelContext, ConversationKey, IncomingMessage
 from bot.core.errors import BotError
-from bot.core.events import AttemptRestarted, Notice, ReplyDone, TextDelta, Waiting
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalSettled,
+    AttemptRestarted,
+    Notice,
+    ReplyDone,
+    ReplyEvent,
+    TextDelta,
+    ThinkingStarted,
+    ToolRunning,
+    Waiting,
+)
 from bot.settings import Settings
 from bot.wiring import build_core
 
@@ -67,19 +78,28 @@ async def chat(
             stdout.write(f"{persona.name}> ")
             try:
                 async for event in replies.answer(message):
-                    if isinstance(event, TextDelta):
-                        stdout.write(event.text)
-                    elif isinstance(event, AttemptRestarted):
-                        stdout.write(f"\n[{event.reason} Retrying…]\n{persona.name}> ")
-                    elif isinstance(event, Notice):
-                        stdout.write(f"\n[{event.text}]\n")
-                    elif isinstance(event, Waiting):
-                        stdout.write("\n[storage unreachable; waiting…]\n")
-                    elif isinstance(event, ReplyDone):
-                        usage = event.usage
-                        stdout.write(f"\n[{usage.input_tokens} in · {usage.output_tokens} out tokens]\n")
+                    stdout.write(_shown(event, persona.name))
                     stdout.flush()
             except BotError as error:
                 stdout.write(f"\n[{error.notice()}]\n")
     finally:
         await core.close()
+
+
+def _shown(event: ReplyEvent, speaker: str) -> str:
+    """What the terminal prints for one reply event; every kind is named, so a new one fails mypy here."""
+    match event:
+        case TextDelta():
+            return event.text
+        case AttemptRestarted():
+            return f"\n[{event.reason} Retrying…]\n{speaker}> "
+        case Notice():
+            return f"\n[{event.text}]\n"
+        case Waiting():
+            return "\n[storage unreachable; waiting…]\n"
+        case ReplyDone():
+            return f"\n[{event.usage.input_tokens} in · {event.usage.output_tokens} out tokens]\n"
+        case ThinkingStarted() | ToolRunning() | ApprovalRequested() | ApprovalSettled():
+            return ""  # the terminal shows no status line and no approval prompt
+        case _:
+            assert_never(event)

@@ -40,7 +40,8 @@ from bot.mcp_tools import McpTools, load_mcp_config
 from bot.media.preparer import PillowMediaPreparer
 from bot.metrics import Metrics
 from bot.settings import Settings, SettingsError
-from bot.slack.app import SlackDeps, build_app, web_client
+from bot.slack.app import build_app, web_client
+from bot.slack.deps import SlackDeps
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
 from bot.slack.notify import SlackAdminNotifier

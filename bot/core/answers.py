@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, assert_never
 
 from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.errors import BotError, StorageUnavailable
@@ -186,14 +186,19 @@ async def stoppable_call(
     text = ""
     unreported_chars = 0  # text since the last progress report, not yet in its output estimate
     async for event in interrupt.until_stopped(source):
-        if isinstance(event, UsageSoFar):
-            progress, unreported_chars = event, 0
-            continue
-        if isinstance(event, TextDelta):
-            text += event.text
-            unreported_chars += len(event.text)
-        elif isinstance(event, AttemptRestarted):
-            text = ""
+        match event:  # exhaustive: a new model event must be placed here (mypy --strict checks assert_never)
+            case UsageSoFar():
+                progress, unreported_chars = event, 0
+                continue
+            case TextDelta():
+                text += event.text
+                unreported_chars += len(event.text)
+            case AttemptRestarted():
+                text = ""
+            case ThinkingStarted() | ToolRunning() | ModelTurnComplete():
+                pass
+            case _:
+                assert_never(event)
         yield event
         if isinstance(event, ModelTurnComplete):
             return

@@ -28,6 +28,11 @@ _IMAGE_TOKENS = 1_600
 _CHARS_PER_TOKEN = 4
 
 
+# The largest budget an admin may set (/claude-budget, the Home tab): anything larger is a typo, and an "inf" would
+# break the ledger's arithmetic.
+MAX_BUDGET_USD = 1_000_000.0
+
+
 class BudgetSpent(BotError):
     """The workspace's monthly or the person's daily budget is used up; no call was made."""
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,63 +13,19 @@ from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
-from bot.core.access import AccessPolicy
-from bot.core.answers import Answers
-from bot.core.assistant import AssistantPane
-from bot.core.call_windows import FairCallWindows
-from bot.core.channel_personas import ChannelPersonas
 from bot.core.errors import BotError
 from bot.core.i18n import tr
-from bot.core.metering import BudgetStore, Metering
-from bot.core.ports import Approvals, EventLedger, FileSource
-from bot.core.replies import Replies
-from bot.core.tools.registry import ToolRegistry
-from bot.core.workspaces import WorkspaceRetention
 from bot.metrics import Metrics
 from bot.slack import listeners, middleware, response_urls
-from bot.slack.delivery import AnswersInProgress
-from bot.slack.directory import Directory
-from bot.slack.native_stream import NativeRefusals
+from bot.slack.deps import SlackDeps
 from bot.slack.oauth import OAuthConfig, build_install_flow
-from bot.slack.reply_stream import FAILURE_PREFIX, RenderConfig
+from bot.slack.reply_stream import FAILURE_PREFIX
 from bot.slack.response_urls import ResponseUrlPolicy
-from bot.storage.usage_ledger import RedisUsageLedger
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SlackDeps:
-    """Core services the Slack layer may use; wiring.py fills it in."""
-
-    replies: Replies
-    ledger: EventLedger
-    budget: FairCallWindows
-    render: RenderConfig
-    directory: Directory
-    channel_personas: ChannelPersonas
-    tools: ToolRegistry
-    approvals: Approvals
-    files: FileSource
-    usage: RedisUsageLedger
-    metering: Metering
-    budgets: BudgetStore
-    clock: Callable[[], datetime]
-    answers: Answers
-    pane: AssistantPane
-    retention: WorkspaceRetention
-    installations: AsyncInstallationStore | None = None  # OAuth mode: where uninstalls delete tokens at once
-    access: AccessPolicy = field(default_factory=AccessPolicy)
-    cost_admins: frozenset[str] = frozenset()
-    persona_change: str = "anyone"  # or "admins": who may change a channel's persona
-    in_progress: AnswersInProgress = field(default_factory=AnswersInProgress)
-    metrics: Metrics = field(default_factory=Metrics)
-    native_streaming: str = "auto"  # "true" | "auto" (the assistant pane only) | "false"
-    native_refusals: NativeRefusals = field(default_factory=NativeRefusals)
 
 
 class _RateLimitCounter(AsyncRetryHandler):

@@ -27,7 +27,7 @@ from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import answer_controls
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 content_log = logging.getLogger(CONTENT_LOGGER)

@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
@@ -34,12 +34,15 @@ from bot.core import texts
 from bot.core.call_windows import FairCallWindows
 from bot.core.events import (
     ApprovalRequested,
+    ApprovalSettled,
     AttemptRestarted,
     Notice,
     ReplyDone,
     ReplyEvent,
     TextDelta,
+    ThinkingStarted,
     ToolRunning,
+    Waiting,
 )
 from bot.core.i18n import tr
 from bot.slack.incoming import Place
@@ -227,6 +230,10 @@ class NativeReplyStream:
                 self.note = tr(texts.LENGTH_LIMIT)
             elif event.stop_reason == "refusal":
                 self.note = tr(texts.REFUSED)
+        elif isinstance(event, ThinkingStarted | Waiting | ApprovalRequested | ApprovalSettled):
+            pass  # Slack shows its own "thinking" state; approvals hand the answer to the fallback (_cannot_show)
+        else:
+            assert_never(event)  # a new ReplyEvent must be shown (or knowingly ignored) here
 
     def _start_task(self, title: str) -> None:
         """A tool at work shows as a task card in the message ("Reading #general…"), marked complete after."""

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -278,6 +278,8 @@ class ReplyStream:
                     self.note = tr(texts.LENGTH_LIMIT)
                 elif event.stop_reason == "refusal":
                     self.note = tr(texts.REFUSED)
+            else:
+                assert_never(event)  # a new ReplyEvent must be shown (or knowingly ignored) here
             self._dirty.set()
 
     async def _flush_while_streaming(self) -> None:

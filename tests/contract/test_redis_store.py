@@ -1,4 +1,7 @@
-"""The Redis store's behaviour against a real Redis: what the core relies on from every storage port."""
+"""What only the Redis store does: TTLs as Redis sees them, lease renewal, outages, pool size, rate budgets.
+
+What every storage backend must do is in test_storage.py, run over Redis and the in-memory twin alike.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from bench.processes import DedicatedRedis
-from bot.core.conversation import ConversationKey, TextBlock, ThinkingBlock, Turn
+from bot.core.conversation import ConversationKey, Turn
 from bot.core.errors import StorageUnavailable
 from bot.storage.redis_store import RedisStore
 from tests.cluster import RedisClusterProcesses
@@ -40,19 +43,6 @@ async def store(redis_target: RedisTarget, key_prefix: str, redis_client: redis.
     instance = make_store(redis_target, key_prefix)
     yield instance
     await instance.close()
-
-
-async def test_history_round_trips_every_block_kind_in_order(store: RedisStore) -> None:
-    question = Turn.user("What is 2+2?", author_id="U1")
-    answer = Turn(
-        role="assistant",
-        blocks=(ThinkingBlock(thinking="easy", signature="sig=="), TextBlock(text="4")),
-    )
-    await store.append(KEY, question)
-    await store.append(KEY, answer)
-    assert (await store.load(KEY)).turns == [question, answer]
-    assert await store.exists(KEY)
-    assert not await store.exists(ConversationKey("T1", "C1", "other"))
 
 
 async def test_history_expires_after_its_time_to_live(store: RedisStore, redis_client: redis.Redis) -> None:
@@ -85,42 +75,6 @@ async def test_a_burst_of_200_concurrent_commands_is_served_not_read_as_an_outag
         assert all(node.max_connections >= 200 for node in store.client.get_nodes())
     else:
         assert store.client.connection_pool.max_connections >= 200
-
-
-async def test_first_sighting_is_true_once(store: RedisStore) -> None:
-    assert await store.first_sightings("T1", ["event:Ev1"]) == [True]
-    assert await store.first_sightings("T1", ["event:Ev1"]) == [False]
-    assert await store.first_sightings("T1", ["event:Ev2", "msg:T1:C1:1.2"]) == [True, True]
-    # A mention's second delivery: a new event id for a message already seen. Both ids are marked either way.
-    assert await store.first_sightings("T1", ["event:Ev3", "msg:T1:C1:1.2"]) == [True, False]
-    assert await store.first_sightings("T1", ["event:Ev3"]) == [False]
-    assert await store.first_sightings("T2", ["event:Ev1"]) == [True]  # each workspace has its own
-
-
-async def test_dm_session_continues_while_active_and_restarts_after_idle(
-    redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis
-) -> None:
-    store = make_store(redis_target, key_prefix, dm_idle_reset_s=1)
-    try:
-        assert await store.dm_session("T1", "D1", "100.1") == "100.1"
-        assert await store.dm_session("T1", "D1", "100.2") == "100.1"
-        await asyncio.sleep(1.2)
-        assert await store.dm_session("T1", "D1", "100.3") == "100.3"
-    finally:
-        await store.close()
-
-
-async def test_lock_serialises_holders_of_the_same_thread(store: RedisStore) -> None:
-    order: list[str] = []
-
-    async def hold(name: str) -> None:
-        async with store.lock(KEY):
-            order.append(f"{name}-in")
-            await asyncio.sleep(0.1)
-            order.append(f"{name}-out")
-
-    await asyncio.gather(hold("a"), hold("b"))
-    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
 
 
 async def test_lock_is_renewed_while_held_past_its_lease(store: RedisStore, redis_client: redis.Redis) -> None:
@@ -162,31 +116,11 @@ async def _proxy_for(redis_url: str) -> TcpProxy:
     return proxy
 
 
-async def test_a_thread_remembers_its_persona_and_channels_have_their_own(store: RedisStore) -> None:
-    assert (await store.load(KEY)).persona is None
-    await store.append(KEY, Turn.user("hi"), persona="code_reviewer")
-    await store.append(KEY, Turn.user("again"))
-    assert (await store.load(KEY)).persona == "code_reviewer"
-    assert await store.channel_persona("T1", "C1") is None
-    await store.set_channel_persona("T1", "C1", "sql_expert")
-    assert await store.channel_persona("T1", "C1") == "sql_expert"
-    assert await store.channel_persona("T2", "C1") is None
-
-
 async def test_profiles_are_cached_with_a_time_to_live(store: RedisStore, redis_client: redis.Redis) -> None:
     await store.put_profile("user", "T1", "U1", {"display_name": "Ada", "tz": "Europe/London"})
     assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
     assert await store.get_profile("user", "T2", "U1") is None
     assert 0 < await redis_client.ttl(store.keys.profile("user", "T1", "U1")) <= 3600
-
-
-async def test_rewind_keeps_the_first_turns_only(store: RedisStore) -> None:
-    turns = [Turn.user("q1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),)), Turn.user("q2")]
-    await store.append(KEY, *turns)
-    await store.rewind(KEY, 1)
-    assert (await store.load(KEY)).turns == turns[:1]
-    await store.rewind(KEY, 0)
-    assert (await store.load(KEY)).turns == []
 
 
 async def test_health_reports_the_clusters_state_and_fails_while_a_slot_is_uncovered(

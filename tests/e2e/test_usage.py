@@ -213,14 +213,14 @@ async def test_the_weekly_summary_is_posted_once_per_week_even_from_two_processe
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.slack.listeners.cost import post_weekly_summary
+    from bot.slack.weekly_summary import post_weekly_summary
 
     first, second = await start_bot(), await start_bot()
     claude.default_reply = TextReply("Answer.", usage=BILLED)
     await answer(first, slack, "1700000708.000100")
     next_week = datetime.now(UTC).date() + timedelta(days=7)  # the week with today's usage is then "last week"
     posted = [
-        await post_weekly_summary(bot.bot.slack_deps, bot.bot.app.client, "C0GENERAL", "T0001", next_week)
+        await post_weekly_summary(bot.bot.slack_deps.usage, bot.bot.app.client, "C0GENERAL", "T0001", next_week)
         for bot in (first, second)
     ]
     assert posted == [True, False]

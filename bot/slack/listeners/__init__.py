@@ -22,7 +22,7 @@ from bot.slack.listeners import (
 )
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register_all(app: AsyncApp, deps: SlackDeps) -> None:

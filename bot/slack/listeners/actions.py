@@ -14,7 +14,7 @@ from bot.slack.incoming import workspace_of
 from bot.slack.views import APPROVE_ACTION, DENY_ACTION
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 _REPLIES = {"not_yours": texts.APPROVAL_NOT_YOURS, "expired": texts.APPROVAL_EXPIRED}
 

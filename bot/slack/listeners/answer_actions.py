@@ -17,12 +17,12 @@ from bot.core.conversation import IncomingMessage
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import Text, tr
 from bot.slack import incoming
+from bot.slack.answering import answer_in_slack
 from bot.slack.incoming import Place
-from bot.slack.listeners.answering import answer_in_slack
 from bot.slack.views import BAD_ANSWER_ACTION, GOOD_ANSWER_ACTION, REGENERATE_ACTION, STOP_ACTION
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 STOP_REPLIES = {"not_yours": texts.STOP_NOT_YOURS, "finished": texts.STOP_FINISHED}
 VOTE_REPLIES = {"ok": texts.VOTE_THANKS, "same": texts.VOTE_SAME, "unknown": texts.VOTE_TOO_OLD}

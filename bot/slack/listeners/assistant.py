@@ -17,11 +17,11 @@ from bot.core import texts
 from bot.core.assistant import thread_title
 from bot.core.i18n import tr
 from bot.slack import incoming
-from bot.slack.listeners.answering import answer_in_slack
+from bot.slack.answering import answer_in_slack
 from bot.slack.views import pane_greeting
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

@@ -10,15 +10,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.i18n import money, tr
+from bot.core.metering import MAX_BUDGET_USD
 from bot.core.usage import month_key
 from bot.slack.admins import may_manage_costs
+from bot.slack.command_catalog import BUDGET_COMMAND
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
-BUDGET_COMMAND = "/claude-budget"
-MAX_BUDGET_USD = 1_000_000.0  # anything larger is a typo, and an "inf" would break the ledger's arithmetic
 _SET = re.compile(r"^(month|user-day)\s+(off|\$?\d{1,9}(?:\.\d+)?)$", re.IGNORECASE)
 
 

@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.channel_personas import UnknownPersona
-from bot.core.conversation import ConversationKey, IncomingMessage
-from bot.core.events import ReplyEvent
 from bot.core.i18n import tr
-from bot.core.tools.registry import CommandPrompt, Tool, ToolContext, ToolError
-from bot.slack.delivery import new_answer_id
-from bot.slack.incoming import Place, workspace_of
-from bot.slack.reply_stream import ReplyStream
-from bot.slack.views import answer_controls, persona_list, tool_list
+from bot.core.tools.registry import Tool, ToolContext, ToolError
+from bot.slack.command_answers import stream_prompt
+from bot.slack.command_catalog import PERSONA_COMMAND, TOOLS_COMMAND
+from bot.slack.incoming import workspace_of
+from bot.slack.views import persona_list, tool_list
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
-
-PERSONA_COMMAND = "/claude-persona"
-TOOLS_COMMAND = "/claude-tools"
-
-
-def fixed_commands() -> dict[str, tuple[str, str]]:
-    """Commands that are not tools: name -> (description, usage hint). The manifest lists these too."""
-    return {
-        PERSONA_COMMAND: ("Show the personas, or set the one Claude uses in this channel", "[persona name]"),
-        TOOLS_COMMAND: ("List what Claude can do here: tools, and the commands to use them", ""),
-        "/claude-cost": (
-            "Claude usage and cost for this workspace (admins), or your own with `me`",
-            "[me | today | 7d | 30d | YYYY-MM | export 30d]",
-        ),
-        "/claude-budget": (
-            "Show or set Claude's monthly and per-person daily budgets (admins)",
-            "[month 200 | user-day 10]",
-        ),
-        "/claude-reset": ("Start a fresh conversation with Claude in this DM (in channels: how to clear a thread)", ""),
-    }
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -140,57 +114,3 @@ async def _answer_command(
         user=command.get("user_id", ""),
         prompt=tool.as_prompt(text),
     )
-
-
-async def stream_prompt(
-    deps: SlackDeps,
-    client: AsyncWebClient,
-    respond: AsyncRespond,
-    *,
-    workspace: str,
-    channel: str,
-    user: str,
-    prompt: CommandPrompt,
-    thread_ts: str | None = None,
-) -> None:
-    """Post a streamed answer (in the channel, or in `thread_ts`); its thread then continues like any conversation."""
-    if not deps.access.allows(user, channel, is_dm=channel.startswith("D")):
-        await respond(text=tr(texts.NOT_ALLOWED), response_type="ephemeral")
-        return
-    answer_id = new_answer_id()
-    stream = ReplyStream(
-        client=client,
-        budget=deps.budget,
-        config=deps.render,
-        workspace_id=workspace,
-        place=Place(channel_id=channel, thread_ts=thread_ts),
-        metrics=deps.metrics,
-        controls=functools.partial(answer_controls, answer_id),
-    )
-
-    async def events() -> AsyncIterator[ReplyEvent]:
-        # The placeholder is posted by now: without a thread, its ts roots the conversation.
-        root = thread_ts or stream.messages[0].ts
-        stream.place = Place(channel_id=channel, thread_ts=root)
-        message = IncomingMessage(
-            key=ConversationKey(workspace, channel, root),
-            message_id=root,
-            user_id=user,
-            text=prompt.text,
-            persona=prompt.persona,
-            answer_id=answer_id,
-        )
-        await deps.answers.begin(message, shown_in=root)
-        asker = await deps.directory.asker(client, workspace, user)
-        where = await deps.directory.channel(client, workspace, channel)
-        async for event in deps.replies.answer(dataclasses.replace(message, asker=asker, channel=where)):
-            yield event
-
-    try:
-        async with deps.in_progress.track():
-            await stream.show(events())
-    except SlackApiError as error:
-        if error.response.get("error") in ("not_in_channel", "channel_not_found"):
-            await respond(text=tr(texts.NOT_IN_CHANNEL), response_type="ephemeral")
-            return
-        raise

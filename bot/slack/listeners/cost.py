@@ -1,9 +1,9 @@
-"""/claude-cost: workspace usage and cost for admins, anyone's own with `me`, a CSV export, and the weekly summary."""
+"""/claude-cost: workspace usage and cost for admins, anyone's own with `me`, and a CSV export."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -12,17 +12,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.i18n import number, tr, trn
-from bot.core.usage import Claim, parse_period
+from bot.core.usage import parse_period
 from bot.slack.admins import may_manage_costs
+from bot.slack.command_catalog import COST_COMMAND
 from bot.slack.cost_views import csv_text, usage_report
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 
-COST_COMMAND = "/claude-cost"
 # The ephemeral fallback for a CSV the bot could not upload: under Slack's 4,000-char message text with room
 # for the note around it.
 INLINE_CSV_CHARS = 3_400
@@ -105,26 +105,3 @@ def _inline_csv(content: str, rows: int, filename: str) -> str:
     cut = content[:INLINE_CSV_CHARS].rsplit("\n", 1)[0]
     shown = cut.count("\n")  # lines after the header row
     return f"{note}\n```{cut}```\n{trn(texts.COST_EXPORT_INLINE_CUT, shown, total=number(rows))}"
-
-
-async def post_weekly_summary(
-    deps: SlackDeps, client: AsyncWebClient, channel_id: str, workspace_id: str, today: date
-) -> bool:
-    """Post last week's (Monday-Sunday) report once per ISO week, however many replicas or restarts try."""
-    start = today - timedelta(days=today.weekday() + 7)
-    end = start + timedelta(days=6)
-    year, week, _ = start.isocalendar()
-    iso_week = f"{year}-W{week:02d}"
-    if not await deps.usage.claim_once(Claim("weekly_summary", workspace_id, iso_week)):
-        return False
-    report = await deps.usage.report(workspace_id, start, end)
-    text, blocks = usage_report(report, tr(texts.PERIOD_WEEK, week=iso_week))
-    try:
-        await client.chat_postMessage(
-            channel=channel_id, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
-        )
-    except SlackApiError as error:
-        # The claim is spent, so this week's summary is skipped rather than retried into a possible duplicate.
-        log.warning("weekly usage summary for %s not posted: %s", workspace_id, error.response.get("error"))
-        return False
-    return True

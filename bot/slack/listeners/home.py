@@ -19,8 +19,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core import texts
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import MONTH_YEAR, fmt_date, money, tr
+from bot.core.metering import MAX_BUDGET_USD
 from bot.core.usage import month_key
 from bot.slack.admins import may_manage_costs
+from bot.slack.command_catalog import BUDGET_COMMAND, COST_COMMAND, PERSONA_COMMAND, RESET_COMMAND, TOOLS_COMMAND
 from bot.slack.cost_views import usage_report
 from bot.slack.home import (
     BUDGET_INPUT_ACTION,
@@ -36,10 +38,9 @@ from bot.slack.home import (
     home_view,
 )
 from bot.slack.incoming import workspace_of
-from bot.slack.listeners.budget import MAX_BUDGET_USD
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,15 +93,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if not await _is_admin(deps, client, workspace, user):
             await ack(response_action="errors", errors={BUDGET_MONTH_BLOCK: tr(texts.MODAL_ADMINS_ONLY)})
             return
-        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        amounts: dict[str, float | None] = {}
-        errors: dict[str, str] = {}
-        for block_id, kind in ((BUDGET_MONTH_BLOCK, "month"), (BUDGET_USER_DAY_BLOCK, "user_day")):
-            raw = str(((values.get(block_id) or {}).get(BUDGET_INPUT_ACTION) or {}).get("value") or "")
-            try:
-                amounts[kind] = parse_amount(raw)
-            except ValueError:
-                errors[block_id] = tr(texts.MODAL_BUDGET_INVALID, low=money(0), high=money(MAX_BUDGET_USD))
+        amounts, errors = _budget_amounts(body)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
@@ -108,6 +101,20 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         for kind, amount in amounts.items():
             await deps.budgets.set_budget(workspace, kind, amount)
         await publish_home(deps, client, workspace, user, context.bot_user_id or "")
+
+
+def _budget_amounts(body: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The modal's amounts by budget kind, and an error per input block that does not hold a valid amount."""
+    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+    amounts: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for block_id, kind in ((BUDGET_MONTH_BLOCK, "month"), (BUDGET_USER_DAY_BLOCK, "user_day")):
+        raw = str(((values.get(block_id) or {}).get(BUDGET_INPUT_ACTION) or {}).get("value") or "")
+        try:
+            amounts[kind] = parse_amount(raw)
+        except ValueError:
+            errors[block_id] = tr(texts.MODAL_BUDGET_INVALID, low=money(0), high=money(MAX_BUDGET_USD))
+    return amounts, errors
 
 
 def parse_amount(raw: str) -> float | None:
@@ -152,17 +159,17 @@ async def publish_home(deps: SlackDeps, client: AsyncWebClient, workspace: str, 
 
 def _commands(deps: SlackDeps, *, admin: bool) -> list[tuple[str, str]]:
     commands = [
-        ("/claude-persona [name]", tr(texts.HOME_CMD_PERSONA)),
-        ("/claude-tools", tr(texts.HOME_CMD_TOOLS)),
-        ("/claude-reset", tr(texts.HOME_CMD_RESET)),
+        (f"{PERSONA_COMMAND} [name]", tr(texts.HOME_CMD_PERSONA)),
+        (TOOLS_COMMAND, tr(texts.HOME_CMD_TOOLS)),
+        (RESET_COMMAND, tr(texts.HOME_CMD_RESET)),
     ]
     for tool in deps.tools.commands():
         described = texts.COMMAND_DESCRIPTIONS.get(tool.command)
         commands.append((f"{tool.command} {tool.usage}".strip(), tr(described) if described else tool.description))
-    commands.append(("/claude-cost me", tr(texts.HOME_CMD_COST_ME)))
+    commands.append((f"{COST_COMMAND} me", tr(texts.HOME_CMD_COST_ME)))
     if admin:
-        commands.append(("/claude-cost [today | 7d | 30d | YYYY-MM]", tr(texts.HOME_CMD_COST)))
-        commands.append(("/claude-budget", tr(texts.HOME_CMD_BUDGET)))
+        commands.append((f"{COST_COMMAND} [today | 7d | 30d | YYYY-MM]", tr(texts.HOME_CMD_COST)))
+        commands.append((BUDGET_COMMAND, tr(texts.HOME_CMD_BUDGET)))
     return commands
 
 

@@ -8,10 +8,10 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import incoming
-from bot.slack.listeners.answering import answer_in_slack
+from bot.slack.answering import answer_in_slack
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

@@ -11,12 +11,12 @@ from bot.core import texts
 from bot.core.errors import MediaRefused
 from bot.core.i18n import tr
 from bot.core.tools.commands import review_prompt
+from bot.slack.command_answers import stream_prompt
 from bot.slack.files import incoming_files
 from bot.slack.incoming import workspace_of
-from bot.slack.listeners.commands import stream_prompt
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 REVIEW_SHORTCUT = "review_message"
 _MAX_SNIPPET_CHARS = 60_000

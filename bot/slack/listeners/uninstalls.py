@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from bot.slack.incoming import workspace_of
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 

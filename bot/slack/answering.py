@@ -15,12 +15,12 @@ from bot.core.i18n import tr
 from bot.core.usage import Claim
 from bot.slack.delivery import deliver
 from bot.slack.incoming import Place
-from bot.slack.listeners.reset import is_reset_request, reset_from_message
 from bot.slack.middleware import first_sighting
 from bot.slack.paced_calls import PacedCalls
+from bot.slack.resets import is_reset_request, reset_from_message
 
 if TYPE_CHECKING:
-    from bot.slack.app import SlackDeps
+    from bot.slack.deps import SlackDeps
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:

@@ -1,0 +1,348 @@
+"""In-memory twins of the storage ports, for unit tests of the core that run in milliseconds.
+
+They keep the Redis store's contract (the same storage test suite runs over both, as aiogram runs one suite over its
+memory and Redis storages), but live in one process: a lock here does not reach another bot process, so production
+always uses Redis. Time-to-live is honoured against an injectable monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from bot.core.conversation import ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
+from bot.core.errors import StorageUnavailable
+from bot.core.ports import Attachment
+from bot.core.usage import Claim, UsageRecord
+from bot.storage.keys import CLAIM_TTL_S
+
+_THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
+_APPROVAL_POLL_S = 0.01
+
+
+@dataclass
+class _Conversation:
+    turns: list[Turn] = field(default_factory=list)
+    persona: str | None = None
+    fold: Fold | None = None
+    measured: MeasuredSize | None = None
+    expires_at: float = math.inf
+
+
+class _Expiring:
+    """A dict whose entries vanish after their time-to-live, read against the store's clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._items: dict[object, tuple[object, float]] = {}
+
+    def get(self, key: object) -> object | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[1] <= self._clock():
+            del self._items[key]
+            return None
+        return item[0]
+
+    def set(self, key: object, value: object, ttl_s: float | None = None) -> None:
+        self._items[key] = (value, math.inf if ttl_s is None else self._clock() + ttl_s)
+
+    def delete(self, key: object) -> bool:
+        return self._items.pop(key, None) is not None
+
+
+class MemoryStore:
+    """Conversations, channel settings, profiles, media, approvals, event de-duplication and budgets in one process.
+
+    The keyword arguments are the Redis store's, so a test builds either with the same settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        conversation_ttl_s: int,
+        dm_idle_reset_s: int,
+        dedup_ttl_s: int,
+        profile_ttl_s: int = 3600,
+        lock_wait_s: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._conversation_ttl_s = conversation_ttl_s
+        self._dm_idle_reset_s = dm_idle_reset_s
+        self._dedup_ttl_s = dedup_ttl_s
+        self._profile_ttl_s = profile_ttl_s
+        self._lock_wait_s = lock_wait_s
+        self._clock = clock
+        self._conversations: dict[ConversationKey, _Conversation] = {}
+        self._locks: dict[ConversationKey, asyncio.Lock] = {}
+        self._values = _Expiring(clock)  # DM sessions, deliveries, profiles, media, approvals
+        self._channel_personas: dict[tuple[str, str], str] = {}
+        self._budgets: dict[str, dict[str, float | None]] = {}
+        self.up = True  # a test sets False to see how callers meet an outage
+
+    def _check(self) -> None:
+        if not self.up:
+            raise StorageUnavailable()
+
+    # --- ConversationStore ---------------------------------------------------------------------------
+    def _live(self, key: ConversationKey) -> _Conversation | None:
+        conversation = self._conversations.get(key)
+        if conversation is not None and conversation.expires_at <= self._clock():
+            del self._conversations[key]
+            return None
+        return conversation
+
+    async def load(self, key: ConversationKey) -> StoredConversation:
+        self._check()
+        found = self._live(key) or _Conversation()
+        return StoredConversation(
+            turns=list(found.turns), persona=found.persona, fold=found.fold, measured=found.measured
+        )
+
+    async def append(
+        self,
+        key: ConversationKey,
+        *turns: Turn,
+        persona: str | None = None,
+        measured: MeasuredSize | None = None,
+    ) -> None:
+        self._check()
+        conversation = self._live(key) or self._conversations.setdefault(key, _Conversation())
+        conversation.turns.extend(turns)
+        if persona is not None:
+            conversation.persona = persona
+        if measured is not None:
+            conversation.measured = measured
+        conversation.expires_at = self._clock() + self._conversation_ttl_s
+
+    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+        self._check()
+        conversation = self._live(key) or self._conversations.setdefault(key, _Conversation())
+        conversation.fold = fold
+        conversation.expires_at = self._clock() + self._conversation_ttl_s
+
+    async def forget(self, key: ConversationKey) -> bool:
+        self._check()
+        return self._live(key) is not None and self._conversations.pop(key, None) is not None
+
+    async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
+        self._check()
+        self._values.delete(("dm", workspace_id, channel_id))
+
+    async def exists(self, key: ConversationKey) -> bool:
+        self._check()
+        found = self._live(key)
+        return found is not None and bool(found.turns)
+
+    async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
+        self._check()
+        name = ("dm", workspace_id, channel_id)
+        current = self._values.get(name)
+        session = str(current) if current is not None else candidate_id
+        self._values.set(name, session, self._dm_idle_reset_s)
+        return session
+
+    async def rewind(self, key: ConversationKey, keep: int) -> None:
+        self._check()
+        found = self._live(key)
+        if found is not None:
+            del found.turns[max(0, keep) :]
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
+        """One holder per thread within this process; StorageUnavailable(busy) after the wait, as in Redis."""
+        self._check()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), self._lock_wait_s)
+        except TimeoutError:
+            raise StorageUnavailable(_THREAD_BUSY) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # --- ChannelSettingsStore ---------------------------------------------------------------------------
+    async def channel_persona(self, workspace_id: str, channel_id: str) -> str | None:
+        self._check()
+        return self._channel_personas.get((workspace_id, channel_id))
+
+    async def set_channel_persona(self, workspace_id: str, channel_id: str, persona: str) -> None:
+        self._check()
+        self._channel_personas[(workspace_id, channel_id)] = persona
+
+    # --- MediaStore -----------------------------------------------------------------------------------
+    async def get_media(self, workspace_id: str, refs: Sequence[str]) -> dict[str, Attachment]:
+        self._check()
+        found = {}
+        for ref in refs:
+            value = self._values.get(("media", workspace_id, ref))
+            if isinstance(value, Attachment):
+                found[ref] = value
+                self._values.set(("media", workspace_id, ref), value, self._conversation_ttl_s)
+        return found
+
+    async def put_media(self, workspace_id: str, ref: str, attachment: Attachment) -> None:
+        self._check()
+        self._values.set(("media", workspace_id, ref), attachment, self._conversation_ttl_s)
+
+    # --- BudgetStore -----------------------------------------------------------------------------------
+    async def budgets(self, workspace_id: str) -> dict[str, float | None]:
+        self._check()
+        return dict(self._budgets.get(workspace_id, {}))
+
+    async def set_budget(self, workspace_id: str, kind: str, usd: float | None) -> None:
+        self._check()
+        self._budgets.setdefault(workspace_id, {})[kind] = usd
+
+    # --- Approvals ------------------------------------------------------------------------------------
+    async def open(self, workspace_id: str, approval_id: str, user_id: str, ttl_s: int) -> None:
+        self._check()
+        self._values.set(("approval", workspace_id, approval_id), [user_id, "pending"], ttl_s)
+
+    async def wait(self, workspace_id: str, approval_id: str, timeout_s: float) -> bool | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        name = ("approval", workspace_id, approval_id)
+        while loop.time() < deadline:
+            record = self._values.get(name)
+            if not isinstance(record, list):
+                return None
+            if record[1] in ("approved", "denied"):
+                return bool(record[1] == "approved")
+            await asyncio.sleep(_APPROVAL_POLL_S)
+        record = self._values.get(name)
+        if isinstance(record, list):
+            record[1] = "expired"  # a late click is then told it expired
+        return None
+
+    async def decide(self, workspace_id: str, approval_id: str, user_id: str, approved: bool) -> str:
+        self._check()
+        record = self._values.get(("approval", workspace_id, approval_id))
+        if not isinstance(record, list):
+            return "expired"
+        if record[0] != user_id:
+            return "not_yours"
+        if record[1] != "pending":
+            return "expired"
+        record[1] = "approved" if approved else "denied"
+        return "ok"
+
+    # --- ProfileCache --------------------------------------------------------------------------------
+    async def get_profile(self, kind: str, workspace_id: str, object_id: str) -> dict[str, str] | None:
+        self._check()
+        value = self._values.get(("profile", kind, workspace_id, object_id))
+        return dict(value) if isinstance(value, dict) else None
+
+    async def put_profile(self, kind: str, workspace_id: str, object_id: str, profile: dict[str, str]) -> None:
+        self._check()
+        self._values.set(("profile", kind, workspace_id, object_id), dict(profile), self._profile_ttl_s)
+
+    # --- EventLedger ---------------------------------------------------------------------------------
+    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
+        self._check()
+        fresh = []
+        for delivery_id in delivery_ids:
+            name = ("delivery", workspace_id, delivery_id)
+            fresh.append(self._values.get(name) is None)
+            if fresh[-1]:
+                self._values.set(name, True, self._dedup_ttl_s)
+        return fresh
+
+    # --- HealthCheck ---------------------------------------------------------------------------------
+    async def healthy(self) -> bool:
+        return self.up
+
+    async def health_report(self) -> dict[str, str]:
+        return {"memory": "ok" if self.up else "down"}
+
+    async def close(self) -> None:
+        """Nothing to release; here so tests close either store the same way."""
+
+
+@dataclass
+class _Reservation:
+    workspace_id: str
+    user_id: str
+    micros: int
+    expires_at: float
+
+
+class MemoryUsageLedger:
+    """The part of the usage ledger that Metering uses: records, month totals, atomic reservations, one-time claims.
+
+    Amounts are kept in micro-dollars, as in Redis, so a budget check rounds the same way in both.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.records: list[UsageRecord] = []
+        self._month_micros: dict[tuple[str, str], int] = {}
+        self._user_day_micros: dict[tuple[str, str, date], int] = {}
+        self._reservations: dict[str, _Reservation] = {}
+        self._claims = _Expiring(clock)
+
+    async def record(self, record: UsageRecord, *, savings_usd: float = 0.0) -> None:
+        self.records.append(record)
+        micros = round(record.cost_usd * 1_000_000)
+        month = record.at.strftime("%Y-%m")
+        self._month_micros[(record.workspace_id, month)] = (
+            self._month_micros.get((record.workspace_id, month), 0) + micros
+        )
+        day_key = (record.workspace_id, record.user_id, record.at.date())
+        self._user_day_micros[day_key] = self._user_day_micros.get(day_key, 0) + micros
+
+    async def month_spent(self, workspace_id: str, month: str) -> float:
+        return self._month_micros.get((workspace_id, month), 0) / 1_000_000
+
+    def _held(self, workspace_id: str, user_id: str | None = None) -> int:
+        now = self._clock()
+        return sum(
+            r.micros
+            for r in self._reservations.values()
+            if r.expires_at > now and r.workspace_id == workspace_id and user_id in (None, r.user_id)
+        )
+
+    async def reserve(
+        self,
+        workspace_id: str,
+        user_id: str,
+        *,
+        month: str,
+        day: date,
+        estimate_usd: float,
+        month_budget_usd: float | None,
+        user_day_budget_usd: float | None,
+        ttl_s: int = 600,
+    ) -> tuple[bool, str]:
+        """Check and hold in one step (no await in between), so concurrent callers cannot both pass a full budget."""
+        estimate = max(0, math.ceil(estimate_usd * 1_000_000))
+        if month_budget_usd is not None:
+            spent = self._month_micros.get((workspace_id, month), 0)
+            if spent + self._held(workspace_id) + estimate > round(month_budget_usd * 1_000_000):
+                return False, "workspace"
+        if user_day_budget_usd is not None:
+            spent = self._user_day_micros.get((workspace_id, user_id, day), 0)
+            if spent + self._held(workspace_id, user_id) + estimate > round(user_day_budget_usd * 1_000_000):
+                return False, "user"
+        reservation_id = f"{secrets.token_hex(8)}:{estimate}"
+        self._reservations[reservation_id] = _Reservation(
+            workspace_id, user_id, estimate, self._clock() + max(1, ttl_s)
+        )
+        return True, reservation_id
+
+    async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None:
+        self._reservations.pop(reservation_id, None)
+
+    async def claim_once(self, claim: Claim) -> bool:
+        if self._claims.get(claim) is not None:
+            return False
+        self._claims.set(claim, True, CLAIM_TTL_S[claim.kind])
+        return True

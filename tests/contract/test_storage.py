@@ -1,0 +1,178 @@
+"""One storage suite, run over every backend (Redis and the in-memory twin), as aiogram runs its storage tests.
+
+What the core relies on from the storage ports is asserted here once; a backend that passes is interchangeable in
+the core's unit tests. Redis-only behaviour (TTLs seen from Redis, lease renewal, outages, pool size) stays in
+test_redis_store.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from bot.core.conversation import ConversationKey, Fold, MeasuredSize, TextBlock, ThinkingBlock, Turn
+from bot.core.errors import StorageUnavailable
+from bot.core.ports import Attachment
+from bot.storage.memory import MemoryStore
+from bot.storage.redis_store import RedisStore
+from tests.conftest import RedisTarget
+
+KEY = ConversationKey("T1", "C1", "1700000000.000100")
+OPTIONS: dict[str, float] = {
+    "conversation_ttl_s": 3600,
+    "dm_idle_reset_s": 1,
+    "dedup_ttl_s": 600,
+    "lock_wait_s": 0.5,
+}
+
+Store = RedisStore | MemoryStore
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(
+    request: pytest.FixtureRequest, redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis
+) -> AsyncIterator[Store]:
+    """Each test runs once per backend (Redis: a single server and a cluster); `redis_client` deletes the Redis
+    run's keys afterwards. The memory runs are repeated for each Redis target: they take milliseconds."""
+    instance: Store
+    if request.param == "redis":
+        client = redis_target.connect(socket_timeout_s=1.0)
+        instance = RedisStore(client, redis_target.keys(key_prefix), lock_lease_s=1.0, **OPTIONS)  # type: ignore[arg-type]
+    else:
+        instance = MemoryStore(**OPTIONS)  # type: ignore[arg-type]
+    yield instance
+    await instance.close()
+
+
+async def test_history_round_trips_every_block_kind_in_order(store: Store) -> None:
+    question = Turn.user("What is 2+2?", author_id="U1")
+    answer = Turn(role="assistant", blocks=(ThinkingBlock(thinking="easy", signature="sig=="), TextBlock(text="4")))
+    assert (await store.load(KEY)).turns == []
+    await store.append(KEY, question)
+    await store.append(KEY, answer)
+    assert (await store.load(KEY)).turns == [question, answer]
+    assert await store.exists(KEY)
+    assert not await store.exists(ConversationKey("T1", "C1", "other"))
+
+
+async def test_summary_and_measured_size_are_kept_beside_the_turns(store: Store) -> None:
+    await store.append(KEY, Turn.user("q1"), Turn.user("q2"), measured=MeasuredSize(tokens=120, turns=2))
+    await store.save_fold(KEY, Fold(summary="they asked twice", upto=1))
+    loaded = await store.load(KEY)
+    assert [t.text for t in loaded.turns] == ["q1", "q2"]
+    assert loaded.fold == Fold(summary="they asked twice", upto=1)
+    assert loaded.measured == MeasuredSize(tokens=120, turns=2)
+
+
+async def test_forget_deletes_the_conversation_once(store: Store) -> None:
+    await store.append(KEY, Turn.user("secret"), persona="sql_expert")
+    assert await store.forget(KEY)
+    assert not await store.exists(KEY)
+    assert (await store.load(KEY)).persona is None
+    assert not await store.forget(KEY)
+
+
+async def test_rewind_keeps_the_first_turns_only(store: Store) -> None:
+    turns = [Turn.user("q1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),)), Turn.user("q2")]
+    await store.append(KEY, *turns)
+    await store.rewind(KEY, 1)
+    assert (await store.load(KEY)).turns == turns[:1]
+    await store.rewind(KEY, 0)
+    assert (await store.load(KEY)).turns == []
+
+
+async def test_a_thread_remembers_its_persona_and_channels_have_their_own(store: Store) -> None:
+    assert (await store.load(KEY)).persona is None
+    await store.append(KEY, Turn.user("hi"), persona="code_reviewer")
+    await store.append(KEY, Turn.user("again"))
+    assert (await store.load(KEY)).persona == "code_reviewer"
+    assert await store.channel_persona("T1", "C1") is None
+    await store.set_channel_persona("T1", "C1", "sql_expert")
+    assert await store.channel_persona("T1", "C1") == "sql_expert"
+    assert await store.channel_persona("T2", "C1") is None
+
+
+async def test_dm_session_continues_while_active_and_restarts_after_idle_or_reset(store: Store) -> None:
+    assert await store.dm_session("T1", "D1", "100.1") == "100.1"
+    assert await store.dm_session("T1", "D1", "100.2") == "100.1"
+    await store.end_dm_session("T1", "D1")
+    assert await store.dm_session("T1", "D1", "100.3") == "100.3"
+    await asyncio.sleep(1.2)  # dm_idle_reset_s is 1
+    assert await store.dm_session("T1", "D1", "100.4") == "100.4"
+
+
+async def test_lock_serialises_holders_of_the_same_thread(store: Store) -> None:
+    order: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with store.lock(KEY):
+            order.append(f"{name}-in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name}-out")
+
+    await asyncio.gather(hold("a"), hold("b"))
+    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+
+async def test_a_lock_held_too_long_turns_the_next_answer_away_with_a_sentence(store: Store) -> None:
+    async with store.lock(KEY):
+        with pytest.raises(StorageUnavailable, match="busy"):
+            async with store.lock(KEY):
+                pass  # pragma: no cover - never entered
+    async with store.lock(KEY):  # free again once released
+        pass
+
+
+async def test_first_sighting_is_true_once_per_workspace(store: Store) -> None:
+    assert await store.first_sightings("T1", ["event:Ev1"]) == [True]
+    assert await store.first_sightings("T1", ["event:Ev1"]) == [False]
+    assert await store.first_sightings("T1", ["event:Ev3", "msg:T1:C1:1.2"]) == [True, True]
+    assert await store.first_sightings("T1", ["event:Ev4", "msg:T1:C1:1.2"]) == [True, False]
+    assert await store.first_sightings("T2", ["event:Ev1"]) == [True]
+
+
+async def test_profiles_are_cached_per_workspace(store: Store) -> None:
+    await store.put_profile("user", "T1", "U1", {"display_name": "Ada", "tz": "Europe/London"})
+    assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
+    assert await store.get_profile("user", "T2", "U1") is None
+    assert await store.get_profile("channel", "T1", "U1") is None
+
+
+async def test_media_is_found_per_workspace_and_missing_refs_are_left_out(store: Store) -> None:
+    image = Attachment(kind="image", media_type="image/png", data_b64="AAAA")
+    await store.put_media("T1", "F1", image)
+    assert await store.get_media("T1", ["F1", "F2"]) == {"F1": image}
+    assert await store.get_media("T2", ["F1"]) == {}
+    assert await store.get_media("T1", []) == {}
+
+
+async def test_budgets_set_by_an_admin_are_read_back_and_off_removes_a_limit(store: Store) -> None:
+    assert await store.budgets("T1") == {}
+    await store.set_budget("T1", "month", 25.5)
+    await store.set_budget("T1", "user_day", None)
+    assert await store.budgets("T1") == {"month": 25.5, "user_day": None}
+    assert await store.budgets("T2") == {}
+
+
+async def test_only_the_asker_decides_an_approval_and_only_once(store: Store) -> None:
+    await store.open("T1", "a1", "U1", ttl_s=60)
+    assert await store.decide("T1", "a1", "U2", approved=True) == "not_yours"
+    assert await store.decide("T2", "a1", "U1", approved=True) == "expired"
+    waiting = asyncio.create_task(store.wait("T1", "a1", timeout_s=5))
+    assert await store.decide("T1", "a1", "U1", approved=True) == "ok"
+    assert await waiting is True
+    assert await store.decide("T1", "a1", "U1", approved=False) == "expired"
+
+
+async def test_an_approval_nobody_decides_expires_and_a_late_click_is_told(store: Store) -> None:
+    await store.open("T1", "a2", "U1", ttl_s=60)
+    assert await store.wait("T1", "a2", timeout_s=0.3) is None
+    assert await store.decide("T1", "a2", "U1", approved=True) == "expired"
+    assert await store.wait("T1", "unknown", timeout_s=0.3) is None
+
+
+async def test_a_healthy_store_says_so(store: Store) -> None:
+    assert await store.healthy()

@@ -1,0 +1,233 @@
+"""The core's use cases (Replies, Metering, ToolRunner) on the in-memory storage twins: no Redis, no servers.
+
+The end-to-end tests prove the same behaviours through Slack and Claude fakes; these pin down the core's own rules
+in milliseconds, so a change to them fails here first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import BaseModel
+
+from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock
+from bot.core.events import (
+    ApprovalRequested,
+    ApprovalSettled,
+    ModelEvent,
+    ModelTurnComplete,
+    ReplyDone,
+    ReplyEvent,
+    TextDelta,
+    ToolRunning,
+    Usage,
+)
+from bot.core.metering import BudgetPolicy, BudgetSpent, CallContext, Metering
+from bot.core.personas import Persona, PersonaCatalog
+from bot.core.ports import ModelRequest
+from bot.core.prompts import ReplyConfig
+from bot.core.replies import Replies
+from bot.core.tools.registry import Tool, ToolContext, ToolRegistry
+from bot.core.tools.runner import ToolRound, ToolRunner
+from bot.core.usage import PriceTable
+from bot.storage.memory import MemoryStore, MemoryUsageLedger
+
+MODEL = "claude-fable-5"  # priced in the default table
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def memory_store() -> MemoryStore:
+    return MemoryStore(conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600, lock_wait_s=1.0)
+
+
+class ScriptedModel:
+    """A LanguageModel port that answers each call with the next scripted text and records what it was sent."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.requests: list[ModelRequest] = []
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        self.requests.append(request)
+        text = self.answers.pop(0)
+        for word in text.split(" "):
+            yield TextDelta(text=word + " ")
+        usage = Usage(input_tokens=100, output_tokens=len(text) // 4)
+        yield ModelTurnComplete(
+            blocks=(TextBlock(text=text),), usage=usage, stop_reason="end_turn", model=request.model
+        )
+
+
+def personas() -> PersonaCatalog:
+    return PersonaCatalog(
+        [
+            Persona(name="default", description="Helpful", prompt="You are helpful."),
+            Persona(name="sql_expert", description="SQL", prompt="You know SQL."),
+        ]
+    )
+
+
+def replies(model: ScriptedModel, store: MemoryStore) -> Replies:
+    config = ReplyConfig(model=MODEL, max_tokens=1024)
+    return Replies(model, store, config, personas(), store, clock=lambda: NOW)
+
+
+async def collect(events: AsyncIterator[ReplyEvent]) -> list[ReplyEvent]:
+    return [event async for event in events]
+
+
+def message(text: str, thread: str = "1700000000.000100", message_id: str = "1700000000.000200") -> IncomingMessage:
+    return IncomingMessage(key=ConversationKey("T1", "C1", thread), message_id=message_id, user_id="U1", text=text)
+
+
+# --- Replies -------------------------------------------------------------------------------------------------
+async def test_an_answer_streams_and_both_turns_are_remembered_for_the_follow_up() -> None:
+    store, model = memory_store(), ScriptedModel("Four.", "Five.")
+    use_case = replies(model, store)
+    events = await collect(use_case.answer(message("What is 2+2?")))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip() == "Four."
+    assert isinstance(events[-1], ReplyDone)
+    assert await use_case.is_following(message("x").key)
+
+    await collect(use_case.answer(message("And 2+3?", message_id="1700000000.000300")))
+    texts = [turn.text for turn in model.requests[1].turns]
+    assert texts[1] == "Four." and "And 2+3?" in texts[2]
+    assert len((await store.load(message("x").key)).turns) == 4
+
+
+async def test_a_new_thread_speaks_as_the_channels_persona_and_keeps_it() -> None:
+    store, model = memory_store(), ScriptedModel("SELECT 1;", "Still SQL.")
+    await store.set_channel_persona("T1", "C1", "sql_expert")
+    use_case = replies(model, store)
+    await collect(use_case.answer(message("A query?")))
+    await store.set_channel_persona("T1", "C1", "default")
+    await collect(use_case.answer(message("Another?", message_id="1700000000.000300")))
+    assert all("You know SQL." in "".join(request.system) for request in model.requests)
+
+
+async def test_forgetting_a_thread_starts_it_over() -> None:
+    store, model = memory_store(), ScriptedModel("One.", "Fresh.")
+    use_case = replies(model, store)
+    await collect(use_case.answer(message("First?")))
+    assert await use_case.forget(message("x").key)
+    await collect(use_case.answer(message("Again?", message_id="1700000000.000300")))
+    assert len(model.requests[1].turns) == 1
+
+
+# --- Metering -------------------------------------------------------------------------------------------------
+class Admins:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def notify_admins(self, workspace_id: str, text: str) -> None:
+        self.sent.append(text)
+
+
+CALL = CallContext(workspace_id="T1", user_id="U1", channel_id="C1", persona="default")
+
+
+def request(max_tokens: int = 1000) -> ModelRequest:
+    return ModelRequest(model=MODEL, max_tokens=max_tokens, system=("You are helpful.",), turns=())
+
+
+async def test_concurrent_calls_cannot_overshoot_the_monthly_budget_by_more_than_one_request() -> None:
+    metering = Metering(MemoryUsageLedger(), PriceTable(), BudgetPolicy(month_usd=0.10), clock=lambda: NOW)
+    outcomes = await asyncio.gather(*(metering.admit(CALL, request()) for _ in range(200)), return_exceptions=True)
+    admitted = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BudgetSpent)]
+    assert admitted and refused and len(admitted) + len(refused) == 200
+    estimate = PriceTable().estimate(MODEL, 10, 1000)
+    assert len(admitted) * estimate <= 0.10 + estimate
+
+
+async def test_a_spent_budget_says_when_it_resets_and_an_admin_override_lifts_it() -> None:
+    store, ledger = memory_store(), MemoryUsageLedger()
+    metering = Metering(ledger, PriceTable(), BudgetPolicy(month_usd=0.0), budget_store=store, clock=lambda: NOW)
+    with pytest.raises(BudgetSpent, match="resets on December 1"):
+        await metering.admit(CALL, request())
+    await store.set_budget("T1", "month", None)  # /claude-budget month off
+    admission = await metering.admit(CALL, request())
+    assert admission.model == MODEL
+
+
+async def test_admins_are_warned_once_when_spending_passes_the_warning_level() -> None:
+    admins, ledger = Admins(), MemoryUsageLedger()
+    metering = Metering(ledger, PriceTable(), BudgetPolicy(month_usd=1.0), notifier=admins, clock=lambda: NOW)
+    for _ in range(5):  # $0.20 each: 80 % is passed by the fourth, and the fifth must not warn again
+        admission = await metering.admit(CALL, request(max_tokens=10))
+        await metering.settle(CALL, admission, MODEL, Usage(input_tokens=10_000, output_tokens=2_000))
+    assert len(admins.sent) == 1 and "budget" in admins.sent[0]
+    assert len(ledger.records) == 5
+
+
+async def test_near_the_limit_the_cheaper_fallback_model_answers() -> None:
+    ledger = MemoryUsageLedger()
+    policy = BudgetPolicy(month_usd=1.0, fallback_model="claude-fable-5-2", fallback_at=0.5)
+    metering = Metering(ledger, PriceTable(), policy, clock=lambda: NOW)
+    assert (await metering.admit(CALL, request(max_tokens=10))).model == MODEL
+    admission = await metering.admit(CALL, request(max_tokens=10))
+    await metering.settle(CALL, admission, MODEL, Usage(input_tokens=60_000, output_tokens=2_000))
+    assert (await metering.admit(CALL, request(max_tokens=10))).model == "claude-fable-5-2"
+
+
+# --- ToolRunner -------------------------------------------------------------------------------------------------
+class PostInput(BaseModel):
+    text: str
+
+
+def post_tool(posted: list[str]) -> Tool:
+    async def run(parsed: PostInput, context: ToolContext) -> str:
+        posted.append(parsed.text)
+        return "posted"
+
+    return Tool(name="post_message", description="Post", input_model=PostInput, run=run, acts=True)
+
+
+CONTEXT = ToolContext(workspace_id="T1", channel_id="C1", thread_id="1.1", user_id="U1")
+CALLS = [ToolCallBlock(id="call1", name="post_message", input={"text": "hello"})]
+
+
+async def decide_when_asked(
+    runner: ToolRunner, store: MemoryStore, outcome: ToolRound, approve: bool
+) -> list[ReplyEvent]:
+    events: list[ReplyEvent] = []
+    async for event in runner.run(list(CALLS), CONTEXT, lambda tool: True, outcome):
+        events.append(event)
+        if isinstance(event, ApprovalRequested):
+            assert await store.decide("T1", event.approval_id, "U2", approved=True) == "not_yours"
+            assert await store.decide("T1", event.approval_id, "U1", approved=approve) == "ok"
+    return events
+
+
+async def test_a_tool_that_acts_runs_only_after_the_asker_approves() -> None:
+    store, posted = memory_store(), list[str]()
+    runner = ToolRunner(ToolRegistry([post_tool(posted)]), store, approval_timeout_s=5)
+    outcome = ToolRound(results=[])
+    events = await decide_when_asked(runner, store, outcome, approve=True)
+    assert any(isinstance(e, ApprovalSettled) and e.approved for e in events)
+    assert any(isinstance(e, ToolRunning) for e in events)
+    assert posted == ["hello"] and outcome.results[0].text == "posted"
+
+
+async def test_a_denied_tool_never_runs_and_claude_hears_why() -> None:
+    store, posted = memory_store(), list[str]()
+    runner = ToolRunner(ToolRegistry([post_tool(posted)]), store, approval_timeout_s=5)
+    outcome = ToolRound(results=[])
+    await decide_when_asked(runner, store, outcome, approve=False)
+    assert posted == [] and outcome.results[0].is_error
+
+
+async def test_an_unknown_tool_or_bad_input_is_an_error_result_not_a_crash() -> None:
+    runner = ToolRunner(ToolRegistry([post_tool([])]), memory_store())
+    outcome = ToolRound(results=[])
+    calls = [
+        ToolCallBlock(id="a", name="launch_rockets", input={}),
+        ToolCallBlock(id="b", name="post_message", input={"txt": "typo"}),
+    ]
+    async for _ in runner.run(calls, CONTEXT, lambda tool: True, outcome):
+        pass
+    assert [r.is_error for r in outcome.results] == [True, True]
+    assert "launch_rockets" in outcome.results[0].text and "invalid input" in outcome.results[1].text
