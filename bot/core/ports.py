@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from bot.core.conversation import ConversationKey, Fold, IncomingFile, MeasuredSize, StoredConversation, Turn
 from bot.core.events import ModelEvent
+from bot.core.leases import Lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,13 @@ class TokenCounter(Protocol):
         ...
 
 
+Exchange = Literal["open", "close"]
+
+
 class ConversationStore(Protocol):
+    """A thread's history. Writes given a `lease` are fenced: refused with LeaseLost (and the lease marked lost) once
+    another holder has taken the thread, atomically with the write itself."""
+
     async def load(self, key: ConversationKey) -> StoredConversation: ...
 
     async def append(
@@ -100,15 +107,21 @@ class ConversationStore(Protocol):
         *turns: Turn,
         persona: str | None = None,
         measured: MeasuredSize | None = None,
+        lease: Lease | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
-        """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward."""
+        """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward.
+
+        `exchange="open"` marks the first added turn as a question being answered by `lease` (see OpenExchange);
+        `"close"` clears the mark: both in the same atomic step as the turns.
+        """
         ...
 
-    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+    async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
         """Replace the thread's running summary; the turns themselves are kept."""
         ...
 
-    async def forget(self, key: ConversationKey) -> bool:
+    async def forget(self, key: ConversationKey, *, lease: Lease | None = None) -> bool:
         """Delete the conversation (turns, summary, persona); True when there was one."""
         ...
 
@@ -118,16 +131,24 @@ class ConversationStore(Protocol):
 
     async def exists(self, key: ConversationKey) -> bool: ...
 
-    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
-        """Hold the thread so two answers in it never interleave, across processes too."""
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[Lease]:
+        """Hold the thread so two answers in it never interleave, across processes too; the Lease fences writes.
+
+        The lease is renewed while held; a renewal storage refuses marks it lost (one that cannot reach storage is
+        counted in `Lease.renewal_failures` and retried: the token stays valid until someone else takes the thread).
+        """
         ...
 
     async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
         """The rolling DM conversation id: the current one, or `candidate_id` after an idle period."""
         ...
 
-    async def rewind(self, key: ConversationKey, keep: int) -> None:
-        """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock."""
+    async def rewind(
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: Exchange | None = None
+    ) -> None:
+        """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock.
+
+        `exchange="open"`: the last kept turn is a question `lease` now answers again (see OpenExchange)."""
         ...
 
 
