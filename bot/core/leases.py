@@ -31,6 +31,13 @@ class LeaseLost(BotError):
         super().__init__(user_message if user_message is not None else tr(texts.LEASE_LOST))
 
 
+class AnswerNotSaved(BotError):
+    """Storage stayed unreachable longer than an answer may wait to save itself; the answer was shown, not kept."""
+
+    def __init__(self) -> None:
+        super().__init__(tr(texts.ANSWER_NOT_SAVED))
+
+
 class Lease:
     """A held thread: `token` fences its writes; `lost` is set once storage says another holder has it."""
 
@@ -61,12 +68,12 @@ def abandoned(found: OpenExchange | None, lease: Lease) -> bool:
     return found is not None and found.token != lease.token
 
 
-def closing_turns(turns: Sequence[Turn], found: OpenExchange) -> list[Turn]:
+def closing_turns(turns: Sequence[Turn], found: OpenExchange, *, interrupted: bool = True) -> list[Turn]:
     """Turns that close an answer that was cut short, so the conversation stays valid for the model.
 
-    Tool calls without results get error results; a question (or tool results) without an answer gets a short
-    assistant turn saying the answer was interrupted. An exchange whose last turn is already a complete answer needs
-    nothing (only its marker is cleared).
+    Tool calls without results get error results; with `interrupted` (another holder closing it), a question (or
+    tool results) without an answer also gets a short assistant turn saying the answer was interrupted. An exchange
+    whose last turn is already a complete answer needs nothing (only its marker is cleared).
     """
     if found.question_index >= len(turns):  # the question itself is not there (rewound, trimmed): nothing to close
         return []
@@ -80,5 +87,6 @@ def closing_turns(turns: Sequence[Turn], found: OpenExchange) -> list[Turn]:
             ToolResultBlock(tool_call_id=call.id, text=INTERRUPTED_TOOL_RESULT, is_error=True) for call in calls
         )
         closing.append(Turn(role="user", blocks=results))
-    closing.append(Turn(role="assistant", blocks=(TextBlock(text=INTERRUPTED_ANSWER),)))
+    if interrupted:
+        closing.append(Turn(role="assistant", blocks=(TextBlock(text=INTERRUPTED_ANSWER),)))
     return closing
