@@ -92,7 +92,7 @@ class TokenCounter(Protocol):
         ...
 
 
-Exchange = Literal["open", "close"]
+ExchangeMark = Literal["open", "close"]  # what a write does to the thread's open exchange (see OpenExchange)
 
 
 class ConversationStore(Protocol):
@@ -108,7 +108,7 @@ class ConversationStore(Protocol):
         persona: str | None = None,
         measured: MeasuredSize | None = None,
         lease: Lease | None = None,
-        exchange: Exchange | None = None,
+        exchange: ExchangeMark | None = None,
     ) -> None:
         """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward.
 
@@ -144,7 +144,7 @@ class ConversationStore(Protocol):
         ...
 
     async def rewind(
-        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: Exchange | None = None
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: ExchangeMark | None = None
     ) -> None:
         """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock.
 

@@ -19,7 +19,7 @@ from datetime import date
 from bot.core.conversation import ConversationKey, Fold, MeasuredSize, OpenExchange, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.leases import Lease, LeaseLost
-from bot.core.ports import Attachment, Exchange
+from bot.core.ports import Attachment, ExchangeMark
 from bot.core.usage import Claim, UsageRecord
 from bot.storage.keys import CLAIM_TTL_S
 
@@ -136,7 +136,7 @@ class MemoryStore:
         persona: str | None = None,
         measured: MeasuredSize | None = None,
         lease: Lease | None = None,
-        exchange: Exchange | None = None,
+        exchange: ExchangeMark | None = None,
     ) -> None:
         self._fence(key, lease)
         if exchange == "open" and lease is None:
@@ -178,7 +178,7 @@ class MemoryStore:
         return session
 
     async def rewind(
-        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: Exchange | None = None
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: ExchangeMark | None = None
     ) -> None:
         self._fence(key, lease)
         found = self._live(key)

@@ -32,7 +32,7 @@ from bot.core.conversation import (
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import Text, tr
 from bot.core.leases import Lease, LeaseLost
-from bot.core.ports import Exchange
+from bot.core.ports import ExchangeMark
 from bot.storage.keys import Keys
 from bot.storage.redis_errors import UNREACHABLE, stopped, translated
 
@@ -171,7 +171,7 @@ class RedisConversations:
         persona: str | None = None,
         measured: MeasuredSize | None = None,
         lease: Lease | None = None,
-        exchange: Exchange | None = None,
+        exchange: ExchangeMark | None = None,
     ) -> None:
         if exchange == "open" and lease is None:
             raise ValueError("an open exchange belongs to a lease")
@@ -203,7 +203,7 @@ class RedisConversations:
 
     @translated
     async def rewind(
-        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: Exchange | None = None
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: ExchangeMark | None = None
     ) -> None:
         token = str(lease.token) if lease is not None else ""
         _fenced(lease, await self._rewind(keys=self._thread_keys(key), args=[token, keep, exchange or ""]))
