@@ -3,8 +3,11 @@ they accept, and failed, cut-off or cancelled calls reach the ledger."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from tests.e2e.conftest import BotFactory, RunningBot
-from tests.e2e.helpers import slash, wait_for_reply
+from tests.e2e.helpers import bot_messages, slash, wait_for_reply
 from tests.fakes.anthropic_api import (
     DisconnectReply,
     FakeAnthropic,
@@ -122,3 +125,29 @@ async def test_failed_and_cut_off_attempts_are_billed_as_the_api_reported_them(
     shown = await ledger_figures(running, slack)
     assert {name: shown[name] for name in tally(claude)} == tally(claude)
     assert shown["Requests"] == "4"
+
+
+async def test_an_answer_cancelled_by_a_shutdown_is_billed_as_far_as_it_got(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = await start_bot()
+    never = asyncio.Event()
+    claude.script(
+        TextReply("Halfway there, and never more.", chunks=["Halfway there", ", and never more."], gate=never)
+    )
+    ts = "1700031004.000100"
+    await running.sender.send_event(event_callback(app_mention("go", ts=ts)))
+    async with asyncio.timeout(10):
+        while True:  # the answer is streaming: its first words are shown
+            if any("Halfway there" in m.text for m in bot_messages(slack, "C0GENERAL", ts)):
+                break
+            await asyncio.sleep(0.02)
+    in_progress = running.bot.slack_deps.in_progress
+    in_progress.stop_accepting()
+    assert await in_progress.finish(0.1) == 1  # the shutdown's path: the answer is cancelled mid-stream
+    today = datetime.now(UTC).date()
+    report = await running.bot.core.usage.report("T0001", today, today)
+    [request] = claude.requests
+    assert request.reported_usage is not None
+    assert report.requests == 1 and report.input_tokens == request.reported_usage["input_tokens"]
+    assert report.output_tokens > request.reported_usage["output_tokens"]  # plus what it wrote, estimated
