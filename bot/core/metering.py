@@ -116,11 +116,13 @@ class CallTally:
         self._unreported_chars = 0  # text since the in-flight attempt's last report, not in its output estimate
 
     async def observe(self, source: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
-        """The call's events, less the failed attempts' reports (kept here for billing)."""
+        """The call's events, the failed attempts' reports kept here for billing: in their place, a report of
+        nothing used yet, so whoever follows the call's progress (a Stop) does not bill the failed attempt again."""
         async for event in source:
             if isinstance(event, AttemptFailed):
                 self.failed.append(event)
                 self._in_flight, self._unreported_chars = None, 0
+                yield UsageSoFar(Usage(), event.model, event.provider)
                 continue
             if isinstance(event, UsageSoFar):
                 self._in_flight, self._unreported_chars = event, 0

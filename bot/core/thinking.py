@@ -141,3 +141,11 @@ def fit_to_model(request: ModelRequest, model: str, limits: ModelLimits | None) 
         log.info("%s does not take effort %r; sent without it", model, effort)
         effort = None
     return dataclasses.replace(request, model=model, thinking=plan, max_tokens=max_tokens, effort=effort, intent=intent)
+
+
+def refit(request: ModelRequest, model: str, limits: ModelLimits | None) -> ModelRequest:
+    """fit_to_model for an adapter: a request already planned for `model` stays as it is when the model's limits
+    cannot be read right now (they were known to whoever planned it, and guessing could only lose its thinking)."""
+    if limits is None and model == request.model:
+        return request
+    return fit_to_model(request, model, limits)

@@ -43,7 +43,7 @@ from bot.core.events import (
 )
 from bot.core.i18n import tr
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
-from bot.core.thinking import fit_to_model
+from bot.core.thinking import refit
 from bot.llm.providers import CAPABILITIES, Capabilities, ModelMap, Provider, shape_for
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class ClaudeModel:
 
     async def fitted(self, request: ModelRequest, model: str) -> ModelRequest:
         """The request re-planned for `model` (thinking, effort, max_tokens), from what the Models API says of it."""
-        return fit_to_model(request, model, await self.limits(model))
+        return refit(request, model, await self.limits(model))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         models = [request.model, *request.fallback_models]

@@ -26,7 +26,7 @@ from bot.core.errors import ModelUnavailable
 from bot.core.events import ModelEvent, ModelTurnComplete, TextDelta
 from bot.core.i18n import tr
 from bot.core.ports import CircuitBreaker, ModelLimits, ModelRequest
-from bot.core.thinking import fit_to_model
+from bot.core.thinking import refit
 from bot.llm.claude import TRANSIENT_STREAM_ERRORS, ClaudeModel, StreamCutShort, credential_settings, describe_status
 from bot.llm.providers import build_providers
 from bot.settings import Settings
@@ -183,7 +183,7 @@ class FailoverModel:
         """One provider's call, continuing after `shown`: its deltas, and a complete turn holding the whole text."""
         prefill = shown.rstrip()
         skip_space = len(prefill) < len(shown)  # the shown text ended in whitespace the prefill could not carry
-        fitted = fit_to_model(request, model, await self.limits(model))
+        fitted = refit(request, model, await self.limits(model))
         async for event in provider.attempt(fitted, model, prefill):
             if isinstance(event, TextDelta) and skip_space:
                 text = event.text.lstrip()

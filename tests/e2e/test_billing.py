@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import bot_messages, slash, wait_for_reply
+from tests.e2e.test_usage import figures
 from tests.fakes.anthropic_api import (
     DisconnectReply,
     FakeAnthropic,
@@ -35,13 +36,7 @@ async def ask(running: RunningBot, slack: FakeSlack, ts: str, expected: str) -> 
 async def ledger_figures(running: RunningBot, slack: FakeSlack) -> dict[str, str]:
     """/claude-cost's figures for today, e.g. {"Requests": "2", "Input tokens": "1,200"}."""
     slack.add_user("U0ADMIN", name="boss", is_admin=True)
-    reply = await slash(running, slack, "/claude-cost", "today", user_id="U0ADMIN")
-    found = {}
-    for block in reply.get("blocks") or []:
-        for field in block.get("fields") or []:
-            name, _, value = field["text"].partition("\n")
-            found[name.strip("*")] = value
-    return found
+    return figures(await slash(running, slack, "/claude-cost", "today", user_id="U0ADMIN"))
 
 
 def tally(claude: FakeAnthropic) -> dict[str, str]:
@@ -151,3 +146,28 @@ async def test_an_answer_cancelled_by_a_shutdown_is_billed_as_far_as_it_got(
     assert request.reported_usage is not None
     assert report.requests == 1 and report.input_tokens == request.reported_usage["input_tokens"]
     assert report.output_tokens > request.reported_usage["output_tokens"]  # plus what it wrote, estimated
+
+
+def pdf_of(pages: int) -> bytes:
+    """A PDF whose page tree holds `pages` empty pages."""
+    kids = " ".join(f"{3 + n} 0 R" for n in range(pages))
+    objects = [
+        b"1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj",
+        f"2 0 obj<</Type/Pages/Kids[{kids}]/Count {pages}>>endobj".encode(),
+    ]
+    objects += [f"{3 + n} 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj".encode() for n in range(pages)]
+    return b"%PDF-1.4\n" + b"\n".join(objects) + b"\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+async def test_a_long_pdf_is_reserved_by_its_pages_not_as_one_image(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    # 90 pages, each read as text and as an image (~4,600 tokens): ~414K tokens, at long-context rates ~$3 on Sonnet
+    # 4.6. A $1 budget admits a question, but not that PDF: it could overshoot by three times the budget.
+    running = await start_bot(claude_model="claude-sonnet-4-6", claude_max_tokens=1000, budget_month_usd=1.0)
+    assert await ask(running, slack, "1700031005.000100", "OK") == "OK"
+    file = slack.add_file(pdf_of(90), name="manual.pdf", mimetype="application/pdf")
+    root = "1700031005.000200"
+    await running.sender.send_event(event_callback(app_mention("summarise", ts=root, files=[file])))
+    await wait_for_reply(slack, "C0GENERAL", root, "is spent")
+    assert len(claude.requests) == 1

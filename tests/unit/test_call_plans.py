@@ -19,7 +19,7 @@ from bot.core.estimates import (
 from bot.core.events import AttemptFailed, ModelEvent, TextDelta, Usage, UsageSoFar
 from bot.core.metering import BudgetPolicy, CallContext, CallTally, Metering
 from bot.core.ports import Attachment, CallIntent, ModelLimits, ModelRequest
-from bot.core.thinking import fit_to_model
+from bot.core.thinking import fit_to_model, refit
 from bot.core.usage import WEB_SEARCH_USD, PriceTable
 from bot.storage.memory import MemoryUsageLedger
 
@@ -145,6 +145,7 @@ async def test_the_tally_keeps_failed_attempts_and_what_a_cancelled_one_used() -
     tally = CallTally()
     seen = [event async for event in tally.observe(events())]
     assert not any(isinstance(event, AttemptFailed) for event in seen)
+    assert seen[1] == UsageSoFar(Usage(), "claude-sonnet-5-5")  # a Stop now would not bill the failed attempt again
     failed, in_flight = tally.cut_short()
     assert failed.usage == Usage(input_tokens=500, output_tokens=7)
     assert (in_flight.usage, in_flight.model, in_flight.provider) == (
@@ -158,3 +159,9 @@ async def test_the_tally_keeps_failed_attempts_and_what_a_cancelled_one_used() -
 def test_an_effort_level_the_model_lacks_is_left_out(effort: str) -> None:
     fitted = fit_to_model(wanting(answer_tokens=1_000, effort=effort), "claude-sonnet-5-5", SONNET)
     assert fitted.effort == (effort if effort in SONNET.efforts else None)  # type: ignore[operator]
+
+
+def test_an_adapter_keeps_the_plan_for_the_same_model_when_its_limits_cannot_be_read() -> None:
+    planned = fit_to_model(wanting(answer_tokens=4_000, thinking="adaptive"), "claude-sonnet-5-5", SONNET)
+    assert refit(planned, "claude-sonnet-5-5", None) == planned  # the Models API blinked: thinking is not lost
+    assert refit(planned, "claude-haiku-4-5", HAIKU).thinking is None  # another model is always re-planned
