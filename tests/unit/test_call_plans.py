@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 
 from bot.core.conversation import MediaBlock, TextBlock, Turn
 from bot.core.estimates import (
@@ -21,6 +23,7 @@ from bot.core.metering import BudgetPolicy, CallContext, CallTally, Metering
 from bot.core.ports import Attachment, CallIntent, ModelLimits, ModelRequest
 from bot.core.thinking import fit_to_model, refit
 from bot.core.usage import WEB_SEARCH_USD, PriceTable
+from bot.media.preparer import PillowMediaPreparer
 from bot.storage.memory import MemoryUsageLedger
 
 SONNET = ModelLimits(
@@ -165,3 +168,14 @@ def test_an_adapter_keeps_the_plan_for_the_same_model_when_its_limits_cannot_be_
     planned = fit_to_model(wanting(answer_tokens=4_000, thinking="adaptive"), "claude-sonnet-5-5", SONNET)
     assert refit(planned, "claude-sonnet-5-5", None) == planned  # the Models API blinked: thinking is not lost
     assert refit(planned, "claude-haiku-4-5", HAIKU).thinking is None  # another model is always re-planned
+
+
+def test_prepared_media_carry_the_size_the_model_reads() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (3000, 2000), "red").save(buffer, format="PNG")
+    image, _ = PillowMediaPreparer().prepare(buffer.getvalue(), "wide.png")
+    assert (image.width, image.height) == (1313, 875)  # shrunk to <= 1.15 MP before sending
+    assert attachment_tokens(image) == image_tokens(1313, 875) == 1532
+    pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 7>>endobj\n%%EOF\n"
+    document, _ = PillowMediaPreparer().prepare(pdf, "spec.pdf")
+    assert document.pages == 7
