@@ -107,21 +107,22 @@ def estimate_input_tokens(request: ModelRequest) -> int:
 
 
 class CallTally:
-    """Every attempt of one model call that reached the API, so that each is billed: the failed ones as the API
-    reported them (AttemptFailed), and, if the call is cancelled, the one in flight as far as it got."""
+    """Follows one model call for billing: each attempt that reached the API and failed is handed to `on_failed`
+    at once (billed before another attempt starts), and the attempt in flight is kept, for a call cancelled
+    before it completes (a shutdown)."""
 
-    def __init__(self) -> None:
-        self.failed: list[UsageSoFar] = []
+    def __init__(self, on_failed: Callable[[UsageSoFar], Awaitable[None]]) -> None:
+        self._on_failed = on_failed
         self._in_flight: UsageSoFar | None = None
         self._unreported_chars = 0  # text since the in-flight attempt's last report, not in its output estimate
 
     async def observe(self, source: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
-        """The call's events, the failed attempts' reports kept here for billing: in their place, a report of
-        nothing used yet, so whoever follows the call's progress (a Stop) does not bill the failed attempt again."""
+        """The call's events. A failed attempt's report goes to `on_failed` (which may end the call by raising);
+        in its place comes a report of nothing used yet, so a Stop does not bill the failed attempt again."""
         async for event in source:
             if isinstance(event, AttemptFailed):
-                self.failed.append(event)
                 self._in_flight, self._unreported_chars = None, 0
+                await self._on_failed(event)  # the adapter waits here: its next attempt starts after this
                 yield UsageSoFar(Usage(), event.model, event.provider)
                 continue
             if isinstance(event, UsageSoFar):
@@ -132,15 +133,15 @@ class CallTally:
                 self._in_flight = None
             yield event
 
-    def cut_short(self) -> list[UsageSoFar]:
-        """What a cancelled call used: its failed attempts, and the one in flight with its output estimated."""
-        spent = list(self.failed)
-        if self._in_flight is not None:
-            usage = self._in_flight.usage
-            extra = math.ceil(self._unreported_chars / CHARS_PER_TOKEN)
-            usage = dataclasses.replace(usage, output_tokens=usage.output_tokens + extra)
-            spent.append(dataclasses.replace(self._in_flight, usage=usage))
-        return spent
+    def in_flight(self) -> UsageSoFar | None:
+        """What the attempt in flight has used so far, its output estimated from what it wrote since its report."""
+        if self._in_flight is None:
+            return None
+        usage = self._in_flight.usage
+        extra = math.ceil(self._unreported_chars / CHARS_PER_TOKEN)
+        return dataclasses.replace(
+            self._in_flight, usage=dataclasses.replace(usage, output_tokens=usage.output_tokens + extra)
+        )
 
 
 class Metering:
@@ -185,6 +186,19 @@ class Metering:
             if spent + self.worst_case(request) > policy.fallback_at * policy.month_usd:
                 fallback = policy.fallback_model
                 request = await refit(request, fallback) if refit else dataclasses.replace(request, model=fallback)
+        reservation = await self._reserve(call, request, policy, now)
+        return Admission(model=request.model, reservation_id=reservation, policy=policy, request=request)
+
+    async def renew(self, call: CallContext, admission: Admission | None, request: ModelRequest) -> Admission | None:
+        """Another attempt of a call whose last one failed (and is billed): its reservation taken anew, so retries
+        cannot overshoot a budget either; BudgetSpent if it no longer fits (no further attempt is made)."""
+        if admission is None or admission.reservation_id is None or admission.policy is None:
+            return admission
+        await self.release(call, admission)
+        reservation = await self._reserve(call, request, admission.policy, self._clock())
+        return dataclasses.replace(admission, reservation_id=reservation)
+
+    async def _reserve(self, call: CallContext, request: ModelRequest, policy: BudgetPolicy, now: datetime) -> str:
         granted, detail = await self._ledger.reserve(
             call.workspace_id,
             call.user_id,
@@ -196,7 +210,7 @@ class Metering:
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))
-        return Admission(model=request.model, reservation_id=detail, policy=policy, request=request)
+        return detail
 
     def worst_case(self, request: ModelRequest) -> float:
         """The most the call can cost: every input token it may read, every output token and search it may use."""

@@ -171,3 +171,17 @@ async def test_a_long_pdf_is_reserved_by_its_pages_not_as_one_image(
     await running.sender.send_event(event_callback(app_mention("summarise", ts=root, files=[file])))
     await wait_for_reply(slack, "C0GENERAL", root, "is spent")
     assert len(claude.requests) == 1
+
+
+async def test_a_retry_is_admitted_like_any_call(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    # The failed attempt read 15,000 tokens ($0.045 on Sonnet 4.6): another worst case (~$0.02) would pass $0.05.
+    running = await start_bot(claude_model="claude-sonnet-4-6", claude_max_tokens=1000, budget_month_usd=0.05)
+    claude.script(MidStreamErrorReply("The answer beg", usage={"input_tokens": 15_000}), TextReply("Never sent."))
+    root = "1700031006.000100"
+    await running.sender.send_event(event_callback(app_mention("hi", ts=root)))
+    await wait_for_reply(slack, "C0GENERAL", root, "is spent", timeout=20)
+    assert len(claude.requests) == 1  # no second attempt past the budget
+    shown = await ledger_figures(running, slack)
+    assert shown["Requests"] == "1" and shown["Input tokens"] == "15,000"

@@ -533,6 +533,7 @@ class MidStreamErrorReply:
     partial_text: str
     error_type: str = "overloaded_error"
     message: str = "Overloaded"
+    usage: dict[str, int] | None = None  # what message_start reports (default: the fixed 25 / 12 / 0 / 0)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from bot.core.estimates import (
     image_tokens,
 )
 from bot.core.events import AttemptFailed, ModelEvent, TextDelta, Usage, UsageSoFar
-from bot.core.metering import BudgetPolicy, CallContext, CallTally, Metering
+from bot.core.metering import BudgetPolicy, BudgetSpent, CallContext, CallTally, Metering
 from bot.core.ports import Attachment, CallIntent, ModelLimits, ModelRequest
 from bot.core.thinking import fit_to_model, refit
 from bot.core.usage import WEB_SEARCH_USD, PriceTable
@@ -136,26 +136,47 @@ async def test_a_budget_fallback_is_reserved_as_planned_for_it() -> None:
     assert admission.request.max_tokens == 64_000 and admission.request.thinking is None
 
 
-async def test_the_tally_keeps_failed_attempts_and_what_a_cancelled_one_used() -> None:
+async def test_the_tally_bills_failed_attempts_at_once_and_keeps_what_a_cancelled_one_used() -> None:
     started = UsageSoFar(Usage(input_tokens=500, output_tokens=1), "claude-sonnet-5-5")
+    failed: list[UsageSoFar] = []
+
+    async def on_failed(attempt: UsageSoFar) -> None:
+        failed.append(attempt)
 
     async def events() -> AsyncIterator[ModelEvent]:
         yield started
         yield AttemptFailed(Usage(input_tokens=500, output_tokens=7), "claude-sonnet-5-5")
+        assert len(failed) == 1  # billed before the next attempt starts
         yield UsageSoFar(Usage(input_tokens=300, output_tokens=1), "claude-haiku-4-5", "bedrock")
         yield TextDelta("x" * 35)  # ~10 tokens written since the last report
 
-    tally = CallTally()
+    tally = CallTally(on_failed)
     seen = [event async for event in tally.observe(events())]
     assert not any(isinstance(event, AttemptFailed) for event in seen)
     assert seen[1] == UsageSoFar(Usage(), "claude-sonnet-5-5")  # a Stop now would not bill the failed attempt again
-    failed, in_flight = tally.cut_short()
-    assert failed.usage == Usage(input_tokens=500, output_tokens=7)
+    assert failed == [AttemptFailed(Usage(input_tokens=500, output_tokens=7), "claude-sonnet-5-5")]
+    in_flight = tally.in_flight()
+    assert in_flight is not None
     assert (in_flight.usage, in_flight.model, in_flight.provider) == (
         Usage(input_tokens=300, output_tokens=11),
         "claude-haiku-4-5",
         "bedrock",
     )
+
+
+async def test_a_retry_needs_a_reservation_of_its_own() -> None:
+    ledger = MemoryUsageLedger()
+    metering = Metering(ledger, PriceTable(), BudgetPolicy(month_usd=0.05), clock=lambda: NOW)
+    request = ModelRequest(model="claude-sonnet-4-6", max_tokens=1_000, system=("Hi.",), turns=())
+    admission = await metering.admit(CALL, request)
+    renewed = await metering.renew(CALL, admission, request)  # nothing billed yet: it fits again
+    assert renewed is not None and renewed.reservation_id != admission.reservation_id
+    # The failed attempt read enough input that another worst case no longer fits ($3 per million input tokens).
+    tokens = int((0.05 - metering.worst_case(request)) / 3e-6) + 1_000
+    await metering.bill_attempts(CALL, [AttemptFailed(Usage(input_tokens=tokens), "claude-sonnet-4-6")])
+    with pytest.raises(BudgetSpent):
+        await metering.renew(CALL, renewed, request)
+    assert await ledger.month_spent("T1", "2026-11") == pytest.approx(tokens * 3e-6)
 
 
 @pytest.mark.parametrize("effort", ["low", "xhigh"])

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 
 from bot.core.answers import Interrupt, ShownModelEvent, shown_events, stoppable_call
 from bot.core.context_window import ContextWindow
@@ -75,7 +76,8 @@ class ModelCalls:
         admission = await self._admit(call, request)
         if admission is not None and admission.request is not None:
             request = admission.request  # the budget's fallback model, re-planned for it
-        tally = CallTally()
+        bill = _Bill(self._metering, call, admission, request)
+        tally = CallTally(bill.attempt_failed)
         complete: ModelTurnComplete | None = None
         try:
             async for event in self._model_events(message, request, tally.observe(self._model.stream(request))):
@@ -85,10 +87,10 @@ class ModelCalls:
         except BaseException:
             if complete is None:
                 # Shielded: a shutdown's cancellation must not cancel the billing of the call it cancelled.
-                await asyncio.shield(self._bill_unfinished(call, admission, tally.cut_short()))
+                await asyncio.shield(bill.unfinished(tally.in_flight()))
             raise
         assert complete is not None  # the model port always ends with it or raises
-        await self._settle(call, admission, complete, tally.failed)
+        await bill.completed(complete)
 
     async def fitted(self, request: ModelRequest, model: str) -> ModelRequest:
         """The request re-planned for `model` from what the Models API says of it (thinking, effort, max_tokens)."""
@@ -118,36 +120,6 @@ class ModelCalls:
             return shown_events(source)
         return stoppable_call(interrupt, source, request)
 
-    async def _settle(
-        self,
-        call: CallContext,
-        admission: Admission | None,
-        complete: ModelTurnComplete,
-        failed: Sequence[UsageSoFar] = (),
-    ) -> None:
-        """Recording must never cost the user their answer: a storage blip is logged, not raised."""
-        if self._metering is None:
-            return
-        try:
-            await self._metering.bill_attempts(call, failed)
-            await self._metering.settle(call, admission, complete.model, complete.usage, complete.provider)
-        except StorageUnavailable:
-            log.error("could not record usage for %s (%s); the answer goes on", call.workspace_id, complete.model)
-
-    async def _bill_unfinished(
-        self, call: CallContext, admission: Admission | None, spent: Sequence[UsageSoFar]
-    ) -> None:
-        """A call that failed or was cancelled: bill what it used, free its reservation. Never raises over the
-        error that brought us here (a storage blip is logged)."""
-        if self._metering is None:
-            return
-        try:
-            await self._metering.bill_attempts(call, spent)
-        except StorageUnavailable:
-            log.error("could not record the usage of a failed call for %s", call.workspace_id)
-        with contextlib.suppress(StorageUnavailable):
-            await self._metering.release(call, admission)
-
     async def _admit(self, call: CallContext, request: ModelRequest) -> Admission | None:
         if self._metering is None:
             return None
@@ -155,3 +127,47 @@ class ModelCalls:
 
     async def _limits(self, model: str) -> ModelLimits | None:
         return await self._context.limits(model) if self._context is not None else None
+
+
+@dataclass
+class _Bill:
+    """One call's billing: its reservation (taken anew before each retry) and every attempt that reached the API.
+
+    Recording never costs the user their answer: a storage blip is logged, not raised.
+    """
+
+    metering: Metering | None
+    call: CallContext
+    admission: Admission | None
+    request: ModelRequest
+
+    async def attempt_failed(self, attempt: UsageSoFar) -> None:
+        """Billed at once, before the adapter tries again; the next attempt needs its own reservation, and
+        BudgetSpent (raised here) ends the call instead."""
+        if self.metering is None:
+            return
+        try:
+            await self.metering.bill_attempts(self.call, [attempt])
+            self.admission = await self.metering.renew(self.call, self.admission, self.request)
+        except StorageUnavailable:
+            log.error("could not record a failed attempt for %s (%s)", self.call.workspace_id, attempt.model)
+
+    async def completed(self, complete: ModelTurnComplete) -> None:
+        if self.metering is None:
+            return
+        try:
+            await self.metering.settle(self.call, self.admission, complete.model, complete.usage, complete.provider)
+        except StorageUnavailable:
+            log.error("could not record usage for %s (%s); the answer goes on", self.call.workspace_id, complete.model)
+
+    async def unfinished(self, in_flight: UsageSoFar | None) -> None:
+        """A call that failed or was cancelled: the attempt in flight billed as far as it got, the reservation
+        freed. Never raises over the error that brought us here."""
+        if self.metering is None:
+            return
+        try:
+            await self.metering.bill_attempts(self.call, [in_flight] if in_flight is not None else [])
+        except StorageUnavailable:
+            log.error("could not record the usage of a cancelled call for %s", self.call.workspace_id)
+        with contextlib.suppress(StorageUnavailable):
+            await self.metering.release(self.call, self.admission)
