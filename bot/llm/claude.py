@@ -43,7 +43,7 @@ from bot.core.events import (
 )
 from bot.core.i18n import tr
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
-from bot.core.thinking import refit
+from bot.core.thinking import fit_to_model, refit
 from bot.llm.providers import CAPABILITIES, Capabilities, ModelMap, Provider, shape_for
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ class ClaudeModel:
         """The provider's exact count for the request as it would be sent (count_tokens is free of charge)."""
         if not self.capabilities.count_tokens:
             raise ModelUnavailable(tr(texts.MODEL_NO_TOKEN_COUNT))
+        # As it would be sent: the context window measures requests not yet planned for their model.
+        request = fit_to_model(request, request.model, await self.limits(request.model))
         params = self.provider_params(request, request.model)
         params.pop("max_tokens", None)
         params.pop("metadata", None)

@@ -1776,6 +1776,7 @@ class FakeAnthropic:
             if rec.error is not None:
                 raise _Invalid(rec.error)
             _validate_common(rec.body, ALLOWED_COUNT_TOKENS_KEYS, needs_max_tokens=False)
+            _validate_for_model(rec.body, self.models)
         except _Invalid as exc:
             return self._invalid_response(exc, rec)
         rec.status = 200
