@@ -118,20 +118,26 @@ class CallTally:
 
     async def observe(self, source: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
         """The call's events. A failed attempt's report goes to `on_failed` (which may end the call by raising);
-        in its place comes a report of nothing used yet, so a Stop does not bill the failed attempt again."""
-        async for event in source:
-            if isinstance(event, AttemptFailed):
-                self._in_flight, self._unreported_chars = None, 0
-                await self._on_failed(event)  # the adapter waits here: its next attempt starts after this
-                yield UsageSoFar(Usage(), event.model, event.provider)
-                continue
-            if isinstance(event, UsageSoFar):
-                self._in_flight, self._unreported_chars = event, 0
-            elif isinstance(event, TextDelta):
-                self._unreported_chars += len(event.text)
-            elif isinstance(event, ModelTurnComplete):
-                self._in_flight = None
-            yield event
+        in its place comes a report of nothing used yet, so a Stop does not bill the failed attempt again.
+        However this ends (a Stop, BudgetSpent, a cancellation), the call's stream is closed, not left to the GC."""
+        try:
+            async for event in source:
+                if isinstance(event, AttemptFailed):
+                    self._in_flight, self._unreported_chars = None, 0
+                    await self._on_failed(event)  # the adapter waits here: its next attempt starts after this
+                    yield UsageSoFar(Usage(), event.model, event.provider)
+                    continue
+                if isinstance(event, UsageSoFar):
+                    self._in_flight, self._unreported_chars = event, 0
+                elif isinstance(event, TextDelta):
+                    self._unreported_chars += len(event.text)
+                elif isinstance(event, ModelTurnComplete):
+                    self._in_flight = None
+                yield event
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def in_flight(self) -> UsageSoFar | None:
         """What the attempt in flight has used so far, its output estimated from what it wrote since its report."""
