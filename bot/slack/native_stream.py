@@ -47,7 +47,8 @@ from bot.core.events import (
 from bot.core.i18n import tr
 from bot.slack.incoming import Place
 from bot.slack.pacing import NATIVE_FLUSH_INTERVAL_S, PROMISE_TTL_S, allowance
-from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
+from bot.slack.reply_notes import FAILURE_PREFIX, NOTICE_PREFIX
+from bot.slack.reply_stream import ReplyStream, _Posted
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,9 @@ LENGTH_LIMIT = _t("answer.length_limit", "The answer reached its length limit an
 REFUSED = _t("answer.refused", "Claude declined to continue this answer.")
 EMPTY = _t("answer.empty", "_(Claude returned an empty answer.)_")
 STOPPED = _t("answer.stopped", "_Stopped._")
+ANSWER_NOT_SHOWN = _t(
+    "answer.not_shown", "Slack would not accept part of this answer, so it is incomplete here; please ask again."
+)
 
 FILES_NOT_READ = _t("answer.files_not_read", "Files can't be read here; only text is answered.")
 MEDIA_LEFT_OUT = _n(
