@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
-    if not await first_sighting():
+    if not await first_sighting(on_wait=lambda: _say_waiting(deps, client, message, place)):
         return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key
     # Before the placeholder: "Thinking…" is already in the asker's language (a cached profile after the first time).
@@ -55,3 +55,18 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
                 text=tr(texts.NOT_ALLOWED),
                 thread_ts=place.thread_ts,
             )
+
+
+async def _say_waiting(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    """Redis is away, so the question waits (it cannot be told from a retry without it): say so, privately."""
+    key = message.key
+    await deps.directory.speak_to(client, key.workspace_id, message.user_id)  # a profile look-up needs no Redis
+    calls = PacedCalls(client, deps.budget, deps.render.pacing, key.workspace_id, key.channel_id)
+    with contextlib.suppress(SlackApiError):
+        await calls.spend(
+            "chat.postEphemeral",
+            channel=key.channel_id,
+            user=message.user_id,
+            text=tr(texts.WAITING_FOR_STORAGE),
+            thread_ts=place.thread_ts,
+        )

@@ -29,17 +29,25 @@ from bot.slack.pacing import LEDGER_OUTAGE_WAIT_S, LEDGER_TIMEOUT_S
 log = logging.getLogger(__name__)
 
 
+# Called once when a question's check starts waiting for Redis, so the asker hears why nothing happens yet.
+OnWait = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
 class _Sighting:
     """A question's de-duplication check, made after the ack and only if a listener answers the delivery (the
     `message` copy of a channel mention is ignored by its listener, so its check would be a wasted round trip)."""
 
-    def __init__(self, check: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(self, check: Callable[[OnWait], Awaitable[bool]]) -> None:
         self._check = check
         self._result: asyncio.Future[bool] | None = None
 
-    async def first(self) -> bool:
+    async def first(self, on_wait: OnWait) -> bool:
         if self._result is None:
-            self._result = asyncio.ensure_future(self._check())
+            self._result = asyncio.ensure_future(self._check(on_wait))
         return await asyncio.shield(self._result)
 
 
@@ -157,14 +165,15 @@ def _is_question(body: dict[str, Any]) -> bool:
     return event.get("type") in ("app_mention", "message") and is_answerable(event)
 
 
-async def first_sighting() -> bool:
+async def first_sighting(on_wait: OnWait = _nothing) -> bool:
     """False when the question being handled was already delivered (a retry, or the mention's second copy).
 
     Questions are acked before their de-duplication check: the check's Redis round trip, which can queue behind
-    other work under load, is off the ack's path. Listeners that answer call this first.
+    other work under load, is off the ack's path. Listeners that answer call this first; while Redis is unreachable
+    it waits for it (calling `on_wait` once), so that a retry is never taken for a new question.
     """
     sighting = _SIGHTING.get()
-    return True if sighting is None else await sighting.first()
+    return True if sighting is None else await sighting.first(on_wait)
 
 
 def register(
@@ -175,7 +184,7 @@ def register(
     metrics: Metrics,
     recent: RecentDeliveries | None = None,
 ) -> None:
-    recent = recent or RecentDeliveries()
+    dedup = _Deduplicator(ledger, recent or RecentDeliveries(), metrics)
 
     @app.middleware
     async def intake(body: dict[str, Any], respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]) -> Any:
@@ -214,38 +223,18 @@ def register(
         if _is_question(body):
             # Bolt acks events before their listener runs, and the listener task inherits this context variable.
             # A question's check may wait for Redis (it runs after the ack; the answer needs Redis anyway).
-            check = functools.partial(_check, ledger, workspace, ids, kind, wait_s=LEDGER_OUTAGE_WAIT_S)
+            check = functools.partial(dedup.check, workspace, ids, kind, wait_s=LEDGER_OUTAGE_WAIT_S)
             _SIGHTING.set(_Sighting(check))
             return await next()
         # Rarer events (joins, uninstalls...): checked before the ack, so never waiting out an outage.
-        if not await _check(ledger, workspace, ids, kind, wait_s=0.0):
+        if not await dedup.check(workspace, ids, kind, wait_s=0.0):
             return BoltResponse(status=200, body="")
         return await next()
 
-    async def _check(ledger: EventLedger, workspace: str, ids: list[str], kind: str, *, wait_s: float) -> bool:
-        """This process's memory first; then Redis, asked again while it is unreachable for up to `wait_s` (a
-        retry that went to another process must meet this claim there), under one claim so a lost reply is no
-        duplicate. Past `wait_s` the delivery is let through: its answer needs Redis too, and says so if it is away."""
-        kinds = "/".join(delivery_id.split(":")[0] for delivery_id in ids)
-        if not recent.claim(workspace, ids):
-            log.info("dropping a repeated delivery (%s), seen by this process", kinds)
-            metrics.slack_event(kind, "duplicate")
-            return False
-        firsts = await _ask_ledger(ledger, workspace, ids, wait_s)
-        if firsts is None:
-            log.warning("could not check %s for redelivery; processing it", kinds)
-            metrics.slack_event(kind, "accepted")
-            return True
-        repeated = [kind for kind, first in zip(kinds.split("/"), firsts, strict=True) if not first]
-        if repeated:
-            log.info("dropping a repeated delivery (%s)", "/".join(repeated))
-            metrics.slack_event(kind, "duplicate")
-            return False
-        metrics.slack_event(kind, "accepted")
-        return True
 
-
-async def _ask_ledger(ledger: EventLedger, workspace: str, ids: list[str], wait_s: float) -> list[bool] | None:
+async def _ask_ledger(
+    ledger: EventLedger, workspace: str, ids: list[str], wait_s: float, on_wait: OnWait
+) -> list[bool] | None:
     """The ledger's answer, asked again (backing off) while Redis is unreachable for up to `wait_s`; None if it
     never answered."""
     claim = secrets.token_hex(8)
@@ -261,5 +250,42 @@ async def _ask_ledger(ledger: EventLedger, workspace: str, ids: list[str], wait_
             if not warned:
                 log.warning("Redis is unreachable; the redelivery check waits for it")
                 warned = True
+                try:
+                    await on_wait()
+                except Exception as error:  # telling the asker is best effort; the wait goes on
+                    log.warning("could not say that the answer waits for Redis: %s", type(error).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+class _Deduplicator:
+    """Whether a delivery is new: this process's memory first, then the shared ledger."""
+
+    def __init__(self, ledger: EventLedger, recent: RecentDeliveries, metrics: Metrics) -> None:
+        self._ledger = ledger
+        self._recent = recent
+        self._metrics = metrics
+
+    async def check(
+        self, workspace: str, ids: list[str], kind: str, on_wait: OnWait = _nothing, *, wait_s: float
+    ) -> bool:
+        """The ledger is asked again while Redis is unreachable, for up to `wait_s` (a retry that went to another
+        process must meet this claim there), under one claim so a lost reply is no duplicate. Past `wait_s` the
+        delivery is let through: its answer needs Redis too, and says so if it is still away."""
+        kinds = "/".join(delivery_id.split(":")[0] for delivery_id in ids)
+        if not self._recent.claim(workspace, ids):
+            log.info("dropping a repeated delivery (%s), seen by this process", kinds)
+            self._metrics.slack_event(kind, "duplicate")
+            return False
+        firsts = await _ask_ledger(self._ledger, workspace, ids, wait_s, on_wait)
+        if firsts is None:
+            log.warning("could not check %s for redelivery; processing it", kinds)
+            self._metrics.slack_event(kind, "accepted")
+            return True
+        repeated = [name for name, first in zip(kinds.split("/"), firsts, strict=True) if not first]
+        if repeated:
+            log.info("dropping a repeated delivery (%s)", "/".join(repeated))
+            self._metrics.slack_event(kind, "duplicate")
+            return False
+        self._metrics.slack_event(kind, "accepted")
+        return True
