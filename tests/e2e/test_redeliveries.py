@@ -19,27 +19,30 @@ from tests.fakes.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
-async def redis_proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
+async def outage(redis_url: str) -> AsyncIterator[TcpProxy]:
+    """Redis behind a proxy the test cuts (an outage) and restores."""
     proxy = await _proxy_for(redis_url)
-    yield proxy
-    await proxy.stop()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
 
 
 async def test_a_retry_during_a_redis_outage_is_acked_at_once_and_answered_once(
-    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis_proxy: TcpProxy
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, outage: TcpProxy
 ) -> None:
-    running = await start_bot(redis_url=redis_proxy.url)
+    running = await start_bot(redis_url=outage.url)
     claude.script(TextReply("Answered once."), TextReply("Answered twice!"))
     root = "1700000951.000100"
     delivery = event_callback(app_mention("are you there?", ts=root))
-    await redis_proxy.cut()
+    await outage.cut()
 
     for retry in (None, 1):  # Slack's first delivery, then its retry (x-slack-retry-num: 1) of the same event_id
         started = time.monotonic()
         status, _ = await running.sender.send_event(delivery, retry_num=retry)
         assert status == 200 and time.monotonic() - started < 1.0, "acked at once, without Redis"
     await asyncio.sleep(1.5)  # the checks wait for Redis rather than let either delivery through unseen
-    await redis_proxy.restore()
+    await outage.restore()
 
     await wait_for_reply(slack, "C0GENERAL", root, "Answered once.", timeout=30)
     await settle(2.0)
@@ -48,18 +51,18 @@ async def test_a_retry_during_a_redis_outage_is_acked_at_once_and_answered_once(
 
 
 async def test_a_retry_to_another_process_during_a_redis_outage_is_answered_once(
-    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis_proxy: TcpProxy
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, outage: TcpProxy
 ) -> None:
-    first, second = await start_bot(redis_url=redis_proxy.url), await start_bot(redis_url=redis_proxy.url)
+    first, second = await start_bot(redis_url=outage.url), await start_bot(redis_url=outage.url)
     claude.script(TextReply("Answered once."), TextReply("Answered twice!"))
     root = "1700000952.000100"
     delivery = event_callback(app_mention("are you there?", ts=root))
-    await redis_proxy.cut()
+    await outage.cut()
 
     assert (await first.sender.send_event(delivery))[0] == 200
     assert (await second.sender.send_event(delivery, retry_num=1))[0] == 200
     await asyncio.sleep(1.5)
-    await redis_proxy.restore()
+    await outage.restore()
 
     await wait_for_reply(slack, "C0GENERAL", root, "Answered", timeout=30)
     await settle(2.0)
