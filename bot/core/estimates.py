@@ -3,11 +3,11 @@ window and to reserve a budget. The provider's own count replaces them near a li
 
 Media are counted by their real size, as the Messages API reads them:
 - an image: width x height / 750 tokens, after the API's downscaling of anything with a long edge over 1568 px or
-  above ~1,600 tokens (https://docs.claude.com/en/docs/build-with-claude/vision);
+  above ~1,600 tokens (https://platform.claude.com/docs/en/build-with-claude/vision);
 - a PDF: every page is read twice, as extracted text and as an image of the page
-  (https://docs.claude.com/en/docs/build-with-claude/pdf-support). The docs put the text at 1,500-3,000 tokens a
-  typical page; the upper end is used here (a denser page may hold more: unverified), plus a page image at the
-  image cap, since the page's rendering size is not published.
+  (https://docs.claude.com/en/docs/build-with-claude/pdf-support). That page puts the text at 1,500-3,000 tokens
+  for a typical page (a figure our checked reference does not hold: unverified); the upper end is used here (a
+  denser page may hold more), plus a page image at the image cap, since the page's rendering size is not published.
 """
 
 from __future__ import annotations

@@ -219,10 +219,11 @@ class Metering:
         return detail
 
     def worst_case(self, request: ModelRequest) -> float:
-        """The most the call can cost: every input token it may read, every output token and search it may use."""
-        return self._prices.estimate(
-            request.model, worst_case_input_tokens(request), request.max_tokens, web_searches_at_most(request)
-        )
+        """The most the call can cost: every input token it may read, every output token and search it may use,
+        at the dearest of the models it may go to (an overload fallback is priced like the rest)."""
+        tokens, searches = worst_case_input_tokens(request), web_searches_at_most(request)
+        models = (request.model, *request.fallback_models)
+        return max(self._prices.estimate(model, tokens, request.max_tokens, searches) for model in models)
 
     async def settle(
         self, call: CallContext, admission: Admission | None, model: str, usage: Usage, provider: str = "anthropic"

@@ -200,3 +200,13 @@ def test_prepared_media_carry_the_size_the_model_reads() -> None:
     pdf = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 7>>endobj\n%%EOF\n"
     document, _ = PillowMediaPreparer().prepare(pdf, "spec.pdf")
     assert document.pages == 7
+
+
+def test_the_reservation_is_priced_at_the_dearest_model_the_call_may_go_to() -> None:
+    metering = Metering(MemoryUsageLedger(), PriceTable(), BudgetPolicy(month_usd=100.0), clock=lambda: NOW)
+    haiku = ModelRequest(model="claude-haiku-4-5", max_tokens=1_000, system=("Hi.",), turns=())
+    opus_fallback = dataclasses.replace(haiku, fallback_models=("claude-opus-4-6",))  # $25/MTok output vs $5
+    assert metering.worst_case(opus_fallback) == metering.worst_case(
+        dataclasses.replace(haiku, model="claude-opus-4-6")
+    )
+    assert metering.worst_case(opus_fallback) > metering.worst_case(haiku)
