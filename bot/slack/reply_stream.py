@@ -221,6 +221,7 @@ class ReplyStream:
             await flusher
         except Exception:
             log.exception("interim edits failed; writing the final message anyway")
+        await self._close_open_approvals()
         try:
             await asyncio.wait_for(self._sync(final=True), timeout=FINAL_SYNC_TIMEOUT_S)
         except Exception:
@@ -391,8 +392,16 @@ class ReplyStream:
         if event.approval_id not in self.approvals:
             return
         ts, tool = self.approvals.pop(event.approval_id)
-        text = approval_outcome(tool, event.approved, event.reason)
-        await self._calls.edit(ts=ts, text=text, blocks=[])
+        await self._calls.edit(ts=ts, text=approval_outcome(tool, event.approved, event.reason), blocks=[])
+
+    async def _close_open_approvals(self) -> None:
+        """An answer ended (Stop, failure, shutdown) while a prompt waits: its tool never runs, so the prompt loses
+        its buttons and says so (a late click is told the answer was stopped: ToolRunner abandons the approval)."""
+        for approval_id in list(self.approvals):
+            try:
+                await self._settle_approval(ApprovalSettled(approval_id, False, tr(texts.APPROVAL_STOPPED)))
+            except Exception as error:
+                log.warning("could not close an approval prompt: %s", type(error).__name__)
 
     def _controls_on(self, *, last: bool, final: bool) -> str:
         if self.controls is None or not last:
