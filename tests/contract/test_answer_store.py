@@ -105,3 +105,28 @@ async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.R
     assert await contexts.pane_context("T1", "D1", "1.0") == "C1"
     assert await contexts.pane_context("T1", "D1", "2.0") is None
     assert await contexts.pane_context("T2", "D1", "1.0") is None
+
+
+async def test_live_answers_are_renewed_claimed_once_when_lapsed_and_closed_with_their_record(
+    store: RedisAnswerStore, client: redis.Redis, keys: Keys
+) -> None:
+    other_process = RedisAnswerStore(client, keys, record_ttl_s=3600)
+    await store.open_answer(record("a1"), live_until=100.0)
+    await store.open_answer(record("a2"), live_until=100.0)
+    await store.open_answer(record("a3", workspace_id="T2"), live_until=100.0)
+    assert await store.get_answer("T1", "a1") == record("a1")  # the record, in the same round trip
+    await store.keep_alive([("T1", "a2")], live_until=200.0)
+    await store.keep_alive([("T1", "gone")], live_until=200.0)  # never live: not brought to life
+
+    assert await store.claim_lapsed(now=50.0, hold_until=500.0, limit=10) == []  # nothing lapsed yet
+    claimed = await store.claim_lapsed(now=150.0, hold_until=500.0, limit=10)
+    assert sorted(claimed) == [("T1", "a1"), ("T2", "a3")]  # a2 was renewed
+    assert await other_process.claim_lapsed(now=150.0, hold_until=500.0, limit=10) == []  # claimed once only
+
+    await store.close_answer(record("a1", state="interrupted", question_index=3))
+    assert await store.get_answer("T1", "a1") == record("a1", state="interrupted", question_index=3)
+    await store.drop_live("T2", "a3")
+    # A claimer that died leaves its claims to lapse again; closed and dropped answers are gone for good.
+    assert sorted(await other_process.claim_lapsed(now=600.0, hold_until=900.0, limit=10)) == [("T1", "a2")]
+    await store.keep_alive([("T1", "a1")], live_until=1000.0)  # a late heartbeat does not revive a closed answer
+    assert await store.claim_lapsed(now=950.0, hold_until=2000.0, limit=10) == [("T1", "a2")]
