@@ -41,8 +41,8 @@ RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching jus
 # any process may take it over and finish it as interrupted (bot/slack/recovery.py). With a sweep every few seconds
 # an answer whose process died is finished within LIVE_FOR_S + the sweep interval (under 30 s); a process must miss
 # about three heartbeats in a row before its answers are taken from it.
-HEARTBEAT_S = 6.0
-LIVE_FOR_S = 20.0
+HEARTBEAT_S = 5.0
+LIVE_FOR_S = 15.0
 CLAIM_HOLD_S = 60.0  # a taken-over answer whose new owner died too is taken over again after this
 
 AnswerState = Literal["running", "done", "stopped", "failed", "replaced", "interrupted"]
