@@ -176,7 +176,13 @@ async def _answer_message(client: AsyncWebClient, record: AnswerRecord) -> dict[
     """The answer's message with buttons (running or finished), from its thread or, for a top-level DM answer,
     from the channel's recent history; None when it has none."""
     ids = {controls_block_id(record.answer_id, final=final) for final in (False, True)}
-    for message in reversed(await _recent_messages(client, record)):
+    try:
+        messages = await _recent_messages(client, record)
+    except SlackApiError as error:
+        if error.response.get("error") != "thread_not_found":
+            raise  # not read: tried again later rather than risk a second note beside a message still running
+        messages = []
+    for message in reversed(messages):
         if any(_has_block(message, block_id) for block_id in ids):
             return dict(message)
     return None
