@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -82,12 +83,13 @@ class PersonaFeedback:
 class AnswerStore(Protocol):
     async def put_answer(self, record: AnswerRecord) -> None: ...
 
-    async def open_answer(self, record: AnswerRecord, live_until: float) -> None:
-        """The record, and the answer among the live ones until `live_until` (epoch seconds), in one round trip."""
+    async def open_answer(self, record: AnswerRecord, live_until: float, now: float) -> int:
+        """The record, and the answer among the live ones until `live_until` (epoch seconds), in one round trip;
+        returns how many live answers had lapsed by `now` (read in the same trip: a busy process need not sweep)."""
         ...
 
-    async def close_answer(self, record: AnswerRecord) -> None:
-        """The record, and the answer no longer live, in one round trip."""
+    async def close_answer(self, record: AnswerRecord, now: float) -> int:
+        """The record, and the answer no longer live, in one round trip; returns what `open_answer` does."""
         ...
 
     async def keep_alive(self, answers: Sequence[tuple[str, str]], live_until: float) -> None:
@@ -178,7 +180,10 @@ class Answers:
         self._watched: dict[tuple[str, str], Interrupt] = {}
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()  # Stops heard lately
         self._follower: asyncio.Task[None] | None = None
-        self._writers: dict[tuple[str, str], asyncio.Task[object] | None] = {}  # the live answers written here
+        # The live answers written here: the task writing each, and when its deadline was last set (epoch s).
+        self._writers: dict[tuple[str, str], tuple[asyncio.Task[object] | None, float]] = {}
+        self._looked_at = -math.inf  # when this process last learned whether any live answer had lapsed
+        self._lapsed_seen = False
 
     async def begin(self, message: IncomingMessage, shown_in: str) -> None:
         """Called before anything is shown, so a Stop clicked on the first placeholder finds the answer. The answer is
@@ -186,9 +191,10 @@ class Answers:
         record = self._new_record(message, shown_in)
         key = (record.workspace_id, record.answer_id)
         self._running[key] = record
-        self._writers[key] = asyncio.current_task()
+        now = self._now()
+        self._writers[key] = (asyncio.current_task(), now)
         with _logged("record a new answer"):
-            await self._store.open_answer(record, self._now() + LIVE_FOR_S)
+            self._saw(await self._store.open_answer(record, now + LIVE_FOR_S, now), now)
 
     async def streamed(self, workspace_id: str, answer_id: str, ts: str) -> None:
         """Where Slack streams the answer natively: whoever finishes it after this process died must stop that stream
@@ -201,20 +207,36 @@ class Answers:
             await self._store.put_answer(record)
 
     async def keep_alive(self) -> None:
-        """Renew the deadline of every answer this process is still writing, all in one round trip. An answer whose
-        task ended without `finish` (cancelled before its pipeline started) is left to lapse and be taken over."""
-        for key, task in list(self._writers.items()):
+        """Renew the deadline of the answers written here that were last renewed HEARTBEAT_S ago or more, all in one
+        round trip (an answer shorter than that is never renewed). An answer whose task ended without `finish`
+        (cancelled before its pipeline started) is left to lapse and be taken over."""
+        now = self._now()
+        due = []
+        for key, (task, renewed_at) in list(self._writers.items()):
             if task is not None and task.done():
                 self._writers.pop(key, None)
                 self._running.pop(key, None)
-        if self._writers:
-            await self._store.keep_alive(list(self._writers), self._now() + LIVE_FOR_S)
+            elif now - renewed_at >= HEARTBEAT_S:
+                due.append(key)
+                self._writers[key] = (task, now)
+        if due:
+            await self._store.keep_alive(due, now + LIVE_FOR_S)
+
+    def sweep_due(self, every_s: float) -> bool:
+        """Whether to look for lapsed answers now: one was seen, or nothing was learned for `every_s` (each answer's
+        start and end look for free, so a busy process seldom sweeps on its own)."""
+        return self._lapsed_seen or self._now() - self._looked_at >= every_s
+
+    def _saw(self, lapsed: int, now: float) -> None:
+        self._looked_at = now
+        self._lapsed_seen = self._lapsed_seen or lapsed > 0
 
     async def claim_lapsed(self, limit: int = 20) -> list[AnswerRecord]:
         """Answers whose process stopped renewing them (it died, or lost Redis for LIVE_FOR_S), each claimed by one
         process only, still running: the caller finishes each in the chat and then calls `interrupted`."""
         now = self._now()
         claimed = await self._store.claim_lapsed(now, now + CLAIM_HOLD_S, limit)
+        self._looked_at, self._lapsed_seen = now, len(claimed) >= limit  # a full batch: more may be waiting
         if mine := [key for key in claimed if key in self._writers]:  # this process was only slow: renew them
             await self._store.keep_alive(mine, now + LIVE_FOR_S)
         records = []
@@ -235,7 +257,7 @@ class Answers:
         if index is None:
             index = interrupted_question(turns, record.asker_id)
         closed = dataclasses.replace(record, state="interrupted", question_index=index)
-        await self._store.close_answer(closed)
+        await self._store.close_answer(closed, self._now())
         return closed
 
     async def record(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
@@ -386,7 +408,11 @@ class Answers:
             record = dataclasses.replace(record or self._new_record(message, shown_in=""), **changes)  # type: ignore[arg-type]
             if key in self._running:
                 self._running[key] = record
-            await (self._store.close_answer(record) if close else self._store.put_answer(record))
+            if close:
+                now = self._now()
+                self._saw(await self._store.close_answer(record, now), now)
+            else:
+                await self._store.put_answer(record)
 
     def _now(self) -> float:
         """Epoch seconds: live answers' deadlines are compared across processes (their clocks agree, as NTP keeps

@@ -1,8 +1,9 @@
 """Answers whose process died mid-way, finished by another process (or by the same one once it is back).
 
 Every process renews the answers it is writing (`Answers.keep_alive`) and sweeps for lapsed ones
-(`Answers.claim_lapsed`: each is claimed by one process only) at start-up and every SWEEP_S, so an answer left behind
-is finished within about LIVE_FOR_S + SWEEP_S (bot/core/answers.py; under 30 s). Finishing it in Slack:
+(`Answers.claim_lapsed`: each is claimed by one process only) at start-up, whenever an answer's start or end saw one,
+and every SWEEP_S otherwise, so an answer left behind is finished within about LIVE_FOR_S + SWEEP_S
+(bot/core/answers.py; under 30 s). Finishing it in Slack:
 - an answer shown by edits (bot/slack/reply_stream.py) is found in its thread by its Stop button's block id; its
   message keeps the text shown (without the streaming cursor and status line) and gets the interrupted note and the
   finished answer's buttons (👍 / 👎 / Regenerate) in one chat.update. Earlier messages of a long answer are already
@@ -28,7 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
-from bot.core.answers import HEARTBEAT_S, AnswerRecord
+from bot.core.answers import AnswerRecord
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import tr
 from bot.core.ports import ConversationStore
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SWEEP_S = 5.0  # how often each process looks for lapsed answers
+SWEEP_S = 5.0  # how often an idle process looks for lapsed answers (a busy one looks with every answer)
+TICK_S = 1.0  # how often the loop checks, locally, whether a heartbeat or a sweep is due
 THREAD_READ_LIMIT = 200  # messages of a thread (or a DM's recent history) searched for the answer's message
 
 
@@ -56,28 +58,25 @@ class AnswerRecovery:
         conversations: ConversationStore,
         *,
         sweep_s: float = SWEEP_S,
-        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self._deps = deps
         self._workspaces = workspaces
         self._conversations = conversations
         self._sweep_s = sweep_s
-        self._heartbeat_s = heartbeat_s
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Sweep at once (a process that died before this one started may have left answers), then every sweep_s,
-        renewing this process's own answers every heartbeat_s; until `stopping` is set."""
-        loop = asyncio.get_running_loop()
-        next_beat = 0.0
+        """Until `stopping` is set: every TICK_S renew this process's answers that are due (no Redis command when
+        none is), and sweep when due (at once on start-up: a process that died before this one started may have
+        left answers; then every sweep_s without an answer starting or ending here, or when one of those saw a
+        lapsed answer)."""
         while not stopping.is_set():
-            if loop.time() >= next_beat:
-                next_beat = loop.time() + self._heartbeat_s
-                with _logged("renew the answers in progress"):
-                    await self._deps.answers.keep_alive()
-            with _logged("finish the answers of a stopped process"):
-                await self.sweep()
+            with _logged("renew the answers in progress"):
+                await self._deps.answers.keep_alive()
+            if self._deps.answers.sweep_due(self._sweep_s):
+                with _logged("finish the answers of a stopped process"):
+                    await self.sweep()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), min(self._sweep_s, self._heartbeat_s))
+                await asyncio.wait_for(stopping.wait(), TICK_S)
 
     async def sweep(self) -> int:
         """Finish every lapsed answer this process could claim; how many it finished."""

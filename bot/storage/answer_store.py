@@ -64,20 +64,23 @@ class RedisAnswerStore:
         await self._client.set(name, _json(record), ex=self._record_ttl_s)
 
     @_translated
-    async def open_answer(self, record: AnswerRecord, live_until: float) -> None:
+    async def open_answer(self, record: AnswerRecord, live_until: float, now: float) -> int:
         """Not a MULTI: on a cluster the record and the live set sit in different slots, which a non-transactional
-        pipeline allows; both commands still go in one round trip (per node)."""
+        pipeline allows; the commands still go in one round trip (per node)."""
+        member = _live_member(record.workspace_id, record.answer_id)
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(self._keys.answer(record.workspace_id, record.answer_id), _json(record), ex=self._record_ttl_s)
-            pipe.zadd(self._keys.live_answers(), {_live_member(record.workspace_id, record.answer_id): live_until})
-            await pipe.execute()
+            pipe.zadd(self._keys.live_answers(), {member: live_until})
+            pipe.zcount(self._keys.live_answers(), "-inf", now)
+            return int((await pipe.execute())[-1])
 
     @_translated
-    async def close_answer(self, record: AnswerRecord) -> None:
+    async def close_answer(self, record: AnswerRecord, now: float) -> int:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(self._keys.answer(record.workspace_id, record.answer_id), _json(record), ex=self._record_ttl_s)
             pipe.zrem(self._keys.live_answers(), _live_member(record.workspace_id, record.answer_id))
-            await pipe.execute()
+            pipe.zcount(self._keys.live_answers(), "-inf", now)
+            return int((await pipe.execute())[-1])
 
     @_translated
     async def keep_alive(self, answers: Sequence[tuple[str, str]], live_until: float) -> None:

@@ -111,9 +111,10 @@ async def test_live_answers_are_renewed_claimed_once_when_lapsed_and_closed_with
     store: RedisAnswerStore, client: redis.Redis, keys: Keys
 ) -> None:
     other_process = RedisAnswerStore(client, keys, record_ttl_s=3600)
-    await store.open_answer(record("a1"), live_until=100.0)
-    await store.open_answer(record("a2"), live_until=100.0)
-    await store.open_answer(record("a3", workspace_id="T2"), live_until=100.0)
+    assert await store.open_answer(record("a1"), live_until=100.0, now=50.0) == 0
+    await store.open_answer(record("a2"), live_until=100.0, now=50.0)
+    # Each start (and end) also says whether some live answer has lapsed, in the same round trip.
+    assert await store.open_answer(record("a3", workspace_id="T2"), live_until=100.0, now=120.0) == 3
     assert await store.get_answer("T1", "a1") == record("a1")  # the record, in the same round trip
     await store.keep_alive([("T1", "a2")], live_until=200.0)
     await store.keep_alive([("T1", "gone")], live_until=200.0)  # never live: not brought to life
@@ -123,7 +124,7 @@ async def test_live_answers_are_renewed_claimed_once_when_lapsed_and_closed_with
     assert sorted(claimed) == [("T1", "a1"), ("T2", "a3")]  # a2 was renewed
     assert await other_process.claim_lapsed(now=150.0, hold_until=500.0, limit=10) == []  # claimed once only
 
-    await store.close_answer(record("a1", state="interrupted", question_index=3))
+    assert await store.close_answer(record("a1", state="interrupted", question_index=3), now=150.0) == 0
     assert await store.get_answer("T1", "a1") == record("a1", state="interrupted", question_index=3)
     await store.drop_live("T2", "a3")
     # A claimer that died leaves its claims to lapse again; closed and dropped answers are gone for good.
