@@ -44,6 +44,7 @@ RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching jus
 # about three heartbeats in a row before its answers are taken from it.
 HEARTBEAT_S = 5.0
 LIVE_FOR_S = 15.0
+BEAT_TICK_S = 1.0  # how often, while answers are being written, the heartbeat checks (locally) which are due
 CLAIM_HOLD_S = 60.0  # a taken-over answer whose new owner died too is taken over again after this
 
 AnswerState = Literal["running", "done", "stopped", "failed", "replaced", "interrupted"]
@@ -182,6 +183,7 @@ class Answers:
         self._follower: asyncio.Task[None] | None = None
         # The live answers written here: the task writing each, and when its deadline was last set (epoch s).
         self._writers: dict[tuple[str, str], tuple[asyncio.Task[object] | None, float]] = {}
+        self._beater: asyncio.Task[None] | None = None  # renews them while there are any
         self._looked_at = -math.inf  # when this process last learned whether any live answer had lapsed
         self._lapsed_seen = False
 
@@ -193,6 +195,8 @@ class Answers:
         self._running[key] = record
         now = self._now()
         self._writers[key] = (asyncio.current_task(), now)
+        if self._beater is None or self._beater.done():
+            self._beater = asyncio.create_task(self._beat(), name="answer-heartbeat")
         with _logged("record a new answer"):
             self._saw(await self._store.open_answer(record, now + LIVE_FOR_S, now), now)
 
@@ -221,6 +225,18 @@ class Answers:
                 self._writers[key] = (task, now)
         if due:
             await self._store.keep_alive(due, now + LIVE_FOR_S)
+
+    async def _beat(self) -> None:
+        """While this process writes answers (also while a graceful shutdown lets them finish), renew them; a
+        failure is logged and the next tick tries again."""
+        while self._writers:
+            await asyncio.sleep(BEAT_TICK_S)
+            try:
+                await self.keep_alive()
+            except StorageUnavailable:
+                log.warning("could not renew the answers in progress: storage unavailable; trying again")
+            except Exception:
+                log.exception("could not renew the answers in progress; trying again")
 
     def sweep_due(self, every_s: float) -> bool:
         """Whether to look for lapsed answers now: one was seen, or nothing was learned for `every_s` (each answer's
@@ -378,9 +394,11 @@ class Answers:
                     interrupt.fire()
 
     async def close(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
+        """After the answers: the Stop watcher and the heartbeat stop."""
+        tasks = [task for task in (self._follower, self._beater) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt, finished: asyncio.Event) -> None:
         """Read the Stop flag until the answer ends; no failure ends it early (the answer would lose its Stop)."""

@@ -1,6 +1,6 @@
 """Answers whose process died mid-way, finished by another process (or by the same one once it is back).
 
-Every process renews the answers it is writing (`Answers.keep_alive`) and sweeps for lapsed ones
+Every process renews the answers it is writing (`Answers`, its heartbeat task) and sweeps for lapsed ones
 (`Answers.claim_lapsed`: each is claimed by one process only) at start-up, whenever an answer's start or end saw one,
 and every SWEEP_S otherwise, so an answer left behind is finished within about LIVE_FOR_S + SWEEP_S
 (bot/core/answers.py; under 30 s). Finishing it in Slack:
@@ -44,12 +44,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_S = 5.0  # how often an idle process looks for lapsed answers (a busy one looks with every answer)
-TICK_S = 1.0  # how often the loop checks, locally, whether a heartbeat or a sweep is due
+TICK_S = 1.0  # how often the loop checks, locally, whether a sweep is due
 THREAD_READ_LIMIT = 200  # messages of a thread (or a DM's recent history) searched for the answer's message
 
 
 class AnswerRecovery:
-    """The background loop of every process: renew this process's answers, finish the lapsed ones of others."""
+    """The background loop of every process: finish the lapsed answers of others."""
 
     def __init__(
         self,
@@ -65,13 +65,10 @@ class AnswerRecovery:
         self._sweep_s = sweep_s
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Until `stopping` is set: every TICK_S renew this process's answers that are due (no Redis command when
-        none is), and sweep when due (at once on start-up: a process that died before this one started may have
-        left answers; then every sweep_s without an answer starting or ending here, or when one of those saw a
-        lapsed answer)."""
+        """Until `stopping` is set, sweep when due: at once on start-up (a process that died before this one started
+        may have left answers), then every sweep_s without an answer starting or ending here, or when one of those
+        saw a lapsed answer. Checked every TICK_S, locally. (This process's own answers are renewed by `Answers`.)"""
         while not stopping.is_set():
-            with _logged("renew the answers in progress"):
-                await self._deps.answers.keep_alive()
             if self._deps.answers.sweep_due(self._sweep_s):
                 with _logged("finish the answers of a stopped process"):
                     await self.sweep()
