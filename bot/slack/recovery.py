@@ -90,6 +90,9 @@ class AnswerRecovery:
             await self._deps.directory.speak_to(client, record.workspace_id, record.asker_id)
             await show_interrupted(client, self._deps, record)
         except SlackApiError as error:
+            if error.response.status_code == 429 or error.response.status_code >= 500:
+                log.warning("Slack is busy or failing (%s); will try again", error.response.status_code)
+                return False
             log.warning("could not show an interrupted answer: %s; closing it", error.response.get("error"))
         except Exception as error:
             log.warning("could not show an interrupted answer (%s); will try again", type(error).__name__)
