@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Literal, Protocol
 
-from bot.core.conversation import ConversationKey, IncomingMessage, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import ConversationKey, IncomingMessage, ToolResultBlock, Turn
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.interrupts import STOPPED_TOOL_RESULT as STOPPED_TOOL_RESULT
 from bot.core.interrupts import Interrupt as Interrupt
 from bot.core.interrupts import ShownModelEvent as ShownModelEvent
+from bot.core.interrupts import interrupted_question
 from bot.core.interrupts import shown_events as shown_events
 from bot.core.interrupts import stoppable_call as stoppable_call
 from bot.core.interrupts import stopped_results as stopped_results
@@ -131,25 +132,6 @@ class StopSignals(Protocol):
         `on_ready` is awaited once listening, so Stops requested while nobody listened can be read from the flags.
         """
         ...
-
-
-def interrupted_question(turns: Sequence[Turn], asker_id: str) -> int | None:
-    """The turn of the question an interrupted answer was answering: the thread's last question, if it is the asker's
-    and no finished answer follows it (only tool rounds may). None when the question never reached history."""
-    index = next(
-        (
-            i
-            for i in range(len(turns) - 1, -1, -1)
-            if turns[i].role == "user" and not all(isinstance(b, ToolResultBlock) for b in turns[i].blocks)
-        ),
-        None,
-    )
-    if index is None or turns[index].author_id != asker_id:
-        return None
-    for turn in turns[index + 1 :]:
-        if turn.role == "assistant" and not any(isinstance(block, ToolCallBlock) for block in turn.blocks):
-            return None  # answered: this is an earlier exchange, not the interrupted one
-    return index
 
 
 def is_latest_question(turns: Sequence[Turn], index: int) -> bool:

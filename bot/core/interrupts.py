@@ -1,5 +1,6 @@
 """Stopping a model call or a tool round part-way: an Interrupt fires, the stream's producer is cancelled in its own
-task, and what was written so far is kept and billed (bot/core/answers.py decides when an answer's Interrupt fires)."""
+task, and what was written so far is kept and billed (bot/core/answers.py decides when an answer's Interrupt fires).
+Also: which question an answer cut off by its process's death was answering (`interrupted_question`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Literal, TypeVar, assert_never
 
-from bot.core.conversation import TextBlock, ToolCallBlock, ToolResultBlock
+from bot.core.conversation import TextBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.events import (
     AttemptRestarted,
     ModelEvent,
@@ -156,3 +157,22 @@ def stopped_results(calls: Sequence[ToolCallBlock], results: Sequence[ToolResult
         done.get(call.id) or ToolResultBlock(tool_call_id=call.id, text=STOPPED_TOOL_RESULT, is_error=True)
         for call in calls
     ]
+
+
+def interrupted_question(turns: Sequence[Turn], asker_id: str) -> int | None:
+    """The turn of the question an interrupted answer was answering: the thread's last question, if it is the asker's
+    and no finished answer follows it (only tool rounds may). None when the question never reached history."""
+    index = next(
+        (
+            i
+            for i in range(len(turns) - 1, -1, -1)
+            if turns[i].role == "user" and not all(isinstance(b, ToolResultBlock) for b in turns[i].blocks)
+        ),
+        None,
+    )
+    if index is None or turns[index].author_id != asker_id:
+        return None
+    for turn in turns[index + 1 :]:
+        if turn.role == "assistant" and not any(isinstance(block, ToolCallBlock) for block in turn.blocks):
+            return None  # answered: this is an earlier exchange, not the interrupted one
+    return index

@@ -266,7 +266,7 @@ async def test_the_polling_stop_check_logs_an_unexpected_failure_and_keeps_the_a
 
 
 def test_an_interrupted_answer_belongs_to_the_last_question_only_while_no_answer_follows_it() -> None:
-    from bot.core.answers import interrupted_question
+    from bot.core.interrupts import interrupted_question
 
     asked = Turn(role="user", blocks=(TextBlock(text="q2"),), author_id="U1")
     earlier = [Turn.user("q1", author_id="U1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),))]
