@@ -36,7 +36,7 @@ from bot.core.ports import ConversationStore
 from bot.slack.paced_calls import PacedCalls
 from bot.slack.reply_stream import CONTROLS_TEXT_LIMIT, FAILURE_PREFIX, SECTION_TEXT_LIMIT, STREAMING_CURSOR
 from bot.slack.views import answer_controls, controls_block_id
-from bot.slack.workspaces import WorkspaceClients
+from bot.slack.workspaces import WorkspaceClients, WorkspaceNotInstalled
 
 if TYPE_CHECKING:
     from bot.slack.deps import SlackDeps
@@ -94,6 +94,8 @@ class AnswerRecovery:
                 log.warning("Slack is busy or failing (%s); will try again", error.response.status_code)
                 return False
             log.warning("could not show an interrupted answer: %s; closing it", error.response.get("error"))
+        except WorkspaceNotInstalled:
+            log.info("an interrupted answer's workspace is no longer installed; closing it")
         except Exception as error:
             log.warning("could not show an interrupted answer (%s); will try again", type(error).__name__)
             return False
