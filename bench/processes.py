@@ -176,6 +176,12 @@ class BotProcess:
         if self._workdir is not None:
             self._workdir.cleanup()
 
+    async def kill(self) -> None:
+        """SIGKILL: the process dies wherever it is, as in a crash or an out-of-memory kill (no graceful shutdown)."""
+        assert self._process is not None
+        self._process.kill()
+        await self._process.wait()
+
     def sample(self) -> ResourceSample:
         assert self._handle is not None
         times = self._handle.cpu_times()

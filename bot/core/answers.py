@@ -4,6 +4,11 @@ Each answer gets a record (who asked, where, with which persona, where its quest
 that every bot process shares, because a click may reach any process; while it runs, the process writing it keeps the
 record in memory too, so updating it costs one write and no read. Stop is a flag in that store and a signal every
 process hears (StopSignals): it cancels the model stream, keeps the text written so far and bills what was used.
+
+An answer being written is also *live* in the store, with a deadline its process renews (`keep_alive`, every
+HEARTBEAT_S); registered and removed in the same round trips as its record (`begin`, `finish`), so a short answer
+costs no extra trip. When a process dies mid-answer its answers' deadlines lapse, another process claims each one
+(`claim_lapsed`: one claimer per answer) and finishes it in the chat as interrupted (bot/slack/recovery.py).
 """
 
 from __future__ import annotations
@@ -17,36 +22,34 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal, Protocol, TypeVar, assert_never
+from typing import Literal, Protocol
 
-from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import ConversationKey, IncomingMessage, ToolResultBlock, Turn
 from bot.core.errors import BotError, StorageUnavailable
-from bot.core.events import (
-    AttemptRestarted,
-    ModelEvent,
-    ModelTurnComplete,
-    TextDelta,
-    ThinkingStarted,
-    ToolRunning,
-    Usage,
-    UsageSoFar,
-)
-from bot.core.metering import estimate_input_tokens
-from bot.core.ports import ModelRequest
+from bot.core.interrupts import STOPPED_TOOL_RESULT as STOPPED_TOOL_RESULT
+from bot.core.interrupts import Interrupt as Interrupt
+from bot.core.interrupts import ShownModelEvent as ShownModelEvent
+from bot.core.interrupts import interrupted_question
+from bot.core.interrupts import shown_events as shown_events
+from bot.core.interrupts import stoppable_call as stoppable_call
+from bot.core.interrupts import stopped_results as stopped_results
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 STOP_POLL_S = 1.0  # without StopSignals (tests, a store without pub/sub): how often the Stop flag is read
 STOP_RETRY_S = (0.5, 1.0, 2.0, 5.0)  # waits before the Stop watcher listens again after a failure
 RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching just after their Stop was clicked
-CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
-STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
+# An answer being written is "live": its process renews its deadline every HEARTBEAT_S; once the deadline has passed,
+# any process may take it over and finish it as interrupted (bot/slack/recovery.py). With a sweep every few seconds
+# an answer whose process died is finished within LIVE_FOR_S + the sweep interval (under 30 s); a process must miss
+# about three heartbeats in a row before its answers are taken from it.
+HEARTBEAT_S = 5.0
+LIVE_FOR_S = 15.0
+BEAT_TICK_S = 1.0  # how often, while answers are being written, the heartbeat checks (locally) which are due
+CLAIM_HOLD_S = 60.0  # a taken-over answer whose new owner died too is taken over again after this
 
-AnswerState = Literal["running", "done", "stopped", "failed", "replaced"]
+AnswerState = Literal["running", "done", "stopped", "failed", "replaced", "interrupted"]
 Vote = Literal["up", "down"]
-# What a model call shows the user; UsageSoFar stays inside the core.
-ShownModelEvent = TextDelta | ThinkingStarted | ToolRunning | AttemptRestarted | ModelTurnComplete
 
 
 class CannotRegenerate(BotError):
@@ -65,6 +68,7 @@ class AnswerRecord:
     question_index: int | None = None  # the question's turn in the conversation, once it is stored
     day: str = ""  # the UTC date it was asked (ISO): its feedback counts on this day
     state: AnswerState = "running"
+    stream_ts: str = ""  # the message Slack streams it into natively (chat.startStream), once there is one
 
     @property
     def key(self) -> ConversationKey:
@@ -80,6 +84,28 @@ class PersonaFeedback:
 
 class AnswerStore(Protocol):
     async def put_answer(self, record: AnswerRecord) -> None: ...
+
+    async def open_answer(self, record: AnswerRecord, live_until: float, now: float) -> int:
+        """The record, and the answer among the live ones until `live_until` (epoch seconds), in one round trip;
+        returns how many live answers had lapsed by `now` (read in the same trip: a busy process need not sweep)."""
+        ...
+
+    async def close_answer(self, record: AnswerRecord, now: float) -> int:
+        """The record, and the answer no longer live, in one round trip; returns what `open_answer` does."""
+        ...
+
+    async def keep_alive(self, answers: Sequence[tuple[str, str]], live_until: float) -> None:
+        """Renew the deadline of these (workspace id, answer id) that are still live; one round trip for all."""
+        ...
+
+    async def claim_lapsed(self, now: float, hold_until: float, limit: int) -> list[tuple[str, str]]:
+        """Live answers whose deadline passed by `now`, each given to one caller only: their deadline moves to
+        `hold_until`, so a caller that dies while finishing one leaves it to be claimed again."""
+        ...
+
+    async def drop_live(self, workspace_id: str, answer_id: str) -> None:
+        """No longer live, without a record to write (it expired, or its answer had already ended)."""
+        ...
 
     async def get_answer(self, workspace_id: str, answer_id: str) -> AnswerRecord | None: ...
 
@@ -106,132 +132,6 @@ class StopSignals(Protocol):
         `on_ready` is awaited once listening, so Stops requested while nobody listened can be read from the flags.
         """
         ...
-
-
-class Interrupt:
-    """Fires when an answer must stop; a stream watched through it ends early and its producer is cancelled."""
-
-    def __init__(self) -> None:
-        self._fired = asyncio.Event()
-
-    def fire(self) -> None:
-        self._fired.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._fired.is_set()
-
-    async def until_stopped(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
-        """Items of `source` until Stop. The source runs in one task of its own (an SDK stream must be entered and
-        left in the same task), which is cancelled at Stop: that closes the model's HTTP stream."""
-        if self.stopped:
-            await _close(source)
-            return
-        queue: asyncio.Queue[tuple[Literal["item", "end", "error"], object]] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for item in source:
-                    await queue.put(("item", item))
-            except Exception as error:
-                await queue.put(("error", error))
-            else:
-                await queue.put(("end", None))
-
-        producer = asyncio.create_task(pump())
-        fired = asyncio.create_task(self._fired.wait())
-        try:
-            while True:
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, fired}, return_when=asyncio.FIRST_COMPLETED)
-                if self.stopped:
-                    getter.cancel()
-                    return
-                kind, value = getter.result()
-                if kind == "end":
-                    return
-                if kind == "error":
-                    assert isinstance(value, Exception)
-                    raise value
-                yield value  # type: ignore[misc]  # "item" entries hold the source's own items
-        finally:
-            fired.cancel()
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
-
-
-async def _close(source: AsyncIterator[object]) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def shown_events(source: AsyncIterator[ModelEvent]) -> AsyncIterator[ShownModelEvent]:
-    """A model call's events as they are shown and stored, for answers nobody can stop."""
-    async for event in source:
-        if not isinstance(event, UsageSoFar):
-            yield event
-
-
-async def stoppable_call(
-    interrupt: Interrupt, source: AsyncIterator[ModelEvent], request: ModelRequest
-) -> AsyncIterator[ShownModelEvent]:
-    """A model call's events until Stop; then a ModelTurnComplete ("stopped") with the text and usage so far."""
-    if interrupt.stopped:  # stopped before this call was made: nothing was sent, nothing to bill
-        await _close(source)
-        yield ModelTurnComplete(blocks=(), usage=Usage(), stop_reason="stopped", model=request.model)
-        return
-    progress: UsageSoFar | None = None
-    text = ""
-    unreported_chars = 0  # text since the last progress report, not yet in its output estimate
-    async for event in interrupt.until_stopped(source):
-        match event:  # exhaustive: a new model event must be placed here (mypy --strict checks assert_never)
-            case UsageSoFar():
-                progress, unreported_chars = event, 0
-                continue
-            case TextDelta():
-                text += event.text
-                unreported_chars += len(event.text)
-            case AttemptRestarted():
-                text = ""
-            case ThinkingStarted() | ToolRunning() | ModelTurnComplete():
-                pass
-            case _:
-                assert_never(event)
-        yield event
-        if isinstance(event, ModelTurnComplete):
-            return
-    if interrupt.stopped:
-        yield _stopped_call(request, progress, text, unreported_chars)
-
-
-def _stopped_call(
-    request: ModelRequest, progress: UsageSoFar | None, text: str, unreported_chars: int
-) -> ModelTurnComplete:
-    """Bill what a cancelled call used: its reported input, and output estimated from what it wrote.
-
-    Without a progress report the request was sent but nothing came back yet: its input is estimated, since the
-    provider may already have read the prompt.
-    """
-    if progress is None:
-        usage, model = Usage(input_tokens=estimate_input_tokens(request)), request.model
-        provider = "anthropic"  # unknown: nothing came back; billed at the list price
-    else:
-        extra = math.ceil(unreported_chars / CHARS_PER_TOKEN)
-        usage = dataclasses.replace(progress.usage, output_tokens=progress.usage.output_tokens + extra)
-        model, provider = progress.model, progress.provider
-    blocks = (TextBlock(text=text),) if text.strip() else ()
-    return ModelTurnComplete(blocks=blocks, usage=usage, stop_reason="stopped", model=model, provider=provider)
-
-
-def stopped_results(calls: Sequence[ToolCallBlock], results: Sequence[ToolResultBlock]) -> list[ToolResultBlock]:
-    """Every tool call needs a result in history, or the thread cannot continue: stopped calls get an error one."""
-    done = {result.tool_call_id: result for result in results}
-    return [
-        done.get(call.id) or ToolResultBlock(tool_call_id=call.id, text=STOPPED_TOOL_RESULT, is_error=True)
-        for call in calls
-    ]
 
 
 def is_latest_question(turns: Sequence[Turn], index: int) -> bool:
@@ -263,13 +163,100 @@ class Answers:
         self._watched: dict[tuple[str, str], Interrupt] = {}
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()  # Stops heard lately
         self._follower: asyncio.Task[None] | None = None
+        # The live answers written here: the task writing each, and when its deadline was last set (epoch s).
+        self._writers: dict[tuple[str, str], tuple[asyncio.Task[object] | None, float]] = {}
+        self._beater: asyncio.Task[None] | None = None  # renews them while there are any
+        self._looked_at = -math.inf  # when this process last learned whether any live answer had lapsed
+        self._lapsed_seen = False
 
     async def begin(self, message: IncomingMessage, shown_in: str) -> None:
-        """Called before anything is shown, so a Stop clicked on the first placeholder finds the answer."""
+        """Called before anything is shown, so a Stop clicked on the first placeholder finds the answer. The answer is
+        live from here (same round trip): if this process dies before `finish`, another one finishes it."""
         record = self._new_record(message, shown_in)
-        self._running[(record.workspace_id, record.answer_id)] = record
+        key = (record.workspace_id, record.answer_id)
+        self._running[key] = record
+        now = self._now()
+        self._writers[key] = (asyncio.current_task(), now)
+        if self._beater is None or self._beater.done():
+            self._beater = asyncio.create_task(self._beat(), name="answer-heartbeat")
         with _logged("record a new answer"):
+            self._saw(await self._store.open_answer(record, now + LIVE_FOR_S, now), now)
+
+    async def streamed(self, workspace_id: str, answer_id: str, ts: str) -> None:
+        """Where Slack streams the answer natively: whoever finishes it after this process died must stop that stream
+        (its messages carry no buttons to be found by until then). One write, for natively streamed answers only."""
+        key = (workspace_id, answer_id)
+        if (record := self._running.get(key)) is None:
+            return
+        self._running[key] = record = dataclasses.replace(record, stream_ts=ts)
+        with _logged("record where an answer streams"):
             await self._store.put_answer(record)
+
+    async def keep_alive(self) -> None:
+        """Renew the deadline of the answers written here that were last renewed HEARTBEAT_S ago or more, all in one
+        round trip (an answer shorter than that is never renewed). An answer whose task ended without `finish`
+        (cancelled before its pipeline started) is left to lapse and be taken over."""
+        now = self._now()
+        due = []
+        for key, (task, renewed_at) in list(self._writers.items()):
+            if task is not None and task.done():
+                self._writers.pop(key, None)
+                self._running.pop(key, None)
+            elif now - renewed_at >= HEARTBEAT_S:
+                due.append(key)
+                self._writers[key] = (task, now)
+        if due:
+            await self._store.keep_alive(due, now + LIVE_FOR_S)
+
+    async def _beat(self) -> None:
+        """While this process writes answers (also while a graceful shutdown lets them finish), renew them; a
+        failure is logged and the next tick tries again."""
+        while self._writers:
+            await asyncio.sleep(BEAT_TICK_S)
+            try:
+                await self.keep_alive()
+            except StorageUnavailable:
+                log.warning("could not renew the answers in progress: storage unavailable; trying again")
+            except Exception:
+                log.exception("could not renew the answers in progress; trying again")
+
+    def sweep_due(self, every_s: float) -> bool:
+        """Whether to look for lapsed answers now: one was seen, or nothing was learned for `every_s` (each answer's
+        start and end look for free, so a busy process seldom sweeps on its own)."""
+        return self._lapsed_seen or self._now() - self._looked_at >= every_s
+
+    def _saw(self, lapsed: int, now: float) -> None:
+        self._looked_at = now
+        self._lapsed_seen = self._lapsed_seen or lapsed > 0
+
+    async def claim_lapsed(self, limit: int = 20) -> list[AnswerRecord]:
+        """Answers whose process stopped renewing them (it died, or lost Redis for LIVE_FOR_S), each claimed by one
+        process only, still running: the caller finishes each in the chat and then calls `interrupted`."""
+        now = self._now()
+        claimed = await self._store.claim_lapsed(now, now + CLAIM_HOLD_S, limit)
+        self._looked_at, self._lapsed_seen = now, len(claimed) >= limit  # a full batch: more may be waiting
+        if mine := [key for key in claimed if key in self._writers]:  # this process was only slow: renew them
+            await self._store.keep_alive(mine, now + LIVE_FOR_S)
+        records = []
+        for key in claimed:
+            if key in self._writers:
+                continue
+            record = await self._store.get_answer(*key)
+            if record is None or record.state != "running":  # expired, or finished while its close failed
+                await self._store.drop_live(*key)
+            else:
+                records.append(record)
+        return records
+
+    async def interrupted(self, record: AnswerRecord, turns: Sequence[Turn]) -> AnswerRecord:
+        """Close an answer whose process died, shown as interrupted: Regenerate works on it when its question is
+        the thread's latest (`turns`: the thread's history, which is not changed)."""
+        index = record.question_index
+        if index is None:
+            index = interrupted_question(turns, record.asker_id)
+        closed = dataclasses.replace(record, state="interrupted", question_index=index)
+        await self._store.close_answer(closed, self._now())
+        return closed
 
     async def record(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
         return await self._store.get_answer(workspace_id, answer_id)
@@ -284,10 +271,13 @@ class Answers:
         await self._update(message, persona=persona, question_index=question_index)
 
     async def finish(self, message: IncomingMessage, state: AnswerState) -> None:
+        """The final record, and the answer no longer live, in the one write its end always made."""
+        key = (message.key.workspace_id, message.answer_id or "")
         try:
-            await self._update(message, state=state)
+            await self._update(message, close=True, state=state)
         finally:
-            self._running.pop((message.key.workspace_id, message.answer_id or ""), None)
+            self._running.pop(key, None)
+            self._writers.pop(key, None)
 
     async def replaced(self, record: AnswerRecord) -> None:
         with _logged("mark an answer as regenerated"):
@@ -386,29 +376,48 @@ class Answers:
                     interrupt.fire()
 
     async def close(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
+        """After the answers: the Stop watcher and the heartbeat stop."""
+        tasks = [task for task in (self._follower, self._beater) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt, finished: asyncio.Event) -> None:
+        """Read the Stop flag until the answer ends; no failure ends it early (the answer would lose its Stop)."""
+        failures = 0
         while not finished.is_set():
+            wait = self._poll_s
             try:
                 if await self._store.stop_requested(workspace_id, answer_id):
                     interrupt.fire()
                     return
+                failures = 0
             except StorageUnavailable:
                 pass  # the next poll tries again; the answer itself carries on
+            except Exception:
+                log.exception("an answer's Stop check failed; checking again shortly")
+                wait = max(wait, STOP_RETRY_S[min(failures, len(STOP_RETRY_S) - 1)])
+                failures += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), self._poll_s)
+                await asyncio.wait_for(finished.wait(), wait)
 
-    async def _update(self, message: IncomingMessage, **changes: object) -> None:
+    async def _update(self, message: IncomingMessage, *, close: bool = False, **changes: object) -> None:
         key = (message.key.workspace_id, message.answer_id or "")
         with _logged("update an answer's record"):
             record = self._running.get(key) or await self._store.get_answer(*key)
             record = dataclasses.replace(record or self._new_record(message, shown_in=""), **changes)  # type: ignore[arg-type]
             if key in self._running:
                 self._running[key] = record
-            await self._store.put_answer(record)
+            if close:
+                now = self._now()
+                self._saw(await self._store.close_answer(record, now), now)
+            else:
+                await self._store.put_answer(record)
+
+    def _now(self) -> float:
+        """Epoch seconds: live answers' deadlines are compared across processes (their clocks agree, as NTP keeps
+        them, to well within the seconds these deadlines allow)."""
+        return self._clock().timestamp()
 
     def _new_record(self, message: IncomingMessage, shown_in: str) -> AnswerRecord:
         key = message.key

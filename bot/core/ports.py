@@ -220,7 +220,12 @@ class Approvals(Protocol):
         ...
 
     async def decide(self, workspace_id: str, approval_id: str, user_id: str, approved: bool) -> str:
-        """'ok', 'not_yours' (only the asker may decide) or 'expired' (also: unknown in this workspace)."""
+        """'ok', 'not_yours' (only the asker may decide), 'stopped' (its answer was stopped first, see `abandon`)
+        or 'expired' (also: unknown in this workspace)."""
+        ...
+
+    async def abandon(self, workspace_id: str, approval_id: str) -> None:
+        """Its answer stopped while the approval was pending: a later click is told so, and nothing runs."""
         ...
 
 

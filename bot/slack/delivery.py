@@ -168,6 +168,7 @@ def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessa
         refusals=deps.native_refusals,
         controls=controls,
         on_user_stop=stop_for_user,
+        on_started=functools.partial(deps.answers.streamed, workspace, answer_id),
     )
 
 

@@ -131,6 +131,9 @@ class NativeReplyStream:
     refusals: NativeRefusals
     controls: Callable[[bool], list[dict[str, Any]]] | None = None
     on_user_stop: Callable[[], Awaitable[None]] | None = None
+    # Told the streamed message's ts once Slack gave it (chat.startStream), so another process can finish the
+    # stream should this one die (bot/slack/recovery.py).
+    on_started: Callable[[str], Awaitable[None]] | None = None
     text: str = ""
     committed: int = 0  # text of finished tool rounds, which a retried model call keeps
     activity: str | None = None
@@ -299,7 +302,13 @@ class NativeReplyStream:
     async def _append(self, chunks: list[dict[str, Any]]) -> None:
         """The first append starts the stream (chat.startStream), later ones add to it (chat.appendStream)."""
         assert self._stream is not None
+        started = self._stream.ts is not None
         await self._stream.append(chunks=chunks)
+        if not started and self._stream.ts is not None and self.on_started is not None:
+            try:
+                await self.on_started(self._stream.ts)
+            except Exception:  # the answer streams on; only its recovery after a crash would miss the ts
+                log.exception("could not note where the answer streams")
 
     async def _finish(self) -> None:
         """The rest of the text, the notes and the buttons, in one stopStream (after a startStream if need be)."""

@@ -62,12 +62,6 @@ from bot.slack.views import approval_outcome, approval_prompt
 log = logging.getLogger(__name__)
 content_log = logging.getLogger(CONTENT_LOGGER)
 
-# Added to the system prompt for answers shown in Slack (the core knows nothing of Slack's rendering).
-SLACK_FORMATTING = (
-    "Your answer is shown in Slack. Write standard Markdown: short paragraphs, bullet lists, **bold** for key "
-    "points, fenced code blocks for code. Slack cannot show tables or horizontal rules, so prefer lists. Keep Slack "
-    "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
-)
 STATUS_TEXT = {"storage": texts.STATUS_STORAGE_RETRYING, "restart": texts.STATUS_RESTARTING}
 STREAMING_CURSOR = " ▍"
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
@@ -226,6 +220,7 @@ class ReplyStream:
             await flusher
         except Exception:
             log.exception("interim edits failed; writing the final message anyway")
+        await self._close_open_approvals()
         try:
             await asyncio.wait_for(self._sync(final=True), timeout=FINAL_SYNC_TIMEOUT_S)
         except Exception:
@@ -397,11 +392,16 @@ class ReplyStream:
 
     async def _settle_approval(self, event: ApprovalSettled) -> None:
         """Replace the buttons with the outcome, so nobody clicks a stale prompt."""
-        if event.approval_id not in self.approvals:
-            return
-        ts, tool = self.approvals.pop(event.approval_id)
-        text = approval_outcome(tool, event.approved, event.reason)
-        await self._calls.edit(ts=ts, text=text, blocks=[])
+        ts, tool = self.approvals.pop(event.approval_id, ("", ""))
+        if ts:
+            await self._calls.edit(ts=ts, text=approval_outcome(tool, event.approved, event.reason), blocks=[])
+
+    async def _close_open_approvals(self) -> None:
+        """An answer ended (Stop, failure, shutdown) while a prompt waits: its tool never runs, so the prompt loses
+        its buttons and says so (a late click is told the answer was stopped: ToolRunner abandons the approval)."""
+        for approval_id in list(self.approvals):
+            with contextlib.suppress(Exception):  # best effort: the tool does not run, whatever the prompt shows
+                await self._settle_approval(ApprovalSettled(approval_id, False, tr(texts.APPROVAL_STOPPED)))
 
     def _controls_on(self, *, last: bool, final: bool) -> str:
         if self.controls is None or not last:

@@ -98,13 +98,18 @@ def answer_controls(answer_id: str, final: bool) -> list[dict[str, Any]]:
     """Small buttons under an answer: Stop while it is being written; 👍 / 👎 and Regenerate once it is done."""
     if not final:
         buttons = [_button(STOP_ACTION, tr(texts.BUTTON_STOP), answer_id, tr(texts.BUTTON_STOP_LABEL))]
-        return [{"type": "actions", "block_id": f"answer-running-{answer_id}", "elements": buttons}]
+        return [{"type": "actions", "block_id": controls_block_id(answer_id, final=False), "elements": buttons}]
     buttons = [
         _button(GOOD_ANSWER_ACTION, ":+1:", answer_id, tr(texts.BUTTON_GOOD_LABEL)),
         _button(BAD_ANSWER_ACTION, ":-1:", answer_id, tr(texts.BUTTON_BAD_LABEL)),
         _button(REGENERATE_ACTION, tr(texts.BUTTON_REGENERATE), answer_id, tr(texts.BUTTON_REGENERATE_LABEL)),
     ]
-    return [{"type": "actions", "block_id": f"answer-done-{answer_id}", "elements": buttons}]
+    return [{"type": "actions", "block_id": controls_block_id(answer_id, final=True), "elements": buttons}]
+
+
+def controls_block_id(answer_id: str, *, final: bool) -> str:
+    """Names an answer's buttons, so its message can be found again from the thread (bot/slack/recovery.py)."""
+    return f"answer-{'done' if final else 'running'}-{answer_id}"
 
 
 def _button(action_id: str, text: str, value: str, label: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -36,6 +36,18 @@ return 1
 """
 
 
+# Claim the live answers whose deadline passed: each moves to the claimer's hold, so only one process gets it.
+_CLAIM_LAPSED = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+return due
+"""
+
+
+def _live_member(workspace_id: str, answer_id: str) -> str:
+    return f"{workspace_id} {answer_id}"
+
+
 class RedisAnswerStore:
     """Implements core.answers.AnswerStore; every key is under the answer's workspace."""
 
@@ -44,11 +56,52 @@ class RedisAnswerStore:
         self._keys = keys
         self._record_ttl_s = record_ttl_s
         self._vote: Any = client.register_script(_VOTE)
+        self._claim: Any = client.register_script(_CLAIM_LAPSED)
 
     @_translated
     async def put_answer(self, record: AnswerRecord) -> None:
         name = self._keys.answer(record.workspace_id, record.answer_id)
-        await self._client.set(name, json.dumps(dataclasses.asdict(record)), ex=self._record_ttl_s)
+        await self._client.set(name, _json(record), ex=self._record_ttl_s)
+
+    @_translated
+    async def open_answer(self, record: AnswerRecord, live_until: float, now: float) -> int:
+        """Not a MULTI: on a cluster the record and the live set sit in different slots, which a non-transactional
+        pipeline allows; the commands still go in one round trip (per node)."""
+        member = _live_member(record.workspace_id, record.answer_id)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.answer(record.workspace_id, record.answer_id), _json(record), ex=self._record_ttl_s)
+            pipe.zadd(self._keys.live_answers(), {member: live_until})
+            pipe.zcount(self._keys.live_answers(), "-inf", now)
+            return int((await pipe.execute())[-1])
+
+    @_translated
+    async def close_answer(self, record: AnswerRecord, now: float) -> int:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(self._keys.answer(record.workspace_id, record.answer_id), _json(record), ex=self._record_ttl_s)
+            pipe.zrem(self._keys.live_answers(), _live_member(record.workspace_id, record.answer_id))
+            pipe.zcount(self._keys.live_answers(), "-inf", now)
+            return int((await pipe.execute())[-1])
+
+    @_translated
+    async def keep_alive(self, answers: Sequence[tuple[str, str]], live_until: float) -> None:
+        """XX: an answer already finished (or claimed and closed by another process) is not brought back."""
+        if answers:
+            mapping = {_live_member(*answer): live_until for answer in answers}
+            await self._client.zadd(self._keys.live_answers(), mapping, xx=True)
+
+    @_translated
+    async def claim_lapsed(self, now: float, hold_until: float, limit: int) -> list[tuple[str, str]]:
+        members = await self._claim(keys=[self._keys.live_answers()], args=[now, hold_until, limit])
+        claimed = []
+        for member in members:
+            workspace_id, _, answer_id = str(member).partition(" ")
+            if workspace_id and answer_id:
+                claimed.append((workspace_id, answer_id))
+        return claimed
+
+    @_translated
+    async def drop_live(self, workspace_id: str, answer_id: str) -> None:
+        await self._client.zrem(self._keys.live_answers(), _live_member(workspace_id, answer_id))
 
     @_translated
     async def get_answer(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
@@ -114,6 +167,10 @@ class RedisAnswerStore:
                 if vote in ("up", "down"):
                     totals[persona][vote] += int(value)
         return {persona: (counts["up"], counts["down"]) for persona, counts in totals.items()}
+
+
+def _json(record: AnswerRecord) -> str:
+    return json.dumps(dataclasses.asdict(record))
 
 
 class RedisPaneContexts:

@@ -200,6 +200,13 @@ class Keys(_Tagged):
         """Counter: GET /slack/install visits from one client address in one minute; expires after two."""
         return f"{self.prefix}installrate:{minute}:{address}"
 
+    def live_answers(self) -> str:
+        """Global sorted set: "<workspace> <answer id>" of every answer being written, scored by the deadline (epoch
+        seconds) its process renews; written in the same pipeline as the answer's record. One key, so claiming a
+        lapsed answer is one script on one slot, on a cluster too. Members outlive their workspace's purge only
+        until the next sweep, which drops those without a record."""
+        return f"{self.prefix}answers-live"
+
     def pending_purges(self) -> str:
         """Global sorted set: workspace ids scored by when their data is to be deleted (epoch seconds)."""
         return f"{self.prefix}purges"

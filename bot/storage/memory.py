@@ -281,9 +281,15 @@ class MemoryStore:
         if record[0] != user_id:
             return "not_yours"
         if record[1] != "pending":
-            return "expired"
+            return "stopped" if record[1] == "stopped" else "expired"
         record[1] = "approved" if approved else "denied"
         return "ok"
+
+    async def abandon(self, workspace_id: str, approval_id: str) -> None:
+        self._check()
+        record = self._values.get(("approval", workspace_id, approval_id))
+        if isinstance(record, list) and record[1] == "pending":
+            record[1] = "stopped"
 
     # --- ProfileCache --------------------------------------------------------------------------------
     async def get_profile(self, kind: str, workspace_id: str, object_id: str) -> dict[str, str] | None:

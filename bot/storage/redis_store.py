@@ -42,9 +42,16 @@ _DECIDE = """
 local user = redis.call('HGET', KEYS[1], 'user')
 if not user then return 'expired' end
 if user ~= ARGV[1] then return 'not_yours' end
-if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return 'expired' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'stopped' then return 'stopped' end
+if state ~= 'pending' then return 'expired' end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 return 'ok'
+"""
+# A pending approval whose answer stopped: settled as stopped (a decision that won the race is left as it is).
+_ABANDON = """
+if redis.call('HGET', KEYS[1], 'state') == 'pending' then redis.call('HSET', KEYS[1], 'state', 'stopped') end
+return 1
 """
 
 
@@ -84,6 +91,7 @@ class RedisStore(RedisConversations):
         self._register_conversation_scripts()
         self._dm_session: Any = client.register_script(_DM_SESSION)
         self._decide: Any = client.register_script(_DECIDE)
+        self._abandon: Any = client.register_script(_ABANDON)
 
     # --- ConversationStore (the rest is RedisConversations) ---------------------------------------------
     @_translated
@@ -175,6 +183,10 @@ class RedisStore(RedisConversations):
     async def decide(self, workspace_id: str, approval_id: str, user_id: str, approved: bool) -> str:
         state = "approved" if approved else "denied"
         return str(await self._decide(keys=[self.keys.approval(workspace_id, approval_id)], args=[user_id, state]))
+
+    @_translated
+    async def abandon(self, workspace_id: str, approval_id: str) -> None:
+        await self._abandon(keys=[self.keys.approval(workspace_id, approval_id)])
 
     # --- ProfileCache --------------------------------------------------------------------------------
     @_translated

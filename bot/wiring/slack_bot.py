@@ -26,10 +26,12 @@ from bot.slack.app import build_app, web_client
 from bot.slack.deps import SlackDeps
 from bot.slack.directory import Directory
 from bot.slack.files import SlackFileFetcher, SlackFileSource
+from bot.slack.mrkdwn import SLACK_FORMATTING
 from bot.slack.notify import SlackAdminNotifier
 from bot.slack.oauth import MANIFEST_BOT_SCOPES, STATE_EXPIRATION_S, OAuthConfig, authorize_url_for
 from bot.slack.reader import SlackConversationReader
-from bot.slack.reply_stream import SLACK_FORMATTING, RenderConfig
+from bot.slack.recovery import AnswerRecovery
+from bot.slack.reply_stream import RenderConfig
 from bot.slack.workspaces import (
     InstalledWorkspaces,
     SerializedTokenRotator,
@@ -113,6 +115,8 @@ class Bot:
         if self.single_workspace:
             self._background.append(asyncio.create_task(self._own_workspace_is_back()))
         self._background.append(asyncio.create_task(self.retention.run(self._stopping)))
+        recovery = AnswerRecovery(self.slack_deps, self.workspaces, self.store)  # answers left by dead processes
+        self._background.append(asyncio.create_task(recovery.run(self._stopping), name="answer-recovery"))
 
     async def _own_workspace_is_back(self) -> None:
         """A single-token bot that starts is installed: its workspace keeps its data even after an uninstall.

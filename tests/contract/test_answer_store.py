@@ -1,4 +1,5 @@
-"""The answer store against a real Redis: records, Stop flags, votes per persona, the pane's contexts."""
+"""The answer store against a real Redis (and its in-memory twin): records, Stop flags, votes per persona, live
+answers, the pane's contexts."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import date
 import pytest
 import redis.asyncio as redis
 
-from bot.core.answers import AnswerRecord
+from bot.core.answers import AnswerRecord, AnswerStore
 from bot.core.assistant import PaneContextStore
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.keys import Keys
+from bot.storage.memory_answers import MemoryAnswerStore
 from bot.storage.memory_workspaces import MemoryPaneContexts
 from tests.conftest import RedisTarget
 
@@ -47,6 +49,15 @@ def store(client: redis.Redis, keys: Keys) -> RedisAnswerStore:
     return RedisAnswerStore(client, keys, record_ttl_s=3600)
 
 
+@pytest.fixture(params=["redis", "memory"])
+def stores(request: pytest.FixtureRequest, client: redis.Redis, keys: Keys) -> tuple[AnswerStore, AnswerStore]:
+    """Two processes' handles on one answer store: Redis, or its in-memory twin (one process, one instance)."""
+    if request.param == "memory":
+        memory = MemoryAnswerStore(record_ttl_s=3600)
+        return memory, memory
+    return RedisAnswerStore(client, keys, record_ttl_s=3600), RedisAnswerStore(client, keys, record_ttl_s=3600)
+
+
 async def test_a_record_round_trips_and_expires_with_conversations(
     store: RedisAnswerStore, redis_client: redis.Redis, keys: Keys
 ) -> None:
@@ -74,7 +85,10 @@ async def test_a_stop_flag_is_seen_by_any_store_on_the_same_redis(
     assert not await store.stop_requested("T2", "a1")
 
 
-async def test_votes_count_once_per_person_move_when_changed_and_sum_per_persona(store: RedisAnswerStore) -> None:
+async def test_votes_count_once_per_person_move_when_changed_and_sum_per_persona(
+    stores: tuple[AnswerStore, AnswerStore],
+) -> None:
+    store, _ = stores
     first, second = record("a1"), record("a2", persona="code_reviewer", day="2026-05-06")
     assert await store.record_vote(first, "U1", "up")
     assert not await store.record_vote(first, "U1", "up")  # the same vote again changes nothing
@@ -105,3 +119,29 @@ async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.R
     assert await contexts.pane_context("T1", "D1", "1.0") == "C1"
     assert await contexts.pane_context("T1", "D1", "2.0") is None
     assert await contexts.pane_context("T2", "D1", "1.0") is None
+
+
+async def test_live_answers_are_renewed_claimed_once_when_lapsed_and_closed_with_their_record(
+    stores: tuple[AnswerStore, AnswerStore],
+) -> None:
+    store, other_process = stores
+    assert await store.open_answer(record("a1"), live_until=100.0, now=50.0) == 0
+    await store.open_answer(record("a2"), live_until=100.0, now=50.0)
+    # Each start (and end) also says whether some live answer has lapsed, in the same round trip.
+    assert await store.open_answer(record("a3", workspace_id="T2"), live_until=100.0, now=120.0) == 3
+    assert await store.get_answer("T1", "a1") == record("a1")  # the record, in the same round trip
+    await store.keep_alive([("T1", "a2")], live_until=200.0)
+    await store.keep_alive([("T1", "gone")], live_until=200.0)  # never live: not brought to life
+
+    assert await store.claim_lapsed(now=50.0, hold_until=500.0, limit=10) == []  # nothing lapsed yet
+    claimed = await store.claim_lapsed(now=150.0, hold_until=500.0, limit=10)
+    assert sorted(claimed) == [("T1", "a1"), ("T2", "a3")]  # a2 was renewed
+    assert await other_process.claim_lapsed(now=150.0, hold_until=500.0, limit=10) == []  # claimed once only
+
+    assert await store.close_answer(record("a1", state="interrupted", question_index=3), now=150.0) == 0
+    assert await store.get_answer("T1", "a1") == record("a1", state="interrupted", question_index=3)
+    await store.drop_live("T2", "a3")
+    # A claimer that died leaves its claims to lapse again; closed and dropped answers are gone for good.
+    assert sorted(await other_process.claim_lapsed(now=600.0, hold_until=900.0, limit=10)) == [("T1", "a2")]
+    await store.keep_alive([("T1", "a1")], live_until=1000.0)  # a late heartbeat does not revive a closed answer
+    assert await store.claim_lapsed(now=950.0, hold_until=2000.0, limit=10) == [("T1", "a2")]

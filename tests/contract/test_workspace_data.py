@@ -37,6 +37,7 @@ NOT_PURGED = {
     "oauth_states_live": "global: the index of live OAuth states, which belong to no workspace yet",
     "install_rate": "global: install visits per client address, gone after two minutes",
     "provider_breaker": "global: a Claude provider's health, shared by every workspace; expires by itself",
+    "live_answers": "global: the index of answers being written; a departed workspace's leave it at the next sweep",
 }
 SAMPLE_ARGS = {
     "key": ConversationKey("T1", "C1", "1700000000.000100"),
@@ -101,6 +102,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
         names = ("oauth_state", "pending_purges", "answer_stops_channel", "oauth_states_live", "install_rate")
+        names += ("live_answers",)
         if name not in (*names, "provider_breaker"):
             assert re.search(r":\{?T1(?:[:}]|$)", key), f"{name}: {key} does not name its workspace"
             if hash_tags:  # on a cluster, the workspace (or one of its conversations) picks the slot

@@ -12,19 +12,30 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 
 from bench.processes import BotGroup, BotProcess
+from bot.core.conversation import ConversationKey
 from bot.server import SLACK_PATH
+from bot.storage.keys import Keys
 from bot.storage.usage_ledger import RedisUsageLedger
 from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
 from tests.e2e.conftest import SIGNING_SECRET
-from tests.e2e.helpers import action_ids, answer_id_of, bot_messages, eventually, settle, wait_for_reply
+from tests.e2e.helpers import (
+    STREAMING_CURSOR,
+    action_ids,
+    answer_id_of,
+    bot_messages,
+    eventually,
+    settle,
+    wait_for_reply,
+)
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply
 from tests.fakes.slack_api import FakeMessage, FakeSlack
 from tests.fakes.slack_requests import SlackRequestSender, app_mention, block_action, event_callback, message
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 def process_environment(slack: FakeSlack, claude: FakeAnthropic, target: RedisTarget, prefix: str) -> dict[str, str]:
@@ -209,3 +220,77 @@ async def test_socket_mode_processes_each_hold_a_connection_and_answer_each_enve
     await settle(0.3)
     assert len(claude.requests) == 2 and len(bot_messages(slack, "C0GENERAL", root)) == 2
     assert max(acks) < 1.5, acks  # Slack wants an ack within 3 s; the answer runs after it
+
+
+async def test_an_answer_cut_off_by_a_killed_process_is_finished_by_another_and_the_thread_goes_on(
+    slack: FakeSlack,
+    claude: FakeAnthropic,
+    redis_target: RedisTarget,
+    redis_client: redis.Redis,
+    key_prefix: str,
+) -> None:
+    """SIGKILL mid-stream: no graceful shutdown closes the answer. A process started afterwards finds it lapsed and
+    finishes its message: the text shown stays, a note says it was interrupted, Stop gives way to Regenerate."""
+    env = process_environment(slack, claude, redis_target, key_prefix)
+    gate = asyncio.Event()
+    claude.script(
+        TextReply("Half of the answer, then silence.", chunks=["Half of the answer, ", "then silence."], gate=gate),
+        TextReply("The whole answer, regenerated."),
+        TextReply("A new question, answered as usual."),
+    )
+    root = "1700009200.000100"
+    loop = asyncio.get_running_loop()
+    try:
+        async with BotProcess(env) as doomed:
+            sender = SlackRequestSender(doomed.url + SLACK_PATH, SIGNING_SECRET)
+            await sender.send_event(event_callback(app_mention("tell me everything", ts=root)))
+
+            def streaming() -> FakeMessage | None:
+                shown = bot_messages(slack, "C0GENERAL", root)
+                return next((m for m in shown if "Half" in m.text and action_ids(m) == ["answer_stop"]), None)
+
+            cut = await eventually(streaming, "the answer streaming", timeout=30)
+            await sender.close()
+            await doomed.kill()
+            killed_at = loop.time()
+        async with BotProcess(env) as survivor:
+            finished = await eventually(
+                lambda: next((m for m in bot_messages(slack, "C0GENERAL", root) if "interrupted" in m.text), None),
+                "the interrupted answer finished by another process",
+                timeout=45,
+            )
+            assert loop.time() - killed_at < 30  # the new process's start-up included
+            await after_the_interruption(survivor, slack, redis_target.keys(key_prefix), redis_client, finished, cut)
+    finally:
+        gate.set()
+
+
+async def after_the_interruption(
+    survivor: BotProcess, slack: FakeSlack, keys: Keys, client: redis.Redis, finished: FakeMessage, cut: FakeMessage
+) -> None:
+    """The one message now reads as interrupted; the question is still in history; Regenerate and the next question
+    are answered (each once the dead process's lease on the thread has run out)."""
+    root = "1700009200.000100"
+    assert finished.ts == cut.ts and len(bot_messages(slack, "C0GENERAL", root)) == 1
+    assert finished.text.startswith("Half of the answer,") and STREAMING_CURSOR not in finished.text
+    assert action_ids(finished) == ["answer_good", "answer_bad", "answer_regenerate"]
+    stored = await client.lrange(keys.conversation(ConversationKey("T0001", "C0GENERAL", root)), 0, -1)  # type: ignore[misc]
+    assert "tell me everything" in json.dumps([str(turn) for turn in stored])
+
+    sender = SlackRequestSender(survivor.url + SLACK_PATH, SIGNING_SECRET)
+    try:
+        await sender.send_interaction(
+            block_action(
+                "answer_regenerate",
+                value=answer_id_of(finished),
+                message_ts=finished.ts,
+                thread_ts=root,
+                response_url=slack.new_response_url(),
+            )
+        )
+        await wait_for_reply(slack, "C0GENERAL", root, "The whole answer, regenerated.", timeout=45)
+        follow_up = event_callback(message("and now?", ts="1700009200.000300", thread_ts=root))
+        await sender.send_event(follow_up)
+        await wait_for_reply(slack, "C0GENERAL", root, "A new question, answered as usual.", timeout=45)
+    finally:
+        await sender.close()

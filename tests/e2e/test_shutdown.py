@@ -132,6 +132,8 @@ async def test_an_answer_that_outlasts_the_grace_period_ends_with_a_note(
     metrics = service.bot.core.metrics.exposition().decode()
     assert 'claudebot_answers_total{outcome="interrupted"} 1.0' in metrics
     assert len(await saved_turns(redis_client, key_prefix, ts)) == 1  # the question is kept: asking again continues
+    # Closed by its own process: no longer live, so no other process will take it over.
+    assert await redis_client.zrange(service.bot.store.keys.live_answers(), 0, -1) == []
 
 
 async def test_socket_mode_serves_health_and_metrics_and_leaves_new_events_unacked_while_shutting_down(

@@ -11,7 +11,15 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import BotFactory, RunningBot
-from tests.e2e.helpers import bot_messages, settle, wait_for_reply
+from tests.e2e.helpers import (
+    action_ids,
+    answer_id_of,
+    bot_messages,
+    eventually,
+    response_at,
+    settle,
+    wait_for_reply,
+)
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, TextReply, ToolUseReply
 from tests.fakes.slack_api import ApiCall, FakeSlack
 from tests.fakes.slack_requests import app_mention, block_action, event_callback, message, slash_command
@@ -255,6 +263,45 @@ async def test_a_denied_action_is_not_run_and_claude_is_told(
     assert slack.messages_in("C0NEWS") == []
     [result] = tool_results(claude.requests[1])
     assert result["is_error"] and "denied" in result_text(result)
+
+
+async def test_a_stop_while_an_action_waits_for_approval_settles_it_and_a_late_click_says_nothing_ran(
+    announcer: RunningBot, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    running = announcer
+    claude.script(ToolUseReply("post_message", {"channel": "C0NEWS", "text": "Too late"}), TextReply("Never asked."))
+    root = "1700000609.000100"
+    await running.sender.send_event(event_callback(app_mention("announce it in #news", ts=root)))
+    [prompt] = await slack.wait_for("chat.postMessage", where=_is_approval_prompt, timeout=10)
+    approval_id = _blocks(prompt)[-1]["elements"][0]["value"]
+    answer = next(m for m in bot_messages(slack, "C0GENERAL", root) if action_ids(m) == ["answer_stop"])
+    await running.sender.send_interaction(
+        block_action(
+            "answer_stop",
+            value=answer_id_of(answer),
+            message_ts=answer.ts,
+            thread_ts=root,
+            response_url=slack.new_response_url(),
+        )
+    )
+    await wait_for_reply(slack, "C0GENERAL", root, "Stopped")
+
+    # The prompt loses its buttons and says the action was not run, because the answer was stopped.
+    shown = await eventually(
+        lambda: (m := slack.message("C0GENERAL", prompt.response["ts"])) and not action_ids(m) and m, "prompt closed"
+    )
+    assert "was not run" in shown.text and "the answer was stopped" in shown.text
+
+    # A click on the old prompt says plainly that nothing ran, and nothing does.
+    late = slack.new_response_url()
+    await running.sender.send_interaction(
+        block_action("tool_approve", value=approval_id, message_ts=prompt.response["ts"], response_url=late)
+    )
+    reply = await response_at(slack, late, "the late click's reply")
+    assert "stopped before you decided" in reply["text"] and "nothing was run" in reply["text"]
+    await settle(0.5)
+    assert slack.messages_in("C0NEWS") == []
+    assert len(claude.requests) == 1
 
 
 async def test_shipped_personas_never_offer_acting_tools(

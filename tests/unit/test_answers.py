@@ -232,3 +232,48 @@ async def test_a_stop_heard_just_before_its_answer_starts_watching_still_stops_i
     async with answers.watch(second) as interrupt:
         assert interrupt.stopped
     await answers.close()
+
+
+class BrokenOnceStore(FlagStore):
+    """Its first Stop check fails with an unexpected error (a bug, a protocol surprise); later ones work."""
+
+    def __init__(self, stopped: set[str]) -> None:
+        super().__init__(stopped)
+        self.failed = False
+
+    async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in the store")
+        return await super().stop_requested(workspace_id, answer_id)
+
+
+async def test_the_polling_stop_check_logs_an_unexpected_failure_and_keeps_the_answer_stoppable(
+    caplog: object,
+) -> None:
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+
+    answers = Answers(BrokenOnceStore({"a1"}), poll_s=0.01)  # type: ignore[arg-type]
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+    async with answers.watch(message) as interrupt:
+        for _ in range(300):
+            if interrupt.stopped:
+                break
+            await asyncio.sleep(0.01)
+        assert interrupt.stopped  # the Stop requested after the failure still stops it
+    assert "Stop check failed" in caplog.text  # type: ignore[attr-defined]
+
+
+def test_an_interrupted_answer_belongs_to_the_last_question_only_while_no_answer_follows_it() -> None:
+    from bot.core.interrupts import interrupted_question
+
+    asked = Turn(role="user", blocks=(TextBlock(text="q2"),), author_id="U1")
+    earlier = [Turn.user("q1", author_id="U1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),))]
+    tool_call = Turn(role="assistant", blocks=(ToolCallBlock(id="t", name="x", input={}),))
+    tool_result = Turn(role="user", blocks=(ToolResultBlock(tool_call_id="t", text="r"),))
+    assert interrupted_question([*earlier, asked], "U1") == 2  # died before any answer turn was saved
+    assert interrupted_question([*earlier, asked, tool_call, tool_result], "U1") == 2  # died after a tool round
+    assert interrupted_question(earlier, "U1") is None  # died before its question was stored: q1 was answered
+    assert interrupted_question([*earlier, asked], "U2") is None  # someone else's question
+    assert interrupted_question([], "U1") is None

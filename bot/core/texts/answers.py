@@ -14,6 +14,11 @@ STATUS_RESTARTING = _t("answer.status_restarting", "_Claude hiccupped; starting 
 STATUS_WAITING_APPROVAL = _t("answer.status_waiting_approval", "_Waiting for approval…_")
 GENERIC_FAILURE = _t("answer.generic_failure", "Something went wrong on my side while answering.")
 INTERRUPTED = _t("answer.interrupted", "I was restarted before finishing this answer; please ask again.")
+CUT_OFF = _t(
+    "answer.cut_off",
+    "This answer was interrupted before it was finished: the bot stopped while writing it. "
+    "You can regenerate it, or ask again.",
+)
 LENGTH_LIMIT = _t("answer.length_limit", "The answer reached its length limit and stops here.")
 REFUSED = _t("answer.refused", "Claude declined to continue this answer.")
 EMPTY = _t("answer.empty", "_(Claude returned an empty answer.)_")
@@ -68,6 +73,10 @@ APPROVAL_APPROVED = _t("approval.approved", ":white_check_mark: *{tool}* was app
 APPROVAL_NOT_RUN = _t("approval.not_run", ":no_entry_sign: *{tool}* was not run: {reason}.")
 APPROVAL_DENIED = _t("approval.denied", "denied")
 APPROVAL_NOT_YOURS = _t("approval.not_yours", "Only the person who asked can approve or deny this.")
+APPROVAL_STOPPED = _t("approval.stopped", "the answer was stopped")
+APPROVAL_ANSWER_STOPPED = _t(
+    "approval.answer_stopped", "This answer was stopped before you decided, so nothing was run."
+)
 APPROVAL_EXPIRED = _t("approval.expired", "This request has already been decided or has expired.")
 
 TOOL_SEARCHING_WEB = _t("tool.searching_web", "Searching the web…")

@@ -6,6 +6,7 @@ A failure never escapes: it becomes an `is_error` tool_result with a plain reaso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -108,7 +109,12 @@ class ToolRunner:
         )
         summary = f"{tool.status(parsed)}\n{details}"
         yield ApprovalRequested(approval_id=approval_id, tool=tool.name, summary=summary, user_id=context.user_id)
-        decision = await self._approvals.wait(context.workspace_id, approval_id, self._approval_timeout_s)
+        try:
+            decision = await self._approvals.wait(context.workspace_id, approval_id, self._approval_timeout_s)
+        except BaseException:  # Stop (a cancellation), shutdown or a failure: a later click must not look approved
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._approvals.abandon(context.workspace_id, approval_id))
+            raise
         if decision is True:
             yield ApprovalSettled(approval_id=approval_id, approved=True)
         elif decision is False:

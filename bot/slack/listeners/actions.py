@@ -16,7 +16,11 @@ from bot.slack.views import APPROVE_ACTION, DENY_ACTION
 if TYPE_CHECKING:
     from bot.slack.deps import SlackDeps
 
-_REPLIES = {"not_yours": texts.APPROVAL_NOT_YOURS, "expired": texts.APPROVAL_EXPIRED}
+_REPLIES = {
+    "not_yours": texts.APPROVAL_NOT_YOURS,
+    "stopped": texts.APPROVAL_ANSWER_STOPPED,
+    "expired": texts.APPROVAL_EXPIRED,
+}
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:

@@ -12,7 +12,14 @@ from bot.slack.mrkdwn.render import render
 from bot.slack.mrkdwn.split import split_markdown
 from bot.slack.mrkdwn.tail import trim_live_tail
 
-__all__ = ["markdown_to_mrkdwn", "split_markdown"]
+__all__ = ["SLACK_FORMATTING", "markdown_to_mrkdwn", "split_markdown"]
+
+# Added to the system prompt for answers shown in Slack (the core knows nothing of Slack's rendering).
+SLACK_FORMATTING = (
+    "Your answer is shown in Slack. Write standard Markdown: short paragraphs, bullet lists, **bold** for key "
+    "points, fenced code blocks for code. Slack cannot show tables or horizontal rules, so prefer lists. Keep Slack "
+    "mentions such as <@U123> and <#C123> exactly as written. Keep answers focused: people read them in a chat."
+)
 
 
 @lru_cache(maxsize=256)
