@@ -49,7 +49,7 @@ FOR_CLAUDE = {"CommandPrompt", "ToolResultBlock", "TextBlock"}
 # (path relative to the repo, the literal's first words): why it is not a text for people in Slack.
 ALLOWED = {
     ("bot/server.py", "metrics need a bearer token"): "HTTP 401 body for a Prometheus scraper, not Slack",
-    ("bot/slack/reply_stream.py", "Your answer is shown in Slack"): "formatting guidance in Claude's system prompt",
+    ("bot/slack/mrkdwn/__init__.py", "Your answer is shown in Slack"): "formatting guidance in Claude's system prompt",
     ("bot/slack/reader.py", "You are not a member"): "a ToolError: a tool result Claude reads and rephrases",
     ("bot/slack/reader.py", "That conversation is private"): "a ToolError: a tool result Claude reads and rephrases",
     ("bot/slack/manifest.py", "  # BEGIN slash commands"): "a marker comment in manifest.yml",
