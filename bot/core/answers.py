@@ -33,6 +33,7 @@ from bot.core.interrupts import interrupted_question
 from bot.core.interrupts import shown_events as shown_events
 from bot.core.interrupts import stoppable_call as stoppable_call
 from bot.core.interrupts import stopped_results as stopped_results
+from bot.core.replay import replay_of
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class AnswerRecord:
     day: str = ""  # the UTC date it was asked (ISO): its feedback counts on this day
     state: AnswerState = "running"
     stream_ts: str = ""  # the message Slack streams it into natively (chat.startStream), once there is one
+    replay: str = ""  # the question, to ask it again if this answer's process dies before storing it (core/replay.py)
 
     @property
     def key(self) -> ConversationKey:
@@ -429,6 +431,7 @@ class Answers:
             asker_id=message.user_id,
             shown_in=shown_in,
             day=self._clock().date().isoformat(),
+            replay=replay_of(message),
         )
 
 

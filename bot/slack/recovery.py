@@ -15,6 +15,8 @@ and every SWEEP_S otherwise, so an answer left behind is finished within about L
   the note and the buttons.
 Its record becomes "interrupted", with its question's place in history, so Regenerate works on it. History is not
 changed: the question is already stored, and a tool round saved before the end stays as it was.
+A question that never reached history (acked, then waiting for its thread when its process died: Slack will not send
+it again) is asked again here from its record (bot/core/replay.py); its placeholder, if it had one, says so.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import texts
 from bot.core.answers import AnswerRecord
+from bot.core.conversation import IncomingMessage, StoredConversation
 from bot.core.errors import StorageUnavailable
 from bot.core.i18n import tr
 from bot.core.ports import ConversationStore
+from bot.core.replay import message_from_replay, question_stored
+from bot.slack.delivery import deliver
+from bot.slack.incoming import Place
 from bot.slack.paced_calls import PacedCalls
 from bot.slack.reply_notes import FAILURE_PREFIX
 from bot.slack.reply_stream import CONTROLS_TEXT_LIMIT, SECTION_TEXT_LIMIT, STREAMING_CURSOR
@@ -64,6 +70,7 @@ class AnswerRecovery:
         self._workspaces = workspaces
         self._conversations = conversations
         self._sweep_s = sweep_s
+        self._asked_again: set[asyncio.Task[None]] = set()  # questions of dead processes, being answered here
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Until `stopping` is set, sweep when due: at once on start-up (a process that died before this one started
@@ -84,12 +91,21 @@ class AnswerRecovery:
         return finished
 
     async def _finish(self, record: AnswerRecord) -> bool:
-        """Show it as interrupted, then close its record. A Slack refusal is final (logged, the record closed all
-        the same); a failure to reach Slack or Redis leaves it claimed, to be tried again when the claim lapses."""
+        """Show it as interrupted (or ask its question again, if it never reached history), then close its record.
+        A Slack refusal is final (logged, the record closed all the same); a failure to reach Slack or Redis leaves
+        it claimed, to be tried again when the claim lapses."""
+        again: IncomingMessage | None = None
+        stored: StoredConversation | None = None
         try:
             client = await self._workspaces.client(record.workspace_id)
             await self._deps.directory.speak_to(client, record.workspace_id, record.asker_id)
-            await show_interrupted(client, self._deps, record)
+            stored = await self._conversations.load(record.key)
+            again = message_from_replay(record.key, record.asker_id, record.replay)
+            if again is not None and not question_stored(stored.turns, again):
+                await show_asked_again(client, self._deps, record)
+            else:
+                again = None
+                await show_interrupted(client, self._deps, record)
         except SlackApiError as error:
             if error.response.status_code == 429 or error.response.status_code >= 500:
                 log.warning("Slack is busy or failing (%s); will try again", error.response.status_code)
@@ -97,17 +113,39 @@ class AnswerRecovery:
             log.warning("could not show an interrupted answer: %s; closing it", error.response.get("error"))
         except WorkspaceNotInstalled:
             log.info("an interrupted answer's workspace is no longer installed; closing it")
+            again = None
         except Exception as error:
             log.warning("could not show an interrupted answer (%s); will try again", type(error).__name__)
             return False
         try:
-            stored = await self._conversations.load(record.key)
+            stored = stored or await self._conversations.load(record.key)
             await self._deps.answers.interrupted(record, stored.turns)
         except StorageUnavailable:
             log.warning("could not close an interrupted answer's record; will try again")
             return False
-        log.info("finished an interrupted answer", extra={"workspace": record.workspace_id})
+        if again is not None:
+            self._ask_again(client, record, again)
+        log.info("finished an interrupted answer", extra={"workspace": record.workspace_id, "asked_again": bool(again)})
         return True
+
+    def _ask_again(self, client: AsyncWebClient, record: AnswerRecord, message: IncomingMessage) -> None:
+        """Answer the question anew here, as if it had just been asked (it was acked, so Slack will not send it
+        again). It waits for the thread like any question: the dead process's lease runs out first."""
+        place = Place(record.channel_id, record.shown_in or None)
+        task = asyncio.create_task(deliver(self._deps, client, message, place), name="answer-asked-again")
+        self._asked_again.add(task)
+        task.add_done_callback(self._asked_again.discard)
+
+
+async def show_asked_again(client: AsyncWebClient, deps: SlackDeps, record: AnswerRecord) -> None:
+    """The dead answer's message, if it had one (a placeholder: its question never reached history), says the
+    question is being answered again, without buttons; the new answer follows in a message of its own."""
+    found = await _answer_message(client, record)
+    if found is None or not _has_block(found, controls_block_id(record.answer_id, final=False)):
+        return
+    calls = PacedCalls(client, deps.budget, deps.render.pacing, record.workspace_id, record.channel_id)
+    note = tr(texts.ASKED_AGAIN)
+    await calls.edit(ts=str(found["ts"]), text=note, blocks=[_section(note)])
 
 
 async def show_interrupted(client: AsyncWebClient, deps: SlackDeps, record: AnswerRecord) -> None:

@@ -294,3 +294,53 @@ async def after_the_interruption(
         await wait_for_reply(slack, "C0GENERAL", root, "A new question, answered as usual.", timeout=45)
     finally:
         await sender.close()
+
+
+async def test_a_question_waiting_for_its_thread_when_its_process_dies_is_asked_again_by_another(
+    slack: FakeSlack,
+    claude: FakeAnthropic,
+    redis_target: RedisTarget,
+    redis_client: redis.Redis,
+    key_prefix: str,
+) -> None:
+    """The follow-up was acked, then waited behind the thread's running answer when its process was SIGKILLed:
+    Slack will not deliver it again. Another process finishes the running answer as interrupted and answers the
+    follow-up from its record: the question is stored once and answered once."""
+    env = process_environment(slack, claude, redis_target, key_prefix)
+    gate = asyncio.Event()
+    claude.script(
+        TextReply("Half of the answer, then silence.", chunks=["Half of the answer, ", "then silence."], gate=gate),
+        TextReply("The follow-up, answered after all."),
+    )
+    root = "1700009300.000100"
+    try:
+        async with BotProcess(env) as doomed:
+            sender = SlackRequestSender(doomed.url + SLACK_PATH, SIGNING_SECRET)
+            await sender.send_event(event_callback(app_mention("tell me everything", ts=root)))
+            await eventually(
+                lambda: next((m for m in bot_messages(slack, "C0GENERAL", root) if "Half" in m.text), None),
+                "the first answer streaming",
+                timeout=30,
+            )
+            follow_up = event_callback(message("and the follow-up?", ts="1700009300.000200", thread_ts=root))
+            status, _ = await sender.send_event(follow_up)
+            assert status == 200  # acked: Slack will not send it again
+            await asyncio.sleep(1.0)  # its answer has begun and waits for the thread
+            await sender.close()
+            await doomed.kill()
+        async with BotProcess(env):
+            await wait_for_reply(slack, "C0GENERAL", root, "The follow-up, answered after all.", timeout=75)
+            await settle(1.0)
+    finally:
+        gate.set()
+    shown = [m.text for m in bot_messages(slack, "C0GENERAL", root)]
+    assert sum("The follow-up, answered after all." in text for text in shown) == 1, shown
+    assert any("interrupted" in text for text in shown), shown
+    stored = await redis_client.lrange(keys_of(redis_target, key_prefix), 0, -1)  # type: ignore[misc]
+    assert sum("and the follow-up?" in str(turn) for turn in stored) == 1
+    assert len(claude.requests) == 2
+    assert "and the follow-up?" in json.dumps(claude.requests[-1].body["messages"])
+
+
+def keys_of(target: RedisTarget, prefix: str) -> str:
+    return target.keys(prefix).conversation(ConversationKey("T0001", "C0GENERAL", "1700009300.000100"))

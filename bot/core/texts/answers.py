@@ -14,6 +14,7 @@ STATUS_RESTARTING = _t("answer.status_restarting", "_Claude hiccupped; starting 
 STATUS_WAITING_APPROVAL = _t("answer.status_waiting_approval", "_Waiting for approval…_")
 GENERIC_FAILURE = _t("answer.generic_failure", "Something went wrong on my side while answering.")
 INTERRUPTED = _t("answer.interrupted", "I was restarted before finishing this answer; please ask again.")
+ASKED_AGAIN = _t("answer.asked_again", "_I was restarted before I could start on this question; answering it below…_")
 CUT_OFF = _t(
     "answer.cut_off",
     "This answer was interrupted before it was finished: the bot stopped while writing it. "
