@@ -19,6 +19,11 @@ class Attachment:
     kind: Literal["image", "pdf"]
     media_type: str
     data_b64: str
+    # Its size as the model reads it, for a budget reservation that covers it (None: not known, e.g. stored before
+    # these were kept; the estimate then assumes the largest an image or a PDF can cost).
+    width: int | None = None
+    height: int | None = None
+    pages: int | None = None  # PDFs
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,17 @@ class ToolSpec:
     name: str
     description: str
     input_schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class CallIntent:
+    """What a call wants, whichever model takes it: fitted to each model's capabilities (thinking.fit_to_model)
+    when the request is sent, so a fallback model never receives settings planned for another one."""
+
+    answer_tokens: int  # room for the answer itself; a manual thinking budget comes on top
+    thinking: str | int | None = None  # "adaptive", a manual budget in tokens, or None: no thinking
+    effort: str | None = None
+    manual_budget: int | None = None  # where adaptive is wanted but a model takes only a budget (from the triage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,7 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     web_search: bool = False  # the model provider's own web search tool
     tools_disabled: bool = False  # tools stay defined (history has tool calls) but none may be called
+    intent: CallIntent | None = None  # None: thinking, effort and max_tokens above are what is wanted
 
 
 class LanguageModel(Protocol):
@@ -78,6 +95,7 @@ class ModelLimits:
     max_output_tokens: int | None = None
     adaptive_thinking: bool | None = None
     manual_thinking: bool | None = None
+    efforts: frozenset[str] | None = None  # the `effort` levels it accepts (empty: none)
 
 
 class ModelCatalog(Protocol):

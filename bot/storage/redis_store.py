@@ -126,9 +126,10 @@ class RedisStore(RedisConversations):
 
     @_translated
     async def put_media(self, workspace_id: str, ref: str, attachment: Attachment) -> None:
-        value = json.dumps(
-            {"kind": attachment.kind, "media_type": attachment.media_type, "data_b64": attachment.data_b64}
-        )
+        fields = {"kind": attachment.kind, "media_type": attachment.media_type, "data_b64": attachment.data_b64}
+        # Its size as the model reads it (a budget reservation covers it); absent in records stored before.
+        sizes = {"width": attachment.width, "height": attachment.height, "pages": attachment.pages}
+        value = json.dumps({**fields, **{name: size for name, size in sizes.items() if size is not None}})
         await self.client.set(self.keys.media(workspace_id, ref), value, ex=self._conversation_ttl_s)
 
     # --- BudgetStore -----------------------------------------------------------------------------------

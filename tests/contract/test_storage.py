@@ -237,6 +237,14 @@ async def test_media_is_found_per_workspace_and_missing_refs_are_left_out(store:
     assert await store.get_media("T1", []) == {}
 
 
+async def test_media_keeps_its_size_for_the_budget_estimate(store: Store) -> None:
+    photo = Attachment(kind="image", media_type="image/jpeg", data_b64="AAAA", width=1568, height=1176)
+    manual = Attachment(kind="pdf", media_type="application/pdf", data_b64="JVBE", pages=90)
+    await store.put_media("T1", "F1", photo)
+    await store.put_media("T1", "F2", manual)
+    assert await store.get_media("T1", ["F1", "F2"]) == {"F1": photo, "F2": manual}
+
+
 async def test_budgets_set_by_an_admin_are_read_back_and_off_removes_a_limit(store: Store) -> None:
     assert await store.budgets("T1") == {}
     await store.set_budget("T1", "month", 25.5)

@@ -343,6 +343,9 @@ class RecordedRequest:
     status: int | None = None  # HTTP status answered (200 for streams, even if they later fail)
     reply: Reply | None = None  # the scripted/default reply used, None if rejected by validation
     error: str | None = None  # validation error message, if any
+    # The usage the response reported to the client, cumulative as the SDK accumulates it (message_start, then
+    # message_delta): what the real API would bill. None when no usage was reported (an HTTP error, a rejection).
+    reported_usage: dict[str, int] | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -530,6 +533,7 @@ class MidStreamErrorReply:
     partial_text: str
     error_type: str = "overloaded_error"
     message: str = "Overloaded"
+    usage: dict[str, int] | None = None  # what message_start reports (default: the fixed 25 / 12 / 0 / 0)
 
 
 @dataclass
@@ -912,6 +916,29 @@ def _validate_thinking(thinking: Any, max_tokens: int | None) -> None:
             )
 
 
+def _validate_for_model(body: dict[str, Any], models: list[dict[str, Any]]) -> None:
+    """What the named model cannot take (its Models API capabilities and output limit), refused with a 400 as the
+    real API does. The messages' wording is unverified; a model the fake does not list is not checked."""
+    info = next((m for m in models if m.get("id") == body.get("model")), None)
+    if info is None:
+        return
+    limit = info.get("max_tokens")
+    if _is_int(body.get("max_tokens")) and _is_int(limit) and body["max_tokens"] > limit:
+        raise _Invalid(
+            f"max_tokens: {body['max_tokens']} > {limit}, which is the maximum allowed number of output tokens "
+            f"for {info['id']}"
+        )
+    capabilities = info.get("capabilities") or {}
+    thinking = body.get("thinking")
+    types = (capabilities.get("thinking") or {}).get("types") or {}
+    if isinstance(thinking, dict) and not (types.get(thinking.get("type")) or {"supported": True})["supported"]:
+        raise _Invalid(f"thinking.type: '{thinking['type']}' thinking is not supported for model {info['id']}")
+    effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
+    levels = capabilities.get("effort") or {}
+    if effort is not None and levels and not (levels.get("supported") and (levels.get(effort) or {}).get("supported")):
+        raise _Invalid(f"output_config.effort: '{effort}' is not supported for model {info['id']}")
+
+
 def _validate_common(body: dict[str, Any], allowed: frozenset[str], *, needs_max_tokens: bool) -> None:
     for key in body:
         if key not in allowed:
@@ -1183,6 +1210,14 @@ class _Closing(Exception):
     """Raised inside handlers when the fake is stopping."""
 
 
+def _billed(usage: dict[str, Any]) -> dict[str, int]:
+    """The billed counts of a usage object (tokens and server-tool requests), for the reported-usage tally."""
+    counts = {k: v for k, v in usage.items() if k.endswith("_tokens") and isinstance(v, int)}
+    for name, value in (usage.get("server_tool_use") or {}).items():
+        counts[name] = value
+    return counts
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
@@ -1279,6 +1314,14 @@ class FakeAnthropic:
             "cache_creation_input_tokens": creation,
             "cache_read_input_tokens": read,
         }
+
+    def reported_usage(self) -> dict[str, int]:
+        """The usage every /v1/messages response reported so far, summed: what the real API would have billed
+        (a failed stream counts what it reported before it failed)."""
+        total: dict[str, int] = collections.Counter()
+        for rec in self.requests:
+            total.update(rec.reported_usage or {})
+        return dict(total)
 
     @property
     def queued_replies(self) -> int:
@@ -1405,6 +1448,7 @@ class FakeAnthropic:
             if rec.error is not None:
                 raise _Invalid(rec.error)
             _validate_common(rec.body, ALLOWED_MESSAGE_KEYS, needs_max_tokens=True)
+            _validate_for_model(rec.body, self.models)
         except _Invalid as exc:
             return self._invalid_response(exc, rec)
 
@@ -1585,6 +1629,7 @@ class FakeAnthropic:
             "usage": self._full_usage(final["usage"], final["output_tokens_details"], final["server_tool_use"]),
         }
         rec.status = 200
+        rec.reported_usage = _billed(body["usage"])
         return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
 
     async def _stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
@@ -1604,7 +1649,7 @@ class FakeAnthropic:
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
         try:
-            await self._emit(request, resp, reply, blocks, final, request_id)
+            await self._emit(request, resp, reply, blocks, final, request_id, rec_of=rec)
         except (ConnectionError, _Closing):
             # client went away (e.g. its read timeout fired) or the fake is stopping
             if request.transport is not None:
@@ -1621,6 +1666,7 @@ class FakeAnthropic:
         blocks: list[dict[str, Any]],
         final: dict[str, Any],
         request_id: str,
+        rec_of: RecordedRequest | None = None,  # where the reported usage is tallied
     ) -> None:
         usage = final["usage"]
         start_usage = {
@@ -1638,6 +1684,8 @@ class FakeAnthropic:
             "usage": start_usage,
         }
         await resp.write(_sse({"type": "message_start", "message": message}))
+        if rec_of is not None:
+            rec_of.reported_usage = _billed(start_usage)
         await resp.write(_sse({"type": "ping"}))
 
         chunk_delay = getattr(reply, "chunk_delay_s", 0.0)
@@ -1714,6 +1762,8 @@ class FakeAnthropic:
                 }
             )
         )
+        if rec_of is not None:
+            rec_of.reported_usage = _billed({**start_usage, **delta_usage})
         await resp.write(_sse({"type": "message_stop"}))
         await resp.write_eof()
 
@@ -1726,6 +1776,7 @@ class FakeAnthropic:
             if rec.error is not None:
                 raise _Invalid(rec.error)
             _validate_common(rec.body, ALLOWED_COUNT_TOKENS_KEYS, needs_max_tokens=False)
+            _validate_for_model(rec.body, self.models)
         except _Invalid as exc:
             return self._invalid_response(exc, rec)
         rec.status = 200

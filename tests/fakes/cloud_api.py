@@ -272,7 +272,7 @@ class FakeBedrock(FakeAnthropic):
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
         try:
             writer: Any = _EventStreamWriter(resp)
-            await self._emit(request, writer, reply, blocks, final, f"req_fake_{self._next_id()}")
+            await self._emit(request, writer, reply, blocks, final, f"req_fake_{self._next_id()}", rec_of=rec)
         except (ConnectionError, _Closing):
             if request.transport is not None:
                 request.transport.abort()

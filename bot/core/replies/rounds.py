@@ -58,8 +58,8 @@ class Exchange:
     measured: MeasuredSize | None
     current: int  # this message's turn: it and everything after it are never folded
     lease: Lease  # the thread's: every save is fenced by it
-    thinking: Plan = None
-    max_tokens: int = 0
+    thinking: Plan = None  # wanted; each call fits it to its model
+    manual_budget: int | None = None  # the triage's, for a model without adaptive thinking
     usage: Usage = field(default_factory=Usage)
     text: str = ""
 
@@ -144,7 +144,7 @@ class AnswerPipeline:
         turns, fold, measured = await self._screen_reads(message, history.turns, stored)
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
         exchange = Exchange(message, persona, call, history.attachments, turns, fold, measured, len(turns) - 1, lease)
-        exchange.thinking, exchange.max_tokens = await self._parts.model_calls.plan_thinking(call, persona, message)
+        exchange.thinking, exchange.manual_budget = await self._parts.model_calls.plan_thinking(call, persona, message)
         return exchange
 
     async def _fit(self, exchange: Exchange, *, last_round: bool) -> tuple[ModelRequest, list[Notice]]:
@@ -180,10 +180,10 @@ class AnswerPipeline:
             tools=tools,
             fold=candidate,
             thinking=exchange.thinking,
+            manual_budget=exchange.manual_budget,
         )
         return dataclasses.replace(
             request,
-            max_tokens=max(request.max_tokens, exchange.max_tokens),
             attachments=exchange.attachments,
             tools_disabled=last_round,
         )
