@@ -51,14 +51,14 @@ def test_the_request_shows_the_first_message_a_fold_note_and_what_follows() -> N
     assert shown[0].text.startswith("first") and "search_history" in shown[0].text
 
 
-def test_search_finds_a_quoted_phrase_or_the_most_query_words_in_folded_turns_only() -> None:
+async def test_search_finds_a_quoted_phrase_or_the_most_query_words_in_folded_turns_only() -> None:
     turns = [said("kickoff"), said("The budget we agreed is 4,217 euros."), answered("Budget noted."), said("late")]
     history = FoldedTurns.of(turns, Fold(summary="s", upto=3))
     assert history is not None
-    [hit] = history.search('"budget we agreed"', limit=5)
+    [hit] = await history.search('"budget we agreed"', limit=5)
     assert hit.turn_index == 1 and "4,217 euros" in hit.excerpt
-    assert [h.turn_index for h in history.search("budget noted", limit=5)] == [1, 2]
-    assert history.search("kickoff", limit=5) == []  # the first message is not folded: it is still in view
+    assert [h.turn_index for h in await history.search("budget noted", limit=5)] == [1, 2]
+    assert await history.search("kickoff", limit=5) == []  # the first message is not folded: it is still in view
     assert FoldedTurns.of(turns, None) is None
 
 
