@@ -258,10 +258,15 @@ class AnswerPipeline:
         The folded turns are not loaded: the fold says which channels they read (`Fold.reads`). Only when one of
         those is hidden from this asker (or the fold predates `reads`) are the kept folded turns read and screened."""
         key, fold = message.key, stored.fold
-        if fold is not None and fold.upto > 1 and not await self._fold_readable(fold, key.channel_id, can_read):
+        if fold is None or fold.upto <= 1:
+            screened, _ = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+            return screened, fold, stored.measured
+        shown = await self._fold_readable(fold, key.channel_id, can_read)
+        if not shown:
             turns = spliced(turns, await self._parts.conversations.folded(key, fold.upto))
         screened, hidden = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
-        if fold is not None and hidden and hidden[0] < fold.upto:
+        # A hidden read among the folded turns: known from `reads` (they may be trimmed away), or found in them.
+        if (not shown and fold.reads is not None) or (hidden and hidden[0] < fold.upto):
             return screened, refold_base(screened, fold), None
         return screened, fold, stored.measured
 
