@@ -11,6 +11,7 @@ import pytest
 from bot.core.conversation import ConversationKey
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import STREAMING_CURSOR, bot_messages, wait_for_reply
+from tests.e2e.test_answer_actions import click
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, TextReply, ToolUseReply, estimate_input_tokens
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback, message
@@ -151,6 +152,17 @@ async def test_a_thread_that_goes_on_and_on_keeps_a_bounded_list_and_answers_as_
     await say(running, slack, "What did that note say?", expect="Found it.")
     [result] = claude.requests[-1].tool_results()
     assert phrase in str(result["content"]) and not result.get("is_error")
+
+    # Regenerate finds its question by the absolute index recorded with the answer, though the list was trimmed.
+    before = await store.load(THREAD)
+    claude.script(TextReply("Regenerated."))
+    await click(running, slack, "answer_regenerate", bot_messages(slack, "C0GENERAL", ROOT)[-1])
+    await wait_for_reply(slack, "C0GENERAL", ROOT, "Regenerated.")
+    resent = claude.requests[-1]
+    assert "What did that note say?" in str(resent.messages[-1]) and "Found it." not in str(resent.messages)
+    after = await store.load(THREAD)
+    assert [t.text for t in after.turns[-2:]] == [before.turns[-4].text, "Regenerated."]
+    assert len(after.turns) == len(before.turns) - 2  # the tool call, its result and the answer became one answer
 
 
 async def test_cache_breakpoints_sit_on_the_stable_prefix_and_the_conversation(
