@@ -232,8 +232,13 @@ class Approvals(Protocol):
 
 
 class EventLedger(Protocol):
-    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
-        """For each id, True the first time it is seen within the de-duplication window; all marked seen at once."""
+    async def first_sightings(
+        self, workspace_id: str, delivery_ids: Sequence[str], *, claim: str | None = None
+    ) -> list[bool]:
+        """For each id, True the first time it is seen within the de-duplication window; all marked seen at once.
+
+        `claim` names the claimant: asked again with the same claim (a retry after a timeout, when the first try may
+        have landed) an id it claimed is still True for it. None: a claim of its own for this call."""
         ...
 
 

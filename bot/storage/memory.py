@@ -313,14 +313,17 @@ class MemoryStore:
         self._values.set(("profile", kind, workspace_id, object_id), dict(profile), self._profile_ttl_s)
 
     # --- EventLedger ---------------------------------------------------------------------------------
-    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
+    async def first_sightings(
+        self, workspace_id: str, delivery_ids: Sequence[str], *, claim: str | None = None
+    ) -> list[bool]:
         self._check()
+        token = claim or secrets.token_hex(8)
         fresh = []
         for delivery_id in delivery_ids:
             name = ("delivery", workspace_id, delivery_id)
-            fresh.append(self._values.get(name) is None)
-            if fresh[-1]:
-                self._values.set(name, True, self._dedup_ttl_s)
+            if self._values.get(name) is None:
+                self._values.set(name, token, self._dedup_ttl_s)
+            fresh.append(self._values.get(name) == token)
         return fresh
 
     # --- HealthCheck ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,12 +197,19 @@ class RedisStore(RedisConversations):
 
     # --- EventLedger ---------------------------------------------------------------------------------
     @_translated
-    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
-        """One round trip for all of a delivery's ids: it sits on the path of Slack's 3-second ack."""
+    async def first_sightings(
+        self, workspace_id: str, delivery_ids: Sequence[str], *, claim: str | None = None
+    ) -> list[bool]:
+        """One round trip for all of a delivery's ids. Each id is set to the claim if unset, then read back: it is
+        ours if it holds our claim (set now, or by an earlier try of ours whose reply was lost)."""
+        token = claim or secrets.token_hex(8)
         async with self.client.pipeline(transaction=False) as pipe:
             for delivery_id in delivery_ids:
-                pipe.set(self.keys.delivery(workspace_id, delivery_id), 1, nx=True, ex=self._dedup_ttl_s)
-            return [bool(fresh) for fresh in await pipe.execute()]
+                name = self.keys.delivery(workspace_id, delivery_id)
+                pipe.set(name, token, nx=True, ex=self._dedup_ttl_s)
+                pipe.get(name)
+            replies = await pipe.execute()
+        return [held == token for held in replies[1::2]]
 
     # --- HealthCheck ---------------------------------------------------------------------------------
     async def healthy(self) -> bool:

@@ -298,6 +298,14 @@ async def test_first_sighting_is_true_once_per_workspace(store: Store) -> None:
     assert await store.first_sightings("T2", ["event:Ev1"]) == [True]
 
 
+async def test_a_first_sighting_asked_again_by_its_claimant_is_still_first(store: Store) -> None:
+    """A retry after a lost reply (the first try may have landed) must not drop the delivery it claimed."""
+    assert await store.first_sightings("T1", ["event:Ev5", "msg:T1:C1:5.1"], claim="mine") == [True, True]
+    assert await store.first_sightings("T1", ["event:Ev5", "msg:T1:C1:5.1"], claim="mine") == [True, True]
+    assert await store.first_sightings("T1", ["event:Ev5"], claim="theirs") == [False]
+    assert await store.first_sightings("T1", ["event:Ev5"]) == [False]
+
+
 async def test_profiles_are_cached_per_workspace(store: Store) -> None:
     await store.put_profile("user", "T1", "U1", {"display_name": "Ada", "tz": "Europe/London"})
     assert await store.get_profile("user", "T1", "U1") == {"display_name": "Ada", "tz": "Europe/London"}
