@@ -219,7 +219,7 @@ class AnswerPipeline:
         outcome = ToolRound(results=[])
         interrupt = self._parts.interrupts.get(message.answer_id or "")
         turns = exchange.turns
-        folded_urls = exchange.fold.urls or () if exchange.fold is not None else ()
+        folded_urls = (exchange.fold.urls or ()) if exchange.fold is not None else ()
         human_urls = urls_written_by_people(turns) | frozenset(folded_urls)
         context = self._tool_context(message, self._folded_turns(exchange), human_urls)
         allowed = _tool_filter(exchange.persona, folded=exchange.fold is not None)
