@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.core.conversation import (
+    NOT_LOADED,
     Fold,
     MeasuredSize,
     MediaBlock,
@@ -27,7 +28,9 @@ from bot.core.conversation import (
 )
 from bot.core.errors import ModelUnavailable
 from bot.core.estimates import CHARS_PER_TOKEN, estimate_request_tokens, estimate_turn_tokens
+from bot.core.history_access import read_channels
 from bot.core.ports import Attachment, ModelCatalog, ModelLimits, ModelRequest, TokenCounter
+from bot.core.tools.written_urls import urls_written_by_people
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,32 @@ def apply_fold(turns: Sequence[Turn], fold: Fold | None) -> list[Turn]:
     first = turns[0]
     note = TextBlock(text=FOLD_NOTE.format(count=fold.upto - 1))
     return [first.model_copy(update={"blocks": (*first.blocks, note)}), *turns[fold.upto :]]
+
+
+def spliced(turns: Sequence[Turn], folded: Sequence[tuple[int, Turn]]) -> list[Turn]:
+    """The turns with the folded ones the store keeps read back in place. A kept stretch that starts inside an
+    exchange (its beginning trimmed away) is left out up to its first message start: a tool result whose call is gone
+    could not be screened (history_access) nor shown on its own."""
+    whole = list(turns)
+    started = not folded or folded[0][0] <= 1
+    for index, turn in folded:
+        started = started or is_message_start(turn)
+        if started and 0 < index < len(whole) and whole[index] is NOT_LOADED:
+            whole[index] = turn
+    return whole
+
+
+TRIMMED_SUMMARY = "(The oldest messages of this thread are no longer kept.)"
+
+
+def refold_base(turns: Sequence[Turn], fold: Fold) -> Fold | None:
+    """Where to fold anew when a stored fold's summary may not be shown: from the start when every folded turn is in
+    hand (None: no fold), else past the turns no longer kept, with a summary that only says they are gone."""
+    gone = [i for i in range(1, min(fold.upto, len(turns))) if turns[i] is NOT_LOADED]
+    if not gone:
+        return None
+    upto = next((i for i in range(gone[-1] + 1, fold.upto) if is_message_start(turns[i])), fold.upto)
+    return Fold(summary=TRIMMED_SUMMARY, upto=upto, reads=(), urls=())
 
 
 def choose_fold_end(
@@ -214,20 +243,31 @@ def search_turns(
     ]
 
 
-@dataclass(frozen=True, slots=True)
 class FoldedTurns:
-    """The folded part of one thread, searchable by the search_history tool during one answer."""
+    """The folded part of one thread, searchable by the search_history tool during one answer.
 
-    turns: tuple[tuple[int, Turn], ...]
+    Read only when searched (an answer that never searches never reads them), then kept for the rest of the answer."""
+
+    def __init__(self, read: Callable[[], Awaitable[Sequence[tuple[int, Turn]]]]) -> None:
+        self._read = read
+        self._turns: Sequence[tuple[int, Turn]] | None = None
 
     @classmethod
     def of(cls, turns: Sequence[Turn], fold: Fold | None) -> FoldedTurns | None:
+        """The folded turns already in hand (turns the store did not read are left out)."""
         if fold is None or fold.upto <= 1:
             return None
-        return cls(tuple((i, turns[i]) for i in range(1, min(fold.upto, len(turns)))))
+        held = [(i, turns[i]) for i in range(1, min(fold.upto, len(turns))) if turns[i] is not NOT_LOADED]
 
-    def search(self, query: str, *, limit: int) -> list[HistoryHit]:
-        return search_turns(self.turns, query, limit=limit)
+        async def read() -> Sequence[tuple[int, Turn]]:
+            return held
+
+        return cls(read)
+
+    async def search(self, query: str, *, limit: int) -> list[HistoryHit]:
+        if self._turns is None:
+            self._turns = await self._read()
+        return search_turns(self._turns, query, limit=limit)
 
 
 def _searchable(turn: Turn) -> list[str]:
@@ -346,7 +386,7 @@ class ContextWindow:
                 summary = ""
             if not summary:
                 summary = (previous + "\n\n" if previous else "") + UNSUMMARISED
-            fold = Fold(summary=summary, upto=end)
+            fold = extended(fold, summary, turns, start, end)
             log.info("folded turns %d..%d of a thread into its summary (%d tokens before)", start, end - 1, size)
             request = build(fold)
             size = await self.measure(request, turns, None, budget)
@@ -354,6 +394,17 @@ class ContextWindow:
             return Fitted(request, fold, new_fold=new_fold)
         request = trim_to_fit(request, size - budget)
         return Fitted(request, fold, new_fold=new_fold, trimmed=True)
+
+
+def extended(fold: Fold | None, summary: str, turns: Sequence[Turn], start: int, end: int) -> Fold:
+    """The fold with turns start..end-1 added: what it must keep of them besides the summary (see Fold)."""
+    if fold is not None and fold.reads is not None and fold.urls is not None:
+        reads, urls = set(fold.reads), set(fold.urls)
+    else:
+        reads, urls, start = set(), set(), 1  # nothing kept yet: every folded turn is in hand (see Fold)
+    reads |= read_channels(turns[start:end])
+    urls |= urls_written_by_people(turns[start:end])
+    return Fold(summary=summary, upto=end, reads=tuple(sorted(reads)), urls=tuple(sorted(urls)))
 
 
 UNSUMMARISED = "(Some older messages could not be summarised just now; search_history finds their wording.)"

@@ -147,12 +147,30 @@ class Turn(BaseModel):
 TURN_JSON = TypeAdapter(Turn)
 
 
+# Stands in for a turn the store did not read (folded: the model sees the summary instead) or no longer keeps
+# (trimmed away, see the store's MAX_FOLDED_TURNS_KEPT), so every index stays absolute without reading a long thread
+# whole. It has no blocks and is never sent: it only ever sits between turn 0 and the fold's `upto`, which
+# `apply_fold` skips; as an assistant turn it is never a question nor a place a fold may end.
+NOT_LOADED = Turn(role="assistant", blocks=())
+
+
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """Turns 1..upto-1 are summarised in `summary` for the model; the store still holds them verbatim."""
+    """Turns 1..upto-1 are summarised in `summary` for the model; the store keeps the most recent of them verbatim
+    for search_history (and reads none of them to answer). What the core must still know of the folded turns is kept
+    beside the summary: `reads`, the channels their read tools named (screened for each asker), and `urls`, the links
+    people wrote in them (fetched without asking). None: a fold stored before these were kept (read the turns)."""
 
     summary: str
     upto: int
+    reads: tuple[str, ...] | None = None
+    urls: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("reads", "urls"):  # JSON gives lists; keep the value hashable and immutable
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +184,10 @@ class MeasuredSize:
 
 @dataclass(frozen=True, slots=True)
 class StoredConversation:
-    """What the store keeps for a thread: its turns and the persona it started with (None for a new thread)."""
+    """What the store keeps for a thread: its turns and the persona it started with (None for a new thread).
+
+    `turns` is indexed by absolute turn number; turns folded away are `NOT_LOADED` (read them with
+    `ConversationStore.folded`)."""
 
     turns: list[Turn]
     persona: str | None = None

@@ -52,6 +52,17 @@ async def screen_foreign_reads(turns: Sequence[Turn], *, here: str, can_read: Ca
     return screened, changed
 
 
+def read_channels(turns: Sequence[Turn]) -> set[str]:
+    """The channels the turns' read tools named: what a fold keeps of them (`Fold.reads`), so a later asker who cannot
+    see one of them is not shown the summary without its turns being read. A read naming no channel read this one."""
+    return {
+        _channel_of(block, "")
+        for turn in turns
+        for block in turn.blocks
+        if isinstance(block, ToolCallBlock) and block.name in READ_TOOLS
+    } - {""}
+
+
 def _channel_of(call: ToolCallBlock, here: str) -> str:
     """The channel a read call named (id or <#C…|name> link), or this conversation's when it named none."""
     raw = call.input.get("channel") if isinstance(call.input, dict) else None

@@ -117,7 +117,9 @@ class ConversationStore(Protocol):
     """A thread's history. Writes given a `lease` are fenced: refused with LeaseLost (and the lease marked lost) once
     another holder has taken the thread, atomically with the write itself."""
 
-    async def load(self, key: ConversationKey) -> StoredConversation: ...
+    async def load(self, key: ConversationKey) -> StoredConversation:
+        """What an answer needs: turn 0 and the turns from the fold's `upto` on (the folded ones are NOT_LOADED)."""
+        ...
 
     async def append(
         self,
@@ -136,7 +138,12 @@ class ConversationStore(Protocol):
         ...
 
     async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
-        """Replace the thread's running summary; the turns themselves are kept."""
+        """Replace the thread's running summary; of the turns it folds only the most recent few are kept (for
+        search_history), in the same atomic, fenced step. Turn indexes stay absolute."""
+        ...
+
+    async def folded(self, key: ConversationKey, upto: int) -> list[tuple[int, Turn]]:
+        """The turns before `upto` (turn 0 aside) still kept, with their absolute indexes: `load` skips them."""
         ...
 
     async def forget(self, key: ConversationKey, *, lease: Lease | None = None) -> bool:

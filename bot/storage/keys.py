@@ -49,6 +49,12 @@ STOP_FLAG_TTL_S = 3600  # a Stop request: longer than any answer runs (even one 
 # one left behind by a crashed process stops counting after this.
 RESERVATION_TTL_S = 1800
 
+# A long thread's turns do not grow without bound: a fold keeps this many of the turns it summarises verbatim (the
+# most recent) for search_history, and the ones before are trimmed from the turns list (its meta hash counts them in
+# `base`, so turn indexes stay absolute). The summary carries what they said; searching their exact wording stops at
+# this depth. A few hundred turns is many exchanges back, and stays a small list to trim and read.
+MAX_FOLDED_TURNS_KEPT = 400
+
 # How long a one-time claim holds: longer than the period it guards, so a restart late in it cannot act twice.
 CLAIM_TTL_S: dict[ClaimKind, int] = {
     "budget_warning": 40 * DAY_S,  # one warning per workspace per month
@@ -96,11 +102,13 @@ class Keys(_Tagged):
 
     # --- one conversation: {workspace:channel:thread} ---
     def conversation(self, key: ConversationKey) -> str:
-        """List of turns (JSON); lives the conversation TTL."""
+        """List of turns (JSON): turn 0, then turns from `base` + 1 on (see MAX_FOLDED_TURNS_KEPT); lives the
+        conversation TTL."""
         return self._thread("conv", key)
 
     def conversation_meta(self, key: ConversationKey) -> str:
-        """Hash beside the turns list: the persona the thread started with, its fold and measured size."""
+        """Hash beside the turns list: the persona the thread started with, its fold and measured size, its open
+        exchange, and `base`: how many turns after turn 0 were trimmed away (absent: none)."""
         return self._thread("convmeta", key)
 
     def conversation_lock(self, key: ConversationKey) -> str:

@@ -21,7 +21,8 @@ from bot.core.errors import StorageUnavailable
 from bot.core.leases import Lease, LeaseLost
 from bot.core.ports import Attachment, ExchangeMark
 from bot.core.usage import Claim, UsageRecord
-from bot.storage.keys import CLAIM_TTL_S
+from bot.storage.keys import CLAIM_TTL_S, MAX_FOLDED_TURNS_KEPT
+from bot.storage.thread_window import absolute, load_start, trimmed_count
 
 _THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
 _APPROVAL_POLL_S = 0.01
@@ -34,6 +35,7 @@ class _Conversation:
     fold: Fold | None = None
     measured: MeasuredSize | None = None
     open: OpenExchange | None = None
+    base: int = 0  # turns trimmed away after turn 0, as in Redis (bot/storage/thread_window.py)
     expires_at: float = math.inf
 
 
@@ -82,8 +84,10 @@ class MemoryStore:
         profile_ttl_s: int = 3600,
         lock_wait_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        folded_turns_kept: int = MAX_FOLDED_TURNS_KEPT,
     ) -> None:
         self._conversation_ttl_s = conversation_ttl_s
+        self._folded_turns_kept = folded_turns_kept
         self._dm_idle_reset_s = dm_idle_reset_s
         self._dedup_ttl_s = dedup_ttl_s
         self._profile_ttl_s = profile_ttl_s
@@ -125,8 +129,10 @@ class MemoryStore:
     async def load(self, key: ConversationKey) -> StoredConversation:
         self._check()
         found = self._live(key) or _Conversation()
+        start = load_start(found.fold.upto if found.fold else None, found.base, len(found.turns))
+        turns = absolute(found.turns[:1], found.turns[start:], start + found.base)
         return StoredConversation(
-            turns=list(found.turns), persona=found.persona, fold=found.fold, measured=found.measured, open=found.open
+            turns, persona=found.persona, fold=found.fold, measured=found.measured, open=found.open
         )
 
     async def append(
@@ -148,13 +154,23 @@ class MemoryStore:
         if measured is not None:
             conversation.measured = measured
         if exchange == "open" and lease is not None:
-            conversation.open = OpenExchange(token=lease.token, question_index=len(conversation.turns) - len(turns))
+            question = len(conversation.turns) + conversation.base - len(turns)
+            conversation.open = OpenExchange(token=lease.token, question_index=question)
         elif exchange == "close":
             conversation.open = None
 
     async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
         self._fence(key, lease)
-        self._touched(key).fold = fold
+        conversation = self._touched(key)
+        conversation.fold = fold
+        drop = trimmed_count(fold.upto, self._folded_turns_kept, conversation.base, len(conversation.turns))
+        del conversation.turns[1 : drop + 1]
+        conversation.base += drop
+
+    async def folded(self, key: ConversationKey, upto: int) -> list[tuple[int, Turn]]:
+        self._check()
+        found = self._live(key) or _Conversation()
+        return [(p + found.base, found.turns[p]) for p in range(1, min(upto - found.base, len(found.turns)))]
 
     async def forget(self, key: ConversationKey, *, lease: Lease | None = None) -> bool:
         self._fence(key, lease)
@@ -183,7 +199,8 @@ class MemoryStore:
         self._fence(key, lease)
         found = self._live(key)
         if found is not None:
-            del found.turns[max(0, keep) :]
+            del found.turns[max(1, keep - found.base) if keep > 0 else 0 :]
+            found.base = found.base if found.turns else 0
             if exchange == "open" and lease is not None and keep > 0:
                 found.open = OpenExchange(token=lease.token, question_index=keep - 1)
 

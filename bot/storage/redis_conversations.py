@@ -35,6 +35,7 @@ from bot.core.leases import Lease, LeaseLost
 from bot.core.ports import ExchangeMark
 from bot.storage.keys import Keys
 from bot.storage.redis_errors import UNREACHABLE, stopped, translated
+from bot.storage.thread_window import absolute
 
 log = logging.getLogger("bot.storage.redis_store")
 D = TypeVar("D", Fold, MeasuredSize, OpenExchange)
@@ -68,12 +69,13 @@ _APPEND = (
     _FENCE
     + """
 local added = #ARGV - 5
+local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
 local length
 if added > 0 then length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 6)) else length = redis.call('LLEN', KEYS[1]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'persona', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'measured', ARGV[4]) end
 if ARGV[5] == 'open' then
-  redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = length - added}))
+  redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = length + base - added}))
 elseif ARGV[5] == 'close' then
   redis.call('HDEL', KEYS[2], 'open')
 end
@@ -82,8 +84,50 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return length
 """
 )
-# KEYS: turns, meta, fence. ARGV: token or '', TTL s, fold.
-_SAVE_FOLD = _FENCE + "redis.call('HSET', KEYS[2], 'fold', ARGV[3])\nredis.call('EXPIRE', KEYS[2], ARGV[2])\nreturn 1"
+# KEYS: turns, meta, fence. ARGV: token or '', TTL s, fold, its upto, folded turns kept. The folded turns beyond the
+# newest kept ones are trimmed in the same step (turn 0 stays first): see bot/storage/thread_window.py, trimmed_count.
+_SAVE_FOLD = (
+    _FENCE
+    + """
+redis.call('HSET', KEYS[2], 'fold', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
+local drop = tonumber(ARGV[4]) - tonumber(ARGV[5]) - base - 1
+if drop > 0 and drop + 1 < redis.call('LLEN', KEYS[1]) then
+  local first = redis.call('LINDEX', KEYS[1], 0)
+  redis.call('LTRIM', KEYS[1], drop + 1, -1)
+  redis.call('LPUSH', KEYS[1], first)
+  redis.call('HSET', KEYS[2], 'base', base + drop)
+end
+return 1
+"""
+)
+# KEYS: turns, meta. Returns persona, fold, measured, open, base, start, then turn 0 and the turns from list position
+# `start` on: what an answer needs, not the folded turns (bot/storage/thread_window.py, load_start).
+_LOAD = """
+local meta = redis.call('HMGET', KEYS[2], 'persona', 'fold', 'measured', 'open', 'base')
+local base = tonumber(meta[5]) or 0
+local start = 1
+if meta[2] then
+  local ok, fold = pcall(cjson.decode, meta[2])
+  if ok and type(fold) == 'table' and type(fold.upto) == 'number' then start = math.max(1, fold.upto - base) end
+end
+start = math.min(start, math.max(1, redis.call('LLEN', KEYS[1]) - 1))
+local out = {meta[1], meta[2], meta[3], meta[4], base, start}
+for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 0, 0)) do out[#out + 1] = turn end
+for _, turn in ipairs(redis.call('LRANGE', KEYS[1], start, -1)) do out[#out + 1] = turn end
+return out
+"""
+# KEYS: turns, meta. ARGV: upto. Returns base, then the kept turns before absolute index upto (turn 0 aside).
+_FOLDED = """
+local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
+local out = {base}
+local last = tonumber(ARGV[1]) - base - 1
+if last >= 1 then
+  for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 1, last)) do out[#out + 1] = turn end
+end
+return out
+"""
 # KEYS: turns, meta, fence. ARGV: token or ''.
 _FORGET = _FENCE + "return redis.call('DEL', KEYS[1], KEYS[2])"
 # KEYS: turns, meta, fence. ARGV: token or '', keep, exchange or ''. LTRIM 0 -1 would keep everything: keep 0 deletes.
@@ -91,7 +135,13 @@ _REWIND = (
     _FENCE
     + """
 local keep = tonumber(ARGV[2])
-if keep <= 0 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0, keep - 1) end
+local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
+if keep <= 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[2], 'base')
+else
+  redis.call('LTRIM', KEYS[1], 0, math.max(1, keep - base) - 1)
+end
 if ARGV[3] == 'open' and keep > 0 then
   redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = keep - 1}))
 end
@@ -127,6 +177,7 @@ class RedisConversations:
     _lock_lease_ms: int
     _lock_wait_s: float
     _socket_timeout_s: float
+    _folded_turns_kept: int
 
     def _register_conversation_scripts(self) -> None:
         register = self.client.register_script
@@ -138,16 +189,32 @@ class RedisConversations:
         self._save_fold: Any = register(_SAVE_FOLD)
         self._forget: Any = register(_FORGET)
         self._rewind: Any = register(_REWIND)
+        self._load: Any = register(_LOAD)
+        self._folded: Any = register(_FOLDED)
 
     def _thread_keys(self, key: ConversationKey) -> list[str]:
         return [self.keys.conversation(key), self.keys.conversation_meta(key), self.keys.conversation_fence(key)]
 
     @translated
     async def load(self, key: ConversationKey) -> StoredConversation:
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.lrange(self.keys.conversation(key), 0, -1)
-            pipe.hmget(self.keys.conversation_meta(key), ["persona", "fold", "measured", "open"])
-            raw, (persona, fold, measured, opened) = await pipe.execute()
+        raw = await self._load(keys=self._thread_keys(key)[:2])
+        persona, fold, measured, opened, base, start = raw[:6]
+        turns = self._turns(key, raw[6:])
+        return StoredConversation(
+            turns=absolute(turns[:1], turns[1:], int(start) + int(base)),
+            persona=persona,
+            fold=_decode(Fold, fold),
+            measured=_decode(MeasuredSize, measured),
+            open=_decode(OpenExchange, opened),
+        )
+
+    @translated
+    async def folded(self, key: ConversationKey, upto: int) -> list[tuple[int, Turn]]:
+        raw = await self._folded(keys=self._thread_keys(key)[:2], args=[upto])
+        base = int(raw[0])
+        return [(base + position, turn) for position, turn in enumerate(self._turns(key, raw[1:]), start=1)]
+
+    def _turns(self, key: ConversationKey, raw: list[Any]) -> list[Turn]:
         turns = []
         for item in raw:
             try:
@@ -155,13 +222,7 @@ class RedisConversations:
             except ValueError:
                 # One unreadable entry (e.g. written by a newer version) must not make the thread unusable.
                 log.warning("skipping an unreadable turn in %s", self.keys.conversation(key))
-        return StoredConversation(
-            turns=turns,
-            persona=persona,
-            fold=_decode(Fold, fold),
-            measured=_decode(MeasuredSize, measured),
-            open=_decode(OpenExchange, opened),
-        )
+        return turns
 
     @translated
     async def append(
@@ -188,7 +249,8 @@ class RedisConversations:
     @translated
     async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
         token = str(lease.token) if lease is not None else ""
-        args = [token, self._conversation_ttl_s, json.dumps(dataclasses.asdict(fold))]
+        record = json.dumps(dataclasses.asdict(fold))
+        args = [token, self._conversation_ttl_s, record, fold.upto, self._folded_turns_kept]
         _fenced(lease, await self._save_fold(keys=self._thread_keys(key), args=args))
 
     @translated

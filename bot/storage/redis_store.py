@@ -16,7 +16,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from bot.core.ports import Attachment
 from bot.storage.connection import cluster_state, connect, is_cluster, public_location
-from bot.storage.keys import Keys
+from bot.storage.keys import MAX_FOLDED_TURNS_KEPT, Keys
 from bot.storage.redis_conversations import RedisConversations
 from bot.storage.redis_errors import UNREACHABLE as _UNREACHABLE
 from bot.storage.redis_errors import translated as _translated
@@ -78,8 +78,10 @@ class RedisStore(RedisConversations):
         profile_ttl_s: int = 3600,
         lock_lease_s: float = 30.0,
         lock_wait_s: float = 900.0,
+        folded_turns_kept: int = MAX_FOLDED_TURNS_KEPT,
     ) -> None:
         self.client = client
+        self._folded_turns_kept = folded_turns_kept
         self.keys = keys
         self._conversation_ttl_s = conversation_ttl_s
         self._dm_idle_reset_s = dm_idle_reset_s

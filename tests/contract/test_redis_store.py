@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from bench.processes import DedicatedRedis
-from bot.core.conversation import ConversationKey, Turn
+from bot.core.conversation import ConversationKey, Fold, TextBlock, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.leases import LeaseLost
 from bot.storage.redis_store import RedisStore
@@ -196,3 +196,52 @@ async def test_redis_cluster_aimed_at_a_server_not_in_cluster_mode_is_an_outage_
                 await store.load(KEY)
         finally:
             await store.close()
+
+
+async def test_a_long_thread_s_list_stays_bounded_however_often_it_folds(
+    redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    """Fold after fold, only turn 0, the kept folded turns and the unfolded ones stay in Redis: the list is capped."""
+    store = make_store(redis_target, key_prefix, folded_turns_kept=4)
+    try:
+        length = 0
+        for n in range(60):
+            await store.append(KEY, Turn.user(f"q{n}"), Turn(role="assistant", blocks=(TextBlock(text=f"a{n}"),)))
+            length += 2
+            await store.save_fold(KEY, Fold(summary=f"up to {n}", upto=length - 2, reads=(), urls=()))
+        assert await redis_client.llen(store.keys.conversation(KEY)) == 1 + 4 + 2
+        assert await redis_client.hget(store.keys.conversation_meta(KEY), "base") == str(length - 2 - 4 - 1)
+        loaded = await store.load(KEY)
+        assert len(loaded.turns) == length and [t.text for t in loaded.turns[-2:]] == ["q59", "a59"]
+        assert loaded.turns[0].text == "q0"
+    finally:
+        await store.close()
+
+
+async def test_loading_a_folded_thread_never_reads_its_whole_list(
+    redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis, store: RedisStore
+) -> None:
+    """What Redis runs for a load (seen by MONITOR, script commands included): no LRANGE over the whole list."""
+    if redis_target.cluster:
+        pytest.skip("MONITOR is per node; the single server shows the same scripts")
+    turns = [Turn.user(f"message {n}") for n in range(40)]
+    await store.append(KEY, *turns)
+    await store.save_fold(KEY, Fold(summary="s", upto=30, reads=(), urls=()))
+    name, done = store.keys.conversation(KEY), f"{key_prefix}monitor-done"
+    monitor_client = redis_target.connect()
+    seen: list[str] = []
+    try:
+        async with monitor_client.monitor() as monitor:
+            loaded = await store.load(KEY)
+            await redis_client.get(done)
+            while True:
+                command = (await asyncio.wait_for(monitor.next_command(), 5))["command"]
+                if done in command:
+                    break
+                if name in command:
+                    seen.append(command)
+    finally:
+        await monitor_client.aclose()
+    assert [t.text for t in loaded.turns[30:]] == [t.text for t in turns[30:]]
+    ranges = [command for command in seen if command.upper().startswith("LRANGE")]
+    assert ranges and all(not command.endswith(" 0 -1") for command in ranges), seen

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis
 
+from bot.core.answers import is_latest_question
 from bot.core.conversation import (
+    NOT_LOADED,
     ConversationKey,
     Fold,
     MeasuredSize,
@@ -212,6 +214,80 @@ async def test_forget_under_a_lease_deletes_the_open_exchange_too(store: Store) 
         await store.append(KEY, Turn.user("q1"), lease=lease, exchange="open")
         assert await store.forget(KEY, lease=lease)
     assert (await store.load(KEY)).open is None
+
+
+KEPT = 3  # folded turns a `trimming` store keeps, so trimming shows in a short thread
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def trimming(
+    request: pytest.FixtureRequest, redis_target: RedisTarget, key_prefix: str, redis_client: redis.Redis
+) -> AsyncIterator[Store]:
+    """Like `store`, keeping only KEPT folded turns."""
+    instance: Store
+    if request.param == "redis":
+        client = redis_target.connect(socket_timeout_s=1.0)
+        keys = redis_target.keys(key_prefix)
+        instance = RedisStore(client, keys, lock_lease_s=1.0, folded_turns_kept=KEPT, **OPTIONS)  # type: ignore[arg-type]
+    else:
+        instance = MemoryStore(folded_turns_kept=KEPT, **OPTIONS)  # type: ignore[arg-type]
+    yield instance
+    await instance.close()
+
+
+def exchanges(first: int, last: int) -> list[Turn]:
+    """Question n is turn 2n, its answer turn 2n + 1: a turn's text says its absolute index."""
+    turns: list[Turn] = []
+    for n in range(first, last):
+        turns += [Turn.user(f"q{n}"), Turn(role="assistant", blocks=(TextBlock(text=f"a{n}"),))]
+    return turns
+
+
+async def test_a_thread_with_a_fold_is_read_from_the_fold_on_and_its_folded_turns_on_demand(store: Store) -> None:
+    turns = exchanges(0, 10)
+    await store.append(KEY, *turns)
+    await store.save_fold(KEY, Fold(summary="s", upto=12, reads=(), urls=()))
+    loaded = await store.load(KEY)
+    assert len(loaded.turns) == 20  # indexes stay absolute
+    assert loaded.turns[0] == turns[0]  # the first message is always shown
+    assert all(turn is NOT_LOADED for turn in loaded.turns[1:12])  # the model sees the summary, not these
+    assert loaded.turns[12:] == turns[12:]
+    assert await store.folded(KEY, 12) == [(i, turns[i]) for i in range(1, 12)]
+    assert loaded.fold == Fold(summary="s", upto=12, reads=(), urls=())
+
+
+async def test_a_fold_trims_what_it_need_not_keep_and_indexes_stay_absolute(trimming: Store) -> None:
+    store = trimming
+    turns = exchanges(0, 10)
+    await store.append(KEY, *turns)
+    await store.save_fold(KEY, Fold(summary="s", upto=12, reads=(), urls=()))
+    assert await store.folded(KEY, 12) == [(i, turns[i]) for i in range(12 - KEPT, 12)]  # 1..8 trimmed away
+    loaded = await store.load(KEY)
+    assert len(loaded.turns) == 20 and loaded.turns[12:] == turns[12:] and loaded.turns[0] == turns[0]
+    async with store.lock(KEY) as lease:
+        await store.append(KEY, Turn.user("q10"), lease=lease, exchange="open")
+        assert (await store.load(KEY)).open == OpenExchange(token=lease.token, question_index=20)
+        await store.append(KEY, Turn(role="assistant", blocks=(TextBlock(text="a10"),)), lease=lease, exchange="close")
+    loaded = await store.load(KEY)
+    assert [t.text for t in loaded.turns[19:]] == ["a9", "q10", "a10"]
+    assert is_latest_question(loaded.turns, 20)  # Regenerate's question_index still names q10
+    async with store.lock(KEY) as lease:
+        await store.rewind(KEY, 21, lease=lease, exchange="open")  # Regenerate drops a10 and answers q10 again
+    loaded = await store.load(KEY)
+    assert [t.text for t in loaded.turns[12:]] == [t.text for t in turns[12:]] + ["q10"]
+    assert loaded.open == OpenExchange(token=lease.token, question_index=20)
+    await store.save_fold(KEY, Fold(summary="s2", upto=18, reads=(), urls=()))  # a second fold trims further
+    assert await store.folded(KEY, 18) == [(i, turns[i]) for i in range(18 - KEPT, 18)]
+    loaded = await store.load(KEY)
+    assert len(loaded.turns) == 21 and [t.text for t in loaded.turns[18:]] == ["q9", "a9", "q10"]
+
+
+async def test_a_fold_never_trims_its_thread_s_first_message_nor_its_last_turn(trimming: Store) -> None:
+    turns = exchanges(0, 4)
+    await trimming.append(KEY, *turns)
+    await trimming.save_fold(KEY, Fold(summary="s", upto=99, reads=(), urls=()))  # past the end: nothing is lost
+    loaded = await trimming.load(KEY)
+    assert loaded.turns[0] == turns[0] and loaded.turns[-1] == turns[-1] and len(loaded.turns) == 8
 
 
 async def test_first_sighting_is_true_once_per_workspace(store: Store) -> None:

@@ -11,11 +11,13 @@ import pytest
 from bot.core.conversation import ConversationKey
 from tests.e2e.conftest import BotFactory, RunningBot
 from tests.e2e.helpers import STREAMING_CURSOR, bot_messages, wait_for_reply
+from tests.e2e.test_answer_actions import click
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, TextReply, ToolUseReply, estimate_input_tokens
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback, message
 
 ROOT = "1700001000.000100"
+THREAD = ConversationKey("T0001", "C0GENERAL", ROOT)
 SUMMARY = "- Code name BLUEBIRD.\n- Decision: the budget is 4,217 euros (agreed by Ada)."
 FILLER = " ".join(f"word{i}" for i in range(130))  # ~900 characters of padding per message
 
@@ -49,7 +51,9 @@ async def say(running: RunningBot, slack: FakeSlack, text: str, expect: str = "N
     raise AssertionError(f"no complete answer to {text[:30]!r}")
 
 
-async def long_thread(start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic) -> RunningBot:
+async def long_thread(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, *, folded_turns_kept: int | None = None
+) -> RunningBot:
     """A thread that outgrows an 8,000-token window: the first message, a decision, then many more messages."""
     running = await start_bot(
         context_token_limit=8_000,
@@ -57,6 +61,8 @@ async def long_thread(start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthr
         context_keep_recent_turns=2,
         workspace_edits_per_minute=6_000,  # many quick turns: not what the edit budget is tested on
     )
+    if folded_turns_kept is not None:  # not a setting (keys.MAX_FOLDED_TURNS_KEPT): a few, so trimming shows soon
+        running.bot.store._folded_turns_kept = folded_turns_kept
     claude.default_reply = answer_or_summarise  # type: ignore[assignment]
     await running.sender.send_event(event_callback(app_mention(f"Kickoff: code name BLUEBIRD. {FILLER}", ts=ROOT)))
     await wait_for_reply(slack, "C0GENERAL", ROOT, "Noted.")
@@ -89,10 +95,11 @@ async def test_a_thread_longer_than_the_window_keeps_working_with_summary_first_
     assert "note #" in texts[-1]  # ...the latest turns are there verbatim
     assert "search_history" in [t["name"] for t in folded.tools]
 
-    # ...but not from Redis: the full history is kept.
-    stored = await running.bot.store.load(ConversationKey("T0001", "C0GENERAL", ROOT))
-    assert any("4,217 euros" in turn.text for turn in stored.turns)
+    # ...but not from Redis: the folded turns are kept, read only when searched (an answer reads from the fold on).
+    stored = await running.bot.store.load(THREAD)
     assert stored.fold is not None and stored.fold.summary == SUMMARY
+    assert not any("4,217 euros" in turn.text for turn in stored.turns)
+    assert any("4,217 euros" in turn.text for _, turn in await running.bot.store.folded(THREAD, stored.fold.upto))
 
     # Many more turns later the thread still answers, and each request stays within the window.
     for n in range(20, 28):
@@ -112,6 +119,50 @@ async def test_search_history_returns_the_exact_words_of_folded_turns(
     [result] = claude.requests[-1].tool_results()
     assert "The budget we agreed is 4,217 euros." in str(result["content"])
     assert not result.get("is_error")
+
+
+async def test_a_thread_that_goes_on_and_on_keeps_a_bounded_list_and_answers_as_before(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Fold after fold, Redis keeps turn 0, a few folded turns and the unfolded ones; answers still see the first
+    message, the summary and the latest turns, and search_history still finds the recently folded ones."""
+    running = await long_thread(start_bot, slack, claude, folded_turns_kept=2)
+    for n in range(20, 34):
+        await say(running, slack, f"later note #{n}. {FILLER}")
+    store = running.bot.store
+    stored = await store.load(THREAD)
+    assert stored.fold is not None
+    length = await store.client.llen(store.keys.conversation(THREAD))
+    base = int(await store.client.hget(store.keys.conversation_meta(THREAD), "base"))
+    assert base > 0 and length + base == len(stored.turns)  # trimmed, and indexes still count every turn
+    assert length <= 1 + 2 + (len(stored.turns) - stored.fold.upto)  # turn 0, 2 folded turns, the unfolded ones
+    summaries = [r for r in claude.requests if is_summary_request(r)]
+    assert len(summaries) >= 3
+
+    last = claude.requests[-1]
+    texts = [str(m["content"]) for m in last.messages]
+    assert SUMMARY.strip() in last.messages[0]["content"][0]["text"]
+    assert "BLUEBIRD" in texts[0] and "folded into the summary" in texts[0]
+    assert "later note #33" in texts[-1]
+    assert [t.text for t in stored.turns[stored.fold.upto :]][-2].startswith("later note #33")  # nothing lost
+
+    [(_, kept_question), _] = await store.folded(THREAD, stored.fold.upto)  # the 2 kept: the last folded exchange
+    phrase = kept_question.text.split(".")[0]
+    claude.script(ToolUseReply("search_history", {"query": f'"{phrase}"'}), TextReply("Found it."))
+    await say(running, slack, "What did that note say?", expect="Found it.")
+    [result] = claude.requests[-1].tool_results()
+    assert phrase in str(result["content"]) and not result.get("is_error")
+
+    # Regenerate finds its question by the absolute index recorded with the answer, though the list was trimmed.
+    before = await store.load(THREAD)
+    claude.script(TextReply("Regenerated."))
+    await click(running, slack, "answer_regenerate", bot_messages(slack, "C0GENERAL", ROOT)[-1])
+    await wait_for_reply(slack, "C0GENERAL", ROOT, "Regenerated.")
+    resent = claude.requests[-1]
+    assert "What did that note say?" in str(resent.messages[-1]) and "Found it." not in str(resent.messages)
+    after = await store.load(THREAD)
+    assert [t.text for t in after.turns[-2:]] == [before.turns[-4].text, "Regenerated."]
+    assert len(after.turns) == len(before.turns) - 2  # the tool call, its result and the answer became one answer
 
 
 async def test_cache_breakpoints_sit_on_the_stable_prefix_and_the_conversation(

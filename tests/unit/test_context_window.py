@@ -7,10 +7,12 @@ from bot.core.context_window import (
     apply_fold,
     choose_fold_end,
     estimate_request_tokens,
+    extended,
+    spliced,
     split_transcript,
     trim_to_fit,
 )
-from bot.core.conversation import Fold, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import NOT_LOADED, Fold, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.errors import ModelUnavailable
 from bot.core.ports import ModelLimits, ModelRequest, ToolSpec
 from bot.core.thinking import ThinkingPlanner, ThinkingPolicy, fit_thinking
@@ -51,14 +53,14 @@ def test_the_request_shows_the_first_message_a_fold_note_and_what_follows() -> N
     assert shown[0].text.startswith("first") and "search_history" in shown[0].text
 
 
-def test_search_finds_a_quoted_phrase_or_the_most_query_words_in_folded_turns_only() -> None:
+async def test_search_finds_a_quoted_phrase_or_the_most_query_words_in_folded_turns_only() -> None:
     turns = [said("kickoff"), said("The budget we agreed is 4,217 euros."), answered("Budget noted."), said("late")]
     history = FoldedTurns.of(turns, Fold(summary="s", upto=3))
     assert history is not None
-    [hit] = history.search('"budget we agreed"', limit=5)
+    [hit] = await history.search('"budget we agreed"', limit=5)
     assert hit.turn_index == 1 and "4,217 euros" in hit.excerpt
-    assert [h.turn_index for h in history.search("budget noted", limit=5)] == [1, 2]
-    assert history.search("kickoff", limit=5) == []  # the first message is not folded: it is still in view
+    assert [h.turn_index for h in await history.search("budget noted", limit=5)] == [1, 2]
+    assert await history.search("kickoff", limit=5) == []  # the first message is not folded: it is still in view
     assert FoldedTurns.of(turns, None) is None
 
 
@@ -125,3 +127,29 @@ def test_at_most_four_breakpoints_and_none_on_thinking_blocks() -> None:
     assert marks == 4  # persona, summary, the previous turn, and the automatic one
     assert "cache_control" not in params["messages"][1]["content"][0]  # thinking blocks cannot carry it
     assert "cache_control" in params["messages"][1]["content"][1]
+
+
+def test_a_fold_keeps_the_channels_its_turns_read_and_the_links_people_wrote_in_them() -> None:
+    call = ToolCallBlock(id="t1", name="read_channel", input={"channel": "<#C9|secret>"})
+    turns = [
+        said("kickoff"),
+        said("see https://Example.com/a#top"),
+        Turn(role="assistant", blocks=(call,)),
+        Turn(role="user", blocks=(ToolResultBlock(tool_call_id="t1", text="https://evil.example/x"),)),
+        said("then https://b.example"),
+        said("late"),
+    ]
+    first = extended(None, "s1", turns, 1, 4)
+    assert first == Fold("s1", 4, reads=("C9",), urls=("https://example.com/a",))
+    second = extended(first, "s2", turns, 4, 5)  # only the newly folded turns are read; the rest comes from `first`
+    assert second.reads == ("C9",) and second.urls == ("https://b.example/", "https://example.com/a")
+
+
+def test_folded_turns_read_back_skip_a_tool_result_whose_call_was_trimmed_away() -> None:
+    call = ToolCallBlock(id="t1", name="read_channel", input={"channel": "C9"})
+    result = Turn(role="user", blocks=(ToolResultBlock(tool_call_id="t1", text="secret"),))
+    turns = [said("kickoff"), *[NOT_LOADED] * 5, said("now")]
+    whole = [(3, said("q3")), (4, Turn(role="assistant", blocks=(call,))), (5, result)]
+    assert spliced(turns, whole)[1:7] == [NOT_LOADED, NOT_LOADED, *(turn for _, turn in whole), said("now")]
+    cut = [(4, result), (5, said("q"))]  # its call was trimmed away: it could not be screened
+    assert spliced(turns, cut)[1:6] == [NOT_LOADED, NOT_LOADED, NOT_LOADED, NOT_LOADED, said("q")]

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel
 
-from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import (
+    ConversationKey,
+    Fold,
+    IncomingMessage,
+    TextBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Turn,
+)
 from bot.core.events import (
     ApprovalRequested,
     ApprovalSettled,
@@ -293,3 +301,70 @@ async def test_an_unknown_tool_or_bad_input_is_an_error_result_not_a_crash() -> 
         pass
     assert [r.is_error for r in outcome.results] == [True, True]
     assert "launch_rockets" in outcome.results[0].text and "invalid input" in outcome.results[1].text
+
+
+# --- Long threads: the folded turns are read only when needed ---------------------------------------------------
+class Members:
+    """A ConversationReader that only answers `can_read`: the asker may see every channel but `hidden`."""
+
+    def __init__(self, hidden: str) -> None:
+        self.hidden = hidden
+
+    async def can_read(self, workspace_id: str, channel_id: str, *, as_user: str, shown_in: str) -> bool:
+        return channel_id != self.hidden
+
+
+class CountingStore(MemoryStore):
+    """Counts reads of folded turns: an answer should not make any unless it must."""
+
+    folded_reads = 0
+
+    async def folded(self, key: ConversationKey, upto: int) -> list[tuple[int, Turn]]:
+        self.folded_reads += 1
+        return await super().folded(key, upto)
+
+
+async def thread_that_read_a_secret_channel(store: MemoryStore, fold: Fold) -> None:
+    """q0 read #secret (a tool call and its result), then several exchanges; turns 1..fold.upto-1 are folded."""
+    call = ToolCallBlock(id="toolu_s", name="read_channel", input={"channel": "<#CSECRET|secret>"})
+    turns = [
+        Turn.user("what's in #secret?", author_id="U1"),
+        Turn(role="assistant", blocks=(call,)),
+        Turn(role="user", blocks=(ToolResultBlock(tool_call_id="toolu_s", text="launch codes are 0451"),)),
+        Turn(role="assistant", blocks=(TextBlock(text="Read it."),)),
+    ]
+    for n in range(1, 5):
+        turns += [Turn.user(f"q{n}", author_id="U1"), Turn(role="assistant", blocks=(TextBlock(text=f"a{n}"),))]
+    await store.append(message("x").key, *turns)
+    await store.save_fold(message("x").key, fold)
+
+
+def guest_or_member(model: ScriptedModel, store: MemoryStore, hidden: str) -> Replies:
+    config = ReplyConfig(model=MODEL, max_tokens=1024)
+    return Replies(model, store, config, personas(), store, reader=Members(hidden), clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kept", [400, 2])  # every folded turn kept / most trimmed away
+async def test_a_fold_whose_turns_read_a_channel_the_asker_cannot_see_is_not_shown_to_them(kept: int) -> None:
+    store = CountingStore(conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600, folded_turns_kept=kept)
+    await thread_that_read_a_secret_channel(store, Fold("The secret channel says 0451.", 8, ("CSECRET",), ()))
+    member = ScriptedModel("Fine.")
+    await collect(guest_or_member(member, store, hidden="").answer(message("and now?", message_id="1.1")))
+    assert "0451" in str(member.requests[0]) and store.folded_reads == 0  # the summary, shown; nothing else read
+
+    guest = ScriptedModel("Nothing to share.")
+    await collect(guest_or_member(guest, store, hidden="CSECRET").answer(message("what did it say?", message_id="1.2")))
+    [sent] = guest.requests
+    assert "0451" not in str(sent) and store.folded_reads == 1
+    assert all(turn.blocks for turn in sent.turns)  # no stand-in for an unread turn ever reaches the model
+    assert "q4" in str(sent) and "what did it say?" in str(sent)
+
+
+async def test_a_fold_stored_before_it_kept_its_reads_has_its_turns_read_and_screened() -> None:
+    store = CountingStore(conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600)
+    await thread_that_read_a_secret_channel(store, Fold("Summary.", 8))  # no reads, no urls: an older version's
+    model = ScriptedModel("Fine.", "Fine again.")
+    await collect(guest_or_member(model, store, hidden="").answer(message("and now?", message_id="1.1")))
+    assert store.folded_reads == 1 and "Summary." in str(model.requests[0])  # read, found readable: the fold stays
+    await collect(guest_or_member(model, store, hidden="CSECRET").answer(message("and?", message_id="1.2")))
+    assert "0451" not in str(model.requests[1]) and "Summary." not in str(model.requests[1])

@@ -16,8 +16,9 @@ from datetime import datetime
 from bot.core import texts
 from bot.core.answers import Interrupt, stopped_results
 from bot.core.attachments import ResolvedHistory
-from bot.core.context_window import ContextWindow, FoldedTurns
+from bot.core.context_window import ContextWindow, FoldedTurns, refold_base, spliced
 from bot.core.conversation import (
+    NOT_LOADED,
     Fold,
     IncomingMessage,
     MeasuredSize,
@@ -27,12 +28,12 @@ from bot.core.conversation import (
     Turn,
 )
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage
-from bot.core.history_access import screen_foreign_reads
+from bot.core.history_access import CanRead, screen_foreign_reads
 from bot.core.i18n import tr
 from bot.core.leases import Lease
 from bot.core.metering import CallContext
 from bot.core.personas import Persona
-from bot.core.ports import Attachment, ModelRequest
+from bot.core.ports import Attachment, ConversationStore, ModelRequest
 from bot.core.prompts import ReplyConfig, build_request
 from bot.core.replies.history_writer import HistoryWriter
 from bot.core.replies.model_calls import ModelCalls
@@ -58,6 +59,7 @@ class Exchange:
     measured: MeasuredSize | None
     current: int  # this message's turn: it and everything after it are never folded
     lease: Lease  # the thread's: every save is fenced by it
+    can_read: CanRead  # may this asker see a channel here (asked once per channel and answer)
     thinking: Plan = None  # wanted; each call fits it to its model
     manual_budget: int | None = None  # the triage's, for a model without adaptive thinking
     usage: Usage = field(default_factory=Usage)
@@ -73,6 +75,7 @@ class PipelineParts:
     config: ReplyConfig
     clock: Callable[[], datetime]
     interrupts: Mapping[str, Interrupt]
+    conversations: ConversationStore  # read only for the folded turns the answer needs (see `_screen_reads`)
     tools: ToolRunner | None = None
     reader: ConversationReader | None = None
     web: WebFetcher | None = None
@@ -141,9 +144,12 @@ class AnswerPipeline:
         lease: Lease,
     ) -> Exchange:
         """Screen the history for this asker and plan thinking: both hold for every round of the answer."""
-        turns, fold, measured = await self._screen_reads(message, history.turns, stored)
+        can_read = self._can_read(message)
+        turns, fold, measured = await self._screen_reads(message, history.turns, stored, can_read)
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
-        exchange = Exchange(message, persona, call, history.attachments, turns, fold, measured, len(turns) - 1, lease)
+        exchange = Exchange(
+            message, persona, call, history.attachments, turns, fold, measured, len(turns) - 1, lease, can_read
+        )
         exchange.thinking, exchange.manual_budget = await self._parts.model_calls.plan_thinking(call, persona, message)
         return exchange
 
@@ -213,7 +219,9 @@ class AnswerPipeline:
         outcome = ToolRound(results=[])
         interrupt = self._parts.interrupts.get(message.answer_id or "")
         turns = exchange.turns
-        context = self._tool_context(message, FoldedTurns.of(turns, exchange.fold), urls_written_by_people(turns))
+        folded_urls = (exchange.fold.urls or ()) if exchange.fold is not None else ()
+        human_urls = urls_written_by_people(turns) | frozenset(folded_urls)
+        context = self._tool_context(message, self._folded_turns(exchange), human_urls)
         allowed = _tool_filter(exchange.persona, folded=exchange.fold is not None)
         tool_events = tools.run(calls, context, allowed, outcome)
         async for tool_event in interrupt.until_stopped(tool_events) if interrupt else tool_events:
@@ -227,22 +235,66 @@ class AnswerPipeline:
         if stopped:
             yield None
 
-    async def _screen_reads(
-        self, message: IncomingMessage, turns: Sequence[Turn], stored: StoredConversation
-    ) -> tuple[list[Turn], Fold | None, MeasuredSize | None]:
-        """The thread's reads of other conversations, each kept only if the current asker may see it here; the
-        stored fold too, unless its summary may repeat a hidden read (then the thread is folded anew)."""
+    def _can_read(self, message: IncomingMessage) -> CanRead:
+        """May the asker see a channel here: asked of the reader once per channel for the whole answer."""
         reader, key = self._parts.reader, message.key
+        verdicts: dict[str, bool] = {}
 
         async def can_read(channel: str) -> bool:
-            return reader is not None and await reader.can_read(
-                key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
-            )
+            if channel not in verdicts:
+                verdicts[channel] = reader is not None and await reader.can_read(
+                    key.workspace_id, channel, as_user=message.user_id, shown_in=key.channel_id
+                )
+            return verdicts[channel]
 
+        return can_read
+
+    async def _screen_reads(
+        self, message: IncomingMessage, turns: Sequence[Turn], stored: StoredConversation, can_read: CanRead
+    ) -> tuple[list[Turn], Fold | None, MeasuredSize | None]:
+        """The thread's reads of other conversations, each kept only if the current asker may see it here; the
+        stored fold too, unless its summary may repeat a hidden read (then the thread is folded anew).
+
+        The folded turns are not loaded: the fold says which channels they read (`Fold.reads`). Only when one of
+        those is hidden from this asker (or the fold predates `reads`) are the kept folded turns read and screened."""
+        key, fold = message.key, stored.fold
+        if fold is None or fold.upto <= 1:
+            screened, _ = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
+            return screened, fold, stored.measured
+        shown = await self._fold_readable(fold, key.channel_id, can_read)
+        if not shown:
+            turns = spliced(turns, await self._parts.conversations.folded(key, fold.upto))
         screened, hidden = await screen_foreign_reads(turns, here=key.channel_id, can_read=can_read)
-        if stored.fold is not None and hidden and hidden[0] < stored.fold.upto:
-            return screened, None, None
-        return screened, stored.fold, stored.measured
+        # A hidden read among the folded turns: known from `reads` (they may be trimmed away), or found in them.
+        if (not shown and fold.reads is not None) or (hidden and hidden[0] < fold.upto):
+            return screened, refold_base(screened, fold), None
+        return screened, fold, stored.measured
+
+    @staticmethod
+    async def _fold_readable(fold: Fold, here: str, can_read: CanRead) -> bool:
+        """The fold's summary may be shown to this asker: every channel its turns read is one they can see."""
+        if fold.reads is None:
+            return False  # a fold stored before `reads` was kept: its turns must be read to tell
+        for channel in fold.reads:
+            if channel != here and not await can_read(channel):
+                return False
+        return True
+
+    def _folded_turns(self, exchange: Exchange) -> FoldedTurns | None:
+        """What search_history searches: the folded turns, read from the store (and screened) only if it runs."""
+        fold, turns, key = exchange.fold, exchange.turns, exchange.message.key
+        if fold is None or fold.upto <= 1:
+            return None
+        if all(turns[i] is not NOT_LOADED for i in range(1, min(fold.upto, len(turns)))):
+            return FoldedTurns.of(turns, fold)
+        upto = fold.upto
+
+        async def read() -> list[tuple[int, Turn]]:
+            whole = spliced(turns, await self._parts.conversations.folded(key, upto))
+            screened, _ = await screen_foreign_reads(whole, here=key.channel_id, can_read=exchange.can_read)
+            return [(i, screened[i]) for i in range(1, min(upto, len(screened))) if screened[i] is not NOT_LOADED]
+
+        return FoldedTurns(read)
 
     def _tool_context(
         self, message: IncomingMessage, history: FoldedTurns | None, human_urls: frozenset[str]

@@ -85,6 +85,7 @@ class Replies:
                 config=config,
                 clock=clock,
                 interrupts=self._interrupts,
+                conversations=conversations,
                 tools=tools,
                 reader=reader,
                 web=web,

@@ -23,7 +23,7 @@ class SearchHistoryInput(BaseModel):
 async def _search_history(args: SearchHistoryInput, context: ToolContext) -> str:
     if context.history is None:
         raise ToolError("nothing in this conversation has been folded into the summary; the whole thread is visible")
-    hits = context.history.search(args.query, limit=args.limit)
+    hits = await context.history.search(args.query, limit=args.limit)
     if not hits:
         return f"No folded message matches {args.query!r}."
     return "\n\n".join(f"--- message {hit.turn_index} ({hit.speaker}) ---\n{hit.excerpt}" for hit in hits)

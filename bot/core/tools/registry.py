@@ -54,7 +54,9 @@ class ConversationReader(Protocol):
 
 
 class FoldedHistory(Protocol):
-    def search(self, query: str, *, limit: int) -> list[HistoryHit]: ...
+    async def search(self, query: str, *, limit: int) -> list[HistoryHit]:
+        """Async: the folded turns are read from storage only when searched."""
+        ...
 
 
 class WebFetcher(Protocol):
