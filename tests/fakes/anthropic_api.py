@@ -25,6 +25,13 @@ of replies without an explicit ``usage`` by estimates (see :func:`estimate_input
 simulated prompt cache (breakpoints, 20-block lookback, minimum prefix, TTL on ``fake.clock``), so
 benchmarks can measure what prompt caching saves.
 
+Fault injection (``fake.faults = ClaudeFaults(http_429=0.05, cut_stream=0.05, ...)``): each /v1/messages call,
+scripted or default, is with those probabilities answered 429 / 529, or streamed half-way and then ended by an
+``error`` event or cut (the connection aborted, or the stream ended without ``message_stop``); ``injected`` counts
+them by kind.  Billing: :attr:`FakeAnthropic.billed` holds one :class:`BilledCall` per call that got as far as a
+200 (complete, failed mid-stream, cut, or abandoned by its client), with the usage the fake reported for it, so a
+bot's own ledger can be checked against it.
+
 This module must not import anything from the ``bot`` package.
 """
 
@@ -37,6 +44,8 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -49,6 +58,8 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_SEARCH_RESULTS",
     "SERVER_TOOL_NAMES",
+    "BilledCall",
+    "ClaudeFaults",
     "DisconnectReply",
     "FakeAnthropic",
     "HttpErrorReply",
@@ -562,6 +573,61 @@ class StallReply:
     partial_text: str
     stall_s: float
     rest: str = "(late)"
+
+
+@dataclass
+class ClaudeFaults:
+    """Fractions of /v1/messages calls answered with a fault instead of their reply (0 = never); seeded."""
+
+    http_429: float = 0.0  # rate_limit_error with ``retry-after``
+    http_529: float = 0.0  # overloaded_error
+    error_event: float = 0.0  # half the reply's text, then an ``event: error`` (overloaded_error)
+    cut_stream: float = 0.0  # half the text, then the connection aborted or the stream ended without message_stop
+    retry_after_s: str = "1"
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def pick(self) -> str | None:
+        """Which fault this call gets, if any."""
+        roll = self._rng.random()
+        for kind, share in (
+            ("http_429", self.http_429),
+            ("http_529", self.http_529),
+            ("error_event", self.error_event),
+            ("cut_stream", self.cut_stream),
+        ):
+            if roll < share:
+                return kind
+            roll -= share
+        return None
+
+    def coin(self) -> bool:
+        return self._rng.random() < 0.5
+
+
+@dataclass
+class BilledCall:
+    """What one /v1/messages call that reached a 200 is billed: the usage the fake reported for it.
+
+    A call that ended early (error event, cut, its client gone) never reported its final output; it is billed its
+    input as reported in ``message_start`` and its output at 4 characters a token, rounded up, of the text, thinking
+    and tool input it streamed (an assumption: Anthropic does not document how an interrupted stream is billed).
+    """
+
+    request: RecordedRequest
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    outcome: str = "started"  # complete | error_event | truncated | disconnected | client_gone
+    streamed_chars: int = 0
+
+    def end_early(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.output_tokens = max(1, math.ceil(self.streamed_chars / CHARS_PER_TOKEN))
 
 
 Reply = (
@@ -1208,10 +1274,13 @@ class FakeAnthropic:
         self.base_url: str = ""
         self.requests: list[RecordedRequest] = []  # POST /v1/messages only
         self.other_requests: list[RecordedRequest] = []  # count_tokens, models, unknown paths
-        self.default_reply: Reply = TextReply("OK")
+        self.default_reply: Reply | ReplyFactory = TextReply("OK")  # a callable: a reply made for each request
         self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
         self.active_streams: int = 0
         self.max_active_streams: int = 0  # high-water mark of active_streams
+        self.faults = ClaudeFaults()  # none by default
+        self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
+        self.billed: list[BilledCall] = []  # every call that reached a 200, with what it is billed
         self._queue: collections.deque[Reply | ReplyFactory] = collections.deque()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -1394,7 +1463,28 @@ class FakeAnthropic:
             if inspect.isawaitable(result):
                 result = await result
             item = result
-        return item
+        return self._with_fault(item)
+
+    def _with_fault(self, reply: Reply) -> Reply:
+        """The reply, or (by ``faults``) a failure in its place: an HTTP error, or half its text and then an end."""
+        kind = self.faults.pick()
+        if kind is None:
+            return reply
+        self.injected[kind] += 1
+        text = str(getattr(reply, "text", "") or getattr(reply, "text_before", "") or "Partial answer")
+        partial = text[: max(1, len(text) // 2)]
+        if kind == "http_429":
+            return HttpErrorReply(429, "rate_limit_error", retry_after=self.faults.retry_after_s)
+        if kind == "http_529":
+            return HttpErrorReply(529, "overloaded_error")
+        if kind == "error_event":
+            return MidStreamErrorReply(partial)
+        return DisconnectReply(partial) if self.faults.coin() else TruncatedReply(partial)
+
+    def billed_totals(self) -> dict[str, int]:
+        """Tokens billed over every call: input, output, cache write and cache read."""
+        names = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        return {name: sum(getattr(call, name) for call in self.billed) for name in names}
 
     # ---- /v1/messages ---------------------------------------------------------------------------
 
@@ -1585,6 +1675,17 @@ class FakeAnthropic:
             "usage": self._full_usage(final["usage"], final["output_tokens_details"], final["server_tool_use"]),
         }
         rec.status = 200
+        usage = final["usage"]
+        self.billed.append(
+            BilledCall(
+                rec,
+                input_tokens=usage["input_tokens"],
+                output_tokens=usage["output_tokens"],
+                cache_creation_input_tokens=usage["cache_creation_input_tokens"],
+                cache_read_input_tokens=usage["cache_read_input_tokens"],
+                outcome="complete",
+            )
+        )
         return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
 
     async def _stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
@@ -1603,10 +1704,20 @@ class FakeAnthropic:
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
+        usage = final["usage"]
+        bill = BilledCall(
+            rec,
+            input_tokens=usage["input_tokens"],
+            output_tokens=1,  # as message_start reports it
+            cache_creation_input_tokens=usage["cache_creation_input_tokens"],
+            cache_read_input_tokens=usage["cache_read_input_tokens"],
+        )
         try:
-            await self._emit(request, resp, reply, blocks, final, request_id)
+            await self._emit(request, resp, reply, blocks, final, request_id, bill)
         except (ConnectionError, _Closing):
             # client went away (e.g. its read timeout fired) or the fake is stopping
+            if bill.outcome == "started":
+                bill.end_early("client_gone")
             if request.transport is not None:
                 request.transport.abort()
         finally:
@@ -1621,6 +1732,7 @@ class FakeAnthropic:
         blocks: list[dict[str, Any]],
         final: dict[str, Any],
         request_id: str,
+        bill: BilledCall,
     ) -> None:
         usage = final["usage"]
         start_usage = {
@@ -1638,6 +1750,7 @@ class FakeAnthropic:
             "usage": start_usage,
         }
         await resp.write(_sse({"type": "message_start", "message": message}))
+        self.billed.append(bill)  # the input is reported, so billed, from here on
         await resp.write(_sse({"type": "ping"}))
 
         chunk_delay = getattr(reply, "chunk_delay_s", 0.0)
@@ -1671,6 +1784,7 @@ class FakeAnthropic:
                 if isinstance(reply, StallReply) and btype == "text" and piece_no == 1:
                     await self._sleep(reply.stall_s)  # total silence, no pings
                 await resp.write(_sse({"type": "content_block_delta", "index": index, "delta": delta}))
+                bill.streamed_chars += len(piece)
                 if btype == "text" and not sent_text_delta:
                     sent_text_delta = True
                     if gate is not None:
@@ -1688,13 +1802,16 @@ class FakeAnthropic:
                 "error": {"type": reply.error_type, "message": reply.message},
                 "request_id": request_id,
             }
+            bill.end_early("error_event")
             await resp.write(_sse(err))
             await resp.write_eof()
             return
         if isinstance(reply, TruncatedReply):
+            bill.end_early("truncated")
             await resp.write_eof()
             return
         if isinstance(reply, DisconnectReply):
+            bill.end_early("disconnected")
             await asyncio.sleep(0.01)  # let the partial deltas reach the client first
             if request.transport is not None:
                 request.transport.abort()
@@ -1714,6 +1831,7 @@ class FakeAnthropic:
                 }
             )
         )
+        bill.output_tokens, bill.outcome = usage["output_tokens"], "complete"
         await resp.write(_sse({"type": "message_stop"}))
         await resp.write_eof()
 
