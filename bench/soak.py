@@ -59,8 +59,9 @@ from tests.fakes.slack_requests import app_mention, event_callback, message, new
 KEY_PREFIX = "soak:"
 RECOVERY_S = 45.0  # what the system gets after the last fault before it is judged (answers recovered within 30 s)
 SLACK_ACK_TIMEOUT_S = 3.0  # Slack counts a delivery failed without a 2xx in 3 s
-# Slack retries a failed delivery 3 times: at once, after 1 minute and after 5 minutes; compressed here.
-SLACK_RETRY_DELAYS_S = (0.5, 1.5, 3.0)
+# Slack retries a failed delivery 3 times: nearly at once, after 1 minute and after 5 minutes; compressed here, to
+# still outlast a process restart on a busy machine.
+SLACK_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
 SETTLE_POLL_S = 0.25
 
 
@@ -90,10 +91,6 @@ class SoakPlan:
     @property
     def questions(self) -> int:
         return self.threads * self.turns
-
-    @property
-    def last_fault_s(self) -> float:
-        return max((*self.kills_at_s, *(t + self.redis_down_s for t in self.redis_restarts_at_s)), default=0.0)
 
 
 def quick_plan() -> SoakPlan:
@@ -198,6 +195,7 @@ class Fleet:
         self.logs: list[Path] = []
         self.kills = 0
         self.replacing: set[int] = set()  # processes killed and not yet started again
+        self.fault_times: list[float] = []  # time.monotonic() of each kill and of Redis coming back
         self._next = 0
 
     async def __aenter__(self) -> Fleet:
@@ -434,11 +432,13 @@ async def inject_faults(plan: SoakPlan, fleet: Fleet, store: RestartableRedis, l
 
     async def kill(when_s: float) -> None:
         await at(when_s)
-        up = [n for n in range(len(fleet.processes)) if n not in fleet.replacing]
-        if not up:
-            log.append(f"{stamp()} no bot process up to kill")
-            return
+        while True:  # never the last one up: a whole outage would only measure Slack's retries
+            up = [n for n in range(len(fleet.processes)) if n not in fleet.replacing]
+            if len(up) >= 2:
+                break
+            await asyncio.sleep(0.2)
         index = rng.choice(up)
+        fleet.fault_times.append(time.monotonic())
         log.append(f"{stamp()} SIGKILL bot process {index}")
         await fleet.kill_and_replace(index)
         log.append(f"{stamp()} bot process {index} started again")
@@ -447,6 +447,7 @@ async def inject_faults(plan: SoakPlan, fleet: Fleet, store: RestartableRedis, l
         await at(when_s)
         log.append(f"{stamp()} Redis killed")
         await store.restart(plan.redis_down_s)
+        fleet.fault_times.append(time.monotonic())
         log.append(f"{stamp()} Redis started again")
 
     await asyncio.gather(*(kill(t) for t in plan.kills_at_s), *(restart_redis(t) for t in plan.redis_restarts_at_s))
@@ -541,7 +542,7 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
                 await faults
         claude.faults = ClaudeFaults()  # recovery is judged without new faults
         slack.random_429s(0)
-        waited = await _recovery(plan, asking, slack, claude)
+        waited = await _recovery(plan, max(fleet.fault_times, default=asking.started), asking, slack, claude)
         verdict = await _judge(asking, slack, claude, store)
         injected = {
             "bot processes SIGKILLed": fleet.kills,
@@ -571,11 +572,13 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
     raise AssertionError("unreachable")  # pragma: no cover - the timeout raises; mypy wants a return
 
 
-async def _recovery(plan: SoakPlan, asking: Asking, slack: FakeSlack, claude: FakeAnthropic) -> float:
-    """Wait until nothing is live and no stream runs, for at most `recovery_s` after the last fault (the last
-    scheduled one, or the end of the random ones when the asking ends, if that leaves less time)."""
+async def _recovery(
+    plan: SoakPlan, last_fault: float, asking: Asking, slack: FakeSlack, claude: FakeAnthropic
+) -> float:
+    """Wait until nothing is live and no stream runs, for at most `recovery_s` after the last kill or Redis restart
+    (or 15 s after the random faults end with the asking, if that is later)."""
     begun = time.monotonic()
-    deadline = max(asking.started + plan.last_fault_s + plan.recovery_s, begun + 15.0)
+    deadline = max(last_fault + plan.recovery_s, begun + 15.0)
     while time.monotonic() < deadline:
         live = any(is_live(m) for channel, root in asking.threads for m in shown_messages(slack, channel, root))
         if not live and claude.active_streams == 0:
