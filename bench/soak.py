@@ -65,21 +65,25 @@ SLACK_RETRY_DELAYS_S = (1.0, 5.0, 15.0)
 SETTLE_POLL_S = 0.25
 
 
+def _claude_faults(share: float, seed: int) -> ClaudeFaults:
+    return ClaudeFaults(http_429=share, http_529=share, error_event=share, cut_stream=share, seed=seed)
+
+
 @dataclass(frozen=True, slots=True)
 class SoakPlan:
-    """What a run does: its people, its faults and its bounds."""
+    """What a run does: its people, its faults and its bounds. The defaults are the full soak."""
 
-    name: str
-    processes: int
-    threads: int
-    turns: int
-    start_spread_s: float  # thread starts spread over this window
-    ask_window_s: float  # no new question after this (from the first one)
-    turn_timeout_s: float  # an asker waits this long for an answer before asking the next question anyway
-    kills_at_s: tuple[float, ...]  # SIGKILL a bot process at these times (then start it again)
-    redis_restarts_at_s: tuple[float, ...]
-    redis_down_s: float = 2.0
-    claude_faults: ClaudeFaults = field(default_factory=ClaudeFaults)
+    name: str = "full"
+    processes: int = 3
+    threads: int = 40
+    turns: int = 4
+    start_spread_s: float = 30.0  # thread starts spread over this window
+    ask_window_s: float = 100.0  # no new question after this (from the first one)
+    turn_timeout_s: float = 30.0  # an asker waits this long for an answer before asking the next question anyway
+    kills_at_s: tuple[float, ...] = (15.0, 40.0, 65.0, 90.0)  # SIGKILL a bot process then (and start a new one)
+    redis_restarts_at_s: tuple[float, ...] = (28.0, 78.0)
+    redis_down_s: float = 3.0
+    claude_faults: ClaudeFaults = field(default_factory=lambda: _claude_faults(0.05, seed=16))
     slack_429_share: float = 0.05
     tool_share: float = 0.25  # first calls of a turn that ask for a tool (read_thread) before answering
     answer_chars: int = 700
@@ -87,10 +91,6 @@ class SoakPlan:
     ttft_s: float = 0.5
     recovery_s: float = RECOVERY_S
     seed: int = 16
-
-    @property
-    def questions(self) -> int:
-        return self.threads * self.turns
 
 
 def quick_plan() -> SoakPlan:
@@ -107,25 +107,13 @@ def quick_plan() -> SoakPlan:
         redis_restarts_at_s=(5.5,),
         redis_down_s=1.5,
         # seed 7 puts a 529, a 429 and a cut among the first six calls, while the first answers are written
-        claude_faults=ClaudeFaults(http_429=0.06, http_529=0.06, error_event=0.06, cut_stream=0.06, seed=7),
+        claude_faults=_claude_faults(0.06, seed=7),
     )
 
 
 def full_plan() -> SoakPlan:
-    """The soak: 3 processes, 160 questions over about two minutes, 4 kills and 2 Redis restarts."""
-    return SoakPlan(
-        name="full",
-        processes=3,
-        threads=40,
-        turns=4,
-        start_spread_s=30.0,
-        ask_window_s=100.0,
-        turn_timeout_s=30.0,
-        kills_at_s=(15.0, 40.0, 65.0, 90.0),
-        redis_restarts_at_s=(28.0, 78.0),
-        redis_down_s=3.0,
-        claude_faults=ClaudeFaults(http_429=0.05, http_529=0.05, error_event=0.05, cut_stream=0.05, seed=16),
-    )
+    """The soak: 3 processes, at most 160 questions over about two minutes, 4 kills and 2 Redis restarts."""
+    return SoakPlan()
 
 
 class RestartableRedis:
@@ -464,6 +452,7 @@ class SoakResult:
     slack_calls: int
     claude_calls: int
     billed_by_outcome: dict[str, int]
+    billed_early: dict[str, int]  # the part of the bill for calls that ended early (error event, cut, client gone)
     deliveries: int
     failed_deliveries: int
     recovery_wait_s: float
@@ -502,6 +491,7 @@ class SoakResult:
             "slack_calls": self.slack_calls,
             "claude_calls": self.claude_calls,
             "billed_calls_by_outcome": self.billed_by_outcome,
+            "billed_for_calls_ended_early": self.billed_early,
             "deliveries": self.deliveries,
             "failed_deliveries": self.failed_deliveries,
             "recovery_wait_s": round(self.recovery_wait_s, 1),
@@ -552,8 +542,15 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
             "Slack 429s (limits)": sum(slack.rate_limited.values()),
         }
         by_outcome: dict[str, int] = {}
+        early = {"calls": 0, "input": 0, "output": 0, "cache_write": 0, "cache_read": 0}
         for call in claude.billed:
             by_outcome[call.outcome] = by_outcome.get(call.outcome, 0) + 1
+            if call.outcome != "complete":
+                early["calls"] += 1
+                early["input"] += call.input_tokens
+                early["output"] += call.output_tokens
+                early["cache_write"] += call.cache_creation_input_tokens
+                early["cache_read"] += call.cache_read_input_tokens
         return SoakResult(
             plan=plan,
             verdict=verdict,
@@ -564,6 +561,7 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
             slack_calls=len(slack.calls),
             claude_calls=len(claude.requests),
             billed_by_outcome=by_outcome,
+            billed_early=early,
             deliveries=deliveries.posts,
             failed_deliveries=deliveries.failed_posts,
             recovery_wait_s=waited,
@@ -639,7 +637,9 @@ def table(result: SoakResult) -> str:
         "Faults: " + ", ".join(f"{k} {n}" for k, n in result.faults.items()) + ".",
         f"Claude calls {result.claude_calls}; billed by outcome: "
         + ", ".join(f"{k} {n}" for k, n in sorted(result.billed_by_outcome.items()))
-        + f"; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)}.",
+        + f"; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)}, of which calls that ended early "
+        + json.dumps(result.billed_early)
+        + ".",
         f"Slack Web API calls {result.slack_calls}; waited {result.recovery_wait_s:.1f} s for recovery; "
         f"{len(result.log_problems)} ERROR lines in the bots' logs.",
         *(f"  {line}" for line in result.fault_log),

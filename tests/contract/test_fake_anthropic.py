@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import anthropic
@@ -10,6 +11,7 @@ import httpx2
 import pytest
 
 from tests.fakes.anthropic_api import (
+    ClaudeFaults,
     DisconnectReply,
     FakeAnthropic,
     HttpErrorReply,
@@ -759,3 +761,73 @@ async def test_thinking_must_precede_tool_use_in_tool_loop(
         {"role": "user", "content": "ok"},
     ]
     await client.messages.create(model=MODEL, max_tokens=2048, thinking=thinking, messages=later)
+
+
+@pytest.mark.parametrize(
+    ("share", "outcome"),
+    [
+        ({"http_429": 1.0}, anthropic.RateLimitError),
+        ({"http_529": 1.0}, anthropic.InternalServerError),
+        ({"error_event": 1.0}, anthropic.APIStatusError),
+        ({"cut_stream": 1.0}, None),  # truncated (ends quietly) or disconnected (raises), by a seeded coin
+    ],
+)
+async def test_faults_replace_replies_at_their_share(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic, share: dict[str, float], outcome: type[Exception] | None
+) -> None:
+    fake.faults = ClaudeFaults(**share, retry_after_s="0")  # type: ignore[arg-type]
+    fake.default_reply = TextReply("The whole answer, never seen.")
+    try:
+        async with client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream:
+            text = "".join([t async for t in stream.text_stream])
+        raised: type[Exception] | None = None
+    except anthropic.APIError as error:
+        raised, text = type(error), ""
+    if outcome is not None:
+        assert raised is not None and issubclass(raised, outcome)
+    assert "never seen" not in text
+    assert sum(fake.injected.values()) == 1 and next(iter(fake.injected)) == next(iter(share))
+
+
+async def test_the_bill_holds_what_was_reported_for_every_call_that_reached_a_200(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic
+) -> None:
+    usage = {"input_tokens": 40, "output_tokens": 9, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5}
+    fake.script(
+        TextReply("Complete.", usage=usage),
+        HttpErrorReply(529, "overloaded_error"),  # never started: not billed
+        MidStreamErrorReply("Sixteen chars..."),  # billed its input and ceil(16 / 4) output tokens
+        DisconnectReply("Nine char"),
+    )
+    for _ in range(4):
+        with contextlib.suppress(anthropic.APIError, httpx2.HTTPError):
+            async with client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream:
+                async for _event in stream:
+                    pass
+    assert [(call.outcome, call.output_tokens) for call in fake.billed] == [
+        ("complete", 9),
+        ("error_event", 4),
+        ("disconnected", 3),
+    ]
+    assert fake.billed_totals() == {
+        "input_tokens": 40 + 25 + 25,
+        "output_tokens": 9 + 4 + 3,
+        "cache_creation_input_tokens": 5,
+        "cache_read_input_tokens": 30,
+    }
+
+
+async def test_a_client_that_goes_away_is_billed_what_was_streamed(fake: FakeAnthropic) -> None:
+    words = [f"w{n:02d} " for n in range(20)]
+    fake.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.05))
+    async with (
+        anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="test-key", max_retries=0) as client,
+        client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream,
+    ):
+        async for event in stream:
+            if event.type == "text" and event.snapshot.count("w") >= 3:
+                break  # the client closes the stream mid-way, as a process does when it dies
+    await asyncio.sleep(0.3)  # the fake notices at its next write
+    [call] = fake.billed
+    assert call.outcome == "client_gone"
+    assert call.input_tokens == 25 and 3 <= call.output_tokens <= 8  # ceil(4 chars * deltas written / 4)

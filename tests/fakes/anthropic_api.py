@@ -1700,7 +1700,11 @@ class FakeAnthropic:
                 "request-id": request_id,
             },
         )
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionError:  # the client went away before the headers (e.g. its process was killed): no bill
+            rec.status = 0
+            return resp
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
