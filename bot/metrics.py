@@ -61,95 +61,55 @@ _ANSWER_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
-        self._events = Counter(
-            "slack_events",
-            "Slack requests by kind and what the bot did with them",
-            ["kind", "outcome"],
-            namespace=NAMESPACE,
-            registry=registry,
+        counter, histogram = self._counter, self._histogram
+        self._events = counter(
+            "slack_events", "Slack requests by kind and what the bot did with them", "kind", "outcome"
         )
-        self._ack = Histogram(
-            "slack_ack_seconds",
-            "Time to acknowledge a Slack request",
-            ["kind"],
-            buckets=_ACK_BUCKETS_S,
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._rate_limited = Counter(
-            "slack_rate_limited",
-            "Slack Web API 429 answers, by method",
-            ["method"],
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._answers = Counter(
-            "answers", "Answers shown in Slack, by how they ended", ["outcome"], namespace=NAMESPACE, registry=registry
-        )
-        self._answer_s = Histogram(
-            "answer_seconds",
-            "From placeholder to final message",
-            buckets=_ANSWER_BUCKETS_S,
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._first_text_s = Histogram(
+        self._ack = histogram("slack_ack_seconds", "Time to acknowledge a Slack request", _ACK_BUCKETS_S, "kind")
+        self._rate_limited = counter("slack_rate_limited", "Slack Web API 429 answers, by method", "method")
+        self._answers = counter("answers", "Answers shown in Slack, by how they ended", "outcome")
+        self._answer_s = histogram("answer_seconds", "From placeholder to final message", _ANSWER_BUCKETS_S)
+        self._first_text_s = histogram(
             "answer_first_text_seconds",
             "From placeholder to the first words of the answer shown in Slack",
-            buckets=_FIRST_TEXT_BUCKETS_S,
-            namespace=NAMESPACE,
-            registry=registry,
+            _FIRST_TEXT_BUCKETS_S,
         )
         self._in_progress = Gauge(
-            "answers_in_progress", "Answers being written right now", namespace=NAMESPACE, registry=registry
+            "answers_in_progress", "Answers being written right now", namespace=NAMESPACE, registry=self.registry
         )
-        self._claude_errors = Counter(
-            "claude_errors",
-            "Failed Claude attempts, by error type (retried or not)",
-            ["type"],
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._claude_calls = Counter(
-            "claude_calls", "Billed Claude calls", ["workspace", "model"], namespace=NAMESPACE, registry=registry
-        )
-        self._tokens = Counter(
+        self._claude_errors = counter("claude_errors", "Failed Claude attempts, by error type (retried or not)", "type")
+        self._claude_calls = counter("claude_calls", "Billed Claude calls", "workspace", "model")
+        self._tokens = counter(
             "claude_tokens",
             "Billed tokens by kind: input, output, cache_write, cache_read",
-            ["workspace", "model", "kind"],
-            namespace=NAMESPACE,
-            registry=registry,
+            "workspace",
+            "model",
+            "kind",
         )
-        self._cost = Counter(
-            "claude_cost_usd",
-            "Cost in USD from the price table",
-            ["workspace", "model"],
-            namespace=NAMESPACE,
-            registry=registry,
-        )
-        self._provider_calls = Counter(
+        self._cost = counter("claude_cost_usd", "Cost in USD from the price table", "workspace", "model")
+        self._provider_calls = counter(
             "claude_provider_calls",
             "Billed Claude calls by the provider that served them (CLAUDE_PROVIDERS)",
-            ["provider"],
-            namespace=NAMESPACE,
-            registry=registry,
+            "provider",
         )
-        self._provider_cost = Counter(
-            "claude_provider_cost_usd",
-            "Cost in USD by the provider that served the call",
-            ["provider"],
-            namespace=NAMESPACE,
-            registry=registry,
+        self._provider_cost = counter(
+            "claude_provider_cost_usd", "Cost in USD by the provider that served the call", "provider"
         )
-        self._failovers = Counter(
+        self._failovers = counter(
             "claude_failovers",
             "Calls a provider failed that went on to the next provider, by provider and reason",
-            ["provider", "reason"],
-            namespace=NAMESPACE,
-            registry=registry,
+            "provider",
+            "reason",
         )
         ProcessCollector(namespace=NAMESPACE, registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, list(labels), namespace=NAMESPACE, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+        return Histogram(
+            name, documentation, list(labels), buckets=buckets, namespace=NAMESPACE, registry=self.registry
+        )
 
     # --- Slack -------------------------------------------------------------------------------------------
     def slack_event(self, kind: str, outcome: str) -> None:

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core import texts
 from bot.core.conversation import IncomingMessage
 from bot.core.events import ReplyEvent
+from bot.core.i18n import tr
 from bot.logs import CONTENT_LOGGER
 from bot.slack.incoming import Place
 from bot.slack.native_stream import NativeReplyStream
+from bot.slack.pacing import allowance
 from bot.slack.read_ahead import ReadAhead
 from bot.slack.reply_stream import ReplyStream
 from bot.slack.views import answer_controls
@@ -112,6 +115,28 @@ async def deliver(deps: SlackDeps, client: AsyncWebClient, message: IncomingMess
             await answer.stop()  # done by now, unless the placeholder could not be posted
 
 
+async def tell_the_asker_it_is_coming(
+    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place
+) -> None:
+    """A saturated workspace posts answers only when complete: meanwhile the asker alone sees that it is coming.
+
+    chat.postEphemeral is Tier 4, not the Tier 3 that is exhausted (https://docs.slack.dev/reference/methods/
+    chat.postEphemeral); taken only if its own budget has room now, and never worth failing the answer over.
+    """
+    workspace = message.key.workspace_id
+    try:
+        if not await deps.budget.try_take([allowance("chat.postEphemeral", workspace)], keep=0):
+            return
+        await client.chat_postEphemeral(
+            channel=place.channel_id,
+            user=message.user_id,
+            thread_ts=place.thread_ts,
+            text=tr(texts.COMING_WHEN_READY),
+        )
+    except Exception as error:  # a sign of life is a courtesy: the answer goes on without it
+        log.info("could not tell the asker the answer is coming: %s", type(error).__name__)
+
+
 def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> Renderer:
     """Native streaming where chosen and not refused lately, else (and as its fallback) edits of a posted message."""
     workspace, answer_id = message.key.workspace_id, message.answer_id or ""
@@ -125,6 +150,7 @@ def renderer_for(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessa
         place=place,
         metrics=deps.metrics,
         answer_id=answer_id,
+        on_held_back=functools.partial(tell_the_asker_it_is_coming, deps, client, message, place),
     )
     if not streams_natively(deps, place) or deps.native_refusals.refused(workspace):
         return edits(controls=controls)  # its "Thinking…" placeholder stands in for the pane's status

@@ -1,4 +1,4 @@
-"""What the Slack layer may use, in one value: wiring.py fills it in, listeners and delivery read it.
+"""What the Slack layer may use, in one value: bot/wiring fills it in, listeners and delivery read it.
 
 Its own module, so listeners can name its type without importing the app that registers them (no import cycle,
 not even a type-level one), as the bolt-python starter template keeps `app.py` apart from `listeners/`.
@@ -32,7 +32,7 @@ from bot.storage.usage_ledger import RedisUsageLedger
 
 @dataclass(frozen=True, slots=True)
 class SlackDeps:
-    """Core services the Slack layer may use; wiring.py fills it in."""
+    """Core services the Slack layer may use; bot/wiring fills it in."""
 
     replies: Replies
     ledger: EventLedger

@@ -75,7 +75,7 @@ _FAILURES = {
 
 @dataclass(frozen=True)
 class OAuthConfig:
-    """Everything the install flow needs; wiring.py fills it from Settings and the Redis stores."""
+    """Everything the install flow needs; bot/wiring fills it from Settings and the Redis stores."""
 
     client_id: str
     client_secret: str = field(repr=False)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, assert_never
 
@@ -127,6 +127,8 @@ class ReplyStream:
     _thinking_since: float | None = None  # Claude is thinking and no answer text has come since
     # Buttons under the answer's last message: called with final=False while it streams, True once it is done.
     controls: Callable[[bool], list[dict[str, Any]]] | None = None
+    # Called once when the answer will show nothing until it is complete ("posts"): a sign of life for the asker.
+    on_held_back: Callable[[], Awaitable[None]] | None = None
     _limit: int = 0
     _started_at: float = 0.0
     _first_text_s: float | None = None  # when the first words of the answer were shown, after the placeholder
@@ -157,6 +159,8 @@ class ReplyStream:
             self._mode = await self._plan()
             if self._mode == "placeholder":  # its post was taken with the promise
                 await self._post(self.status, self._controls_on(last=True, final=False), taken=True)
+            elif self._mode == "posts" and self.on_held_back is not None:
+                await self.on_held_back()
         flusher = asyncio.create_task(self._flush_while_streaming())
         outcome = "ok"
         try:

@@ -57,6 +57,13 @@ class _Expiring:
     def delete(self, key: object) -> bool:
         return self._items.pop(key, None) is not None
 
+    def drop_where(self, matches: Callable[[tuple[object, ...]], bool]) -> int:
+        """Delete every entry whose (tuple) name matches; how many went."""
+        doomed = [key for key in self._items if isinstance(key, tuple) and matches(key)]
+        for key in doomed:
+            del self._items[key]
+        return len(doomed)
+
 
 class MemoryStore:
     """Conversations, channel settings, profiles, media, approvals, event de-duplication and budgets in one process.
@@ -265,6 +272,18 @@ class MemoryStore:
 
     async def close(self) -> None:
         """Nothing to release; here so tests close either store the same way."""
+
+    # --- Workspace data (the purge of bot/storage/memory_workspaces.py) ------------------------------------
+    def drop_workspace(self, workspace_id: str) -> int:
+        """Delete what this store holds for one workspace (its conversations, settings and caches); items deleted."""
+        doomed = [key for key in self._conversations if key.workspace_id == workspace_id]
+        for key in doomed:
+            del self._conversations[key]
+        personas = [where for where in self._channel_personas if where[0] == workspace_id]
+        for where in personas:
+            del self._channel_personas[where]
+        budgets = 1 if self._budgets.pop(workspace_id, None) is not None else 0
+        return len(doomed) + len(personas) + budgets + self._values.drop_where(lambda name: workspace_id in name)
 
 
 @dataclass

@@ -9,8 +9,10 @@ import pytest
 import redis.asyncio as redis
 
 from bot.core.answers import AnswerRecord
+from bot.core.assistant import PaneContextStore
 from bot.storage.answer_store import RedisAnswerStore, RedisPaneContexts
 from bot.storage.keys import Keys
+from bot.storage.memory_workspaces import MemoryPaneContexts
 from tests.conftest import RedisTarget
 
 
@@ -92,8 +94,11 @@ async def test_votes_count_once_per_person_move_when_changed_and_sum_per_persona
     assert await store.votes("T1", date(2026, 5, 6), date(2026, 5, 1)) == {}
 
 
-async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.Redis, keys: Keys) -> None:
-    contexts = RedisPaneContexts(client, keys, ttl_s=3600)
+@pytest.mark.parametrize("backend", ["redis", "memory"])
+async def test_the_pane_remembers_the_channel_beside_each_thread(client: redis.Redis, keys: Keys, backend: str) -> None:
+    contexts: PaneContextStore = (
+        RedisPaneContexts(client, keys, ttl_s=3600) if backend == "redis" else MemoryPaneContexts(ttl_s=3600)
+    )
     assert await contexts.pane_context("T1", "D1", "1.0") is None
     await contexts.save_pane_context("T1", "D1", "1.0", "C1")
     await contexts.save_pane_context("T1", "D1", "2.0", None)

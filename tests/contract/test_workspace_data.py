@@ -13,12 +13,14 @@ import redis.asyncio as redis
 
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.events import Usage
-from bot.core.ports import Allowance, Attachment
+from bot.core.ports import Allowance, Attachment, WorkspacePurges
 from bot.core.usage import UsageRecord
 from bot.core.workspaces import WorkspaceRetention
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.installations import RedisInstallationStore
 from bot.storage.keys import Keys, UsageKeys
+from bot.storage.memory import MemoryStore
+from bot.storage.memory_workspaces import MemoryWorkspacePurges
 from bot.storage.redis_store import RedisStore
 from bot.storage.usage_ledger import RedisUsageLedger
 from bot.storage.workspace_data import RedisWorkspacePurges
@@ -189,3 +191,37 @@ async def test_retention_purges_after_the_grace_period_unless_the_workspace_retu
     assert await store.channel_persona("T1", "C1") is None
     assert await store.channel_persona("T2", "C1") == "sql_expert"
     assert await retention.purge_due() == []
+
+
+@pytest.fixture(params=["redis", "memory"])
+def purges(request: pytest.FixtureRequest, store: RedisStore) -> WorkspacePurges:
+    """The schedule's contract, over Redis and over the in-memory twin."""
+    if request.param == "memory":
+        return MemoryWorkspacePurges(MemoryStore(conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600))
+    return RedisWorkspacePurges(store.client, store.keys)
+
+
+async def test_a_due_purge_is_claimed_once_on_either_backend(purges: WorkspacePurges) -> None:
+    await purges.schedule("T1", due_at=100.0)
+    await purges.schedule("T2", due_at=500.0)
+    await purges.schedule("T2", due_at=150.0)  # scheduling again moves the date
+    assert sorted(await purges.claim_due(200.0, lease_s=60)) == ["T1", "T2"]
+    assert await purges.claim_due(200.0, lease_s=60) == []
+    assert sorted(await purges.claim_due(261.0, lease_s=60)) == ["T1", "T2"], "unfinished claims come back"
+    await purges.finish("T1")
+    assert await purges.cancel("T2")
+    assert await purges.claim_due(10_000.0, lease_s=60) == []
+
+
+async def test_the_memory_purge_deletes_one_workspaces_data_only() -> None:
+    memory = MemoryStore(conversation_ttl_s=3600, dm_idle_reset_s=60, dedup_ttl_s=600)
+    for workspace in ("T1", "T2"):
+        await memory.append(ConversationKey(workspace, "C1", "1.0"), Turn.user("hi", author_id="U1"))
+        await memory.set_channel_persona(workspace, "C1", "code_reviewer")
+        await memory.put_profile("user", workspace, "U1", {"name": "Ann"})
+    assert await MemoryWorkspacePurges(memory).purge("T1") == 3
+    assert not await memory.exists(ConversationKey("T1", "C1", "1.0"))
+    assert await memory.channel_persona("T1", "C1") is None
+    assert await memory.get_profile("user", "T1", "U1") is None
+    assert await memory.exists(ConversationKey("T2", "C1", "1.0"))
+    assert await memory.get_profile("user", "T2", "U1") == {"name": "Ann"}

@@ -75,3 +75,20 @@ async def test_a_quiet_workspace_still_streams_with_an_edit_every_interval(
     gaps = [later - earlier for earlier, later in itertools.pairwise(streaming)]
     assert all(0.9 <= gap < 1.8 for gap in gaps), gaps  # EDIT_INTERVAL_S is 1 s in these tests
     assert answer.text == "".join(words).strip()
+
+
+async def test_a_saturated_workspace_tells_the_asker_alone_that_a_complete_answer_is_coming(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    # One edit a minute: not even a final edit can be promised, so the answer is posted only when complete.
+    running = await start_bot(WORKSPACE_EDITS_PER_MINUTE=1)
+    claude.script(TextReply("All done here."))
+    root = "1700000404.000100"
+    await running.sender.send_event(event_callback(app_mention("a question", ts=root, user="U0ASKER")))
+    [answer] = await wait_for_reply(slack, "C0GENERAL", root, "All done here.")
+    assert answer.edits == ["All done here."], "posted once, complete: no placeholder and no edit"
+    [sign] = slack.ephemerals
+    assert sign.params["user"] == "U0ASKER" and sign.params["thread_ts"] == root
+    assert "your answer will appear in this thread" in str(sign.params["text"])
+    [post] = slack.calls_to("chat.postMessage")
+    assert sign.at <= post.at, "the sign of life comes before the answer"

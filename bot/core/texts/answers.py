@@ -3,6 +3,10 @@
 from bot.core.i18n import _n, _t
 
 PLACEHOLDER = _t("answer.placeholder", "_Thinking…_")
+COMING_WHEN_READY = _t(
+    "answer.coming_when_ready",
+    "Many people are asking me right now: your answer will appear in this thread, complete, as soon as it is ready.",
+)
 THINKING_SECONDS = _t("answer.thinking_seconds", "_Thinking… {seconds}s_")
 PANE_THINKING_STATUS = _t("answer.pane_thinking_status", "is thinking…")
 STATUS_STORAGE_RETRYING = _t("answer.status_storage_retrying", "_My memory store is unreachable; retrying…_")
