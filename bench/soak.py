@@ -50,8 +50,6 @@ from bench.soak_checks import (
     question_numbers,
 )
 from bench.workload import SIGNING_SECRET, SLACK_PATH
-from bot.core.conversation import ConversationKey
-from bot.storage.keys import Keys
 from tests.fakes.anthropic_api import ClaudeFaults, FakeAnthropic, RecordedRequest, Reply, TextReply, ToolUseReply
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import app_mention, event_callback, message, new_ts, sign
@@ -182,6 +180,7 @@ class Fleet:
         self.processes: list[BotProcess] = []
         self.logs: list[Path] = []
         self.kills = 0
+        self.slow_starts = 0  # starts that were not healthy in time and were tried again
         self.replacing: set[int] = set()  # processes killed and not yet started again
         self.fault_times: list[float] = []  # time.monotonic() of each kill and of Redis coming back
         self._next = 0
@@ -200,11 +199,20 @@ class Fleet:
     ) -> None:
         await asyncio.gather(*(_stop(process) for process in self.processes))
 
-    async def _started(self) -> BotProcess:
-        process = BotProcess(self._env)
-        self.logs.append(process.log_path)
-        await process.__aenter__()
-        return process
+    async def _started(self, attempts: int = 3) -> BotProcess:
+        """A new healthy process; on a busy machine a start can outlast its 30 s, so it is tried again."""
+        for attempt in range(1, attempts + 1):
+            process = BotProcess(self._env)
+            self.logs.append(process.log_path)
+            try:
+                await process.__aenter__()
+                return process
+            except RuntimeError:
+                await _stop(process)  # it may still be running, unhealthy: never leave it behind
+                if attempt == attempts:
+                    raise
+                self.slow_starts += 1
+        raise AssertionError("unreachable")
 
     def next_url(self) -> str:
         """Round-robin, dead or alive: a load balancer only notices a dead backend some time after it died."""
@@ -536,6 +544,7 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
         verdict = await _judge(asking, slack, claude, store)
         injected = {
             "bot processes SIGKILLed": fleet.kills,
+            "bot starts retried": fleet.slow_starts,
             "Redis restarts": store.restarts,
             **{f"Claude {kind}": count for kind, count in sorted(claude.injected.items())},
             "Slack 429s injected": sum(slack.random_429_count.values()),
@@ -588,13 +597,15 @@ async def _recovery(
 
 async def _judge(asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store: RestartableRedis) -> Verdict:
     client = redis.Redis(port=store.port, decode_responses=True)
-    keys = Keys(KEY_PREFIX)
     try:
         histories: dict[tuple[str, str], list[str]] = {}
         for channel, root in asking.threads:
-            name = keys.conversation(ConversationKey(asking.team, channel, root))
-            histories[(channel, root)] = await client.lrange(name, 0, -1)
-        day_hashes = [await client.hgetall(name) async for name in _day_totals(client)]
+            # bot/storage/keys.py Keys.conversation on one server (no hash tags): the list of the thread's turns
+            name = f"{KEY_PREFIX}conv:{asking.team}:{channel}:{root}"
+            histories[(channel, root)] = [str(turn) for turn in await client.lrange(name, 0, -1)]
+        day_hashes = [
+            {str(k): str(v) for k, v in (await client.hgetall(name)).items()} async for name in _day_totals(client)
+        ]
     finally:
         await client.aclose()
     messages = [m for channel, root in asking.threads for m in shown_messages(slack, channel, root)]
