@@ -419,6 +419,7 @@ async def inject_faults(plan: SoakPlan, fleet: Fleet, store: RestartableRedis, l
     processes that is up, and a new process replaces it; Redis is killed and started again after `redis_down_s`."""
     started = time.monotonic()
     rng = random.Random(plan.seed)
+    last = [-1]  # the process killed last
 
     def stamp() -> str:
         return f"{time.monotonic() - started:5.1f}s"
@@ -433,7 +434,8 @@ async def inject_faults(plan: SoakPlan, fleet: Fleet, store: RestartableRedis, l
             if len(up) >= 2:
                 break
             await asyncio.sleep(0.2)
-        index = rng.choice(up)
+        index = rng.choice([n for n in up if n != last[0]] or up)  # seeded, but never the same one twice running
+        last[0] = index
         fleet.fault_times.append(time.monotonic())
         log.append(f"{stamp()} SIGKILL bot process {index}")
         await fleet.kill_and_replace(index)
