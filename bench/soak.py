@@ -233,6 +233,19 @@ class Fleet:
         finally:
             self.replacing.discard(index)
 
+    def log_messages(self, levels: tuple[str, ...] = ("WARNING", "ERROR", "CRITICAL")) -> dict[str, int]:
+        """How often each WARNING-or-worse message was logged, over every process (JSON log lines), most first."""
+        seen: dict[str, int] = {}
+        for path in self.logs:
+            with contextlib.suppress(OSError):
+                for line in path.read_text(errors="replace").splitlines():
+                    with contextlib.suppress(ValueError, AttributeError):
+                        entry = json.loads(line)
+                        if entry.get("level") in levels:
+                            text = f"{entry['level']}: {entry.get('message', '')}"
+                            seen[text] = seen.get(text, 0) + 1
+        return dict(sorted(seen.items(), key=lambda item: -item[1]))
+
     def log_problems(self) -> list[str]:
         found = []
         for path in self.logs:
@@ -467,6 +480,8 @@ class SoakResult:
     failed_deliveries: int
     recovery_wait_s: float
     log_problems: list[str]
+    log_messages: dict[str, int]  # WARNING-or-worse log messages by count
+    logs: list[str]
 
     def figures(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -506,6 +521,8 @@ class SoakResult:
             "failed_deliveries": self.failed_deliveries,
             "recovery_wait_s": round(self.recovery_wait_s, 1),
             "bot_log_errors": len(self.log_problems),
+            "bot_log_warnings": self.log_messages,
+            "bot_logs": self.logs,
         }
 
 
@@ -577,6 +594,8 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
             failed_deliveries=deliveries.failed_posts,
             recovery_wait_s=waited,
             log_problems=fleet.log_problems(),
+            log_messages=fleet.log_messages(),
+            logs=[str(path) for path in fleet.logs],
         )
     raise AssertionError("unreachable")  # pragma: no cover - the timeout raises; mypy wants a return
 
@@ -656,7 +675,8 @@ def table(result: SoakResult) -> str:
         f"Slack Web API calls {result.slack_calls}; waited {result.recovery_wait_s:.1f} s for recovery; "
         f"{len(result.log_problems)} ERROR lines in the bots' logs.",
         *(f"  {line}" for line in result.fault_log),
-        *(f"  bot log: {line[:300]}" for line in result.log_problems[:8]),
+        "Bots' warnings and errors, most frequent first:",
+        *(f"  {count:4d}  {text[:150]}" for text, count in list(result.log_messages.items())[:12]),
     ]
     for kind, examples in v.examples.items():
         lines.append(f"{kind}, e.g.:")
