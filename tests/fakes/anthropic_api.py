@@ -629,6 +629,11 @@ class BilledCall:
         self.outcome = outcome
         self.output_tokens = max(1, math.ceil(self.streamed_chars / CHARS_PER_TOKEN))
 
+    def went_away(self) -> None:
+        """The client left (or the fake is stopping) before the stream ended."""
+        if self.outcome == "started":
+            self.end_early("client_gone")
+
 
 Reply = (
     TextReply
@@ -1708,25 +1713,29 @@ class FakeAnthropic:
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
+        bill = self._new_bill(rec, final)
+        try:
+            await self._emit(request, resp, reply, blocks, final, request_id, bill)
+        except (ConnectionError, _Closing):
+            # client went away (e.g. its read timeout fired) or the fake is stopping
+            bill.went_away()
+            if request.transport is not None:
+                request.transport.abort()
+        finally:
+            self.active_streams -= 1
+        return resp
+
+    @staticmethod
+    def _new_bill(rec: RecordedRequest, final: dict[str, Any]) -> BilledCall:
+        """A streamed call's bill as message_start reports it (billed once that event is written)."""
         usage = final["usage"]
-        bill = BilledCall(
+        return BilledCall(
             rec,
             input_tokens=usage["input_tokens"],
             output_tokens=1,  # as message_start reports it
             cache_creation_input_tokens=usage["cache_creation_input_tokens"],
             cache_read_input_tokens=usage["cache_read_input_tokens"],
         )
-        try:
-            await self._emit(request, resp, reply, blocks, final, request_id, bill)
-        except (ConnectionError, _Closing):
-            # client went away (e.g. its read timeout fired) or the fake is stopping
-            if bill.outcome == "started":
-                bill.end_early("client_gone")
-            if request.transport is not None:
-                request.transport.abort()
-        finally:
-            self.active_streams -= 1
-        return resp
 
     async def _emit(
         self,
