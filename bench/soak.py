@@ -34,8 +34,8 @@ from typing import Any
 import aiohttp
 import redis.asyncio as redis
 
-from bench.load import SLACK_POSTS_CEILING, bot_environment
-from bench.processes import BotProcess, _redis_server_binary, free_port
+from bench.load import SLACK_POSTS_CEILING, bot_environment, describe_source
+from bench.processes import REPO_ROOT, BotProcess, _redis_server_binary, free_port
 from bench.soak_checks import (
     ANSWER,
     END_MARK,
@@ -174,9 +174,10 @@ class RestartableRedis:
 class Fleet:
     """The bot processes behind the "load balancer": each can be SIGKILLed and replaced by a new one."""
 
-    def __init__(self, env: dict[str, str], count: int) -> None:
+    def __init__(self, env: dict[str, str], count: int, source: Path = REPO_ROOT) -> None:
         self._env = env
         self._count = count
+        self._source = source  # the checkout whose `bot` package runs
         self.processes: list[BotProcess] = []
         self.logs: list[Path] = []
         self.kills = 0
@@ -202,7 +203,7 @@ class Fleet:
     async def _started(self, attempts: int = 3) -> BotProcess:
         """A new healthy process; on a busy machine a start can outlast its 30 s, so it is tried again."""
         for attempt in range(1, attempts + 1):
-            process = BotProcess(self._env)
+            process = BotProcess(self._env, source=self._source)
             self.logs.append(process.log_path)
             try:
                 await process.__aenter__()
@@ -482,6 +483,7 @@ class SoakResult:
     log_problems: list[str]
     log_messages: dict[str, int]  # WARNING-or-worse log messages by count
     logs: list[str]
+    source: str  # the bot package that ran
 
     def figures(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -498,6 +500,7 @@ class SoakResult:
                 },
             },
             "started": self.started.isoformat(timespec="seconds"),
+            "bot": self.source,
             "wall_s": round(self.wall_s, 1),
             "questions": verdict.questions,
             "answered": verdict.answered,
@@ -526,7 +529,7 @@ class SoakResult:
         }
 
 
-async def run_soak(plan: SoakPlan) -> SoakResult:
+async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
     """One bounded run: everything started here is stopped before this returns or raises."""
     started_at, started = datetime.now(UTC), time.monotonic()
     bound_s = 120 + plan.ask_window_s + plan.turn_timeout_s + plan.recovery_s + 60 * plan.processes
@@ -544,7 +547,7 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
             "CLAUDE_RETRY_BASE_DELAY_S": "0.2",
             "SHUTDOWN_GRACE_S": "2",
         }
-        fleet = await stack.enter_async_context(Fleet(env, plan.processes))
+        fleet = await stack.enter_async_context(Fleet(env, plan.processes, source))
         deliveries = await stack.enter_async_context(Deliveries(fleet))
         claude.faults = dataclasses.replace(plan.claude_faults)  # faults start once every process is up
         asking = Asking(slack, deliveries, plan, slack.team_id, started=time.monotonic())
@@ -596,6 +599,7 @@ async def run_soak(plan: SoakPlan) -> SoakResult:
             log_problems=fleet.log_problems(),
             log_messages=fleet.log_messages(),
             logs=[str(path) for path in fleet.logs],
+            source=describe_source(source),
         )
     raise AssertionError("unreachable")  # pragma: no cover - the timeout raises; mypy wants a return
 
@@ -659,6 +663,7 @@ def table(result: SoakResult) -> str:
     lines = [
         f"Soak ({plan.name}): {plan.processes} bot processes on one Redis, {v.questions} questions in "
         f"{plan.threads} threads; started {result.started:%Y-%m-%d %H:%M} UTC, {result.wall_s:.0f} s.",
+        f"Bot: {result.source}.",
         "",
         f"| {'invariant':<{width}} | got | must be |",
         f"|{'-' * (width + 2)}|-----|---------|",
@@ -693,12 +698,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Path(tempfile.gettempdir()) / "soak-figures.json",
         help="where the figures go, as JSON (default: %(default)s)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--bot-source",
+        type=Path,
+        default=REPO_ROOT,
+        help="checkout whose bot package to run, e.g. an export of another branch (default: this one)",
+    )
+    options = parser.parse_args(argv)
+    if not (options.bot_source / "bot" / "__main__.py").is_file():
+        parser.error(f"--bot-source {options.bot_source} has no bot package")
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    result = asyncio.run(run_soak(quick_plan() if options.quick else full_plan()))
+    result = asyncio.run(run_soak(quick_plan() if options.quick else full_plan(), options.bot_source))
     print(table(result))
     options.output.write_text(json.dumps(result.figures(), indent=2) + "\n")
     print(f"\nFigures: {options.output}")
