@@ -40,6 +40,7 @@ from bench.soak_checks import (
     ANSWER,
     END_MARK,
     QUESTION,
+    TOKEN_FIELDS,
     Question,
     ShownMessage,
     Verdict,
@@ -475,8 +476,7 @@ class SoakResult:
     fault_log: list[str]
     slack_calls: int
     claude_calls: int
-    billed_by_outcome: dict[str, int]
-    billed_early: dict[str, int]  # the part of the bill for calls that ended early (error event, cut, client gone)
+    billed_by_outcome: dict[str, dict[str, int]]  # complete / error_event / truncated / disconnected / client_gone
     deliveries: int
     failed_deliveries: int
     recovery_wait_s: float
@@ -518,8 +518,7 @@ class SoakResult:
             "fault_log": self.fault_log,
             "slack_calls": self.slack_calls,
             "claude_calls": self.claude_calls,
-            "billed_calls_by_outcome": self.billed_by_outcome,
-            "billed_for_calls_ended_early": self.billed_early,
+            "billed_by_outcome": self.billed_by_outcome,
             "deliveries": self.deliveries,
             "failed_deliveries": self.failed_deliveries,
             "recovery_wait_s": round(self.recovery_wait_s, 1),
@@ -572,16 +571,14 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             "Slack 429s injected": sum(slack.random_429_count.values()),
             "Slack 429s (limits)": sum(slack.rate_limited.values()),
         }
-        by_outcome: dict[str, int] = {}
-        early = {"calls": 0, "input": 0, "output": 0, "cache_write": 0, "cache_read": 0}
+        by_outcome: dict[str, dict[str, int]] = {}  # outcome -> calls and tokens billed
         for call in claude.billed:
-            by_outcome[call.outcome] = by_outcome.get(call.outcome, 0) + 1
-            if call.outcome != "complete":
-                early["calls"] += 1
-                early["input"] += call.input_tokens
-                early["output"] += call.output_tokens
-                early["cache_write"] += call.cache_creation_input_tokens
-                early["cache_read"] += call.cache_read_input_tokens
+            row = by_outcome.setdefault(call.outcome, dict.fromkeys(("calls", *TOKEN_FIELDS), 0))
+            row["calls"] += 1
+            row["input"] += call.input_tokens
+            row["output"] += call.output_tokens
+            row["cache_write"] += call.cache_creation_input_tokens
+            row["cache_read"] += call.cache_read_input_tokens
         return SoakResult(
             plan=plan,
             verdict=verdict,
@@ -592,7 +589,6 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             slack_calls=len(slack.calls),
             claude_calls=len(claude.requests),
             billed_by_outcome=by_outcome,
-            billed_early=early,
             deliveries=deliveries.posts,
             failed_deliveries=deliveries.failed_posts,
             recovery_wait_s=waited,
@@ -672,11 +668,9 @@ def table(result: SoakResult) -> str:
         f"Answered completely: {v.answered} of {v.questions}; never acked: {v.not_acked}; "
         f"deliveries {result.deliveries} ({result.failed_deliveries} failed, then retried as Slack does).",
         "Faults: " + ", ".join(f"{k} {n}" for k, n in result.faults.items()) + ".",
-        f"Claude calls {result.claude_calls}; billed by outcome: "
-        + ", ".join(f"{k} {n}" for k, n in sorted(result.billed_by_outcome.items()))
-        + f"; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)}, of which calls that ended early "
-        + json.dumps(result.billed_early)
-        + ".",
+        f"Claude calls {result.claude_calls}; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)}; "
+        "the bill by how calls ended:",
+        *(f"  {outcome}: {json.dumps(row)}" for outcome, row in sorted(result.billed_by_outcome.items())),
         f"Slack Web API calls {result.slack_calls}; waited {result.recovery_wait_s:.1f} s for recovery; "
         f"{len(result.log_problems)} ERROR lines in the bots' logs.",
         *(f"  {line}" for line in result.fault_log),
