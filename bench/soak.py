@@ -129,6 +129,7 @@ class RestartableRedis:
         self._folder = tempfile.TemporaryDirectory(prefix="soak-redis-")
         self._process: asyncio.subprocess.Process | None = None
         self.restarts = 0
+        self.pids: list[int] = []
 
     async def __aenter__(self) -> RestartableRedis:
         await self.start()
@@ -146,6 +147,7 @@ class RestartableRedis:
         self._process = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
+        self.pids.append(self._process.pid)
         client = redis.Redis(port=self.port)
         try:
             deadline = time.monotonic() + 30
@@ -182,6 +184,7 @@ class Fleet:
         self.processes: list[BotProcess] = []
         self.logs: list[Path] = []
         self.kills = 0
+        self.pids: list[int] = []  # every bot process started, to check none is left behind
         self.slow_starts = 0  # starts that were not healthy in time and were tried again
         self.replacing: set[int] = set()  # processes killed and not yet started again
         self.fault_times: list[float] = []  # time.monotonic() of each kill and of Redis coming back
@@ -208,6 +211,9 @@ class Fleet:
             self.logs.append(process.log_path)
             try:
                 await process.__aenter__()
+                pid = _pid(process)
+                if pid is not None:
+                    self.pids.append(pid)
                 return process
             except RuntimeError:
                 await _stop(process)  # it may still be running, unhealthy: never leave it behind
@@ -484,6 +490,7 @@ class SoakResult:
     log_messages: dict[str, int]  # WARNING-or-worse log messages by count
     logs: list[str]
     source: str  # the bot package that ran
+    pids: list[int]  # every process it started (bots, redis-server): all stopped once run_soak returns
 
     def figures(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -596,6 +603,7 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             log_messages=fleet.log_messages(),
             logs=[str(path) for path in fleet.logs],
             source=describe_source(source),
+            pids=[*fleet.pids, *store.pids],
         )
     raise AssertionError("unreachable")  # pragma: no cover - the timeout raises; mypy wants a return
 

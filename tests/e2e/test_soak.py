@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import psutil  # type: ignore[import-untyped]  # no stubs shipped
 import pytest
 
 from bench.soak import quick_plan, run_soak, table
@@ -20,6 +21,7 @@ async def test_a_short_soak_under_faults_keeps_every_invariant() -> None:
     result = await run_soak(quick_plan())
     report = table(result)
     print(report)
+    assert len(result.pids) >= 5 and not _left_running(result.pids), report  # 2 bots, 2 replacements, 2 redis-servers
     # The faults really happened, and people really asked.
     assert result.faults["bot processes SIGKILLed"] == 2, report
     assert result.faults["Redis restarts"] == 1, report
@@ -33,6 +35,17 @@ async def test_a_short_soak_under_faults_keeps_every_invariant() -> None:
     assert verdict.answers_left_live == 0, report
     assert verdict.invalid_histories == 0, report
     assert verdict.ledger_mismatch == {}, report
+
+
+def _left_running(pids: list[int]) -> list[int]:
+    running = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return running
 
 
 def _turn(role: str, text: str = "", **block: object) -> str:
