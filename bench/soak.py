@@ -110,6 +110,18 @@ def quick_plan() -> SoakPlan:
     )
 
 
+def without_faults(plan: SoakPlan) -> SoakPlan:
+    """The same people and questions with no fault at all: the harness's control (every invariant must hold)."""
+    return dataclasses.replace(
+        plan,
+        name=f"{plan.name}, no faults",
+        kills_at_s=(),
+        redis_restarts_at_s=(),
+        claude_faults=ClaudeFaults(),
+        slack_429_share=0.0,
+    )
+
+
 def full_plan() -> SoakPlan:
     """The soak: 3 processes, at most 160 questions over about two minutes, 4 kills and 2 Redis restarts."""
     return SoakPlan()
@@ -695,6 +707,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short version the tests run (about a minute)")
     parser.add_argument(
+        "--no-faults", action="store_true", help="the control: the same run without any fault (all must hold)"
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=Path(tempfile.gettempdir()) / "soak-figures.json",
@@ -714,7 +729,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
-    result = asyncio.run(run_soak(quick_plan() if options.quick else full_plan(), options.bot_source))
+    plan = quick_plan() if options.quick else full_plan()
+    result = asyncio.run(run_soak(without_faults(plan) if options.no_faults else plan, options.bot_source))
     print(table(result))
     options.output.write_text(json.dumps(result.figures(), indent=2) + "\n")
     print(f"\nFigures: {options.output}")

@@ -11,7 +11,7 @@ import json
 import psutil  # type: ignore[import-untyped]  # no stubs shipped
 import pytest
 
-from bench.soak import quick_plan, run_soak, table
+from bench.soak import quick_plan, run_soak, table, without_faults
 from bench.soak_checks import ANSWER, END_MARK, QUESTION, Question, ShownMessage, history_problem, judge
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]  # above run_soak's own bound for the quick plan
@@ -35,6 +35,15 @@ async def test_a_short_soak_under_faults_keeps_every_invariant() -> None:
     assert verdict.answers_left_live == 0, report
     assert verdict.invalid_histories == 0, report
     assert verdict.ledger_mismatch == {}, report
+
+
+async def test_without_faults_the_same_soak_keeps_every_invariant() -> None:
+    """The harness's control: if this fails, the judge or the harness is wrong, not the bot's fault handling."""
+    result = await run_soak(without_faults(quick_plan()))
+    report = table(result)
+    assert result.verdict.questions == 18 and result.verdict.answered == 18, report
+    assert result.verdict.failures() == {}, report
+    assert result.verdict.ledger["requests"] == result.verdict.billed["requests"], report  # one record a call
 
 
 def _left_running(pids: list[int]) -> list[int]:
