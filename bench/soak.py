@@ -490,6 +490,7 @@ class SoakResult:
     verdict: Verdict
     started: datetime
     wall_s: float
+    ready_s: float  # of wall_s, starting the fakes, Redis and the bot processes
     faults: dict[str, int]
     fault_log: list[str]
     slack_calls: int
@@ -521,6 +522,7 @@ class SoakResult:
             "started": self.started.isoformat(timespec="seconds"),
             "bot": self.source,
             "wall_s": round(self.wall_s, 1),
+            "ready_s": round(self.ready_s, 1),
             "questions": verdict.questions,
             "answered": verdict.answered,
             "not_acked": verdict.not_acked,
@@ -566,6 +568,7 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             "SHUTDOWN_GRACE_S": "2",
         }
         fleet = await stack.enter_async_context(Fleet(env, plan.processes, source))
+        ready_s = time.monotonic() - started  # fakes, Redis and every bot process up
         deliveries = await stack.enter_async_context(Deliveries(fleet))
         claude.faults = dataclasses.replace(plan.claude_faults)  # faults start once every process is up
         asking = Asking(slack, deliveries, plan, slack.team_id, started=time.monotonic())
@@ -603,6 +606,7 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             verdict=verdict,
             started=started_at,
             wall_s=time.monotonic() - started,
+            ready_s=ready_s,
             faults=injected,
             fault_log=fault_log,
             slack_calls=len(slack.calls),
@@ -678,7 +682,8 @@ def table(result: SoakResult) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [
         f"Soak ({plan.name}): {plan.processes} bot processes on one Redis, {v.questions} questions in "
-        f"{plan.threads} threads; started {result.started:%Y-%m-%d %H:%M} UTC, {result.wall_s:.0f} s.",
+        f"{plan.threads} threads; started {result.started:%Y-%m-%d %H:%M} UTC, {result.wall_s:.0f} s "
+        f"({result.ready_s:.0f} s of them starting the processes).",
         f"Bot: {result.source}.",
         "",
         f"| {'invariant':<{width}} | got | must be |",
