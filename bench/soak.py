@@ -593,14 +593,15 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
             "Slack 429s injected": sum(slack.random_429_count.values()),
             "Slack 429s (limits)": sum(slack.rate_limited.values()),
         }
-        by_outcome: dict[str, dict[str, int]] = {}  # outcome -> calls and tokens billed
-        for call in claude.billed:
-            row = by_outcome.setdefault(call.outcome, dict.fromkeys(("calls", *TOKEN_FIELDS), 0))
+        by_outcome: dict[str, dict[str, int]] = {}  # how each billed call ended -> calls and tokens reported
+        for request in claude.requests:
+            if request.reported_usage is None:
+                continue  # an HTTP error or a refusal: nothing reported, nothing billed
+            row = by_outcome.setdefault(request.ended or "complete", dict.fromkeys(("calls", *TOKEN_FIELDS), 0))
             row["calls"] += 1
-            row["input"] += call.input_tokens
-            row["output"] += call.output_tokens
-            row["cache_write"] += call.cache_creation_input_tokens
-            row["cache_read"] += call.cache_read_input_tokens
+            for name, amount in bill_totals(request.reported_usage, 0).items():
+                if name in row:
+                    row[name] += amount
         return SoakResult(
             plan=plan,
             verdict=verdict,
@@ -654,7 +655,8 @@ async def _judge(asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store:
     finally:
         await client.aclose()
     messages = [m for channel, root in asking.threads for m in shown_messages(slack, channel, root)]
-    billed = bill_totals(claude.billed_totals(), len(claude.billed))
+    calls = sum(1 for request in claude.requests if request.reported_usage is not None)
+    billed = bill_totals(claude.reported_usage(), calls)
     return judge(asking.questions, messages, histories, billed, ledger_totals(day_hashes))
 
 

@@ -230,12 +230,12 @@ def ledger_totals(day_hashes: Sequence[Mapping[str, str]]) -> dict[str, int]:
     return dict(totals)
 
 
-def bill_totals(billed: Mapping[str, int], calls: int) -> dict[str, int]:
-    """The fake Claude's bill in the ledger's names."""
+def bill_totals(reported: Mapping[str, int], calls: int) -> dict[str, int]:
+    """The fake Claude's bill (the usage it reported, `FakeAnthropic.reported_usage`) in the ledger's names."""
     return {
-        "input": billed["input_tokens"],
-        "output": billed["output_tokens"],
-        "cache_write": billed["cache_creation_input_tokens"],
-        "cache_read": billed["cache_read_input_tokens"],
+        "input": reported.get("input_tokens", 0),
+        "output": reported.get("output_tokens", 0),
+        "cache_write": reported.get("cache_creation_input_tokens", 0),
+        "cache_read": reported.get("cache_read_input_tokens", 0),
         "requests": calls,
     }

@@ -3,11 +3,16 @@
 Each server's connection lives in one task of its own for the bot's lifetime: anyio (under the MCP SDK) requires
 a connection's task groups and cancel scopes to be opened and closed by the same task, and `start`/`close` are
 called from different tasks. Tool calls only send requests through that connection, so they may run concurrently.
+
+A server that goes away (its process dies, its URL stops answering: seen by a failed call or a periodic ping) is
+connected again by that task, backing off between tries; meanwhile its tools are not offered to Claude, and a call
+already made says plainly that the server is unavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -15,8 +20,6 @@ import logging
 import math
 import re
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,128 +43,50 @@ from mcp.types import Tool as McpTool
 from bot.core import texts
 from bot.core.i18n import tr
 from bot.core.tools.registry import Tool, ToolContext, ToolError
+from bot.mcp_config import McpServerConfig as McpServerConfig
+from bot.mcp_config import load_mcp_config as load_mcp_config
 
 log = logging.getLogger(__name__)
 
 # Claude's rule for tool names (the Messages API rejects the whole request otherwise).
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_TOOL_NAME_CHARS = 64
-# Server names become part of tool names (`mcp__<server>__<tool>`), so they stay short and plain.
-SERVER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,32}$")
 # A server that lists tools forever must not hang start-up.
 MAX_TOOL_PAGES = 100
 # How long `close` lets a server shut down politely (stdio: close stdin, then SIGTERM; HTTP: DELETE the session).
 CLOSE_GRACE_S = 10.0
 # Matches the SDK's own default HTTP client: long reads, because a server may hold a response stream open.
 HTTP_READ_TIMEOUT_S = 300.0
-
-
-@dataclass(frozen=True)
-class McpServerConfig:
-    """One MCP server: a command to run (stdio) or a streamable-HTTP URL; `timeout_s` bounds start-up and each call."""
-
-    name: str
-    command: str | None = None
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict, repr=False)  # often holds API keys: never logged
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often holds a bearer token
-    timeout_s: float = 30.0
-    # The operator vouches for this server: its own readOnlyHint may then skip the asker's approval.
-    trusted: bool = False
-
-
-def load_mcp_config(path: Path) -> tuple[list[McpServerConfig], list[str]]:
-    """Read the common `{"mcpServers": {...}}` file; a bad entry is one plain problem line, never a failed start."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [], [f"MCP config {path} does not exist"]
-    except OSError as error:
-        return [], [f"MCP config {path} could not be read: {error.strerror or error}"]
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        return [], [f"MCP config {path} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"]
-    if not isinstance(document, dict) or not isinstance(document.get("mcpServers"), dict):
-        return [], [f'MCP config {path} needs an object {{"mcpServers": {{"<name>": {{...}}}}}}']
-
-    configs: list[McpServerConfig] = []
-    problems: list[str] = []
-    for name, entry in document["mcpServers"].items():
-        try:
-            config = _parse_server(name, entry)
-        except ValueError as error:
-            problems.append(f"MCP server {name!r} skipped: {error}")
-            continue
-        if config is not None:
-            configs.append(config)
-    return configs, problems
-
-
-def _parse_server(name: str, entry: object) -> McpServerConfig | None:
-    """One `mcpServers` entry; None when it is switched off with `"disabled": true`."""
-    if not SERVER_NAME_RE.fullmatch(name):
-        raise ValueError("the name must be 1-32 letters, digits, '_' or '-'")
-    if not isinstance(entry, dict):
-        raise ValueError("the entry must be an object with a command or a url")
-    if entry.get("disabled") is True:
-        return None
-    transport = entry.get("type")
-    if transport == "sse":
-        raise ValueError("the SSE transport is not supported; use the server's streamable HTTP endpoint")
-    if transport not in (None, "stdio", "http", "streamable-http", "streamable_http"):
-        raise ValueError(f"unknown type {transport!r} (expected 'stdio' or 'http')")
-    command, url = entry.get("command"), entry.get("url")
-    if command is not None and url is not None:
-        raise ValueError("give either a command or a url, not both")
-    if command is None and url is None:
-        raise ValueError("give a command (stdio) or a url (streamable HTTP)")
-    timeout_s = entry.get("timeout_s", 30.0)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not 0 < timeout_s < math.inf:
-        raise ValueError("timeout_s must be a positive number of seconds")
-    trusted = entry.get("trusted", False)
-    if not isinstance(trusted, bool):
-        raise ValueError("trusted must be true or false")
-    if command is not None:
-        if not isinstance(command, str) or not command.strip():
-            raise ValueError("command must be a non-empty string")
-        args = entry.get("args", [])
-        if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
-            raise ValueError("args must be a list of strings")
-        return McpServerConfig(
-            name=name,
-            command=command,
-            args=args,
-            env=_strings(entry, "env"),
-            timeout_s=float(timeout_s),
-            trusted=trusted,
-        )
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ValueError("url must be an http:// or https:// address")
-    return McpServerConfig(
-        name=name, url=url, headers=_strings(entry, "headers"), timeout_s=float(timeout_s), trusted=trusted
-    )
-
-
-def _strings(entry: dict[str, Any], key: str) -> dict[str, str]:
-    """A string-to-string mapping (env, headers); the message never repeats the values, which may be secrets."""
-    value = entry.get(key, {})
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError(f"{key} must map names to string values")
-    return dict(value)
+# An idle connection is pinged this often, so a server that went away is noticed (and reconnected) before a call.
+HEALTH_CHECK_S = 30.0
+# Reconnecting waits this long after a disconnect, doubling after each failed try up to the second figure.
+RECONNECT_BACKOFF_S = (1.0, 60.0)
 
 
 class _Connection:
-    """One server's MCP client, opened and closed inside a task of its own (see the module docstring)."""
+    """One server's MCP client, opened, watched and reopened inside a task of its own (see the module docstring)."""
 
-    def __init__(self, config: McpServerConfig) -> None:
+    def __init__(
+        self,
+        config: McpServerConfig,
+        *,
+        health_check_s: float = HEALTH_CHECK_S,
+        backoff_s: tuple[float, float] = RECONNECT_BACKOFF_S,
+    ) -> None:
         self.config = config
         self.listed: list[McpTool] = []
+        self._health_check_s = health_check_s
+        self._backoff_s = backoff_s
         self._client: Client | None = None
         self._stop = asyncio.Event()
+        self._lost = asyncio.Event()  # a call found the connection closed
+        self._wake = asyncio.Event()  # stop or lost: the watching task looks now
         self._scope: anyio.CancelScope | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     async def open(self) -> None:
         """Connect and list the tools within `timeout_s`; raises whatever stopped it."""
@@ -170,7 +95,28 @@ class _Connection:
         await ready
 
     async def _own(self, ready: asyncio.Future[None]) -> None:
-        timed_out = False
+        """The first connection (its failure is `open`'s), then a new one after every disconnect until closed."""
+        delay = self._backoff_s[0]
+        while not self._stop.is_set():
+            try:
+                await self._session(ready)
+                delay = self._backoff_s[0]
+            except Exception as error:
+                if not ready.done():
+                    ready.set_exception(error)
+                    return
+                name, reason = self.config.name, _reason(error)
+                log.warning("MCP server %r unavailable (%s); reconnecting in %g s", name, reason, delay)
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+            delay = min(delay * 2, self._backoff_s[1])
+        if not ready.done():
+            ready.set_exception(TimeoutError("stopped while starting"))
+
+    async def _session(self, ready: asyncio.Future[None]) -> None:
+        """One connection: open it within `timeout_s`, then watch it until closed (returns) or lost (raises)."""
         try:
             # The deadline covers connecting and listing only; it is lifted once the server is ready.
             with anyio.CancelScope(deadline=anyio.current_time() + self.config.timeout_s) as scope:
@@ -178,22 +124,33 @@ class _Connection:
                 async with AsyncExitStack() as stack:
                     client = Client(self._transport(stack))
                     await stack.enter_async_context(client)
-                    self.listed = await _list_tools(client)
+                    listed = await _list_tools(client)
                     scope.deadline = math.inf
+                    self._lost.clear()
                     self._client = client
-                    ready.set_result(None)
-                    await self._stop.wait()
-            timed_out = scope.cancelled_caught and not self._stop.is_set()
-        except Exception as error:
-            if not ready.done():
-                ready.set_exception(error)
-            else:
-                log.warning("MCP server %r disconnected: %s", self.config.name, _reason(error))
+                    if ready.done():
+                        log.info("MCP server %r reconnected", self.config.name)
+                    else:
+                        self.listed = listed
+                        ready.set_result(None)
+                    await self._watch(client)
         finally:
             self._client = None
-            if not ready.done():
-                reason = f"timed out after {self.config.timeout_s:g} s" if timed_out else "stopped while starting"
-                ready.set_exception(TimeoutError(reason))
+        if scope.cancelled_caught and not self._stop.is_set():
+            raise TimeoutError(f"timed out after {self.config.timeout_s:g} s")
+
+    async def _watch(self, client: Client) -> None:
+        """Until closed: a ping every `health_check_s` while idle; a failed ping or call ends the connection."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._health_check_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._lost.is_set():
+                raise ConnectionError("the connection was closed")
+            with anyio.fail_after(self.config.timeout_s):
+                await client.send_ping()
 
     def _transport(self, stack: AsyncExitStack) -> StdioServerParameters | Transport:
         config = self.config
@@ -216,10 +173,10 @@ class _Connection:
             result = await client.call_tool(tool, arguments)
         except MCPError as error:
             if error.code == CONNECTION_CLOSED:
-                raise ToolError(f"MCP server {self.config.name!r} is not available") from None
+                raise self._unavailable() from None
             raise ToolError(f"MCP server {self.config.name!r} refused {tool}: {error.message}") from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError, httpx2.HTTPError):
-            raise ToolError(f"MCP server {self.config.name!r} is not available") from None
+            raise self._unavailable() from None
         except Exception as error:  # e.g. structured output that breaks the tool's own schema
             log.warning("MCP tool %s on %r failed", tool, self.config.name, exc_info=True)
             raise ToolError(f"MCP server {self.config.name!r} failed to run {tool}: {_reason(error)}") from None
@@ -228,9 +185,16 @@ class _Connection:
             raise ToolError(text or f"{tool} failed on MCP server {self.config.name!r}")
         return text
 
+    def _unavailable(self) -> ToolError:
+        """The connection is gone: have the watching task reconnect now, and tell Claude plainly."""
+        self._lost.set()
+        self._wake.set()
+        return ToolError(f"MCP server {self.config.name!r} is not available")
+
     async def close(self) -> None:
         """Ask the task to leave its connection politely; cancel it if that takes longer than CLOSE_GRACE_S."""
         self._stop.set()
+        self._wake.set()
         task = self._task
         if task is None or task.done():
             return
@@ -324,6 +288,7 @@ def _as_tool(connection: _Connection, listed: McpTool, name: str) -> Tool:
         timeout_s=connection.config.timeout_s,
         describe=lambda _: tr(texts.TOOL_MCP, tool=remote, server=server),
         raw_schema=schema,
+        available=lambda: connection.connected,  # not offered while the server is away
         source="mcp",
         extra={"server": server, "tool": remote},
     )
@@ -332,8 +297,16 @@ def _as_tool(connection: _Connection, listed: McpTool, name: str) -> Tool:
 class McpTools:
     """Owns the connections (one MCP client session per server) for the bot's lifetime."""
 
-    def __init__(self, configs: list[McpServerConfig]) -> None:
+    def __init__(
+        self,
+        configs: list[McpServerConfig],
+        *,
+        health_check_s: float = HEALTH_CHECK_S,
+        backoff_s: tuple[float, float] = RECONNECT_BACKOFF_S,
+    ) -> None:
         self._configs = list(configs)
+        self._health_check_s = health_check_s
+        self._backoff_s = backoff_s
         self._connections: list[_Connection] = []
         self._tools: list[Tool] = []
         self._started = False
@@ -350,7 +323,9 @@ class McpTools:
                 problems.append(f"MCP server {config.name!r} is configured twice; only the first is used")
             else:
                 unique.append(config)
-        connections = [_Connection(config) for config in unique]
+        connections = [
+            _Connection(config, health_check_s=self._health_check_s, backoff_s=self._backoff_s) for config in unique
+        ]
         outcomes = await asyncio.gather(*(connection.open() for connection in connections), return_exceptions=True)
         for connection, outcome in zip(connections, outcomes, strict=True):
             if isinstance(outcome, BaseException):

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # Slack retries for about 5 minutes (3 retries); 6 h also covers its optional "delayed events" mode's first hours.
     event_dedup_ttl_s: int = Field(default=6 * 3600, gt=0)
     storage_wait_s: float = Field(default=30.0, ge=0)
+    # A thread's lease: a process cut off from Redis this long may find another answering in the thread (its own
+    # writes are then refused, see bot/core/leases.py); a crashed process frees its threads within this time.
+    thread_lease_s: float = Field(default=30.0, gt=0)
 
     # Slack rendering; the defaults and Slack's limits behind them: bot/slack/pacing.py
     edit_interval_s: float = Field(default=EDIT_INTERVAL_S, ge=1.0, le=3.0)

@@ -87,6 +87,16 @@ class LocalCallWindows:
         return wait
 
 
+class _Line:
+    """Callers waiting for (or holding) one bucket's turn."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class FairCallWindows:
     """Necessary calls wait in line per bucket (first come, first served, only the first asks the shared store);
     optional calls and promises are one question each, never a wait. The shared store being down costs no answer:
@@ -95,7 +105,9 @@ class FairCallWindows:
     def __init__(self, shared: CallWindows, local: CallWindows | None = None) -> None:
         self._shared = shared
         self._local = local or LocalCallWindows()
-        self._lines: dict[tuple[str, ...], asyncio.Lock] = {}  # asyncio.Lock wakes its waiters in arrival order
+        # One line per bucket while anyone is in it (asyncio.Lock wakes its waiters in arrival order); the last to
+        # leave removes it, so a line per channel ever paced does not stay behind.
+        self._lines: dict[tuple[str, ...], _Line] = {}
         self._refused: dict[tuple[object, ...], float] = {}  # question -> until when (monotonic) it is not asked
 
     async def take(
@@ -104,11 +116,18 @@ class FairCallWindows:
         """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
         if settle and await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent)) <= 0:
             return  # promised: its room is set aside, so it need not queue behind anyone
-        line = self._lines.setdefault(tuple(a.bucket for a in allowances), asyncio.Lock())
+        key = tuple(a.bucket for a in allowances)
+        line = self._lines.setdefault(key, _Line())
+        line.users += 1
         started = time.monotonic()
-        async with line:
-            while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
+        try:
+            async with line.lock:
+                while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
+        finally:
+            line.users -= 1
+            if line.users == 0:
+                del self._lines[key]
         if (waited := time.monotonic() - started) > 1.0:
             log.info("waited %.1f s for a turn in %s", waited, allowances[0].bucket)
 

@@ -20,24 +20,18 @@ from bot.core.conversation import (
     Fold,
     MeasuredSize,
     MediaBlock,
-    RedactedThinkingBlock,
-    ServerToolBlock,
     TextBlock,
-    ThinkingBlock,
     ToolCallBlock,
     ToolResultBlock,
     Turn,
 )
 from bot.core.errors import ModelUnavailable
+from bot.core.estimates import CHARS_PER_TOKEN, estimate_request_tokens, estimate_turn_tokens
 from bot.core.ports import Attachment, ModelCatalog, ModelLimits, ModelRequest, TokenCounter
 
 log = logging.getLogger(__name__)
 
-# Rough sizes for the estimate; the provider's count is used whenever the estimate comes near a limit.
-CHARS_PER_TOKEN = 3.5  # English prose is ~4; code and other languages run denser, so err on the large side
-IMAGE_TOKENS = 1_600  # a downscaled image (≤1.15 MP) costs about this much [D vision docs]
-PDF_TOKENS_PER_B64_CHAR = 1 / 16  # unverified guess: ~1,500-3,000 tokens per page of a typical PDF
-TOOL_OVERHEAD_TOKENS = 350  # the API's own tool-use system text, added when tools are offered [U]
+# Token estimates live in estimates.py (one home, shared with budget reservations); re-exported for callers here.
 
 FOLD_NOTE = (
     "[{count} earlier messages of this thread are folded into the summary in the system prompt. "
@@ -69,44 +63,6 @@ class ContextPolicy:
     default_window: int = 200_000  # when the provider cannot tell us the model's window
     summary_max_tokens: int = 2_000
     summary_chunk_chars: int = 300_000  # what one summariser call reads (≈85k tokens, fits any cheap model)
-
-
-def estimate_turn_tokens(turns: Sequence[Turn], attachments: dict[str, Attachment] | None = None) -> int:
-    total = 0.0
-    for turn in turns:
-        total += 4  # role and framing
-        for block in turn.blocks:
-            total += _block_tokens(block, attachments or {})
-    return int(total) + 1
-
-
-def _block_tokens(block: object, attachments: dict[str, Attachment]) -> float:
-    if isinstance(block, TextBlock):
-        return len(block.text) / CHARS_PER_TOKEN
-    if isinstance(block, ThinkingBlock):
-        return len(block.thinking) / CHARS_PER_TOKEN
-    if isinstance(block, RedactedThinkingBlock):
-        return len(block.data) / CHARS_PER_TOKEN
-    if isinstance(block, ToolCallBlock):
-        return (len(block.name) + len(json.dumps(block.input))) / CHARS_PER_TOKEN + 10
-    if isinstance(block, ToolResultBlock):
-        return len(block.text) / CHARS_PER_TOKEN + 10
-    if isinstance(block, ServerToolBlock):
-        return len(json.dumps(block.data)) / CHARS_PER_TOKEN
-    if isinstance(block, MediaBlock):
-        attachment = attachments.get(block.ref)
-        if attachment is not None and attachment.kind == "pdf":
-            return max(1_500.0, len(attachment.data_b64) * PDF_TOKENS_PER_B64_CHAR)
-        return IMAGE_TOKENS if attachment is not None else 20
-    return 0.0
-
-
-def estimate_request_tokens(request: ModelRequest) -> int:
-    """The whole request from scratch: system, tools and turns."""
-    system = sum(len(part) for part in request.system) / CHARS_PER_TOKEN
-    tools = sum(len(t.description) + len(json.dumps(t.input_schema)) for t in request.tools) / CHARS_PER_TOKEN
-    overhead = TOOL_OVERHEAD_TOKENS if request.tools or request.web_search else 0
-    return int(system + tools + overhead) + estimate_turn_tokens(request.turns, dict(request.attachments))
 
 
 def is_message_start(turn: Turn) -> bool:

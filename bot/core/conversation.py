@@ -172,3 +172,13 @@ class StoredConversation:
     persona: str | None = None
     fold: Fold | None = None
     measured: MeasuredSize | None = None
+    open: OpenExchange | None = None  # an answer not yet (or never) completed in history; see `OpenExchange`
+
+
+@dataclass(frozen=True, slots=True)
+class OpenExchange:
+    """A question whose answer is still being written (or was cut short): set with the question's turn, cleared with
+    the answer's last save. `token` is the lease of the process answering it; `question_index` the question's turn."""
+
+    token: int
+    question_index: int

@@ -104,6 +104,12 @@ class UsageSoFar:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFailed(UsageSoFar):
+    """An attempt of a model call that reached the API and failed (an error event, a cut stream): what the API
+    reported it used, billed like any call. Seen as a UsageSoFar by code that only follows progress."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyDone:
     text: str
     usage: Usage = field(default_factory=Usage)

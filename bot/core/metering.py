@@ -1,31 +1,35 @@
 """Every model call is admitted against the budgets first and recorded afterwards, with its cost.
 
-Admission reserves the call's estimated cost atomically in the ledger, so concurrent answers cannot overshoot a
-budget by more than one request's worth. Near a limit a cheaper fallback model may be used instead of refusing;
-past it the call is not made and the user is told when the budget resets.
+Admission reserves the call's worst case atomically in the ledger (all its input, media by their real size, every
+allowed output token, every search it may make and their results), so concurrent answers cannot overshoot a budget
+by more than one request's worth. Near a limit a cheaper fallback model may be used instead of refusing, with the
+request re-planned for it; past it the call is not made and the user is told when the budget resets. Every attempt
+that reached the API is billed: a completed call at what it reported, a failed one at what it reported before it
+failed, a stopped or cancelled one as far as it got.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from bot.core import texts
 from bot.core.errors import BotError
-from bot.core.events import Usage
+from bot.core.estimates import CHARS_PER_TOKEN, estimate_request_tokens, web_searches_at_most, worst_case_input_tokens
+from bot.core.events import AttemptFailed, ModelEvent, ModelTurnComplete, TextDelta, Usage, UsageSoFar
 from bot.core.i18n import DAY_MONTH, MONTH_YEAR, fmt_date, money, percent, speaking, tr, trn
 from bot.core.ports import ModelRequest
 from bot.core.usage import Claim, PriceTable, UsageRecord, month_key
 
 log = logging.getLogger(__name__)
 
-# Rough size of an image in tokens when estimating before a call (a 1568 px image is ~1,600 tokens).
-_IMAGE_TOKENS = 1_600
-_CHARS_PER_TOKEN = 4
+# Re-plans a request for another model (thinking, effort, max_tokens: thinking.fit_to_model with its limits).
+Refit = Callable[[ModelRequest, str], Awaitable[ModelRequest]]
 
 
 # The largest budget an admin may set (/claude-budget, the Home tab): anything larger is a typo, and an "inf" would
@@ -94,14 +98,56 @@ class Admission:
     model: str
     reservation_id: str | None
     policy: BudgetPolicy | None = None  # as read when admitted: settling the call needs no second read
+    request: ModelRequest | None = None  # the request as planned for `model` (None: as it was given)
 
 
 def estimate_input_tokens(request: ModelRequest) -> int:
-    """Characters / 4 plus a flat cost per image: enough to reserve a budget, not to bill."""
-    chars = sum(len(part) for part in request.system)
-    chars += sum(len(str(b.model_dump())) for turn in request.turns for b in turn.blocks)
-    chars += sum(len(str(t.input_schema)) + len(t.description) for t in request.tools)
-    return chars // _CHARS_PER_TOKEN + _IMAGE_TOKENS * len(request.attachments)
+    """The request's input as estimated before the call (estimates.py): for a call billed before it reported."""
+    return estimate_request_tokens(request)
+
+
+class CallTally:
+    """Follows one model call for billing: each attempt that reached the API and failed is handed to `on_failed`
+    at once (billed before another attempt starts), and the attempt in flight is kept, for a call cancelled
+    before it completes (a shutdown)."""
+
+    def __init__(self, on_failed: Callable[[UsageSoFar], Awaitable[None]]) -> None:
+        self._on_failed = on_failed
+        self._in_flight: UsageSoFar | None = None
+        self._unreported_chars = 0  # text since the in-flight attempt's last report, not in its output estimate
+
+    async def observe(self, source: AsyncIterator[ModelEvent]) -> AsyncIterator[ModelEvent]:
+        """The call's events. A failed attempt's report goes to `on_failed` (which may end the call by raising);
+        in its place comes a report of nothing used yet, so a Stop does not bill the failed attempt again.
+        However this ends (a Stop, BudgetSpent, a cancellation), the call's stream is closed, not left to the GC."""
+        try:
+            async for event in source:
+                if isinstance(event, AttemptFailed):
+                    self._in_flight, self._unreported_chars = None, 0
+                    await self._on_failed(event)  # the adapter waits here: its next attempt starts after this
+                    yield UsageSoFar(Usage(), event.model, event.provider)
+                    continue
+                if isinstance(event, UsageSoFar):
+                    self._in_flight, self._unreported_chars = event, 0
+                elif isinstance(event, TextDelta):
+                    self._unreported_chars += len(event.text)
+                elif isinstance(event, ModelTurnComplete):
+                    self._in_flight = None
+                yield event
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def in_flight(self) -> UsageSoFar | None:
+        """What the attempt in flight has used so far, its output estimated from what it wrote since its report."""
+        if self._in_flight is None:
+            return None
+        usage = self._in_flight.usage
+        extra = math.ceil(self._unreported_chars / CHARS_PER_TOKEN)
+        return dataclasses.replace(
+            self._in_flight, usage=dataclasses.replace(usage, output_tokens=usage.output_tokens + extra)
+        )
 
 
 class Metering:
@@ -134,45 +180,72 @@ class Metering:
             policy = dataclasses.replace(policy, user_day_usd=overrides["user_day"])
         return policy
 
-    async def admit(self, call: CallContext, request: ModelRequest) -> Admission:
-        """Reserve the estimated cost, switching to the fallback model near the limit; raise BudgetSpent past it."""
+    async def admit(self, call: CallContext, request: ModelRequest, refit: Refit | None = None) -> Admission:
+        """Reserve the call's worst case, switching to the fallback model (re-planned for it by `refit`) near the
+        limit; raise BudgetSpent past it."""
         now = self._clock()
         policy = await self.policy(call.workspace_id)
-        input_tokens = estimate_input_tokens(request)
-        model = request.model
         if policy.month_usd is None and policy.user_day_usd is None:
-            return Admission(model=model, reservation_id=None, policy=policy)
-        if policy.fallback_model and policy.month_usd:
+            return Admission(model=request.model, reservation_id=None, policy=policy, request=request)
+        if policy.fallback_model and policy.month_usd and policy.fallback_model != request.model:
             spent = await self._ledger.month_spent(call.workspace_id, month_key(now.date()))
-            if (
-                spent + self._prices.estimate(model, input_tokens, request.max_tokens)
-                > policy.fallback_at * policy.month_usd
-            ):
-                model = policy.fallback_model
-        estimate = self._prices.estimate(model, input_tokens, request.max_tokens)
+            if spent + self.worst_case(request) > policy.fallback_at * policy.month_usd:
+                fallback = policy.fallback_model
+                request = await refit(request, fallback) if refit else dataclasses.replace(request, model=fallback)
+        reservation = await self._reserve(call, request, policy, now)
+        return Admission(model=request.model, reservation_id=reservation, policy=policy, request=request)
+
+    async def renew(self, call: CallContext, admission: Admission | None, request: ModelRequest) -> Admission | None:
+        """Another attempt of a call whose last one failed (and is billed): its reservation taken anew, so retries
+        cannot overshoot a budget either; BudgetSpent if it no longer fits (no further attempt is made)."""
+        if admission is None or admission.reservation_id is None or admission.policy is None:
+            return admission
+        await self.release(call, admission)
+        reservation = await self._reserve(call, request, admission.policy, self._clock())
+        return dataclasses.replace(admission, reservation_id=reservation)
+
+    async def _reserve(self, call: CallContext, request: ModelRequest, policy: BudgetPolicy, now: datetime) -> str:
         granted, detail = await self._ledger.reserve(
             call.workspace_id,
             call.user_id,
             month=month_key(now.date()),
             day=now.date(),
-            estimate_usd=estimate,
+            estimate_usd=self.worst_case(request),
             month_budget_usd=policy.month_usd,
             user_day_budget_usd=policy.user_day_usd,
         )
         if not granted:
             raise BudgetSpent(self._spent_message(detail, now, policy))
-        return Admission(model=model, reservation_id=detail, policy=policy)
+        return detail
+
+    def worst_case(self, request: ModelRequest) -> float:
+        """The most the call can cost: every input token it may read, every output token and search it may use,
+        at the dearest of the models it may go to (an overload fallback is priced like the rest)."""
+        tokens, searches = worst_case_input_tokens(request), web_searches_at_most(request)
+        models = (request.model, *request.fallback_models)
+        return max(self._prices.estimate(model, tokens, request.max_tokens, searches) for model in models)
 
     async def settle(
         self, call: CallContext, admission: Admission | None, model: str, usage: Usage, provider: str = "anthropic"
     ) -> None:
         """Record what the call really cost (at its provider's price), free its reservation, warn admins once."""
+        await self._record(call, model, usage, provider)
+        await self.release(call, admission)
+        policy = admission.policy if admission is not None and admission.policy is not None else None
+        await self._maybe_warn(call.workspace_id, policy or await self.policy(call.workspace_id))
+
+    async def bill_attempts(self, call: CallContext, attempts: Sequence[UsageSoFar]) -> None:
+        """Record attempts that reached the API without completing (the call's reservation covered them)."""
+        for attempt in attempts:
+            await self._record(call, attempt.model, attempt.usage, attempt.provider)
+
+    async def _record(self, call: CallContext, model: str, usage: Usage, provider: str) -> None:
         cost, known = self._prices.cost(model, usage, provider)
         if not known:
             # Flagged as unpriced in reports, but budgets still count it, at the most expensive known price:
             # a model missing from the table must not mean unlimited spending.
             tokens_in = usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens
-            cost = self._prices.estimate(model, tokens_in, usage.output_tokens)
+            cost = self._prices.estimate(model, tokens_in, usage.output_tokens, usage.web_search_requests)
             log.warning("no price for model %s: counted at the highest known price and flagged unpriced", model)
         record = UsageRecord(
             workspace_id=call.workspace_id,
@@ -187,9 +260,6 @@ class Metering:
             provider=provider,
         )
         await self._ledger.record(record, savings_usd=self._prices.cache_savings(model, usage, provider))
-        await self.release(call, admission)
-        policy = admission.policy if admission is not None and admission.policy is not None else None
-        await self._maybe_warn(call.workspace_id, policy or await self.policy(call.workspace_id))
 
     async def release(self, call: CallContext, admission: Admission | None) -> None:
         if admission is not None and admission.reservation_id:

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from bot.core.conversation import ConversationKey, Fold, IncomingFile, MeasuredSize, StoredConversation, Turn
 from bot.core.events import ModelEvent
+from bot.core.leases import Lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,11 @@ class Attachment:
     kind: Literal["image", "pdf"]
     media_type: str
     data_b64: str
+    # Its size as the model reads it, for a budget reservation that covers it (None: not known, e.g. stored before
+    # these were kept; the estimate then assumes the largest an image or a PDF can cost).
+    width: int | None = None
+    height: int | None = None
+    pages: int | None = None  # PDFs
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,17 @@ class ToolSpec:
     name: str
     description: str
     input_schema: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class CallIntent:
+    """What a call wants, whichever model takes it: fitted to each model's capabilities (thinking.fit_to_model)
+    when the request is sent, so a fallback model never receives settings planned for another one."""
+
+    answer_tokens: int  # room for the answer itself; a manual thinking budget comes on top
+    thinking: str | int | None = None  # "adaptive", a manual budget in tokens, or None: no thinking
+    effort: str | None = None
+    manual_budget: int | None = None  # where adaptive is wanted but a model takes only a budget (from the triage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +65,7 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     web_search: bool = False  # the model provider's own web search tool
     tools_disabled: bool = False  # tools stay defined (history has tool calls) but none may be called
+    intent: CallIntent | None = None  # None: thinking, effort and max_tokens above are what is wanted
 
 
 class LanguageModel(Protocol):
@@ -77,6 +95,7 @@ class ModelLimits:
     max_output_tokens: int | None = None
     adaptive_thinking: bool | None = None
     manual_thinking: bool | None = None
+    efforts: frozenset[str] | None = None  # the `effort` levels it accepts (empty: none)
 
 
 class ModelCatalog(Protocol):
@@ -91,7 +110,13 @@ class TokenCounter(Protocol):
         ...
 
 
+ExchangeMark = Literal["open", "close"]  # what a write does to the thread's open exchange (see OpenExchange)
+
+
 class ConversationStore(Protocol):
+    """A thread's history. Writes given a `lease` are fenced: refused with LeaseLost (and the lease marked lost) once
+    another holder has taken the thread, atomically with the write itself."""
+
     async def load(self, key: ConversationKey) -> StoredConversation: ...
 
     async def append(
@@ -100,15 +125,21 @@ class ConversationStore(Protocol):
         *turns: Turn,
         persona: str | None = None,
         measured: MeasuredSize | None = None,
+        lease: Lease | None = None,
+        exchange: ExchangeMark | None = None,
     ) -> None:
-        """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward."""
+        """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward.
+
+        `exchange="open"` marks the first added turn as a question being answered by `lease` (see OpenExchange);
+        `"close"` clears the mark: both in the same atomic step as the turns.
+        """
         ...
 
-    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+    async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
         """Replace the thread's running summary; the turns themselves are kept."""
         ...
 
-    async def forget(self, key: ConversationKey) -> bool:
+    async def forget(self, key: ConversationKey, *, lease: Lease | None = None) -> bool:
         """Delete the conversation (turns, summary, persona); True when there was one."""
         ...
 
@@ -118,16 +149,24 @@ class ConversationStore(Protocol):
 
     async def exists(self, key: ConversationKey) -> bool: ...
 
-    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
-        """Hold the thread so two answers in it never interleave, across processes too."""
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[Lease]:
+        """Hold the thread so two answers in it never interleave, across processes too; the Lease fences writes.
+
+        The lease is renewed while held; a renewal storage refuses marks it lost (one that cannot reach storage is
+        counted in `Lease.renewal_failures` and retried: the token stays valid until someone else takes the thread).
+        """
         ...
 
     async def dm_session(self, workspace_id: str, channel_id: str, candidate_id: str) -> str:
         """The rolling DM conversation id: the current one, or `candidate_id` after an idle period."""
         ...
 
-    async def rewind(self, key: ConversationKey, keep: int) -> None:
-        """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock."""
+    async def rewind(
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: ExchangeMark | None = None
+    ) -> None:
+        """Keep only the first `keep` turns (Regenerate drops the answer it replaces); the caller holds the lock.
+
+        `exchange="open"`: the last kept turn is a question `lease` now answers again (see OpenExchange)."""
         ...
 
 
@@ -186,8 +225,13 @@ class Approvals(Protocol):
 
 
 class EventLedger(Protocol):
-    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
-        """For each id, True the first time it is seen within the de-duplication window; all marked seen at once."""
+    async def first_sightings(
+        self, workspace_id: str, delivery_ids: Sequence[str], *, claim: str | None = None
+    ) -> list[bool]:
+        """For each id, True the first time it is seen within the de-duplication window; all marked seen at once.
+
+        `claim` names the claimant: asked again with the same claim (a retry after a timeout, when the first try may
+        have landed) an id it claimed is still True for it. None: a claim of its own for this call."""
         ...
 
 

@@ -20,7 +20,7 @@ from bot.core.conversation import (
     Turn,
 )
 from bot.core.personas import Persona
-from bot.core.ports import ModelRequest, ToolSpec
+from bot.core.ports import CallIntent, ModelRequest, ToolSpec
 from bot.core.tools.runner import DATA_NOT_INSTRUCTIONS
 
 
@@ -171,9 +171,13 @@ def build_request(
     tools: tuple[ToolSpec, ...] = (),
     fold: Fold | None = None,
     thinking: str | int | None = None,
+    manual_budget: int | None = None,
 ) -> ModelRequest:
     """Persona and formatting rules first (the same for every request: cached), then the day and place; the
-    conversation follows: the topic, purpose and summary as delimited data, then each message under its header."""
+    conversation follows: the topic, purpose and summary as delimited data, then each message under its header.
+
+    `thinking` is what the answer wants ("adaptive", a budget, None), `manual_budget` the triage's budget for a model
+    that takes no adaptive thinking: the request carries them as its intent, fitted to whichever model takes it."""
     tool_rules = DATA_NOT_INSTRUCTIONS if tools or config.web_search else ""
     stable = (persona.prompt, config.format_instructions, tool_rules, HEADER_RULE, CONTEXT_DATA_RULE)
     system = [part for part in stable if part]
@@ -182,7 +186,7 @@ def build_request(
     system.append(describe_context(message.channel, now, timezone))
     data = context_data_turn(message.channel, fold)
     turns = with_headers(apply_fold(history, fold))
-    max_tokens = persona.max_tokens or config.max_tokens
+    max_tokens = answer_tokens = persona.max_tokens or config.max_tokens
     if isinstance(thinking, int) and thinking >= max_tokens:
         # Manual thinking must leave room for the answer itself (budget_tokens < max_tokens).
         max_tokens = thinking + config.max_tokens
@@ -198,6 +202,7 @@ def build_request(
         effort=persona.effort,
         thinking=thinking,
         tools=tools,
+        intent=CallIntent(answer_tokens, thinking=thinking, effort=persona.effort, manual_budget=manual_budget),
         web_search=config.web_search and (persona.tools is None or persona.allows_tool("web_search")),
     )
 

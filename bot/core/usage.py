@@ -23,6 +23,13 @@ _PER_MTOK = 1_000_000
 CACHE_WRITE_MULTIPLIER = 1.25
 CACHE_READ_MULTIPLIER = 0.1
 WEB_SEARCH_USD = 10.0 / 1000  # $10 per 1,000 web searches, on top of the tokens the results add
+# Long-context pricing (platform.claude.com pricing, "Long context pricing"): a request whose input (with cache
+# reads and writes) passes 200K tokens is billed at premium rates for the whole call, 2x input and 1.5x output
+# (documented for Sonnet 4 / 4.5 with the 1M window; applied to every model here, unverified for the others, so a
+# budget never undercounts such a call). CONTEXT_TOKEN_LIMIT above 200K makes such calls possible.
+LONG_CONTEXT_THRESHOLD = 200_000
+LONG_CONTEXT_INPUT_MULTIPLIER = 2.0
+LONG_CONTEXT_OUTPUT_MULTIPLIER = 1.5
 
 ClaimKind = Literal["budget_warning", "turned_away", "weekly_summary"]
 
@@ -143,6 +150,7 @@ class PriceTable:
         price = self.price(model, provider)
         if price is None:
             return 0.0, False
+        price = _for_input(price, usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens)
         usd = (
             usage.input_tokens * price.input_per_mtok
             + usage.cache_write_tokens * price.input_per_mtok * CACHE_WRITE_MULTIPLIER
@@ -156,14 +164,16 @@ class PriceTable:
         price = self.price(model, provider)
         if price is None:
             return 0.0
+        price = _for_input(price, usage.input_tokens + usage.cache_write_tokens + usage.cache_read_tokens)
         return usage.cache_read_tokens * price.input_per_mtok * (1 - CACHE_READ_MULTIPLIER) / _PER_MTOK
 
-    def estimate(self, model: str, input_tokens: int, max_output_tokens: int) -> float:
-        """A budget reservation: all input as cache writes, every allowed output token; unknown -> dearest prices."""
-        price = self.price(model) or self._dearest()
+    def estimate(self, model: str, input_tokens: int, max_output_tokens: int, web_searches: int = 0) -> float:
+        """A budget reservation: all input as cache writes, every allowed output token, every allowed search's
+        fee, at long-context rates past the threshold; an unknown model at the dearest prices."""
+        price = _for_input(self.price(model) or self._dearest(), input_tokens)
         return (
             input_tokens * price.input_per_mtok * CACHE_WRITE_MULTIPLIER + max_output_tokens * price.output_per_mtok
-        ) / _PER_MTOK
+        ) / _PER_MTOK + web_searches * WEB_SEARCH_USD
 
     def _dearest(self) -> ModelPrice:
         if not self._prices:
@@ -172,6 +182,15 @@ class PriceTable:
             max(p.input_per_mtok for p in self._prices.values()),
             max(p.output_per_mtok for p in self._prices.values()),
         )
+
+
+def _for_input(price: ModelPrice, input_tokens: int) -> ModelPrice:
+    """The price of a call with this much input: long-context rates past the threshold."""
+    if input_tokens <= LONG_CONTEXT_THRESHOLD:
+        return price
+    return ModelPrice(
+        price.input_per_mtok * LONG_CONTEXT_INPUT_MULTIPLIER, price.output_per_mtok * LONG_CONTEXT_OUTPUT_MULTIPLIER
+    )
 
 
 def _model_id(model: str) -> str:

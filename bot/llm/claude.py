@@ -29,7 +29,9 @@ from bot.core.conversation import (
     Turn,
 )
 from bot.core.errors import ModelUnavailable
+from bot.core.estimates import WEB_SEARCH_MAX_USES
 from bot.core.events import (
+    AttemptFailed,
     AttemptRestarted,
     ModelEvent,
     ModelTurnComplete,
@@ -41,12 +43,12 @@ from bot.core.events import (
 )
 from bot.core.i18n import tr
 from bot.core.ports import Attachment, ModelLimits, ModelRequest
+from bot.core.thinking import fit_to_model, refit
 from bot.llm.providers import CAPABILITIES, Capabilities, ModelMap, Provider, shape_for
 
 log = logging.getLogger(__name__)
 
 WEB_SEARCH_TOOL_TYPE = "web_search_20250305"
-WEB_SEARCH_MAX_USES = 5
 _LIMITS_TTL_S = 3600.0
 _LIMITS_RETRY_S = 60.0
 # The API reports output tokens only when a call ends; a stopped call's output is estimated from what it wrote.
@@ -55,19 +57,10 @@ _CHARS_PER_TOKEN = 4
 _OVERLOADED_STATUSES = {429, 500, 502, 503, 504, 529}
 # Error types that arrive as an `event: error` inside a 200 stream; the SDK raises them and never retries.
 # Bedrock's event stream names them after its exception frames (botocore's bedrock-runtime ResponseStream shape).
-TRANSIENT_STREAM_ERRORS = frozenset(
-    {
-        "overloaded_error",
-        "api_error",
-        "rate_limit_error",
-        "timeout_error",
-        "throttlingException",
-        "serviceUnavailableException",
-        "internalServerException",
-        "modelStreamErrorException",
-        "modelTimeoutException",
-    }
-)
+TRANSIENT_STREAM_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error",
+    "throttlingException", "serviceUnavailableException", "internalServerException", "modelStreamErrorException",
+    "modelTimeoutException"})  # fmt: skip
+_EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
 
 
 # Thinking blocks cannot carry cache_control [reference §5: the list of markable blocks leaves them out].
@@ -76,6 +69,15 @@ _UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 
 class StreamCutShort(Exception):
     """The stream ended without message_stop: the SDK returns quietly, but the answer is incomplete."""
+
+
+@dataclasses.dataclass
+class _Progress:
+    """One attempt so far: its first usage report (message_start), and what it has written (text, thinking, tool
+    input) for an estimate of its output until the API reports it."""
+
+    started: UsageSoFar | None = None
+    written_chars: int = 0
 
 
 # The settings an admin checks when a provider refuses the bot's credentials.
@@ -171,13 +173,7 @@ class ClaudeModel:
             log.warning("could not read the limits of %s from the Models API: %s", model, type(error).__name__)
             self._limits[model] = (None, now + _LIMITS_RETRY_S)
             return None
-        thinking = info.capabilities.thinking if info.capabilities is not None else None
-        limits = ModelLimits(
-            context_window=info.max_input_tokens,
-            max_output_tokens=info.max_tokens,
-            adaptive_thinking=thinking.types.adaptive.supported if thinking is not None else None,
-            manual_thinking=thinking.types.enabled.supported if thinking is not None else None,
-        )
+        limits = _limits_of(info)
         self._limits[model] = (limits, now + _LIMITS_TTL_S)
         return limits
 
@@ -185,6 +181,8 @@ class ClaudeModel:
         """The provider's exact count for the request as it would be sent (count_tokens is free of charge)."""
         if not self.capabilities.count_tokens:
             raise ModelUnavailable(tr(texts.MODEL_NO_TOKEN_COUNT))
+        # As it would be sent: the context window measures requests not yet planned for their model.
+        request = fit_to_model(request, request.model, await self.limits(request.model))
         params = self.provider_params(request, request.model)
         params.pop("max_tokens", None)
         params.pop("metadata", None)
@@ -196,6 +194,10 @@ class ClaudeModel:
             raise ModelUnavailable(tr(texts.MODEL_CONNECTION_DROPS)) from error
         return counted.input_tokens
 
+    async def fitted(self, request: ModelRequest, model: str) -> ModelRequest:
+        """The request re-planned for `model` (thinking, effort, max_tokens), from what the Models API says of it."""
+        return refit(request, model, await self.limits(model))
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         models = [request.model, *request.fallback_models]
         model_index = 0
@@ -204,7 +206,8 @@ class ClaudeModel:
             model = models[model_index]
             shown_text = False
             try:
-                async for event in self._one_attempt(request, model):
+                # Planned for the model that takes this attempt: an overload fallback gets its own settings.
+                async for event in self._one_attempt(await self.fitted(request, model), model):
                     if isinstance(event, TextDelta):
                         shown_text = True
                     yield event
@@ -253,7 +256,8 @@ class ClaudeModel:
         return shape_for(self.capabilities, self.request_params(request, model), model_id=model_id, prefill=prefill)
 
     async def attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
-        """One call, no retries of our own (the SDK's are done): raises the SDK's errors for a failover to judge."""
+        """One call, no retries of our own (the SDK's are done): raises the SDK's errors for a failover to judge.
+        `request` is already planned for `model` (the failover knows the model's limits, this provider may not)."""
         async for event in self._one_attempt(request, model, prefill):
             yield event
 
@@ -262,36 +266,28 @@ class ClaudeModel:
         return reported if self.provider == "anthropic" else model
 
     async def _one_attempt(self, request: ModelRequest, model: str, prefill: str = "") -> AsyncIterator[ModelEvent]:
+        """One call's events. Once the API has reported usage (message_start), a failure is billed: an
+        AttemptFailed with what it reported comes before the error (an error event, a dropped or cut stream)."""
         params = self.provider_params(request, model, prefill)
-        started: UsageSoFar | None = None
-        written_chars = 0  # text, thinking and tool input so far: the output a stopped call is billed for
+        progress = _Progress()
         async with self._client.messages.stream(**params) as stream:
             # Every later line of this answer names the Claude request, for Anthropic support and for tracing.
             logs.bind(anthropic_request_id=stream.request_id)
-            async for event in stream:
-                if event.type == "text":
-                    written_chars += len(event.text)
-                    if event.text:
-                        yield TextDelta(event.text)
-                elif event.type == "thinking":
-                    written_chars += len(event.thinking)
-                elif event.type == "input_json":
-                    written_chars += len(event.partial_json)
-                elif event.type == "message_start":
-                    reported = self._reported_model(model, event.message.model)
-                    started = UsageSoFar(_usage(event.message.usage), reported, self.provider)
-                    yield started
-                elif event.type == "content_block_stop" and started is not None:
-                    estimate = max(started.usage.output_tokens, math.ceil(written_chars / _CHARS_PER_TOKEN))
-                    yield dataclasses.replace(started, usage=dataclasses.replace(started.usage, output_tokens=estimate))
-                elif event.type == "content_block_start":
-                    block_type = event.content_block.type
-                    if block_type in ("thinking", "redacted_thinking"):
-                        yield ThinkingStarted()
-                    elif block_type == "server_tool_use" and getattr(event.content_block, "name", "") == "web_search":
-                        yield ToolRunning(tool="web_search", status=tr(texts.TOOL_SEARCHING_WEB))
-            final = await stream.get_final_message()
+            try:
+                async for event in stream:
+                    for translated in self._translate(event, model, progress):
+                        yield translated
+                if progress.started is None:
+                    raise StreamCutShort()  # not even a message_start: nothing was reported, nothing to bill
+                final = await stream.get_final_message()
+            except Exception:
+                if progress.started is not None:
+                    reported = _usage(stream.current_message_snapshot.usage)
+                    yield AttemptFailed(reported, progress.started.model, self.provider)
+                raise
         if final.stop_reason is None:
+            assert progress.started is not None
+            yield AttemptFailed(_usage(final.usage), progress.started.model, self.provider)
             raise StreamCutShort()
         yield ModelTurnComplete(
             blocks=tuple(_from_sdk_blocks(final.content)),
@@ -300,6 +296,31 @@ class ClaudeModel:
             model=self._reported_model(model, final.model),
             provider=self.provider,
         )
+
+    def _translate(self, event: Any, model: str, progress: _Progress) -> list[ModelEvent]:
+        """One SDK stream event as ModelEvents (text, thinking and tool input also count toward a Stop's bill)."""
+        if event.type == "text":
+            progress.written_chars += len(event.text)
+            return [TextDelta(event.text)] if event.text else []
+        if event.type == "thinking":
+            progress.written_chars += len(event.thinking)
+        elif event.type == "input_json":
+            progress.written_chars += len(event.partial_json)
+        elif event.type == "message_start":
+            reported = self._reported_model(model, event.message.model)
+            progress.started = UsageSoFar(_usage(event.message.usage), reported, self.provider)
+            return [progress.started]
+        elif event.type == "content_block_stop" and progress.started is not None:
+            started = progress.started
+            estimate = max(started.usage.output_tokens, math.ceil(progress.written_chars / _CHARS_PER_TOKEN))
+            return [dataclasses.replace(started, usage=dataclasses.replace(started.usage, output_tokens=estimate))]
+        elif event.type == "content_block_start":
+            block_type = event.content_block.type
+            if block_type in ("thinking", "redacted_thinking"):
+                return [ThinkingStarted()]
+            if block_type == "server_tool_use" and getattr(event.content_block, "name", "") == "web_search":
+                return [ToolRunning(tool="web_search", status=tr(texts.TOOL_SEARCHING_WEB))]
+        return []
 
     @staticmethod
     def request_params(request: ModelRequest, model: str) -> dict[str, Any]:
@@ -394,6 +415,24 @@ def _from_sdk_blocks(content: list[Any]) -> list[Block]:
         elif item.type in ("server_tool_use", "web_search_tool_result"):
             blocks.append(ServerToolBlock(data=item.model_dump(mode="json", exclude_none=True)))
     return blocks
+
+
+def _limits_of(info: Any) -> ModelLimits:
+    """The Models API's ModelInfo as the core reads it: window, output limit, thinking types, effort levels."""
+    capabilities = info.capabilities
+    thinking = capabilities.thinking if capabilities is not None else None
+    effort = capabilities.effort if capabilities is not None else None
+    efforts = None
+    if effort is not None:  # each level is {"supported": bool}; xhigh is newer and may be absent
+        efforts = frozenset(x for x in _EFFORT_LEVELS if effort.supported and getattr(effort, x, None) is not None
+                            and getattr(effort, x).supported)  # fmt: skip
+    return ModelLimits(
+        context_window=info.max_input_tokens,
+        max_output_tokens=info.max_tokens,
+        adaptive_thinking=thinking.types.adaptive.supported if thinking is not None else None,
+        manual_thinking=thinking.types.enabled.supported if thinking is not None else None,
+        efforts=efforts,
+    )
 
 
 def _usage(usage: Any) -> Usage:

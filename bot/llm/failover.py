@@ -4,8 +4,11 @@ Mid-stream, the next provider *continues* the answer: the text already shown is 
 only what comes after it is shown. Restarting and hiding the already-shown prefix was the alternative, but another
 provider (or the same model, sampled again) does not write the same words, so there would be no prefix to hide: the
 answer would either repeat itself or change under the reader's eyes. A prefill keeps every shown word and adds none
-twice. Its costs: the continuing call runs without extended thinking (a prefilled answer cannot start with thinking
-the continuing call never did), and the first call's partial output is not billed (its provider never reported it).
+twice. Its cost: the continuing call runs without extended thinking (a prefilled answer cannot start with thinking
+the continuing call never did). The failed call is billed at what its provider reported before it failed.
+
+Each call is planned for the model that takes it (thinking, effort, max_tokens: thinking.fit_to_model), from the
+chain's Models API: a provider without one still gets settings that model accepts.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bot.core.errors import ModelUnavailable
 from bot.core.events import ModelEvent, ModelTurnComplete, TextDelta
 from bot.core.i18n import tr
 from bot.core.ports import CircuitBreaker, ModelLimits, ModelRequest
+from bot.core.thinking import refit
 from bot.llm.claude import TRANSIENT_STREAM_ERRORS, ClaudeModel, StreamCutShort, credential_settings, describe_status
 from bot.llm.providers import build_providers
 from bot.settings import Settings
@@ -179,7 +183,8 @@ class FailoverModel:
         """One provider's call, continuing after `shown`: its deltas, and a complete turn holding the whole text."""
         prefill = shown.rstrip()
         skip_space = len(prefill) < len(shown)  # the shown text ended in whitespace the prefill could not carry
-        async for event in provider.attempt(request, model, prefill):
+        fitted = refit(request, model, await self.limits(model))
+        async for event in provider.attempt(fitted, model, prefill):
             if isinstance(event, TextDelta) and skip_space:
                 text = event.text.lstrip()
                 skip_space = not text

@@ -27,6 +27,11 @@ class PillowMediaPreparer:
         except UnsupportedFile as error:
             raise MediaRefused(error.user_message) from None
         attachment = Attachment(
-            kind=prepared.kind, media_type=prepared.media_type, data_b64=base64.b64encode(prepared.data).decode()
+            kind=prepared.kind,
+            media_type=prepared.media_type,
+            data_b64=base64.b64encode(prepared.data).decode(),
+            width=prepared.width,
+            height=prepared.height,
+            pages=prepared.pages,
         )
         return attachment, prepared.note

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
-    if not await first_sighting():
+    if not await first_sighting(on_wait=lambda: _say_waiting(deps, client, message, place)):
         return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key
     # Before the placeholder: "Thinking…" is already in the asker's language (a cached profile after the first time).
@@ -46,12 +46,22 @@ async def _turn_away(deps: SlackDeps, client: AsyncWebClient, message: IncomingM
     except StorageUnavailable:
         first = False
     if first:
-        calls = PacedCalls(client, deps.budget, deps.render.pacing, key.workspace_id, key.channel_id)
-        with contextlib.suppress(SlackApiError):
-            await calls.spend(
-                "chat.postEphemeral",
-                channel=key.channel_id,
-                user=message.user_id,
-                text=tr(texts.NOT_ALLOWED),
-                thread_ts=place.thread_ts,
-            )
+        await _tell_privately(deps, client, message, place, tr(texts.NOT_ALLOWED))
+
+
+async def _say_waiting(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    """Redis is away, so the question waits (it cannot be told from a retry without it): say so, privately."""
+    await deps.directory.speak_to(client, message.key.workspace_id, message.user_id)  # needs no Redis
+    await _tell_privately(deps, client, message, place, tr(texts.WAITING_FOR_STORAGE))
+
+
+async def _tell_privately(
+    deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place, text: str
+) -> None:
+    """An ephemeral line to the asker in the thread (best effort, paced like every call)."""
+    key = message.key
+    calls = PacedCalls(client, deps.budget, deps.render.pacing, key.workspace_id, key.channel_id)
+    with contextlib.suppress(SlackApiError):
+        await calls.spend(
+            "chat.postEphemeral", channel=key.channel_id, user=message.user_id, text=text, thread_ts=place.thread_ts
+        )

@@ -22,7 +22,7 @@ from bot.metrics import Metrics
 from bot.slack import listeners, middleware, response_urls
 from bot.slack.deps import SlackDeps
 from bot.slack.oauth import OAuthConfig, build_install_flow
-from bot.slack.reply_stream import FAILURE_PREFIX
+from bot.slack.reply_notes import FAILURE_PREFIX
 from bot.slack.response_urls import ResponseUrlPolicy
 
 log = logging.getLogger(__name__)

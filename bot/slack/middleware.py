@@ -7,7 +7,10 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
@@ -21,23 +24,62 @@ from bot.core.ports import EventLedger
 from bot.metrics import Metrics
 from bot.slack.delivery import AnswersInProgress
 from bot.slack.incoming import is_answerable, workspace_of
-from bot.slack.pacing import LEDGER_TIMEOUT_S
+from bot.slack.pacing import LEDGER_OUTAGE_WAIT_S, LEDGER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
+
+
+# Called once when a question's check starts waiting for Redis, so the asker hears why nothing happens yet.
+OnWait = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 class _Sighting:
     """A question's de-duplication check, made after the ack and only if a listener answers the delivery (the
     `message` copy of a channel mention is ignored by its listener, so its check would be a wasted round trip)."""
 
-    def __init__(self, check: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(self, check: Callable[[OnWait], Awaitable[bool]]) -> None:
         self._check = check
         self._result: asyncio.Future[bool] | None = None
 
-    async def first(self) -> bool:
+    async def first(self, on_wait: OnWait) -> bool:
         if self._result is None:
-            self._result = asyncio.ensure_future(self._check())
+            self._result = asyncio.ensure_future(self._check(on_wait))
         return await asyncio.shield(self._result)
+
+
+class RecentDeliveries:
+    """The delivery ids this process claimed lately: the first line of de-duplication, which needs no Redis, so a
+    retry that reaches the same process is caught even while Redis is away. Bounded: at most `capacity` ids, each
+    kept `ttl_s` (Slack's retries come within minutes); the oldest are forgotten first."""
+
+    def __init__(
+        self, *, capacity: int = 20_000, ttl_s: float = 900.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._capacity = capacity
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._until: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def claim(self, workspace: str, ids: Sequence[str]) -> bool:
+        """True if none of `ids` was claimed here lately; all of them are claimed from now on either way."""
+        now = self._clock()
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        keys = [(workspace, delivery_id) for delivery_id in ids]
+        first = not any(key in self._until for key in keys)
+        for key in keys:
+            self._until[key] = now + self._ttl_s
+            self._until.move_to_end(key)
+        while len(self._until) > self._capacity:
+            self._until.popitem(last=False)
+        return first
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 _SIGHTING: contextvars.ContextVar[_Sighting | None] = contextvars.ContextVar("sighting", default=None)
@@ -123,17 +165,27 @@ def _is_question(body: dict[str, Any]) -> bool:
     return event.get("type") in ("app_mention", "message") and is_answerable(event)
 
 
-async def first_sighting() -> bool:
+async def first_sighting(on_wait: OnWait = _nothing) -> bool:
     """False when the question being handled was already delivered (a retry, or the mention's second copy).
 
     Questions are acked before their de-duplication check: the check's Redis round trip, which can queue behind
-    other work under load, is off the ack's path. Listeners that answer call this first.
+    other work under load, is off the ack's path. Listeners that answer call this first; while Redis is unreachable
+    it waits for it (calling `on_wait` once), so that a retry is never taken for a new question.
     """
     sighting = _SIGHTING.get()
-    return True if sighting is None else await sighting.first()
+    return True if sighting is None else await sighting.first(on_wait)
 
 
-def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgress, metrics: Metrics) -> None:
+def register(
+    app: AsyncApp,
+    ledger: EventLedger,
+    *,
+    in_progress: AnswersInProgress,
+    metrics: Metrics,
+    recent: RecentDeliveries | None = None,
+) -> None:
+    dedup = _Deduplicator(ledger, recent or RecentDeliveries(), metrics)
+
     @app.middleware
     async def intake(body: dict[str, Any], respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]) -> Any:
         """First: name the request in every log line from here on, and turn new work away while shutting down.
@@ -167,29 +219,73 @@ def register(app: AsyncApp, ledger: EventLedger, *, in_progress: AnswersInProgre
         ids = delivery_ids(body)
         if not ids:
             return await next()
-        check = functools.partial(_check, ledger, workspace_of(context), ids, request_kind(body))
+        workspace, kind = workspace_of(context), request_kind(body)
         if _is_question(body):
             # Bolt acks events before their listener runs, and the listener task inherits this context variable.
+            # A question's check may wait for Redis (it runs after the ack; the answer needs Redis anyway).
+            check = functools.partial(dedup.check, workspace, ids, kind, wait_s=LEDGER_OUTAGE_WAIT_S)
             _SIGHTING.set(_Sighting(check))
             return await next()
-        if not await check():  # rarer events (joins, uninstalls...): checked before the ack, as nothing queues there
+        # Rarer events (joins, uninstalls...): checked before the ack, so never waiting out an outage.
+        if not await dedup.check(workspace, ids, kind, wait_s=0.0):
             return BoltResponse(status=200, body="")
         return await next()
 
-    async def _check(ledger: EventLedger, workspace: str, ids: list[str], kind: str) -> bool:
-        kinds = [delivery_id.split(":")[0] for delivery_id in ids]
+
+async def _ask_ledger(
+    ledger: EventLedger, workspace: str, ids: list[str], wait_s: float, on_wait: OnWait
+) -> list[bool] | None:
+    """The ledger's answer, asked again (backing off) while Redis is unreachable for up to `wait_s`; None if it
+    never answered."""
+    claim = secrets.token_hex(8)
+    loop = asyncio.get_running_loop()
+    deadline, delay, warned = loop.time() + wait_s, 0.1, False
+    while True:
         try:
             async with asyncio.timeout(LEDGER_TIMEOUT_S):
-                firsts = await ledger.first_sightings(workspace, ids)
+                return await ledger.first_sightings(workspace, ids, claim=claim)
         except (StorageUnavailable, TimeoutError):
-            # Fail open: a possible double answer beats losing the only copy of a message.
-            log.warning("could not check %s for redelivery; processing it", "/".join(kinds))
-            metrics.slack_event(kind, "accepted")
+            if loop.time() + delay > deadline:
+                return None
+            if not warned:
+                log.warning("Redis is unreachable; the redelivery check waits for it")
+                warned = True
+                try:
+                    await on_wait()
+                except Exception as error:  # telling the asker is best effort; the wait goes on
+                    log.warning("could not say that the answer waits for Redis: %s", type(error).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class _Deduplicator:
+    """Whether a delivery is new: this process's memory first, then the shared ledger."""
+
+    def __init__(self, ledger: EventLedger, recent: RecentDeliveries, metrics: Metrics) -> None:
+        self._ledger = ledger
+        self._recent = recent
+        self._metrics = metrics
+
+    async def check(
+        self, workspace: str, ids: list[str], kind: str, on_wait: OnWait = _nothing, *, wait_s: float
+    ) -> bool:
+        """The ledger is asked again while Redis is unreachable, for up to `wait_s` (a retry that went to another
+        process must meet this claim there), under one claim so a lost reply is no duplicate. Past `wait_s` the
+        delivery is let through: its answer needs Redis too, and says so if it is still away."""
+        kinds = "/".join(delivery_id.split(":")[0] for delivery_id in ids)
+        if not self._recent.claim(workspace, ids):
+            log.info("dropping a repeated delivery (%s), seen by this process", kinds)
+            self._metrics.slack_event(kind, "duplicate")
+            return False
+        firsts = await _ask_ledger(self._ledger, workspace, ids, wait_s, on_wait)
+        if firsts is None:
+            log.warning("could not check %s for redelivery; processing it", kinds)
+            self._metrics.slack_event(kind, "accepted")
             return True
-        repeated = [kind for kind, first in zip(kinds, firsts, strict=True) if not first]
+        repeated = [name for name, first in zip(kinds.split("/"), firsts, strict=True) if not first]
         if repeated:
             log.info("dropping a repeated delivery (%s)", "/".join(repeated))
-            metrics.slack_event(kind, "duplicate")
+            self._metrics.slack_event(kind, "duplicate")
             return False
-        metrics.slack_event(kind, "accepted")
+        self._metrics.slack_event(kind, "accepted")
         return True

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -47,7 +48,8 @@ from bot.core.events import (
 from bot.core.i18n import tr
 from bot.slack.incoming import Place
 from bot.slack.pacing import NATIVE_FLUSH_INTERVAL_S, PROMISE_TTL_S, allowance
-from bot.slack.reply_stream import FAILURE_PREFIX, NOTICE_PREFIX, ReplyStream, _Posted
+from bot.slack.reply_notes import FAILURE_PREFIX, NOTICE_PREFIX
+from bot.slack.reply_stream import ReplyStream, _Posted
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +80,27 @@ class NativeRefusals:
     Per process: each process learns it with one refused call, which is cheap and never visible to the user.
     """
 
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
+    def __init__(self, clock: Callable[[], float] | None = None, *, capacity: int = 10_000) -> None:
+        # Oldest first (all kept equally long): the lapsed ones are dropped from the front, so a bot in many
+        # workspaces does not keep one entry per workspace that ever refused.
+        self._until: OrderedDict[str, float] = OrderedDict()
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._capacity = capacity
 
     def refused(self, workspace_id: str) -> bool:
-        return self._until.get(workspace_id, 0.0) > asyncio.get_running_loop().time()
+        return self._until.get(workspace_id, 0.0) > self._clock()
 
     def remember(self, workspace_id: str, error: str) -> None:
         if error in LASTING_REFUSALS:
             log.warning("Slack refused native streaming (%s); using message edits for an hour", error)
-            self._until[workspace_id] = asyncio.get_running_loop().time() + REFUSAL_MEMORY_S
+            now = self._clock()
+            while self._until and (next(iter(self._until.values())) <= now or len(self._until) >= self._capacity):
+                self._until.popitem(last=False)
+            self._until[workspace_id] = now + REFUSAL_MEMORY_S
+            self._until.move_to_end(workspace_id)
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 async def show_thinking(client: AsyncWebClient, place: Place, budget: FairCallWindows, workspace_id: str) -> None:

@@ -50,6 +50,9 @@ INTERIM_KEEP = 3
 # A "Thinking…" placeholder (which costs an extra edit) only while at most a third of the edit budget is in use.
 PLACEHOLDER_SHARE = 3
 LEDGER_TIMEOUT_S = 5.0  # the longest a question's de-duplication check may take (it runs after the ack)
+# While Redis is unreachable a question's de-duplication check waits for it this long rather than let a retry through
+# as new: Slack's retries of one event come over about five minutes (https://docs.slack.dev/apis/events-api).
+LEDGER_OUTAGE_WAIT_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)

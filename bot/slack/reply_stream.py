@@ -56,6 +56,7 @@ from bot.slack.pacing import (
     THINKING_TICK_S,
     Pacing,
 )
+from bot.slack.reply_notes import FAILURE_PREFIX, with_notes
 from bot.slack.views import approval_outcome, approval_prompt
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,10 @@ SLACK_FORMATTING = (
 )
 STATUS_TEXT = {"storage": texts.STATUS_STORAGE_RETRYING, "restart": texts.STATUS_RESTARTING}
 STREAMING_CURSOR = " ▍"
-FAILURE_PREFIX = ":warning: "
-NOTICE_PREFIX = ":information_source: "
 # Shrink factor when Slack still says msg_too_long (its real threshold is not documented).
 _TOO_LONG_SHRINK = 0.8
+# Messages are split smaller on each msg_too_long down to this; refused even then, it is not about length.
+MIN_MESSAGE_CHARS = 200
 # A message with buttons shows its text in a section block, whose text Slack caps at 3,000 characters (Block Kit
 # reference); the margin leaves room for the streaming cursor and a tool's status line.
 SECTION_TEXT_LIMIT = 3_000
@@ -229,7 +230,18 @@ class ReplyStream:
             await asyncio.wait_for(self._sync(final=True), timeout=FINAL_SYNC_TIMEOUT_S)
         except Exception:
             log.exception("could not write the final message")
+            await self._say_not_shown()
         await asyncio.shield(self._settle_promises())
+
+    async def _say_not_shown(self) -> None:
+        """The final text could not be written: say so in a message of its own rather than leave a silent gap."""
+        kwargs: dict[str, Any] = {"text": FAILURE_PREFIX + tr(texts.ANSWER_NOT_SHOWN)}
+        if self.place.thread_ts:
+            kwargs["thread_ts"] = self.place.thread_ts
+        try:
+            await self._calls.post(**kwargs)
+        except Exception as error:  # Slack is unreachable too: the log line above is all that can be done
+            log.warning("could not say that the answer is incomplete: %s", type(error).__name__)
 
     async def _settle_promises(self) -> None:
         """Promises the final edit did not settle (it failed, or nothing needed editing): give back the unused ones,
@@ -341,19 +353,12 @@ class ReplyStream:
             if thinking or self.activity:
                 rendered[-1] += "\n\n" + (thinking or self.activity or "")
             return rendered
-        notes = [NOTICE_PREFIX + markdown_to_mrkdwn(n) for n in self.notices]
-        if self.note:
-            notes.append(FAILURE_PREFIX + self.note)
-        for note in notes:
-            if rendered and len(rendered[-1]) + len(note) + 2 <= self._limit:
-                rendered[-1] += "\n\n" + note
-            else:
-                rendered.append(note[: self._limit])
-        return rendered or [tr(texts.EMPTY)]
+        return with_notes(rendered, self.notices, self.note, self._limit) or [tr(texts.EMPTY)]
 
     async def _sync(self, *, final: bool) -> None:
-        """Make Slack show the current text: edit what changed, post what is new, remove what is stale."""
-        for _ in range(5):
+        """Make Slack show the current text: edit what changed, post what is new, remove what is stale. On
+        msg_too_long the text is split into smaller (so more) messages, down to MIN_MESSAGE_CHARS; then it raises."""
+        while True:
             try:
                 await self._apply(self._renderings(final), final)
                 if self._first_text_s is None and self.text.strip() and self.messages:
@@ -362,9 +367,9 @@ class ReplyStream:
                         self.metrics.answer_first_text(self._first_text_s)
                 return
             except SlackApiError as error:
-                if error.response.get("error") != "msg_too_long":
+                if error.response.get("error") != "msg_too_long" or self._limit <= MIN_MESSAGE_CHARS:
                     raise
-                self._limit = int(self._limit * _TOO_LONG_SHRINK)
+                self._limit = max(MIN_MESSAGE_CHARS, int(self._limit * _TOO_LONG_SHRINK))
                 log.warning("msg_too_long at %d chars; splitting smaller", self._limit)
 
     async def _apply(self, rendered: list[str], final: bool) -> None:

@@ -73,13 +73,14 @@ async def own_workspace(client: AsyncWebClient) -> str:
 class InstallationsByWorkspace(Protocol):
     async def find_by_workspace(self, workspace: str) -> Installation | None: ...
 
-    async def async_save(self, installation: Installation) -> None: ...
-
 
 class InstalledWorkspaces:
-    """OAuth mode: the token from the workspace's stored installation, refreshed through the serialized rotator."""
+    """OAuth mode: the token from the workspace's stored installation, refreshed (and stored) by the serialized
+    rotator."""
 
-    def __init__(self, installations: InstallationsByWorkspace, rotator: AsyncTokenRotator, *, base_url: str) -> None:
+    def __init__(
+        self, installations: InstallationsByWorkspace, rotator: SerializedTokenRotator, *, base_url: str
+    ) -> None:
         self._installations = installations
         self._rotator = rotator
         self._base_url = base_url
@@ -93,8 +94,7 @@ class InstalledWorkspaces:
         )
         if refreshed is None:
             return installation.bot_token
-        await self._installations.async_save(refreshed)
-        return refreshed.bot_token or installation.bot_token
+        return refreshed.bot_token or installation.bot_token  # the rotator stored it before releasing its lock
 
     async def client(self, workspace_id: str) -> AsyncWebClient:
         return AsyncWebClient(token=await self.token(workspace_id), base_url=self._base_url)
@@ -107,8 +107,10 @@ def _expiring(expires_at: int | None, minutes_before_expiration: int) -> bool:
 class SerializedTokenRotator(AsyncTokenRotator):
     """Bolt's token rotator, one refresh per workspace at a time across processes (see the module docstring).
 
-    Bolt's authorize calls it with the installation or bot it just read; under the lock it is read again, and if
-    another process has already refreshed it, that result is returned (Bolt saves it again, harmlessly).
+    Under the lock the installation (or bot) is read again and refreshed from that copy, and the refreshed one is
+    saved before the lock is released: Slack revokes a refresh token once used, so a process that got the lock
+    second must find the new tokens already stored, never the spent refresh token. What it returns is what the
+    caller should use (Bolt saves it once more, harmlessly: the same values).
     """
 
     def __init__(
@@ -135,16 +137,24 @@ class SerializedTokenRotator(AsyncTokenRotator):
         ):
             return None
         async with self._lock(_workspace_of(installation)):
-            current = await self._installations.async_find_installation(
-                enterprise_id=installation.enterprise_id,
-                team_id=installation.team_id,
-                is_enterprise_install=installation.is_enterprise_install,
+            # The stored copy, which another process may have refreshed while we waited: its refresh tokens are
+            # the only ones Slack still accepts.
+            current = (
+                await self._installations.async_find_installation(
+                    enterprise_id=installation.enterprise_id,
+                    team_id=installation.team_id,
+                    user_id=installation.user_id,
+                    is_enterprise_install=installation.is_enterprise_install,
+                )
+                or installation
             )
-            if _refreshed_elsewhere(current, installation.bot_token, minutes_before_expiration):
-                return current
-            return await self._plain.perform_token_rotation(
-                installation=installation, minutes_before_expiration=minutes_before_expiration
+            refreshed = await self._plain.perform_token_rotation(
+                installation=current, minutes_before_expiration=minutes_before_expiration
             )
+            if refreshed is None:
+                return current  # already refreshed elsewhere
+            await self._installations.async_save(refreshed)
+            return refreshed
 
     async def perform_bot_token_rotation(
         self, *, bot: Bot, minutes_before_expiration: int = REFRESH_BEFORE_MINUTES
@@ -152,23 +162,17 @@ class SerializedTokenRotator(AsyncTokenRotator):
         if not _expiring(bot.bot_token_expires_at, minutes_before_expiration):
             return None
         async with self._lock(_workspace_of(bot)):
-            current = await self._installations.async_find_bot(
+            stored = await self._installations.async_find_bot(
                 enterprise_id=bot.enterprise_id, team_id=bot.team_id, is_enterprise_install=bot.is_enterprise_install
             )
-            if _refreshed_elsewhere(current, bot.bot_token, minutes_before_expiration):
-                return current
-            return await self._plain.perform_bot_token_rotation(
-                bot=bot, minutes_before_expiration=minutes_before_expiration
+            current = stored or bot
+            refreshed = await self._plain.perform_bot_token_rotation(
+                bot=current, minutes_before_expiration=minutes_before_expiration
             )
-
-
-def _refreshed_elsewhere(current: Installation | Bot | None, token: str | None, minutes_before_expiration: int) -> bool:
-    """Another process refreshed the token while we waited for the lock: use its result, do not refresh again."""
-    return (
-        current is not None
-        and current.bot_token != token
-        and not _expiring(current.bot_token_expires_at, minutes_before_expiration)
-    )
+            if refreshed is None:
+                return current
+            await self._installations.async_save_bot(refreshed)
+            return refreshed
 
 
 def _workspace_of(value: Installation | Bot) -> str:

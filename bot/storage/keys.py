@@ -107,6 +107,11 @@ class Keys(_Tagged):
         """One answer at a time per thread; a leased lock."""
         return self._thread("lock", key)
 
+    def conversation_fence(self, key: ConversationKey) -> str:
+        """The thread's fencing counter: each lease on the thread takes the next number, and every write given a
+        lease compares it. Lives the conversation TTL (pushed forward with each lease), longer than any holder."""
+        return self._thread("fence", key)
+
     # --- a workspace: {workspace} ---
     def channel_persona(self, workspace_id: str, channel_id: str) -> str:
         """No time-to-live: an admin's choice for a channel lasts until changed."""
@@ -215,7 +220,7 @@ class Keys(_Tagged):
         p, ws = re.escape(self.prefix), re.escape(workspace_id)
         o, c = (r"\{", r"\}") if self.hash_tags else ("", "")
         exact = re.compile(
-            rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|dm|seen|answer|answer-stop|answer-votes"
+            rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|fence|dm|seen|answer|answer-stop|answer-votes"
             rf"|feedback|pane):{o}{ws}(?:{c}:|:).+"
             rf"|budgets:{o}{ws}{c}|profile:[^:]+:{o}{ws}{c}:.+|calls:{o}{ws}{c}:[^:]+(?::[A-Z0-9]+)?(?::promised|:hold)?)"
         )

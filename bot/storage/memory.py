@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.core.conversation import ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
+from bot.core.conversation import ConversationKey, Fold, MeasuredSize, OpenExchange, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
-from bot.core.ports import Attachment
+from bot.core.leases import Lease, LeaseLost
+from bot.core.ports import Attachment, ExchangeMark
 from bot.core.usage import Claim, UsageRecord
 from bot.storage.keys import CLAIM_TTL_S
 
@@ -32,6 +33,7 @@ class _Conversation:
     persona: str | None = None
     fold: Fold | None = None
     measured: MeasuredSize | None = None
+    open: OpenExchange | None = None
     expires_at: float = math.inf
 
 
@@ -88,7 +90,9 @@ class MemoryStore:
         self._lock_wait_s = lock_wait_s
         self._clock = clock
         self._conversations: dict[ConversationKey, _Conversation] = {}
-        self._locks: dict[ConversationKey, asyncio.Lock] = {}
+        self._holders: dict[ConversationKey, Lease] = {}  # who holds each thread now
+        self._fences: dict[ConversationKey, int] = {}  # the last token given out per thread
+        self._released = asyncio.Event()  # set and replaced on every release, to wake waiting holders
         self._values = _Expiring(clock)  # DM sessions, deliveries, profiles, media, approvals
         self._channel_personas: dict[tuple[str, str], str] = {}
         self._budgets: dict[str, dict[str, float | None]] = {}
@@ -106,11 +110,23 @@ class MemoryStore:
             return None
         return conversation
 
+    def _fence(self, key: ConversationKey, lease: Lease | None) -> None:
+        """As in Redis: a write given a lease that is no longer the thread's latest is refused, and the lease lost."""
+        self._check()
+        if lease is not None and self._fences.get(key) != lease.token:
+            lease.lose()
+            raise LeaseLost()
+
+    def _touched(self, key: ConversationKey) -> _Conversation:
+        conversation = self._live(key) or self._conversations.setdefault(key, _Conversation())
+        conversation.expires_at = self._clock() + self._conversation_ttl_s
+        return conversation
+
     async def load(self, key: ConversationKey) -> StoredConversation:
         self._check()
         found = self._live(key) or _Conversation()
         return StoredConversation(
-            turns=list(found.turns), persona=found.persona, fold=found.fold, measured=found.measured
+            turns=list(found.turns), persona=found.persona, fold=found.fold, measured=found.measured, open=found.open
         )
 
     async def append(
@@ -119,24 +135,29 @@ class MemoryStore:
         *turns: Turn,
         persona: str | None = None,
         measured: MeasuredSize | None = None,
+        lease: Lease | None = None,
+        exchange: ExchangeMark | None = None,
     ) -> None:
-        self._check()
-        conversation = self._live(key) or self._conversations.setdefault(key, _Conversation())
+        self._fence(key, lease)
+        if exchange == "open" and lease is None:
+            raise ValueError("an open exchange belongs to a lease")
+        conversation = self._touched(key)
         conversation.turns.extend(turns)
         if persona is not None:
             conversation.persona = persona
         if measured is not None:
             conversation.measured = measured
-        conversation.expires_at = self._clock() + self._conversation_ttl_s
+        if exchange == "open" and lease is not None:
+            conversation.open = OpenExchange(token=lease.token, question_index=len(conversation.turns) - len(turns))
+        elif exchange == "close":
+            conversation.open = None
 
-    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
-        self._check()
-        conversation = self._live(key) or self._conversations.setdefault(key, _Conversation())
-        conversation.fold = fold
-        conversation.expires_at = self._clock() + self._conversation_ttl_s
+    async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
+        self._fence(key, lease)
+        self._touched(key).fold = fold
 
-    async def forget(self, key: ConversationKey) -> bool:
-        self._check()
+    async def forget(self, key: ConversationKey, *, lease: Lease | None = None) -> bool:
+        self._fence(key, lease)
         return self._live(key) is not None and self._conversations.pop(key, None) is not None
 
     async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
@@ -156,25 +177,47 @@ class MemoryStore:
         self._values.set(name, session, self._dm_idle_reset_s)
         return session
 
-    async def rewind(self, key: ConversationKey, keep: int) -> None:
-        self._check()
+    async def rewind(
+        self, key: ConversationKey, keep: int, *, lease: Lease | None = None, exchange: ExchangeMark | None = None
+    ) -> None:
+        self._fence(key, lease)
         found = self._live(key)
         if found is not None:
             del found.turns[max(0, keep) :]
+            if exchange == "open" and lease is not None and keep > 0:
+                found.open = OpenExchange(token=lease.token, question_index=keep - 1)
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: ConversationKey) -> AsyncIterator[None]:
+    async def lock(self, key: ConversationKey) -> AsyncIterator[Lease]:
         """One holder per thread within this process; StorageUnavailable(busy) after the wait, as in Redis."""
         self._check()
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lock_wait_s
+        while key in self._holders:
+            released = self._released
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), max(0.0, deadline - loop.time()))
+            if key in self._holders and loop.time() >= deadline:
+                raise StorageUnavailable(_THREAD_BUSY)
+        lease = Lease(self._fences.get(key, 0) + 1)
+        self._fences[key] = lease.token
+        self._holders[key] = lease
         try:
-            await asyncio.wait_for(lock.acquire(), self._lock_wait_s)
-        except TimeoutError:
-            raise StorageUnavailable(_THREAD_BUSY) from None
-        try:
-            yield
+            yield lease
         finally:
-            lock.release()
+            if self._holders.get(key) is lease:
+                self._release_thread(key)
+
+    def expire_lease(self, key: ConversationKey) -> None:
+        """For tests: the holder's lease runs out as if its process had been cut off from storage for too long.
+
+        The holder is not told: as with Redis, it finds out when storage refuses its next write (or renewal)."""
+        self._release_thread(key)
+
+    def _release_thread(self, key: ConversationKey) -> None:
+        self._holders.pop(key, None)
+        self._released.set()
+        self._released = asyncio.Event()
 
     # --- ChannelSettingsStore ---------------------------------------------------------------------------
     async def channel_persona(self, workspace_id: str, channel_id: str) -> str | None:
@@ -253,14 +296,17 @@ class MemoryStore:
         self._values.set(("profile", kind, workspace_id, object_id), dict(profile), self._profile_ttl_s)
 
     # --- EventLedger ---------------------------------------------------------------------------------
-    async def first_sightings(self, workspace_id: str, delivery_ids: Sequence[str]) -> list[bool]:
+    async def first_sightings(
+        self, workspace_id: str, delivery_ids: Sequence[str], *, claim: str | None = None
+    ) -> list[bool]:
         self._check()
+        token = claim or secrets.token_hex(8)
         fresh = []
         for delivery_id in delivery_ids:
             name = ("delivery", workspace_id, delivery_id)
-            fresh.append(self._values.get(name) is None)
-            if fresh[-1]:
-                self._values.set(name, True, self._dedup_ttl_s)
+            if self._values.get(name) is None:
+                self._values.set(name, token, self._dedup_ttl_s)
+            fresh.append(self._values.get(name) == token)
         return fresh
 
     # --- HealthCheck ---------------------------------------------------------------------------------

@@ -194,6 +194,7 @@ def build_core(settings: Settings, *, provider: str | None = None) -> Core:
         dm_idle_reset_s=settings.dm_idle_reset_s,
         dedup_ttl_s=settings.event_dedup_ttl_s,
         profile_ttl_s=settings.profile_cache_ttl_s,
+        lock_lease_s=settings.thread_lease_s,
     )
     policy = BreakerPolicy(settings.provider_failure_threshold, settings.provider_cooldown_s)
     breaker = RedisCircuitBreaker(store.client, store.keys, policy)

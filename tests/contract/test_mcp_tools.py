@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -215,6 +216,56 @@ async def test_an_http_server_that_goes_away_is_not_available() -> None:
         echo = next(t for t in mcp.tools() if t.extra["tool"] == "echo")
         with pytest.raises(ToolError, match=r"^MCP server 'remote' is not available$"):
             await echo.run({"text": "anyone there?"}, CTX)
+    finally:
+        await mcp.close()
+
+
+def _kill_server_with(down_file: Path) -> None:
+    """Kill the stdio server process started with this MCP_ECHO_DOWN_FILE (a child of this test process)."""
+    psutil = pytest.importorskip("psutil")
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.environ().get("MCP_ECHO_DOWN_FILE") == str(down_file):
+                child.kill()
+                return
+    raise AssertionError("no echo server process found")
+
+
+async def _until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_server_that_dies_is_not_offered_until_it_is_reconnected(tmp_path: Path) -> None:
+    down = tmp_path / "down"
+    config = McpServerConfig(
+        name="flaky",
+        command=sys.executable,
+        args=[str(ECHO_SERVER)],
+        env={"MCP_ECHO_DOWN_FILE": str(down)},
+        timeout_s=START_TIMEOUT_S,
+    )
+    mcp = McpTools([config], health_check_s=0.2, backoff_s=(0.2, 0.5))
+    try:
+        assert await mcp.start() == []
+        registry = ToolRegistry(mcp.tools())
+        echo = registry.get("mcp__flaky__echo")
+        assert echo is not None and await echo.run({"text": "hello"}, CTX) == "hello"
+
+        def offered() -> set[str]:
+            return {t.name for t in registry.for_model()}
+
+        down.touch()  # the server dies, and cannot start again for now
+        _kill_server_with(down)
+        await _until(lambda: "mcp__flaky__echo" not in offered(), "its tools are withdrawn")
+        with pytest.raises(ToolError, match=r"^MCP server 'flaky' is not available$"):
+            await echo.run({"text": "anyone?"}, CTX)
+
+        down.unlink()  # the server can start again: it is reconnected, and its tools are back
+        await _until(lambda: "mcp__flaky__echo" in offered(), "its tools are back")
+        assert await echo.run({"text": "back again"}, CTX) == "back again"
     finally:
         await mcp.close()
 

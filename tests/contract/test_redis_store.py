@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from bench.processes import DedicatedRedis
 from bot.core.conversation import ConversationKey, Turn
 from bot.core.errors import StorageUnavailable
+from bot.core.leases import LeaseLost
 from bot.storage.redis_store import RedisStore
 from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
@@ -100,6 +101,53 @@ async def test_unreachable_redis_is_reported_as_storage_unavailable_then_recover
         assert await store.healthy()
     finally:
         await store.close()
+        await proxy.stop()
+
+
+async def test_a_renewal_that_cannot_reach_redis_is_counted_and_the_lease_is_taken_back_if_nobody_took_it(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    """An outage longer than the lease: the lock key expires meanwhile, but with nobody else holding the thread the
+    fence is still this lease's, so its renewal takes the key back and its writes go on (nothing was at risk)."""
+    proxy = await _proxy_for(redis_url)
+    store = make_store(RedisTarget(redis_url, cluster=False), key_prefix, proxy.url)
+    try:
+        async with store.lock(KEY) as lease:
+            await proxy.cut()
+            await asyncio.sleep(1.6)  # lease is 1 s
+            assert lease.renewal_failures >= 1, "failed renewals are noticed"
+            assert not await redis_client.exists(store.keys.conversation_lock(KEY))
+            await proxy.restore()
+            await asyncio.sleep(0.6)
+            assert await redis_client.get(store.keys.conversation_lock(KEY)) == str(lease.token)
+            assert lease.renewal_failures == 0 and not lease.lost
+            await store.append(KEY, Turn.user("still mine"), lease=lease)
+        assert [t.text for t in (await store.load(KEY)).turns] == ["still mine"]
+    finally:
+        await store.close()
+        await proxy.stop()
+
+
+async def test_a_holder_cut_off_past_its_lease_while_another_takes_the_thread_learns_it_lost_it(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis
+) -> None:
+    proxy = await _proxy_for(redis_url)
+    target = RedisTarget(redis_url, cluster=False)
+    cut_off, other = make_store(target, key_prefix, proxy.url), make_store(target, key_prefix)
+    try:
+        async with cut_off.lock(KEY) as old:
+            await proxy.cut()
+            async with other.lock(KEY) as new:  # waits for the old lease to run out (1 s)
+                await proxy.restore()
+                await asyncio.wait_for(old.wait_lost(), 2.0)  # its next renewal is refused
+                with pytest.raises(LeaseLost):
+                    await cut_off.append(KEY, Turn.user("late"), lease=old)
+                await other.append(KEY, Turn.user("new holder"), lease=new)
+                assert await redis_client.get(other.keys.conversation_lock(KEY)) == str(new.token)
+        assert [t.text for t in (await other.load(KEY)).turns] == ["new holder"]
+    finally:
+        await cut_off.close()
+        await other.close()
         await proxy.stop()
 
 

@@ -13,8 +13,18 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis
 
-from bot.core.conversation import ConversationKey, Fold, MeasuredSize, TextBlock, ThinkingBlock, Turn
+from bot.core.conversation import (
+    ConversationKey,
+    Fold,
+    MeasuredSize,
+    OpenExchange,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    Turn,
+)
 from bot.core.errors import StorageUnavailable
+from bot.core.leases import LeaseLost
 from bot.core.ports import Attachment
 from bot.storage.memory import MemoryStore
 from bot.storage.redis_store import RedisStore
@@ -126,12 +136,98 @@ async def test_a_lock_held_too_long_turns_the_next_answer_away_with_a_sentence(s
         pass
 
 
+async def expire_lease(store: Store, key: ConversationKey) -> None:
+    """The holder's lease runs out, as when its process is cut off from storage for longer than the lease."""
+    if isinstance(store, MemoryStore):
+        store.expire_lease(key)
+    else:
+        await store.client.delete(store.keys.conversation_lock(key))
+
+
+async def test_each_lease_on_a_thread_has_a_higher_fencing_token(store: Store) -> None:
+    async with store.lock(KEY) as first:
+        pass
+    async with store.lock(KEY) as second:
+        pass
+    async with store.lock(ConversationKey("T1", "C1", "other")) as elsewhere:
+        pass
+    assert second.token > first.token >= 1
+    assert elsewhere.token >= 1
+    assert not first.lost and not second.lost
+
+
+async def test_a_holder_whose_lease_was_taken_over_cannot_write_and_learns_it_lost(store: Store) -> None:
+    """Fencing: after another holder takes the thread, every write of the old one is refused, atomically."""
+    question = Turn.user("q1")
+    async with store.lock(KEY) as old:
+        await store.append(KEY, question, lease=old, exchange="open")
+        await expire_lease(store, KEY)
+        async with store.lock(KEY) as new:
+            assert new.token > old.token
+            for write in (
+                store.append(KEY, Turn(role="assistant", blocks=(TextBlock(text="late"),)), lease=old),
+                store.save_fold(KEY, Fold(summary="late", upto=1), lease=old),
+                store.rewind(KEY, 0, lease=old),
+                store.forget(KEY, lease=old),
+            ):
+                with pytest.raises(LeaseLost):
+                    await write
+            assert old.lost
+            await store.append(KEY, Turn.user("q2"), lease=new)
+    stored = await store.load(KEY)
+    assert [t.text for t in stored.turns] == ["q1", "q2"]
+    assert stored.fold is None
+    with pytest.raises(LeaseLost):
+        old.check()
+
+
+async def test_an_open_exchange_is_marked_with_the_question_and_cleared_with_the_last_save(store: Store) -> None:
+    await store.append(KEY, Turn.user("q0"), Turn(role="assistant", blocks=(TextBlock(text="a0"),)))
+    call = ToolCallBlock(id="toolu_1", name="fetch_url", input={"url": "https://example.com"})
+    async with store.lock(KEY) as lease:
+        await store.append(KEY, Turn.user("q1"), lease=lease, exchange="open")
+        assert (await store.load(KEY)).open == OpenExchange(token=lease.token, question_index=2)
+        await store.append(KEY, Turn(role="assistant", blocks=(call,)), lease=lease)
+        assert (await store.load(KEY)).open == OpenExchange(token=lease.token, question_index=2)
+        measured = MeasuredSize(tokens=50, turns=3)
+        await store.append(KEY, Turn(role="assistant", blocks=(TextBlock(text="a1"),)), lease=lease, measured=measured)
+        await store.append(KEY, lease=lease, exchange="close")
+    stored = await store.load(KEY)
+    assert stored.open is None
+    assert stored.measured == measured
+    assert len(stored.turns) == 5
+
+
+async def test_regenerate_reopens_the_question_it_answers_again(store: Store) -> None:
+    await store.append(KEY, Turn.user("q1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),)))
+    async with store.lock(KEY) as lease:
+        await store.rewind(KEY, 1, lease=lease, exchange="open")
+    stored = await store.load(KEY)
+    assert [t.text for t in stored.turns] == ["q1"]
+    assert stored.open == OpenExchange(token=lease.token, question_index=0)
+
+
+async def test_forget_under_a_lease_deletes_the_open_exchange_too(store: Store) -> None:
+    async with store.lock(KEY) as lease:
+        await store.append(KEY, Turn.user("q1"), lease=lease, exchange="open")
+        assert await store.forget(KEY, lease=lease)
+    assert (await store.load(KEY)).open is None
+
+
 async def test_first_sighting_is_true_once_per_workspace(store: Store) -> None:
     assert await store.first_sightings("T1", ["event:Ev1"]) == [True]
     assert await store.first_sightings("T1", ["event:Ev1"]) == [False]
     assert await store.first_sightings("T1", ["event:Ev3", "msg:T1:C1:1.2"]) == [True, True]
     assert await store.first_sightings("T1", ["event:Ev4", "msg:T1:C1:1.2"]) == [True, False]
     assert await store.first_sightings("T2", ["event:Ev1"]) == [True]
+
+
+async def test_a_first_sighting_asked_again_by_its_claimant_is_still_first(store: Store) -> None:
+    """A retry after a lost reply (the first try may have landed) must not drop the delivery it claimed."""
+    assert await store.first_sightings("T1", ["event:Ev5", "msg:T1:C1:5.1"], claim="mine") == [True, True]
+    assert await store.first_sightings("T1", ["event:Ev5", "msg:T1:C1:5.1"], claim="mine") == [True, True]
+    assert await store.first_sightings("T1", ["event:Ev5"], claim="theirs") == [False]
+    assert await store.first_sightings("T1", ["event:Ev5"]) == [False]
 
 
 async def test_profiles_are_cached_per_workspace(store: Store) -> None:
@@ -147,6 +243,14 @@ async def test_media_is_found_per_workspace_and_missing_refs_are_left_out(store:
     assert await store.get_media("T1", ["F1", "F2"]) == {"F1": image}
     assert await store.get_media("T2", ["F1"]) == {}
     assert await store.get_media("T1", []) == {}
+
+
+async def test_media_keeps_its_size_for_the_budget_estimate(store: Store) -> None:
+    photo = Attachment(kind="image", media_type="image/jpeg", data_b64="AAAA", width=1568, height=1176)
+    manual = Attachment(kind="pdf", media_type="application/pdf", data_b64="JVBE", pages=90)
+    await store.put_media("T1", "F1", photo)
+    await store.put_media("T1", "F2", manual)
+    assert await store.get_media("T1", ["F1", "F2"]) == {"F1": photo, "F2": manual}
 
 
 async def test_budgets_set_by_an_admin_are_read_back_and_off_removes_a_limit(store: Store) -> None:

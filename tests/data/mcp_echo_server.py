@@ -1,10 +1,16 @@
 """A tiny MCP server for the MCP adapter's contract tests; run as a script it serves stdio, tests also mount it on HTTP.
 
+With MCP_ECHO_DOWN_FILE set, the server refuses to start while that file exists (a test's staged outage).
+
 Tools: `echo` (declared read-only), `add` (no annotations), `fail` (always raises) and `delete_everything`
 (declared destructive), so the tests can check how annotations decide whether a tool needs approval.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -40,4 +46,8 @@ def build_server() -> MCPServer:
 
 
 if __name__ == "__main__":
+    # A test stages an outage by creating this file: while it exists the server fails to start.
+    down = os.environ.get("MCP_ECHO_DOWN_FILE")
+    if down and Path(down).exists():
+        sys.exit("echo server: staged outage")
     build_server().run()

@@ -160,3 +160,30 @@ async def test_feedback_is_counted_once_per_person_per_persona_and_shown_in_clau
     report = await slash(running, slack, "/claude-cost", "today", user_id="U0ADMIN")
     assert "`default` — :+1: 2 · :-1: 0 (100% positive)" in str(report["blocks"])
     assert "Feedback: 2 helpful, 0 not helpful" in report["text"]
+
+
+async def test_regenerate_double_clicked_calls_claude_once_and_history_matches_what_slack_shows(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """Two clicks at once, on two processes, while the thread is busy: both pass the first check and wait for the
+    thread; the first answers again, the second must find (under the lock) that the answer was already replaced."""
+    first_process, second_process = await start_bot(), await start_bot()
+    claude.script(TextReply("First answer."), TextReply("Second answer."), TextReply("Third answer."))
+    root = "1700004005.000100"
+    await first_process.sender.send_event(event_callback(app_mention("what is 6 times 7?", ts=root)))
+    [first] = await wait_for_reply(slack, "C0GENERAL", root, "First answer.")
+
+    key = ConversationKey("T0001", "C0GENERAL", root)
+    store = first_process.bot.store
+    await store.client.set(store.keys.conversation_lock(key), "someone else", px=1500)  # busy for a moment
+    await asyncio.gather(
+        click(first_process, slack, "answer_regenerate", first),
+        click(second_process, slack, "answer_regenerate", first),
+    )
+    await wait_for_reply(slack, "C0GENERAL", root, "Second answer.")
+    await settle(2.0)
+    assert len(claude.requests) == 2, "one call for the question, one for a single regeneration"
+    shown = "\n".join(m.text for m in bot_messages(slack, "C0GENERAL", root))
+    assert "Third answer." not in shown
+    stored = await store.load(key)
+    assert [(t.role, t.text) for t in stored.turns] == [("user", "what is 6 times 7?"), ("assistant", "Second answer.")]

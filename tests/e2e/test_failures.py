@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.conftest import BotFactory, RunningBot
-from tests.e2e.helpers import bot_messages, wait_for_reply
+from tests.e2e.helpers import bot_messages, eventually, wait_for_reply
 from tests.fakes.anthropic_api import (
     DisconnectReply,
     FakeAnthropic,
@@ -113,7 +113,11 @@ async def test_redis_briefly_unreachable_the_user_is_told_and_the_answer_still_c
     await proxy.cut()
     root = "1700000207.000100"
     await running.sender.send_event(event_callback(app_mention("are you there?", ts=root)))
-    await wait_for_reply(slack, "C0GENERAL", root, "memory store is unreachable")
+    # Told privately: the question waits for Redis, without which a Slack retry could not be told from it.
+    await eventually(
+        lambda: any("memory store is unreachable" in c.params.get("text", "") for c in slack.ephemerals),
+        "an ephemeral saying Redis is away",
+    )
     await proxy.restore()
     [answer] = await wait_for_reply(slack, "C0GENERAL", root, "Still here.")
     assert answer.text == "Still here."

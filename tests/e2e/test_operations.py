@@ -69,12 +69,13 @@ async def test_metrics_count_requests_first_text_tokens_cost_claude_errors_and_s
     assert value(samples, "claudebot_answer_seconds_count") == 1
     assert value(samples, "claudebot_claude_errors_total", type="overloaded_error") == 1
     assert value(samples, "claudebot_slack_rate_limited_total", method="chat.postMessage") == 1
-    # The fake bills 25 input and 12 output tokens per call; only the call that finished is billed.
+    # The fake bills 25 input and 12 output tokens per call; the call that failed mid-stream is billed too, for
+    # what its message_start reported (25 input, 1 output).
     model = claude.requests[-1].model or ""
     where = {"workspace": "T0001", "model": model}
-    assert value(samples, "claudebot_claude_calls_total", **where) == 1
-    assert value(samples, "claudebot_claude_tokens_total", **where, kind="input") == 25
-    assert value(samples, "claudebot_claude_tokens_total", **where, kind="output") == 12
+    assert value(samples, "claudebot_claude_calls_total", **where) == 2
+    assert value(samples, "claudebot_claude_tokens_total", **where, kind="input") == 25 + 25
+    assert value(samples, "claudebot_claude_tokens_total", **where, kind="output") == 12 + 1
     assert value(samples, "claudebot_claude_tokens_total", **where, kind="cache_read") == 0
     assert value(samples, "claudebot_claude_cost_usd_total", **where) > 0
     assert value(samples, "claudebot_answers_in_progress") == 0

@@ -204,3 +204,16 @@ async def test_bedrock_alone_retries_an_exception_frame_mid_stream(
     bedrock.script(MidStreamErrorReply("Half an ans", "overloaded_error"), TextReply("A whole answer."))
     assert await ask(running, slack, "1700009006.000100", "A whole answer.") == "A whole answer."
     assert len(bedrock.requests) == 2
+
+
+async def test_a_fallback_model_after_every_provider_failed_is_planned_for_itself(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, bedrock: FakeBedrock
+) -> None:
+    # Haiku 4.5 takes no adaptive thinking (the chain's Models API says so): re-planned, not sent Sonnet's settings.
+    running = await start_bot(**with_bedrock(bedrock, claude_fallback_model="claude-haiku-4-5", thinking="adaptive"))
+    claude.script(overloaded(), overloaded(), overloaded(), TextReply("Haiku answers."))
+    bedrock.script(overloaded(), overloaded(), overloaded())
+    assert await ask(running, slack, "1700009007.000100", "Haiku answers.") == "Haiku answers."
+    assert claude.requests[0].body["thinking"] == {"type": "adaptive"}
+    assert claude.requests[-1].body["model"] == "claude-haiku-4-5" and claude.requests[-1].status == 200
+    assert "thinking" not in claude.requests[-1].body

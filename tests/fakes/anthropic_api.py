@@ -28,9 +28,8 @@ benchmarks can measure what prompt caching saves.
 Fault injection (``fake.faults = ClaudeFaults(http_429=0.05, cut_stream=0.05, ...)``): each /v1/messages call,
 scripted or default, is with those probabilities answered 429 / 529, or streamed half-way and then ended by an
 ``error`` event or cut (the connection aborted, or the stream ended without ``message_stop``); ``injected`` counts
-them by kind.  Billing: :attr:`FakeAnthropic.billed` holds one :class:`BilledCall` per call that got as far as a
-200 (complete, failed mid-stream, cut, or abandoned by its client), with the usage the fake reported for it, so a
-bot's own ledger can be checked against it.
+them by kind, and each streamed request's ``ended`` says how its stream ended (``client_gone`` when the client
+left first, e.g. its process was killed).
 
 This module must not import anything from the ``bot`` package.
 """
@@ -44,7 +43,6 @@ import hashlib
 import inspect
 import itertools
 import json
-import math
 import random
 import re
 import time
@@ -58,7 +56,6 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_SEARCH_RESULTS",
     "SERVER_TOOL_NAMES",
-    "BilledCall",
     "ClaudeFaults",
     "DisconnectReply",
     "FakeAnthropic",
@@ -354,6 +351,11 @@ class RecordedRequest:
     status: int | None = None  # HTTP status answered (200 for streams, even if they later fail)
     reply: Reply | None = None  # the scripted/default reply used, None if rejected by validation
     error: str | None = None  # validation error message, if any
+    # How a stream ended: complete | error_event | truncated | disconnected | client_gone (None: not streamed).
+    ended: str | None = None
+    # The usage the response reported to the client, cumulative as the SDK accumulates it (message_start, then
+    # message_delta): what the real API would bill. None when no usage was reported (an HTTP error, a rejection).
+    reported_usage: dict[str, int] | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -541,6 +543,7 @@ class MidStreamErrorReply:
     partial_text: str
     error_type: str = "overloaded_error"
     message: str = "Overloaded"
+    usage: dict[str, int] | None = None  # what message_start reports (default: the fixed 25 / 12 / 0 / 0)
 
 
 @dataclass
@@ -606,33 +609,6 @@ class ClaudeFaults:
 
     def coin(self) -> bool:
         return self._rng.random() < 0.5
-
-
-@dataclass
-class BilledCall:
-    """What one /v1/messages call that reached a 200 is billed: the usage the fake reported for it.
-
-    A call that ended early (error event, cut, its client gone) never reported its final output; it is billed its
-    input as reported in ``message_start`` and its output at 4 characters a token, rounded up, of the text, thinking
-    and tool input it streamed (an assumption: Anthropic does not document how an interrupted stream is billed).
-    """
-
-    request: RecordedRequest
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    outcome: str = "started"  # complete | error_event | truncated | disconnected | client_gone
-    streamed_chars: int = 0
-
-    def end_early(self, outcome: str) -> None:
-        self.outcome = outcome
-        self.output_tokens = max(1, math.ceil(self.streamed_chars / CHARS_PER_TOKEN))
-
-    def went_away(self) -> None:
-        """The client left (or the fake is stopping) before the stream ended."""
-        if self.outcome == "started":
-            self.end_early("client_gone")
 
 
 Reply = (
@@ -983,6 +959,29 @@ def _validate_thinking(thinking: Any, max_tokens: int | None) -> None:
             )
 
 
+def _validate_for_model(body: dict[str, Any], models: list[dict[str, Any]]) -> None:
+    """What the named model cannot take (its Models API capabilities and output limit), refused with a 400 as the
+    real API does. The messages' wording is unverified; a model the fake does not list is not checked."""
+    info = next((m for m in models if m.get("id") == body.get("model")), None)
+    if info is None:
+        return
+    limit = info.get("max_tokens")
+    if _is_int(body.get("max_tokens")) and _is_int(limit) and body["max_tokens"] > limit:
+        raise _Invalid(
+            f"max_tokens: {body['max_tokens']} > {limit}, which is the maximum allowed number of output tokens "
+            f"for {info['id']}"
+        )
+    capabilities = info.get("capabilities") or {}
+    thinking = body.get("thinking")
+    types = (capabilities.get("thinking") or {}).get("types") or {}
+    if isinstance(thinking, dict) and not (types.get(thinking.get("type")) or {"supported": True})["supported"]:
+        raise _Invalid(f"thinking.type: '{thinking['type']}' thinking is not supported for model {info['id']}")
+    effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
+    levels = capabilities.get("effort") or {}
+    if effort is not None and levels and not (levels.get("supported") and (levels.get(effort) or {}).get("supported")):
+        raise _Invalid(f"output_config.effort: '{effort}' is not supported for model {info['id']}")
+
+
 def _validate_common(body: dict[str, Any], allowed: frozenset[str], *, needs_max_tokens: bool) -> None:
     for key in body:
         if key not in allowed:
@@ -1254,6 +1253,14 @@ class _Closing(Exception):
     """Raised inside handlers when the fake is stopping."""
 
 
+def _billed(usage: dict[str, Any]) -> dict[str, int]:
+    """The billed counts of a usage object (tokens and server-tool requests), for the reported-usage tally."""
+    counts = {k: v for k, v in usage.items() if k.endswith("_tokens") and isinstance(v, int)}
+    for name, value in (usage.get("server_tool_use") or {}).items():
+        counts[name] = value
+    return counts
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
@@ -1285,7 +1292,6 @@ class FakeAnthropic:
         self.max_active_streams: int = 0  # high-water mark of active_streams
         self.faults = ClaudeFaults()  # none by default
         self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
-        self.billed: list[BilledCall] = []  # every call that reached a 200, with what it is billed
         self._queue: collections.deque[Reply | ReplyFactory] = collections.deque()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -1353,6 +1359,14 @@ class FakeAnthropic:
             "cache_creation_input_tokens": creation,
             "cache_read_input_tokens": read,
         }
+
+    def reported_usage(self) -> dict[str, int]:
+        """The usage every /v1/messages response reported so far, summed: what the real API would have billed
+        (a failed stream counts what it reported before it failed)."""
+        total: dict[str, int] = collections.Counter()
+        for rec in self.requests:
+            total.update(rec.reported_usage or {})
+        return dict(total)
 
     @property
     def queued_replies(self) -> int:
@@ -1486,11 +1500,6 @@ class FakeAnthropic:
             return MidStreamErrorReply(partial)
         return DisconnectReply(partial) if self.faults.coin() else TruncatedReply(partial)
 
-    def billed_totals(self) -> dict[str, int]:
-        """Tokens billed over every call: input, output, cache write and cache read."""
-        names = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        return {name: sum(getattr(call, name) for call in self.billed) for name in names}
-
     # ---- /v1/messages ---------------------------------------------------------------------------
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
@@ -1500,6 +1509,7 @@ class FakeAnthropic:
             if rec.error is not None:
                 raise _Invalid(rec.error)
             _validate_common(rec.body, ALLOWED_MESSAGE_KEYS, needs_max_tokens=True)
+            _validate_for_model(rec.body, self.models)
         except _Invalid as exc:
             return self._invalid_response(exc, rec)
 
@@ -1680,17 +1690,7 @@ class FakeAnthropic:
             "usage": self._full_usage(final["usage"], final["output_tokens_details"], final["server_tool_use"]),
         }
         rec.status = 200
-        usage = final["usage"]
-        self.billed.append(
-            BilledCall(
-                rec,
-                input_tokens=usage["input_tokens"],
-                output_tokens=usage["output_tokens"],
-                cache_creation_input_tokens=usage["cache_creation_input_tokens"],
-                cache_read_input_tokens=usage["cache_read_input_tokens"],
-                outcome="complete",
-            )
-        )
+        rec.reported_usage = _billed(body["usage"])
         return web.json_response(body, headers={"request-id": f"req_fake_{self._next_id()}"})
 
     async def _stream(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
@@ -1707,35 +1707,22 @@ class FakeAnthropic:
         )
         try:
             await resp.prepare(request)
-        except ConnectionError:  # the client went away before the headers (e.g. its process was killed): no bill
-            rec.status = 0
+        except ConnectionError:  # the client went away before the headers (e.g. its process was killed)
+            rec.status, rec.ended = 0, "client_gone"
             return resp
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
-        bill = self._new_bill(rec, final)
         try:
-            await self._emit(request, resp, reply, blocks, final, request_id, bill)
+            await self._emit(request, resp, reply, blocks, final, request_id, rec_of=rec)
         except (ConnectionError, _Closing):
             # client went away (e.g. its read timeout fired) or the fake is stopping
-            bill.went_away()
+            rec.ended = rec.ended or "client_gone"
             if request.transport is not None:
                 request.transport.abort()
         finally:
             self.active_streams -= 1
         return resp
-
-    @staticmethod
-    def _new_bill(rec: RecordedRequest, final: dict[str, Any]) -> BilledCall:
-        """A streamed call's bill as message_start reports it (billed once that event is written)."""
-        usage = final["usage"]
-        return BilledCall(
-            rec,
-            input_tokens=usage["input_tokens"],
-            output_tokens=1,  # as message_start reports it
-            cache_creation_input_tokens=usage["cache_creation_input_tokens"],
-            cache_read_input_tokens=usage["cache_read_input_tokens"],
-        )
 
     async def _emit(
         self,
@@ -1745,7 +1732,7 @@ class FakeAnthropic:
         blocks: list[dict[str, Any]],
         final: dict[str, Any],
         request_id: str,
-        bill: BilledCall,
+        rec_of: RecordedRequest | None = None,  # where the reported usage is tallied
     ) -> None:
         usage = final["usage"]
         start_usage = {
@@ -1763,7 +1750,8 @@ class FakeAnthropic:
             "usage": start_usage,
         }
         await resp.write(_sse({"type": "message_start", "message": message}))
-        self.billed.append(bill)  # the input is reported, so billed, from here on
+        if rec_of is not None:
+            rec_of.reported_usage = _billed(start_usage)
         await resp.write(_sse({"type": "ping"}))
 
         chunk_delay = getattr(reply, "chunk_delay_s", 0.0)
@@ -1797,7 +1785,6 @@ class FakeAnthropic:
                 if isinstance(reply, StallReply) and btype == "text" and piece_no == 1:
                     await self._sleep(reply.stall_s)  # total silence, no pings
                 await resp.write(_sse({"type": "content_block_delta", "index": index, "delta": delta}))
-                bill.streamed_chars += len(piece)
                 if btype == "text" and not sent_text_delta:
                     sent_text_delta = True
                     if gate is not None:
@@ -1815,16 +1802,19 @@ class FakeAnthropic:
                 "error": {"type": reply.error_type, "message": reply.message},
                 "request_id": request_id,
             }
-            bill.end_early("error_event")
+            if rec_of is not None:
+                rec_of.ended = "error_event"
             await resp.write(_sse(err))
             await resp.write_eof()
             return
         if isinstance(reply, TruncatedReply):
-            bill.end_early("truncated")
+            if rec_of is not None:
+                rec_of.ended = "truncated"
             await resp.write_eof()
             return
         if isinstance(reply, DisconnectReply):
-            bill.end_early("disconnected")
+            if rec_of is not None:
+                rec_of.ended = "disconnected"
             await asyncio.sleep(0.01)  # let the partial deltas reach the client first
             if request.transport is not None:
                 request.transport.abort()
@@ -1844,7 +1834,10 @@ class FakeAnthropic:
                 }
             )
         )
-        bill.output_tokens, bill.outcome = usage["output_tokens"], "complete"
+        if rec_of is not None:
+            rec_of.reported_usage = _billed({**start_usage, **delta_usage})
+        if rec_of is not None:
+            rec_of.ended = "complete"
         await resp.write(_sse({"type": "message_stop"}))
         await resp.write_eof()
 
@@ -1857,6 +1850,7 @@ class FakeAnthropic:
             if rec.error is not None:
                 raise _Invalid(rec.error)
             _validate_common(rec.body, ALLOWED_COUNT_TOKENS_KEYS, needs_max_tokens=False)
+            _validate_for_model(rec.body, self.models)
         except _Invalid as exc:
             return self._invalid_response(exc, rec)
         rec.status = 200

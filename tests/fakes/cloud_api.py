@@ -270,12 +270,10 @@ class FakeBedrock(FakeAnthropic):
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
-        bill = self._new_bill(rec, final)
         try:
             writer: Any = _EventStreamWriter(resp)
-            await self._emit(request, writer, reply, blocks, final, f"req_fake_{self._next_id()}", bill)
+            await self._emit(request, writer, reply, blocks, final, f"req_fake_{self._next_id()}", rec_of=rec)
         except (ConnectionError, _Closing):
-            bill.went_away()
             if request.transport is not None:
                 request.transport.abort()
         finally:

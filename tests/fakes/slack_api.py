@@ -429,6 +429,7 @@ class FakeSlack:
         self.client_id = "1111.2222"
         self.client_secret = "fake-client-secret"
         self.redirect_urls: list[str] = []
+        self.text_limit = TEXT_LIMIT  # `text` longer than this is msg_too_long (lower it to stage a stricter Slack)
         self.token_rotation = False  # True: installs get expiring xoxe.xoxb- tokens plus refresh tokens
         self.token_lifetime_s = 43_200  # Slack's 12 hours
         self.installer_user_id = "U0INSTALLER"
@@ -1370,7 +1371,7 @@ class FakeSlack:
                 raise _ApiError("markdown_text_conflict")
             if len(str(markdown_text)) > MARKDOWN_TEXT_LIMIT:
                 raise _ApiError("msg_too_long")
-        if isinstance(text, str) and len(text) > TEXT_LIMIT:
+        if isinstance(text, str) and len(text) > self.text_limit:
             raise _ApiError("msg_too_long")
         attachments = p.get("attachments")
         if _nonempty(attachments):

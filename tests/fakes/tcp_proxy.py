@@ -26,6 +26,9 @@ class TcpProxy:
         self.port = 0
         self.delay_s = 0.0  # added before each chunk is forwarded: a slow or far-away server
         self.requests = 0  # chunks the clients sent: one per round trip (a pipeline or script is one write)
+        # A command whose request contains these bytes drops its connection (the rest goes through): one write
+        # failing, e.g. an answer's save, while the lock's renewals still reach Redis.
+        self.refuse_containing: bytes | None = None
 
     @property
     def url(self) -> str:
@@ -71,6 +74,8 @@ class TcpProxy:
         try:
             while data := await reader.read(65536):
                 self.requests += count
+                if count and self.refuse_containing is not None and self.refuse_containing in data:
+                    break  # the finally below resets the connection, as a failing server would
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 writer.write(data)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel
 
-from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock
+from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.events import (
     ApprovalRequested,
     ApprovalSettled,
@@ -25,6 +25,7 @@ from bot.core.events import (
     ToolRunning,
     Usage,
 )
+from bot.core.leases import INTERRUPTED_ANSWER, INTERRUPTED_TOOL_RESULT, LeaseLost
 from bot.core.metering import BudgetPolicy, BudgetSpent, CallContext, Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ModelRequest
@@ -115,6 +116,67 @@ async def test_forgetting_a_thread_starts_it_over() -> None:
     assert await use_case.forget(message("x").key)
     await collect(use_case.answer(message("Again?", message_id="1700000000.000300")))
     assert len(model.requests[1].turns) == 1
+
+
+class FailingSaveModel(ScriptedModel):
+    """Storage goes away just as the first answer completes, so its save fails; it comes back `down_s` later."""
+
+    def __init__(self, store: MemoryStore, *answers: str, down_s: float = 0.3) -> None:
+        super().__init__(*answers)
+        self.store, self.down_s = store, down_s
+        self.called = asyncio.Event()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        first = not self.requests
+        self.called.set()
+        async for event in super().stream(request):
+            if first and isinstance(event, ModelTurnComplete):
+                self.store.up = False
+                asyncio.get_running_loop().call_later(self.down_s, setattr, self.store, "up", True)
+            yield event
+
+
+async def test_a_failed_save_is_retried_under_the_lock_so_the_next_question_comes_after_the_answer() -> None:
+    store = memory_store()
+    model = FailingSaveModel(store, "Four.", "Five.")
+    use_case = replies(model, store)
+    first = asyncio.create_task(collect(use_case.answer(message("What is 2+2?"))))
+    await model.called.wait()
+    second = await collect(use_case.answer(message("And 2+3?", message_id="1700000000.000300")))
+    await first
+    assert isinstance(second[-1], ReplyDone)
+    assert [turn.text for turn in model.requests[1].turns][1] == "Four.", "the second question saw the first answer"
+    stored = await store.load(message("x").key)
+    assert [turn.text.strip() for turn in stored.turns][1:] == ["Four.", "And 2+3?", "Five."]
+    assert stored.open is None
+
+
+async def test_an_answer_cut_short_by_a_lost_lease_is_closed_by_the_next_holder_before_its_question() -> None:
+    store, model = memory_store(), ScriptedModel("Fresh answer.")
+    key = message("x").key
+    call = ToolCallBlock(id="toolu_1", name="lookup", input={})
+    async with store.lock(key) as gone:  # a process that asked for a tool, then was cut off past its lease
+        await store.append(key, Turn.user("Old question?"), lease=gone, exchange="open")
+        await store.append(key, Turn(role="assistant", blocks=(call,)), lease=gone)
+        store.expire_lease(key)
+        await collect(replies(model, store).answer(message("New question?")))
+        with pytest.raises(LeaseLost):
+            await store.append(key, Turn(role="user", blocks=()), lease=gone)
+    sent = model.requests[0].turns
+    assert [turn.role for turn in sent] == ["user", "assistant", "user", "assistant", "user"]
+    assert sent[2].blocks == (ToolResultBlock(tool_call_id="toolu_1", text=INTERRUPTED_TOOL_RESULT, is_error=True),)
+    assert sent[3].text == INTERRUPTED_ANSWER
+    stored = await store.load(key)
+    assert stored.turns[-1].text == "Fresh answer." and stored.open is None
+
+
+async def test_a_failed_answer_leaves_its_question_and_a_closed_exchange() -> None:
+    store, model = memory_store(), ScriptedModel()  # no answers: the model call fails
+    use_case = replies(model, store)
+    with pytest.raises(IndexError):
+        await collect(use_case.answer(message("Anyone?")))
+    stored = await store.load(message("x").key)
+    assert [turn.text for turn in stored.turns] == ["Anyone?"] and stored.open is None
 
 
 # --- Metering -------------------------------------------------------------------------------------------------

@@ -114,10 +114,10 @@ def test_what_a_provider_lacks_is_left_out_of_its_request() -> None:
 
 
 def test_prices_are_per_provider_with_list_prices_by_default() -> None:
-    usage = Usage(input_tokens=1_000_000)
+    usage = Usage(input_tokens=100_000)  # below the long-context threshold: list prices
     table = PriceTable.from_setting('{"vertex": {"claude-sonnet-5-5": {"input": 2.2, "output": 11.0}}}')
-    assert table.cost("claude-sonnet-5-5", usage, "anthropic") == (2.0, True)
-    assert table.cost("claude-sonnet-5-5", usage, "bedrock") == (2.0, True)
-    assert table.cost("claude-sonnet-5-5", usage, "vertex") == (pytest.approx(2.2), True)
+    assert table.cost("claude-sonnet-5-5", usage, "anthropic") == (pytest.approx(0.2), True)
+    assert table.cost("claude-sonnet-5-5", usage, "bedrock") == (pytest.approx(0.2), True)
+    assert table.cost("claude-sonnet-5-5", usage, "vertex") == (pytest.approx(0.22), True)
     with pytest.raises(ValueError, match="bedrock"):
         PriceTable.from_setting('{"bedrock": 3}')

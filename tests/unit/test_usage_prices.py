@@ -21,16 +21,17 @@ from bot.core.usage import (
 )
 
 MTOK = 1_000_000
+K100 = 100_000  # input below the long-context threshold: list prices
 TABLE = PriceTable({"claude-test": ModelPrice(3.0, 15.0), "claude-dear": ModelPrice(20.0, 100.0)})
 
 
 @pytest.mark.parametrize(
     ("usage", "expected"),
     [
-        (Usage(input_tokens=MTOK), 3.0),
+        (Usage(input_tokens=K100), 0.3),
         (Usage(output_tokens=MTOK), 15.0),
-        (Usage(cache_write_tokens=MTOK), 3.75),
-        (Usage(cache_read_tokens=MTOK), 0.30),
+        (Usage(cache_write_tokens=K100), 0.375),
+        (Usage(cache_read_tokens=K100), 0.030),
         (Usage(web_search_requests=2), 0.02),
         (Usage(1_000, 500, 2_000, 10_000, 1), 0.003 + 0.0075 + 0.0075 + 0.003 + 0.01),
         (Usage(), 0.0),
@@ -52,7 +53,7 @@ def test_an_unknown_model_is_flagged_not_priced() -> None:
 
 
 def test_cache_savings_are_what_reads_saved_against_full_input_price() -> None:
-    assert TABLE.cache_savings("claude-test", Usage(input_tokens=5, cache_read_tokens=MTOK)) == pytest.approx(2.70)
+    assert TABLE.cache_savings("claude-test", Usage(input_tokens=5, cache_read_tokens=K100)) == pytest.approx(0.27)
     assert TABLE.cache_savings("claude-test", Usage(cache_write_tokens=MTOK)) == 0.0
 
 
@@ -65,6 +66,21 @@ def test_estimate_covers_the_worst_case_and_is_conservative_for_unknown_models()
     assert PriceTable().estimate("claude-unreleased-9", 0, 1_000) == pytest.approx(
         max(p.output_per_mtok for p in DEFAULT_PRICES.values()) * 1_000 / MTOK
     )
+
+
+def test_past_200k_input_tokens_the_whole_call_is_billed_at_long_context_rates() -> None:
+    """2x input, 1.5x output once input with cache reads and writes passes 200K; the reservation knows it too."""
+    at_threshold = Usage(input_tokens=150_000, cache_read_tokens=50_000, output_tokens=1_000)
+    past = Usage(input_tokens=150_000, cache_read_tokens=50_001, output_tokens=1_000)
+    assert TABLE.cost("claude-test", at_threshold)[0] == pytest.approx((150_000 * 3 + 50_000 * 0.3 + 1_000 * 15) / MTOK)
+    assert TABLE.cost("claude-test", past)[0] == pytest.approx((150_000 * 6 + 50_001 * 0.6 + 1_000 * 22.5) / MTOK)
+    assert TABLE.cache_savings("claude-test", past) == pytest.approx(50_001 * 6 * 0.9 / MTOK)
+    assert TABLE.estimate("claude-test", 300_000, 1_000) == pytest.approx((300_000 * 6 * 1.25 + 1_000 * 22.5) / MTOK)
+    assert TABLE.estimate("claude-test", 300_000, 1_000) >= TABLE.cost("claude-test", Usage(300_000, 1_000))[0]
+
+
+def test_a_reservation_counts_every_search_the_call_may_make() -> None:
+    assert TABLE.estimate("claude-test", 0, 0, web_searches=5) == pytest.approx(5 * WEB_SEARCH_USD)
 
 
 def test_dated_snapshots_match_their_alias_but_newer_versions_do_not() -> None:
@@ -97,7 +113,7 @@ def test_overrides_from_json_replace_and_add_prices() -> None:
     )
     assert prices.price("claude-sonnet-4-5-20250929") == ModelPrice(3.0, 15.0)  # the exact dated id keeps its own
     assert prices.price("claude-sonnet-4-5") == ModelPrice(1.0, 2.5)
-    assert prices.cost("my-proxy-model", Usage(input_tokens=MTOK)) == (0.5, True)
+    assert prices.cost("my-proxy-model", Usage(input_tokens=K100)) == (pytest.approx(0.05), True)
     assert prices.price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)  # defaults stay
     assert PriceTable.from_setting("  ").price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)
     assert PriceTable.from_setting("{}").price("claude-haiku-4-5") == ModelPrice(1.0, 5.0)
@@ -176,4 +192,4 @@ def test_month_key_and_record_day_are_utc() -> None:
 def test_a_model_the_sdk_no_longer_lists_keeps_its_price() -> None:
     """claude-sonnet-4-5 left the SDK's model list in anthropic 2.16; a record of a call to it still costs money."""
     assert PriceTable().price("claude-sonnet-4-5") == ModelPrice(3.0, 15.0)
-    assert PriceTable().cost("claude-sonnet-4-5-20250929", Usage(input_tokens=MTOK)) == (3.0, True)
+    assert PriceTable().cost("claude-sonnet-4-5-20250929", Usage(input_tokens=K100)) == (pytest.approx(0.3), True)

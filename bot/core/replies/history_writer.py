@@ -1,73 +1,94 @@
-"""The "save" step of an answer: turns reach history in conversation order, even across a Redis blip."""
+"""The "save" and "lock" steps of an answer: turns reach history in conversation order, whatever fails.
+
+An answer holds its thread's lease (bot/core/leases.py) from the question to its last save. A save that fails is
+retried while the lease is still held, never in the background after the thread is released: the next question, in
+this process or another, waits for the thread, so it is stored after the answer and Claude sees the answer. If the
+lease is lost meanwhile (another holder took the thread), the save is refused and the user told; if storage stays
+away too long, the user is told the answer was not saved and the thread's next holder closes the exchange.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 
-from bot.core.conversation import ConversationKey, Fold, MeasuredSize, Turn
+from bot.core.conversation import ConversationKey, Fold, MeasuredSize, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
+from bot.core.leases import AnswerNotSaved, Lease, LeaseLost, abandoned, closing_turns
 from bot.core.ports import ConversationStore
 
 log = logging.getLogger(__name__)
+SAVE_RETRY_S = (0.1, 0.2, 0.5)  # waits between attempts to save while storage is unreachable (then the last, again)
 
 
 class HistoryWriter:
     """Writes an answer's turns (and new folds) to its conversation; the pipeline's only writer of history."""
 
-    def __init__(self, conversations: ConversationStore) -> None:
+    def __init__(self, conversations: ConversationStore, *, save_wait_s: float = 30.0) -> None:
         self._conversations = conversations
-        self._pending_saves: set[asyncio.Task[None]] = set()
-        self._unsaved: dict[ConversationKey, list[Turn]] = {}
+        self._save_wait_s = save_wait_s
 
-    async def save_fold(self, key: ConversationKey, fold: Fold) -> None:
+    async def take_over(self, key: ConversationKey, lease: Lease, stored: StoredConversation) -> StoredConversation:
+        """Close an exchange left open by a holder that died or lost the thread, before anything else is stored."""
+        found = stored.open
+        if found is None or not abandoned(found, lease):
+            return stored
+        closing = closing_turns(stored.turns, found)
+        log.warning(
+            "closing an answer interrupted in %s/%s (%d turns added)", key.channel_id, key.thread_id, len(closing)
+        )
+        await self._conversations.append(key, *closing, lease=lease, exchange="close")
+        return dataclasses.replace(stored, turns=[*stored.turns, *closing], open=None)
+
+    async def save_fold(self, key: ConversationKey, fold: Fold, lease: Lease) -> None:
         """A fold that cannot be stored is made again next time; the answer goes on either way."""
         try:
-            await self._conversations.save_fold(key, fold)
+            await self._conversations.save_fold(key, fold, lease=lease)
         except StorageUnavailable:
             log.warning("could not store a thread's new summary; it will be made again")
 
-    async def save_eventually(self, key: ConversationKey, turn: Turn, measured: MeasuredSize | None = None) -> None:
-        """An answer the user has seen must reach history even if Redis blips: retry in the background, in order.
+    async def save(
+        self,
+        key: ConversationKey,
+        *turns: Turn,
+        lease: Lease,
+        measured: MeasuredSize | None = None,
+        close: bool = False,
+    ) -> None:
+        """Save the turns (closing the exchange with the answer's last save), retrying while the lease holds.
 
-        One queue per conversation: a later turn never overtakes an earlier one still waiting to be saved (a tool
-        result stored before its tool call would make the thread unusable).
+        Raises LeaseLost when another holder has the thread, AnswerNotSaved when storage stays away too long.
         """
-        queue = self._unsaved.get(key)
-        if queue is not None:
-            queue.append(turn)
-            return
-        try:
-            await self._conversations.append(key, turn, measured=measured)
-        except StorageUnavailable:
-            log.warning("storage unavailable while saving an answer; retrying in the background")
-            self._unsaved[key] = [turn]
-            task = asyncio.create_task(self._flush_unsaved(key))
-            self._pending_saves.add(task)
-            task.add_done_callback(self._pending_saves.discard)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._save_wait_s
+        attempt = 0
+        while True:
+            lease.check()
+            try:
+                await self._conversations.append(
+                    key, *turns, measured=measured, lease=lease, exchange="close" if close else None
+                )
+                return
+            except StorageUnavailable:
+                if loop.time() >= deadline:
+                    log.error("gave up saving %d turns to %s: storage stayed unreachable", len(turns), key.thread_id)
+                    raise AnswerNotSaved() from None
+                if attempt == 0:
+                    log.warning("storage unavailable while saving an answer; retrying while holding the thread")
+                await asyncio.sleep(SAVE_RETRY_S[min(attempt, len(SAVE_RETRY_S) - 1)])
+                attempt += 1
 
-    async def _flush_unsaved(self, key: ConversationKey, attempts: int = 120) -> None:
-        queue = self._unsaved[key]
-        try:
-            for attempt in range(attempts):
-                try:
-                    while queue:
-                        await self._conversations.append(key, queue[0])
-                        queue.pop(0)
-                    return
-                except StorageUnavailable:
-                    await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
-            log.error("gave up saving %d turns to history after %d attempts", len(queue), attempts)
-        finally:
-            del self._unsaved[key]
+    async def close_after_failure(self, key: ConversationKey, lease: Lease) -> None:
+        """An answer that failed still leaves valid history: tool calls get error results and the exchange closes
+        (the question stays, unanswered, as before). Best effort: the next holder closes it otherwise."""
+        with contextlib.suppress(StorageUnavailable, LeaseLost):
+            stored = await self._conversations.load(key)
+            if stored.open is None or stored.open.token != lease.token:
+                return
+            closing = closing_turns(stored.turns, stored.open, interrupted=False)
+            await self._conversations.append(key, *closing, lease=lease, exchange="close")
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Let background saves finish on shutdown (within `timeout_s`: a Redis that stays away must not hang it)."""
-        if not self._pending_saves:
-            return
-        _, unfinished = await asyncio.wait(set(self._pending_saves), timeout=timeout_s)
-        if unfinished:
-            waiting = sum(len(turns) for turns in self._unsaved.values())
-            log.error("shutting down with %d turns not saved to history: storage stayed unreachable", waiting)
-            for task in unfinished:
-                task.cancel()
+        """Nothing to wait for: no save outlives its answer (kept for the shutdown sequence that calls it)."""

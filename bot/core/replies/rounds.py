@@ -29,6 +29,7 @@ from bot.core.conversation import (
 from bot.core.events import ModelTurnComplete, Notice, ReplyDone, ReplyEvent, Usage
 from bot.core.history_access import screen_foreign_reads
 from bot.core.i18n import tr
+from bot.core.leases import Lease
 from bot.core.metering import CallContext
 from bot.core.personas import Persona
 from bot.core.ports import Attachment, ModelRequest
@@ -56,8 +57,9 @@ class Exchange:
     fold: Fold | None
     measured: MeasuredSize | None
     current: int  # this message's turn: it and everything after it are never folded
-    thinking: Plan = None
-    max_tokens: int = 0
+    lease: Lease  # the thread's: every save is fenced by it
+    thinking: Plan = None  # wanted; each call fits it to its model
+    manual_budget: int | None = None  # the triage's, for a model without adaptive thinking
     usage: Usage = field(default_factory=Usage)
     text: str = ""
 
@@ -85,11 +87,18 @@ class AnswerPipeline:
         self._parts = parts
 
     async def run(
-        self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
+        self,
+        message: IncomingMessage,
+        persona: Persona,
+        history: ResolvedHistory,
+        stored: StoredConversation,
+        lease: Lease,
     ) -> AsyncIterator[ReplyEvent]:
+        """The answer's rounds; its last save closes the exchange the question opened (see HistoryWriter)."""
         parts = self._parts
-        exchange = await self._begin(message, persona, history, stored)
+        exchange = await self._begin(message, persona, history, stored, lease)
         for round_number in range(parts.max_tool_rounds + 1):
+            lease.check()  # a thread taken over meanwhile: no model call whose answer could not be kept
             request, notices = await self._fit(exchange, last_round=round_number == parts.max_tool_rounds)
             for notice in notices:
                 yield notice
@@ -100,11 +109,14 @@ class AnswerPipeline:
                 else:
                     yield event
             assert complete is not None  # the model port always ends with it or raises
-            await self._save_answer(exchange, complete)
             calls = [b for b in complete.blocks if isinstance(b, ToolCallBlock)]
+            last = complete.stop_reason != "pause_turn" and (
+                complete.stop_reason != "tool_use" or not calls or parts.tools is None
+            )
+            await self._save_answer(exchange, complete, last=last)
             if complete.stop_reason == "pause_turn":
                 continue  # a long server-side tool turn paused: sending it back as-is lets Claude carry on
-            if complete.stop_reason != "tool_use" or not calls or parts.tools is None:
+            if last or parts.tools is None:
                 _log_usage(message, complete.model, exchange.usage, round_number + 1)
                 yield ReplyDone(text=exchange.text, usage=exchange.usage, stop_reason=complete.stop_reason)
                 return
@@ -117,16 +129,22 @@ class AnswerPipeline:
             if stopped:
                 yield ReplyDone(text=exchange.text, usage=exchange.usage, stop_reason="stopped")
                 return
+        await parts.writer.save(message.key, lease=lease, close=True)
         yield ReplyDone(text=exchange.text, usage=exchange.usage, stop_reason="tool_rounds_exhausted")
 
     async def _begin(
-        self, message: IncomingMessage, persona: Persona, history: ResolvedHistory, stored: StoredConversation
+        self,
+        message: IncomingMessage,
+        persona: Persona,
+        history: ResolvedHistory,
+        stored: StoredConversation,
+        lease: Lease,
     ) -> Exchange:
         """Screen the history for this asker and plan thinking: both hold for every round of the answer."""
         turns, fold, measured = await self._screen_reads(message, history.turns, stored)
         call = CallContext(message.key.workspace_id, message.user_id, message.key.channel_id, persona.name)
-        exchange = Exchange(message, persona, call, history.attachments, turns, fold, measured, len(turns) - 1)
-        exchange.thinking, exchange.max_tokens = await self._parts.model_calls.plan_thinking(call, persona, message)
+        exchange = Exchange(message, persona, call, history.attachments, turns, fold, measured, len(turns) - 1, lease)
+        exchange.thinking, exchange.manual_budget = await self._parts.model_calls.plan_thinking(call, persona, message)
         return exchange
 
     async def _fit(self, exchange: Exchange, *, last_round: bool) -> tuple[ModelRequest, list[Notice]]:
@@ -145,7 +163,7 @@ class AnswerPipeline:
             names=lambda author: f"<@{author}>" if author else "Someone",
         )
         if fitted.new_fold and fitted.fold is not None:
-            await parts.writer.save_fold(exchange.message.key, fitted.fold)
+            await parts.writer.save_fold(exchange.message.key, fitted.fold, exchange.lease)
         exchange.fold = fitted.fold
         return fitted.request, [Notice(tr(texts.CONTEXT_SHORTENED))] if fitted.trimmed else []
 
@@ -162,16 +180,17 @@ class AnswerPipeline:
             tools=tools,
             fold=candidate,
             thinking=exchange.thinking,
+            manual_budget=exchange.manual_budget,
         )
         return dataclasses.replace(
             request,
-            max_tokens=max(request.max_tokens, exchange.max_tokens),
             attachments=exchange.attachments,
             tools_disabled=last_round,
         )
 
-    async def _save_answer(self, exchange: Exchange, complete: ModelTurnComplete) -> None:
-        """The model's turn joins history with the size the API measured, so the next fit need not count."""
+    async def _save_answer(self, exchange: Exchange, complete: ModelTurnComplete, *, last: bool) -> None:
+        """The model's turn joins history with the size the API measured, so the next fit need not count; the
+        answer's `last` turn closes its exchange in the same write."""
         self._parts.model_calls.log_thinking(exchange.message, complete)
         exchange.usage = exchange.usage + complete.usage
         sent = complete.usage
@@ -181,7 +200,8 @@ class AnswerPipeline:
             folded_upto=exchange.fold.upto if exchange.fold is not None else 0,
         )
         answer = Turn(role="assistant", blocks=complete.blocks)
-        await self._parts.writer.save_eventually(exchange.message.key, answer, exchange.measured)
+        key, lease = exchange.message.key, exchange.lease
+        await self._parts.writer.save(key, answer, lease=lease, measured=exchange.measured, close=last)
         exchange.turns.append(answer)
         exchange.text += "".join(b.text for b in complete.blocks if isinstance(b, TextBlock))
 
@@ -202,7 +222,7 @@ class AnswerPipeline:
         if stopped:
             outcome.results = stopped_results(calls, outcome.results)
         results = Turn(role="user", blocks=tuple(outcome.results))
-        await self._parts.writer.save_eventually(message.key, results)
+        await self._parts.writer.save(message.key, results, lease=exchange.lease, close=stopped)
         turns.append(results)
         if stopped:
             yield None

@@ -16,10 +16,19 @@ from bot.core import texts
 from bot.core.answers import AnswerRecord, Answers, AnswerState, CannotRegenerate, Interrupt, is_latest_question
 from bot.core.attachments import DEFAULT_FILE_PROMPT, Attachments, ResolvedHistory
 from bot.core.context_window import ContextWindow
-from bot.core.conversation import Block, ConversationKey, IncomingMessage, MediaBlock, TextBlock, Turn
+from bot.core.conversation import (
+    Block,
+    ConversationKey,
+    IncomingMessage,
+    MediaBlock,
+    StoredConversation,
+    TextBlock,
+    Turn,
+)
 from bot.core.errors import StorageUnavailable
 from bot.core.events import Notice, ReplyDone, ReplyEvent, Waiting
 from bot.core.i18n import tr, trn
+from bot.core.leases import AnswerNotSaved, Lease, LeaseLost
 from bot.core.metering import Metering
 from bot.core.personas import Persona, PersonaCatalog
 from bot.core.ports import ChannelSettingsStore, ConversationStore, LanguageModel
@@ -68,7 +77,7 @@ class Replies:
         calls = ModelCalls(
             model, config, metering=metering, context=context, thinking=thinking, interrupts=self._interrupts
         )
-        self._writer = HistoryWriter(conversations)
+        self._writer = HistoryWriter(conversations, save_wait_s=storage_wait_s)
         self._pipeline = AnswerPipeline(
             PipelineParts(
                 model_calls=calls,
@@ -95,8 +104,8 @@ class Replies:
 
     async def forget(self, key: ConversationKey) -> bool:
         """Start the thread over: its history and summary go (usage records stay); waits for a running answer."""
-        async with self._conversations.lock(key):
-            return await self._conversations.forget(key)
+        async with self._conversations.lock(key) as lease:
+            return await self._conversations.forget(key, lease=lease)
 
     async def end_dm_session(self, workspace_id: str, channel_id: str) -> None:
         await self._conversations.end_dm_session(workspace_id, channel_id)
@@ -154,28 +163,34 @@ class Replies:
         return record
 
     async def _regenerate(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
-        """Answer the question of answer `message.regenerates` again; its old answer leaves the history."""
+        """Answer the question of answer `message.regenerates` again; its old answer leaves the history.
+
+        The answer's record is read under the thread's lock: a second click waiting for the first one's answer then
+        finds it replaced, instead of answering (and rewinding) again."""
         assert self._answers is not None and message.regenerates is not None
-        old = await self._answers.record(message.key.workspace_id, message.regenerates)
-        async with self._conversations.lock(message.key):
-            stored = await self._conversations.load(message.key)
+        async with self._conversations.lock(message.key) as lease:
+            old = await self._answers.record(message.key.workspace_id, message.regenerates)
+            stored = await self._writer.take_over(message.key, lease, await self._conversations.load(message.key))
             index = old.question_index if old is not None else None
             if old is None or old.state == "replaced" or index is None or not is_latest_question(stored.turns, index):
                 yield Notice(tr(texts.REGENERATE_MOVED_ON))
                 yield ReplyDone(text="")
                 return
-            await self._conversations.rewind(message.key, index + 1)
+            await self._conversations.rewind(message.key, index + 1, lease=lease, exchange="open")
             await self._answers.replaced(old)
             persona = self._personas.resolve(stored.persona or old.persona)
             await self._answers.asked(message, persona.name, index)
             resolved = await self._resolve(message, stored.turns[: index + 1])
             # A fold never reaches the question (the exchange in progress is never folded), so it stays valid.
             kept = dataclasses.replace(stored, turns=stored.turns[: index + 1], measured=None)
-            async for event in self._pipeline.run(message, persona, resolved, kept):
+            async for event in self._answered(message, persona, resolved, kept, lease):
                 yield event
 
     async def _answer(self, message: IncomingMessage) -> AsyncIterator[ReplyEvent]:
-        """Stream the answer; the user's turn is saved before the model is called so a failure never loses it."""
+        """Stream the answer; the user's turn is saved before the model is called so a failure never loses it.
+
+        Under the thread's lease: an answer another holder left unfinished is closed first, then the question is
+        stored with its exchange opened (the answer's last save closes it)."""
         waited = started = False
         media: list[MediaBlock] | None = None
         deadline = asyncio.get_running_loop().time() + self._storage_wait_s
@@ -189,12 +204,17 @@ class Replies:
                 if user_turn is None:  # only files that could not be used, and no words: the notices say it all
                     yield ReplyDone(text="")
                     return
-                async with self._conversations.lock(message.key):
+                async with self._conversations.lock(message.key) as lease:
                     stored = await self._conversations.load(message.key)
+                    stored = await self._writer.take_over(message.key, lease, stored)
                     persona = await self._persona_for(message, stored.persona)
                     new_thread = stored.persona != persona.name
                     await self._conversations.append(
-                        message.key, user_turn, persona=persona.name if new_thread else None
+                        message.key,
+                        user_turn,
+                        persona=persona.name if new_thread else None,
+                        lease=lease,
+                        exchange="open",
                     )
                     started = True
                     if self._answers is not None and message.answer_id is not None:
@@ -202,7 +222,7 @@ class Replies:
                     resolved = await self._resolve(message, [*stored.turns, user_turn])
                     if resolved.dropped and media:
                         yield Notice(trn(texts.MEDIA_LEFT_OUT, resolved.dropped))
-                    async for event in self._pipeline.run(message, persona, resolved, stored):
+                    async for event in self._answered(message, persona, resolved, stored, lease):
                         yield event
                 return
             except StorageUnavailable:
@@ -212,6 +232,24 @@ class Replies:
                     waited = True
                     yield Waiting("storage")
                 await asyncio.sleep(0.5)
+
+    async def _answered(
+        self,
+        message: IncomingMessage,
+        persona: Persona,
+        resolved: ResolvedHistory,
+        stored: StoredConversation,
+        lease: Lease,
+    ) -> AsyncIterator[ReplyEvent]:
+        """The pipeline's answer; one that fails still leaves its exchange closed and the history valid."""
+        try:
+            async for event in self._pipeline.run(message, persona, resolved, stored, lease):
+                yield event
+        except (LeaseLost, AnswerNotSaved):
+            raise  # not ours to write any more / storage is away: the thread's next holder closes the exchange
+        except Exception:
+            await self._writer.close_after_failure(message.key, lease)
+            raise
 
     async def _ingest(self, message: IncomingMessage) -> tuple[list[MediaBlock], list[str]]:
         if not message.files:
@@ -244,5 +282,5 @@ class Replies:
         return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Let background saves finish on shutdown (within `timeout_s`: a Redis that stays away must not hang it)."""
+        """Called on shutdown; answers no longer leave saves behind them (see HistoryWriter)."""
         await self._writer.drain(timeout_s)

@@ -18,6 +18,12 @@ LENGTH_LIMIT = _t("answer.length_limit", "The answer reached its length limit an
 REFUSED = _t("answer.refused", "Claude declined to continue this answer.")
 EMPTY = _t("answer.empty", "_(Claude returned an empty answer.)_")
 STOPPED = _t("answer.stopped", "_Stopped._")
+WAITING_FOR_STORAGE = _t(
+    "answer.waiting_for_storage", "My memory store is unreachable just now; I'll answer as soon as it is back."
+)
+ANSWER_NOT_SHOWN = _t(
+    "answer.not_shown", "Slack would not accept part of this answer, so it is incomplete here; please ask again."
+)
 
 FILES_NOT_READ = _t("answer.files_not_read", "Files can't be read here; only text is answered.")
 MEDIA_LEFT_OUT = _n(

@@ -7,6 +7,15 @@ THREAD_BUSY = _t("error.thread_busy", "This thread is busy with another answer; 
 TOKEN_REFRESH_BUSY = _t(
     "error.token_refresh_busy", "Another process is refreshing this workspace's Slack token; please try again shortly."
 )
+LEASE_LOST = _t(
+    "error.lease_lost",
+    "I lost hold of this thread while my memory store was unreachable, and another answer took over; this answer "
+    "was not saved, so I won't remember it here.",
+)
+ANSWER_NOT_SAVED = _t(
+    "error.answer_not_saved",
+    "My memory store stayed unreachable, so this answer could not be saved; I won't remember it in this thread.",
+)
 REQUEST_ID_SUFFIX = _t("error.request_id_suffix", "{message} (request id `{request_id}`)")
 NOT_ALLOWED = _t(
     "access.not_allowed",

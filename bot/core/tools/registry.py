@@ -110,6 +110,8 @@ class Tool:
     as_prompt: Callable[[str], CommandPrompt] | None = None
     # For tools whose schema is not a pydantic model (MCP servers): the JSON schema as given.
     raw_schema: dict[str, Any] | None = None
+    # False while the tool cannot run (its MCP server is away): it is then not offered to Claude.
+    available: Callable[[], bool] = field(default=lambda: True)
     source: Literal["builtin", "mcp"] = "builtin"
     extra: dict[str, Any] = field(default_factory=dict)
     # A tool that only reads may still need the asker's approval for some calls (fetch_url on a URL Claude
@@ -179,7 +181,7 @@ class ToolRegistry:
         return iter(sorted(self._tools.values(), key=lambda t: t.name))
 
     def for_model(self, allowed: Callable[[str], bool] = lambda _: True) -> list[Tool]:
-        return [tool for tool in self if tool.for_model and allowed(tool.name)]
+        return [tool for tool in self if tool.for_model and tool.available() and allowed(tool.name)]
 
     def commands(self) -> list[Tool]:
         return [tool for tool in self if tool.for_people]

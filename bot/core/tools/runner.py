@@ -53,7 +53,7 @@ class ToolRunner:
         return tuple(
             ToolSpec(name=t.name, description=t.description, input_schema=t.input_schema())
             for t in self.registry
-            if t.for_model and allowed(t)
+            if t.for_model and t.available() and allowed(t)
         )
 
     async def run(
