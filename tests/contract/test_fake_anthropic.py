@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import anthropic
@@ -10,6 +11,7 @@ import httpx2
 import pytest
 
 from tests.fakes.anthropic_api import (
+    ClaudeFaults,
     DisconnectReply,
     FakeAnthropic,
     HttpErrorReply,
@@ -759,3 +761,61 @@ async def test_thinking_must_precede_tool_use_in_tool_loop(
         {"role": "user", "content": "ok"},
     ]
     await client.messages.create(model=MODEL, max_tokens=2048, thinking=thinking, messages=later)
+
+
+@pytest.mark.parametrize(
+    ("share", "outcome"),
+    [
+        ({"http_429": 1.0}, anthropic.RateLimitError),
+        ({"http_529": 1.0}, anthropic.InternalServerError),
+        ({"error_event": 1.0}, anthropic.APIStatusError),
+        ({"cut_stream": 1.0}, None),  # truncated (ends quietly) or disconnected (raises), by a seeded coin
+    ],
+)
+async def test_faults_replace_replies_at_their_share(
+    fake: FakeAnthropic, client: anthropic.AsyncAnthropic, share: dict[str, float], outcome: type[Exception] | None
+) -> None:
+    fake.faults = ClaudeFaults(**share, retry_after_s="0")  # type: ignore[arg-type]
+    fake.default_reply = TextReply("The whole answer, never seen.")
+    try:
+        async with client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream:
+            text = "".join([t async for t in stream.text_stream])
+        raised: type[Exception] | None = None
+    except anthropic.APIError as error:
+        raised, text = type(error), ""
+    if outcome is not None:
+        assert raised is not None and issubclass(raised, outcome)
+    assert "never seen" not in text
+    assert sum(fake.injected.values()) == 1 and next(iter(fake.injected)) == next(iter(share))
+
+
+async def test_each_stream_says_how_it_ended(fake: FakeAnthropic, client: anthropic.AsyncAnthropic) -> None:
+    fake.script(
+        TextReply("Complete."),
+        HttpErrorReply(529, "overloaded_error"),  # never streamed
+        MidStreamErrorReply("Sixteen chars..."),
+        TruncatedReply("Cut off"),
+        DisconnectReply("Nine char"),
+    )
+    for _ in range(5):
+        with contextlib.suppress(anthropic.APIError, httpx2.HTTPError):
+            async with client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream:
+                async for _event in stream:
+                    pass
+    assert [r.ended for r in fake.requests] == ["complete", None, "error_event", "truncated", "disconnected"]
+
+
+async def test_a_client_that_goes_away_mid_stream_is_told_apart(fake: FakeAnthropic) -> None:
+    words = [f"w{n:02d} " for n in range(20)]
+    fake.script(TextReply("".join(words), chunks=words, chunk_delay_s=0.05))
+    async with (
+        anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="test-key", max_retries=0) as client,
+        client.messages.stream(model=MODEL, max_tokens=100, messages=HI) as stream,
+    ):
+        async for event in stream:
+            if event.type == "text" and event.snapshot.count("w") >= 3:
+                break  # the client closes the stream mid-way, as a process does when it dies
+    await asyncio.sleep(0.3)  # the fake notices at its next write
+    [request] = fake.requests
+    assert request.ended == "client_gone"
+    assert request.reported_usage is not None and request.reported_usage["output_tokens"] == 1  # message_start's

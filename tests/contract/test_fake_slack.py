@@ -861,3 +861,23 @@ async def test_enforce_slack_limits_applies_each_methods_tier_and_the_posting_li
         await client.chat_postMessage(channel="C0TWO", text="x", team_id="T0OTHER")  # another workspace's budget
         assert slack._limits["chat.startStream"] == {False: (20, 60.0)}  # Tier 2
         assert slack._limits["chat.update"] == {False: (50, 60.0)}
+
+
+async def test_random_429s_answer_a_share_of_calls_with_retry_after(slack: FakeSlack, client: AsyncWebClient) -> None:
+    slack.random_429s(1.0, retry_after=3)
+    await client.auth_test()  # spared: a bot must be able to start
+    err = await api_error(client.chat_postMessage(channel="C1", text="a"))
+    assert err.response.status_code == 429 and err.response["error"] == "ratelimited"
+    assert err.response.headers["Retry-After"] == "3"
+    assert slack.random_429_count == {"chat.postMessage": 1} and slack.rate_limited_count == 1
+    slack.random_429s(0.5, seed=1)
+    outcomes = []
+    for _ in range(40):
+        try:
+            await client.chat_postMessage(channel="C1", text="b")
+            outcomes.append(200)
+        except SlackApiError as error:
+            outcomes.append(error.response.status_code)
+    assert 8 <= outcomes.count(429) <= 32 and 8 <= outcomes.count(200) <= 32
+    slack.random_429s(0)
+    await client.chat_postMessage(channel="C1", text="c")

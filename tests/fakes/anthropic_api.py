@@ -25,6 +25,12 @@ of replies without an explicit ``usage`` by estimates (see :func:`estimate_input
 simulated prompt cache (breakpoints, 20-block lookback, minimum prefix, TTL on ``fake.clock``), so
 benchmarks can measure what prompt caching saves.
 
+Fault injection (``fake.faults = ClaudeFaults(http_429=0.05, cut_stream=0.05, ...)``): each /v1/messages call,
+scripted or default, is with those probabilities answered 429 / 529, or streamed half-way and then ended by an
+``error`` event or cut (the connection aborted, or the stream ended without ``message_stop``); ``injected`` counts
+them by kind, and each streamed request's ``ended`` says how its stream ended (``client_gone`` when the client
+left first, e.g. its process was killed).
+
 This module must not import anything from the ``bot`` package.
 """
 
@@ -37,6 +43,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -49,6 +56,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_SEARCH_RESULTS",
     "SERVER_TOOL_NAMES",
+    "ClaudeFaults",
     "DisconnectReply",
     "FakeAnthropic",
     "HttpErrorReply",
@@ -343,6 +351,8 @@ class RecordedRequest:
     status: int | None = None  # HTTP status answered (200 for streams, even if they later fail)
     reply: Reply | None = None  # the scripted/default reply used, None if rejected by validation
     error: str | None = None  # validation error message, if any
+    # How a stream ended: complete | error_event | truncated | disconnected | client_gone (None: not streamed).
+    ended: str | None = None
     # The usage the response reported to the client, cumulative as the SDK accumulates it (message_start, then
     # message_delta): what the real API would bill. None when no usage was reported (an HTTP error, a rejection).
     reported_usage: dict[str, int] | None = None
@@ -566,6 +576,39 @@ class StallReply:
     partial_text: str
     stall_s: float
     rest: str = "(late)"
+
+
+@dataclass
+class ClaudeFaults:
+    """Fractions of /v1/messages calls answered with a fault instead of their reply (0 = never); seeded."""
+
+    http_429: float = 0.0  # rate_limit_error with ``retry-after``
+    http_529: float = 0.0  # overloaded_error
+    error_event: float = 0.0  # half the reply's text, then an ``event: error`` (overloaded_error)
+    cut_stream: float = 0.0  # half the text, then the connection aborted or the stream ended without message_stop
+    retry_after_s: str = "1"
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def pick(self) -> str | None:
+        """Which fault this call gets, if any."""
+        roll = self._rng.random()
+        for kind, share in (
+            ("http_429", self.http_429),
+            ("http_529", self.http_529),
+            ("error_event", self.error_event),
+            ("cut_stream", self.cut_stream),
+        ):
+            if roll < share:
+                return kind
+            roll -= share
+        return None
+
+    def coin(self) -> bool:
+        return self._rng.random() < 0.5
 
 
 Reply = (
@@ -1243,10 +1286,12 @@ class FakeAnthropic:
         self.base_url: str = ""
         self.requests: list[RecordedRequest] = []  # POST /v1/messages only
         self.other_requests: list[RecordedRequest] = []  # count_tokens, models, unknown paths
-        self.default_reply: Reply = TextReply("OK")
+        self.default_reply: Reply | ReplyFactory = TextReply("OK")  # a callable: a reply made for each request
         self.models: list[dict[str, Any]] = [dict(m) for m in DEFAULT_MODELS]
         self.active_streams: int = 0
         self.max_active_streams: int = 0  # high-water mark of active_streams
+        self.faults = ClaudeFaults()  # none by default
+        self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
         self._queue: collections.deque[Reply | ReplyFactory] = collections.deque()
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -1437,7 +1482,23 @@ class FakeAnthropic:
             if inspect.isawaitable(result):
                 result = await result
             item = result
-        return item
+        return self._with_fault(item)
+
+    def _with_fault(self, reply: Reply) -> Reply:
+        """The reply, or (by ``faults``) a failure in its place: an HTTP error, or half its text and then an end."""
+        kind = self.faults.pick()
+        if kind is None:
+            return reply
+        self.injected[kind] += 1
+        text = str(getattr(reply, "text", "") or getattr(reply, "text_before", "") or "Partial answer")
+        partial = text[: max(1, len(text) // 2)]
+        if kind == "http_429":
+            return HttpErrorReply(429, "rate_limit_error", retry_after=self.faults.retry_after_s)
+        if kind == "http_529":
+            return HttpErrorReply(529, "overloaded_error")
+        if kind == "error_event":
+            return MidStreamErrorReply(partial)
+        return DisconnectReply(partial) if self.faults.coin() else TruncatedReply(partial)
 
     # ---- /v1/messages ---------------------------------------------------------------------------
 
@@ -1644,7 +1705,11 @@ class FakeAnthropic:
                 "request-id": request_id,
             },
         )
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except ConnectionError:  # the client went away before the headers (e.g. its process was killed)
+            rec.status, rec.ended = 0, "client_gone"
+            return resp
         rec.status = 200
         self.active_streams += 1
         self.max_active_streams = max(self.max_active_streams, self.active_streams)
@@ -1652,6 +1717,7 @@ class FakeAnthropic:
             await self._emit(request, resp, reply, blocks, final, request_id, rec_of=rec)
         except (ConnectionError, _Closing):
             # client went away (e.g. its read timeout fired) or the fake is stopping
+            rec.ended = rec.ended or "client_gone"
             if request.transport is not None:
                 request.transport.abort()
         finally:
@@ -1736,13 +1802,19 @@ class FakeAnthropic:
                 "error": {"type": reply.error_type, "message": reply.message},
                 "request_id": request_id,
             }
+            if rec_of is not None:
+                rec_of.ended = "error_event"
             await resp.write(_sse(err))
             await resp.write_eof()
             return
         if isinstance(reply, TruncatedReply):
+            if rec_of is not None:
+                rec_of.ended = "truncated"
             await resp.write_eof()
             return
         if isinstance(reply, DisconnectReply):
+            if rec_of is not None:
+                rec_of.ended = "disconnected"
             await asyncio.sleep(0.01)  # let the partial deltas reach the client first
             if request.transport is not None:
                 request.transport.abort()
@@ -1764,6 +1836,8 @@ class FakeAnthropic:
         )
         if rec_of is not None:
             rec_of.reported_usage = _billed({**start_usage, **delta_usage})
+        if rec_of is not None:
+            rec_of.ended = "complete"
         await resp.write(_sse({"type": "message_stop"}))
         await resp.write_eof()
 

@@ -29,8 +29,10 @@ It refuses what the real API refuses, as far as the facts are known:
   (HTTP 429 with ``Retry-After`` beyond it); ``enforce_slack_limits()`` applies every method's documented tier at
   once, plus ``chat.postMessage``'s per-channel limit (about 1 a second, short bursts allowed: 5 in any 5 s here) and
   its undocumented per-workspace ceiling ("several hundred a minute": a parameter). ``rate_limited`` counts 429s by
-  method.  ``latency_s`` adds a Web API round trip to every call, and
-  ``call_listeners`` are told of each call as it is answered (the load harness in ``bench/`` uses both).
+  method.  ``random_429s(0.05)`` answers that share of Web API calls, chosen at random (seeded), 429 with
+  ``Retry-After`` on top of the enforced limits (fault injection for soaks).  ``latency_s`` adds a Web API round
+  trip to every call, and ``call_listeners`` are told of each call as it is answered (the load harness in
+  ``bench/`` uses both).
 * Channels: once any channel is registered with :meth:`FakeSlack.add_channel`, unknown ``C``/``G``
   ids are ``channel_not_found`` and posting into a registered channel the bot is not a member of is
   ``not_in_channel``.  With no channel registered every channel id is accepted.  A channel belongs to
@@ -55,6 +57,7 @@ import itertools
 import json
 import math
 import mimetypes
+import random
 import secrets
 import struct
 import time
@@ -464,6 +467,8 @@ class FakeSlack:
         self._specs: dict[str, dict[str, Any] | None] = {}
         self._fail: dict[str, deque[dict[str, Any]]] = {}
         self._limits: dict[str, dict[bool, tuple[int, float]]] = {}  # method -> per channel? -> (calls, window s)
+        self._random_429s: tuple[float, int, frozenset[str], random.Random] | None = None
+        self.random_429_count: Counter[str] = Counter()  # 429s injected by random_429s, by method
         self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._locales: dict[str, str] = {}
@@ -614,6 +619,13 @@ class FakeSlack:
         The team is the call's `team_id` argument (Bolt's per-request client sends the event's team), else ours.
         """
         self._limits.setdefault(method, {})[per_channel] = (per_minute, window)
+
+    def random_429s(
+        self, share: float, *, retry_after: int = 1, seed: int = 0, spare: frozenset[str] = frozenset({"auth.test"})
+    ) -> None:
+        """Answer `share` of Web API calls (except the `spare` methods), picked at random, HTTP 429 `ratelimited`
+        with `Retry-After: retry_after`, whatever the limits: Slack's own hiccups, for fault injection."""
+        self._random_429s = (share, retry_after, spare, random.Random(seed)) if share > 0 else None
 
     def enforce_slack_limits(self, *, workspace_posts_per_minute: int = 300) -> None:
         """Every method's documented rate-limit tier (tests/data/slack-api-ref), per workspace, and chat.postMessage's
@@ -1212,7 +1224,7 @@ class FakeSlack:
                 if status == 429:
                     self.rate_limited_count += 1
                 raise _ApiError(injected["error"])
-            retry_after = self._rate_limit(method, params)
+            retry_after = self._random_429(method) or self._rate_limit(method, params)
             if retry_after is not None:
                 status = 429
                 headers["Retry-After"] = str(retry_after)
@@ -1280,6 +1292,15 @@ class FakeSlack:
         if queue:
             return queue.popleft()
         return None
+
+    def _random_429(self, method: str) -> int | None:
+        if self._random_429s is None:
+            return None
+        share, retry_after, spare, rng = self._random_429s
+        if method in spare or rng.random() >= share:
+            return None
+        self.random_429_count[method] += 1
+        return retry_after
 
     def _rate_limit(self, method: str, params: dict[str, Any]) -> int | None:
         if method not in self._limits:
