@@ -120,8 +120,13 @@ def _assert_nothing_lost(original: str, pieces: list[str]) -> list[str]:
         if not body:
             continue
         found = _find_body(original, body, pos)
-        if found < 0 and body.startswith(">"):  # a quote continued mid-line: its "> " was repeated
-            body = body.lstrip("> ")
+        continued = body.lstrip("> ")
+        if body.startswith(">") and original[pos:].lstrip(" \n").startswith(continued):
+            # A quote continued mid-line: its "> " was repeated. Checked first, or a later line of the same quote
+            # with the same words would match and seem to skip the rest of this one.
+            body, found = continued, original.find(continued, pos)
+        elif found < 0 and body.startswith(">"):
+            body = continued
             found = original.find(body, pos)
         if found < 0 and len(lines) > 2 and set(lines[1]) <= set("|-: >"):  # a table continued: header repeated
             body = "\n".join(lines[2:]).strip()
