@@ -376,8 +376,11 @@ class MemoryUsageLedger:
         self._user_day_micros: dict[tuple[str, str, date], int] = {}
         self._reservations: dict[str, _Reservation] = {}
         self._claims = _Expiring(clock)
+        self.up = True  # a test sets False to see how callers meet an outage of the ledger
 
     async def record(self, record: UsageRecord, *, savings_usd: float = 0.0) -> None:
+        if not self.up:
+            raise StorageUnavailable()
         self.records.append(record)
         micros = round(record.cost_usd * 1_000_000)
         month = record.at.strftime("%Y-%m")

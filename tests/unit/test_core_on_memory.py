@@ -368,3 +368,17 @@ async def test_a_fold_stored_before_it_kept_its_reads_has_its_turns_read_and_scr
     assert store.folded_reads == 1 and "Summary." in str(model.requests[0])  # read, found readable: the fold stays
     await collect(guest_or_member(model, store, hidden="CSECRET").answer(message("and?", message_id="1.2")))
     assert "0451" not in str(model.requests[1]) and "Summary." not in str(model.requests[1])
+
+
+async def test_usage_refused_by_a_ledger_outage_is_recorded_once_the_ledger_is_back() -> None:
+    store, model, ledger = memory_store(), ScriptedModel("Four."), MemoryUsageLedger()
+    metering = Metering(ledger, PriceTable(), BudgetPolicy(), clock=lambda: NOW)
+    config = ReplyConfig(model=MODEL, max_tokens=1024)
+    use_case = Replies(model, store, config, personas(), store, metering=metering, clock=lambda: NOW)
+    ledger.up = False
+    events = await collect(use_case.answer(message("What is 2+2?")))
+    assert isinstance(events[-1], ReplyDone), "the answer is not held up by the ledger"
+    assert ledger.records == []
+    ledger.up = True
+    await use_case.drain(timeout_s=5)
+    assert [(r.model, r.usage.input_tokens) for r in ledger.records] == [(MODEL, 100)]

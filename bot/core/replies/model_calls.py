@@ -23,6 +23,7 @@ from bot.core.metering import Admission, CallContext, CallTally, Metering
 from bot.core.personas import Persona
 from bot.core.ports import LanguageModel, ModelLimits, ModelRequest
 from bot.core.prompts import ReplyConfig, persona_thinking
+from bot.core.replies.late_records import LateRecords
 from bot.core.thinking import Plan, ThinkingPlanner, fit_to_model
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ModelCalls:
         self._context = context
         self._thinking = thinking
         self._interrupts = interrupts
+        self.late = LateRecords()  # usage refused by storage, recorded once it is back
 
     async def plan_thinking(
         self, call: CallContext, persona: Persona, message: IncomingMessage
@@ -76,7 +78,7 @@ class ModelCalls:
         admission = await self._admit(call, request)
         if admission is not None and admission.request is not None:
             request = admission.request  # the budget's fallback model, re-planned for it
-        bill = _Bill(self._metering, call, admission, request)
+        bill = _Bill(self._metering, call, admission, request, self.late)
         tally = CallTally(bill.attempt_failed)
         complete: ModelTurnComplete | None = None
         try:
@@ -140,6 +142,7 @@ class _Bill:
     call: CallContext
     admission: Admission | None
     request: ModelRequest
+    late: LateRecords
 
     async def attempt_failed(self, attempt: UsageSoFar) -> None:
         """Billed at once, before the adapter tries again; the next attempt needs its own reservation, and
@@ -148,9 +151,13 @@ class _Bill:
             return
         try:
             await self.metering.bill_attempts(self.call, [attempt])
+        except StorageUnavailable:
+            log.warning("could not record a failed attempt for %s yet; retrying", self.call.workspace_id)
+            self.late.retry(functools.partial(self.metering.bill_attempts, self.call, [attempt]), "a failed attempt")
+        try:
             self.admission = await self.metering.renew(self.call, self.admission, self.request)
         except StorageUnavailable:
-            log.error("could not record a failed attempt for %s (%s)", self.call.workspace_id, attempt.model)
+            log.error("could not renew the reservation for %s (%s)", self.call.workspace_id, attempt.model)
 
     async def completed(self, complete: ModelTurnComplete) -> None:
         if self.metering is None:
@@ -158,7 +165,12 @@ class _Bill:
         try:
             await self.metering.settle(self.call, self.admission, complete.model, complete.usage, complete.provider)
         except StorageUnavailable:
-            log.error("could not record usage for %s (%s); the answer goes on", self.call.workspace_id, complete.model)
+            log.warning(
+                "could not record usage for %s yet; the answer goes on, the record follows", self.call.workspace_id
+            )
+            settle = self.metering.settle
+            args = (self.call, self.admission, complete.model, complete.usage, complete.provider)
+            self.late.retry(functools.partial(settle, *args), "a call's usage")
 
     async def unfinished(self, in_flight: UsageSoFar | None) -> None:
         """A call that failed or was cancelled: the attempt in flight billed as far as it got, the reservation
@@ -168,6 +180,8 @@ class _Bill:
         try:
             await self.metering.bill_attempts(self.call, [in_flight] if in_flight is not None else [])
         except StorageUnavailable:
-            log.error("could not record the usage of a cancelled call for %s", self.call.workspace_id)
+            log.warning("could not record the usage of an unfinished call for %s yet; retrying", self.call.workspace_id)
+            attempts = [in_flight] if in_flight is not None else []
+            self.late.retry(functools.partial(self.metering.bill_attempts, self.call, attempts), "an unfinished call")
         with contextlib.suppress(StorageUnavailable):
             await self.metering.release(self.call, self.admission)

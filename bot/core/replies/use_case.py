@@ -74,7 +74,7 @@ class Replies:
         self._clock = clock
         self._answers = answers
         self._interrupts: dict[str, Interrupt] = {}  # answer id -> its Stop, for answers running in this process
-        calls = ModelCalls(
+        self._calls = calls = ModelCalls(
             model, config, metering=metering, context=context, thinking=thinking, interrupts=self._interrupts
         )
         self._writer = HistoryWriter(conversations, save_wait_s=storage_wait_s)
@@ -283,5 +283,7 @@ class Replies:
         return self._personas.resolve(await self._channel_settings.channel_persona(key.workspace_id, key.channel_id))
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Called on shutdown; answers no longer leave saves behind them (see HistoryWriter)."""
+        """Called on shutdown: usage refused by a storage blip still gets its chance to be recorded (within
+        `timeout_s`); answers no longer leave saves behind them (see HistoryWriter)."""
+        await self._calls.late.drain(timeout_s)
         await self._writer.drain(timeout_s)
