@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -655,8 +656,14 @@ async def _judge(asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store:
     finally:
         await client.aclose()
     messages = [m for channel, root in asking.threads for m in shown_messages(slack, channel, root)]
-    calls = sum(1 for request in claude.requests if request.reported_usage is not None)
-    billed = bill_totals(claude.reported_usage(), calls)
+    # A call whose client went away mid-stream was in flight in a SIGKILLed process (the soak clicks no Stop): what
+    # the API reported for it lived only in that process's memory, so no process can record it. Those calls are
+    # reported apart (`billed_by_outcome`, "client_gone") and the ledger must equal the bill of every other call.
+    recordable = [r for r in claude.requests if r.reported_usage is not None and r.ended != "client_gone"]
+    reported: Counter[str] = Counter()
+    for request in recordable:
+        reported.update(request.reported_usage or {})
+    billed = bill_totals(reported, len(recordable))
     return judge(asking.questions, messages, histories, billed, ledger_totals(day_hashes))
 
 

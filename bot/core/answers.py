@@ -47,7 +47,9 @@ RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching jus
 HEARTBEAT_S = 5.0
 LIVE_FOR_S = 15.0
 BEAT_TICK_S = 1.0  # how often, while answers are being written, the heartbeat checks (locally) which are due
-CLAIM_HOLD_S = 60.0  # a taken-over answer whose new owner died too is taken over again after this
+# A claimed answer not finished within this (its new owner died too, or Slack or Redis turned it away: a 429, an
+# outage) is claimed again by the next sweep. Finishing one takes a few Web API calls, far less than this.
+CLAIM_HOLD_S = 15.0
 
 AnswerState = Literal["running", "done", "stopped", "failed", "replaced", "interrupted"]
 Vote = Literal["up", "down"]
