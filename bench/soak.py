@@ -50,6 +50,7 @@ from bench.soak_checks import (
     judge,
     ledger_totals,
     question_numbers,
+    unanswered,
 )
 from bench.workload import SIGNING_SECRET, SLACK_PATH
 from tests.fakes.anthropic_api import ClaudeFaults, FakeAnthropic, RecordedRequest, Reply, TextReply, ToolUseReply
@@ -629,13 +630,15 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
 async def _recovery(
     plan: SoakPlan, last_fault: float, asking: Asking, slack: FakeSlack, claude: FakeAnthropic
 ) -> float:
-    """Wait until nothing is live and no stream runs, for at most `recovery_s` after the last kill or Redis restart
-    (or 15 s after the random faults end with the asking, if that is later)."""
+    """Wait until nothing is live, no stream runs and every acked question is answered, for at most `recovery_s`
+    after the last kill or Redis restart (or 15 s after the random faults end with the asking, if that is later).
+    A question a killed process had acked is answered by another only once the dead one's thread lease lapses."""
     begun = time.monotonic()
     deadline = max(last_fault + plan.recovery_s, begun + 15.0)
     while time.monotonic() < deadline:
-        live = any(is_live(m) for channel, root in asking.threads for m in shown_messages(slack, channel, root))
-        if not live and claude.active_streams == 0:
+        messages = [m for channel, root in asking.threads for m in shown_messages(slack, channel, root)]
+        live = any(is_live(m) for m in messages)
+        if not live and claude.active_streams == 0 and not unanswered(asking.questions, messages):
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(1.5)  # saves and ledger records that follow an answer's last edit

@@ -118,6 +118,17 @@ def answer_numbers(text: str) -> list[int]:
     return [int(n) for n in _ANSWER_RE.findall(text)]
 
 
+def unanswered(questions: Sequence[Question], messages: Sequence[ShownMessage]) -> int:
+    """Acked questions with no complete answer on screen yet (one may still be waiting for its thread)."""
+    shown = {
+        (m.channel, m.thread_ts, number)
+        for m in messages
+        if END_MARK in m.text and not is_live(m)
+        for number in answer_numbers(m.text)
+    }
+    return sum(1 for q in questions if q.acked and (q.channel, q.root_ts, q.number) not in shown)
+
+
 def judge(
     questions: Sequence[Question],
     messages: Sequence[ShownMessage],
