@@ -156,8 +156,11 @@ class ConversationStore(Protocol):
 
     async def exists(self, key: ConversationKey) -> bool: ...
 
-    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[Lease]:
+    def lock(self, key: ConversationKey, *, order: float | None = None) -> AbstractAsyncContextManager[Lease]:
         """Hold the thread so two answers in it never interleave, across processes too; the Lease fences writes.
+
+        Waiters take the thread in `order` (the question's time, epoch seconds; None: now), earliest first, so
+        questions are stored in the order they were asked even when a later one finds the thread free first.
 
         The lease is renewed while held; a renewal storage refuses marks it lost (one that cannot reach storage is
         counted in `Lease.renewal_failures` and retried: the token stays valid until someone else takes the thread).

@@ -115,6 +115,14 @@ class Keys(_Tagged):
         """One answer at a time per thread; a leased lock."""
         return self._thread("lock", key)
 
+    def conversation_lock_queue(self, key: ConversationKey) -> str:
+        """Who waits for the thread, scored by their question's time: the earliest question takes it next."""
+        return self._thread("lockq", key)
+
+    def conversation_lock_waiters(self, key: ConversationKey) -> str:
+        """Until when (ms) each waiter of the queue counts as alive: a waiter that stopped asking drops out."""
+        return self._thread("lockw", key)
+
     def conversation_fence(self, key: ConversationKey) -> str:
         """The thread's fencing counter: each lease on the thread takes the next number, and every write given a
         lease compares it. Lives the conversation TTL (pushed forward with each lease), longer than any holder."""
@@ -235,7 +243,7 @@ class Keys(_Tagged):
         p, ws = re.escape(self.prefix), re.escape(workspace_id)
         o, c = (r"\{", r"\}") if self.hash_tags else ("", "")
         exact = re.compile(
-            rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|fence|dm|seen|answer|answer-stop|answer-votes"
+            rf"{p}(?:(?:conv|convmeta|chanpersona|media|approval|lock|lockq|lockw|fence|dm|seen|answer|answer-stop|answer-votes"
             rf"|feedback|pane):{o}{ws}(?:{c}:|:).+"
             rf"|budgets:{o}{ws}{c}|profile:[^:]+:{o}{ws}{c}:.+|calls:{o}{ws}{c}:[^:]+(?::[A-Z0-9]+)?(?::promised|:hold)?)"
         )

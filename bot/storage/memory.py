@@ -14,14 +14,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from bot.core.conversation import ConversationKey, Fold, MeasuredSize, OpenExchange, StoredConversation, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.leases import Lease, LeaseLost
 from bot.core.ports import Attachment, ExchangeMark
-from bot.core.usage import Claim, UsageRecord
-from bot.storage.keys import CLAIM_TTL_S, MAX_FOLDED_TURNS_KEPT
+from bot.storage.expiring import Expiring as _Expiring
+from bot.storage.keys import MAX_FOLDED_TURNS_KEPT
+from bot.storage.memory_usage import MemoryUsageLedger as MemoryUsageLedger
 from bot.storage.thread_window import absolute, load_start, trimmed_count
 
 _THREAD_BUSY = "This thread is busy with another answer; please try again shortly."
@@ -37,36 +37,6 @@ class _Conversation:
     open: OpenExchange | None = None
     base: int = 0  # turns trimmed away after turn 0, as in Redis (bot/storage/thread_window.py)
     expires_at: float = math.inf
-
-
-class _Expiring:
-    """A dict whose entries vanish after their time-to-live, read against the store's clock."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._items: dict[object, tuple[object, float]] = {}
-
-    def get(self, key: object) -> object | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if item[1] <= self._clock():
-            del self._items[key]
-            return None
-        return item[0]
-
-    def set(self, key: object, value: object, ttl_s: float | None = None) -> None:
-        self._items[key] = (value, math.inf if ttl_s is None else self._clock() + ttl_s)
-
-    def delete(self, key: object) -> bool:
-        return self._items.pop(key, None) is not None
-
-    def drop_where(self, matches: Callable[[tuple[object, ...]], bool]) -> int:
-        """Delete every entry whose (tuple) name matches; how many went."""
-        doomed = [key for key in self._items if isinstance(key, tuple) and matches(key)]
-        for key in doomed:
-            del self._items[key]
-        return len(doomed)
 
 
 class MemoryStore:
@@ -97,6 +67,7 @@ class MemoryStore:
         self._holders: dict[ConversationKey, Lease] = {}  # who holds each thread now
         self._fences: dict[ConversationKey, int] = {}  # the last token given out per thread
         self._released = asyncio.Event()  # set and replaced on every release, to wake waiting holders
+        self._waiting: dict[ConversationKey, list[tuple[float, str]]] = {}  # each thread's waiters: (order, id)
         self._values = _Expiring(clock)  # DM sessions, deliveries, profiles, media, approvals
         self._channel_personas: dict[tuple[str, str], str] = {}
         self._budgets: dict[str, dict[str, float | None]] = {}
@@ -205,17 +176,28 @@ class MemoryStore:
                 found.open = OpenExchange(token=lease.token, question_index=keep - 1)
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: ConversationKey) -> AsyncIterator[Lease]:
-        """One holder per thread within this process; StorageUnavailable(busy) after the wait, as in Redis."""
+    async def lock(self, key: ConversationKey, *, order: float | None = None) -> AsyncIterator[Lease]:
+        """One holder per thread within this process, waiters served in `order` (earliest first);
+        StorageUnavailable(busy) after the wait, as in Redis."""
         self._check()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._lock_wait_s
-        while key in self._holders:
-            released = self._released
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(released.wait(), max(0.0, deadline - loop.time()))
-            if key in self._holders and loop.time() >= deadline:
-                raise StorageUnavailable(_THREAD_BUSY)
+        me = (time.time() if order is None else order, secrets.token_hex(4))
+        waiting = self._waiting.setdefault(key, [])
+        waiting.append(me)
+        try:
+            while key in self._holders or min(waiting) != me:
+                released = self._released
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), max(0.0, deadline - loop.time()))
+                if (key in self._holders or min(waiting) != me) and loop.time() >= deadline:
+                    raise StorageUnavailable(_THREAD_BUSY)
+        finally:
+            waiting.remove(me)
+            if not waiting:
+                del self._waiting[key]
+            self._released.set()  # the next waiter may be first now
+            self._released = asyncio.Event()
         lease = Lease(self._fences.get(key, 0) + 1)
         self._fences[key] = lease.token
         self._holders[key] = lease
@@ -353,87 +335,3 @@ class MemoryStore:
             del self._channel_personas[where]
         budgets = 1 if self._budgets.pop(workspace_id, None) is not None else 0
         return len(doomed) + len(personas) + budgets + self._values.drop_where(lambda name: workspace_id in name)
-
-
-@dataclass
-class _Reservation:
-    workspace_id: str
-    user_id: str
-    micros: int
-    expires_at: float
-
-
-class MemoryUsageLedger:
-    """The part of the usage ledger that Metering uses: records, month totals, atomic reservations, one-time claims.
-
-    Amounts are kept in micro-dollars, as in Redis, so a budget check rounds the same way in both.
-    """
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.records: list[UsageRecord] = []
-        self._month_micros: dict[tuple[str, str], int] = {}
-        self._user_day_micros: dict[tuple[str, str, date], int] = {}
-        self._reservations: dict[str, _Reservation] = {}
-        self._claims = _Expiring(clock)
-        self.up = True  # a test sets False to see how callers meet an outage of the ledger
-
-    async def record(self, record: UsageRecord, *, savings_usd: float = 0.0) -> None:
-        if not self.up:
-            raise StorageUnavailable()
-        self.records.append(record)
-        micros = round(record.cost_usd * 1_000_000)
-        month = record.at.strftime("%Y-%m")
-        self._month_micros[(record.workspace_id, month)] = (
-            self._month_micros.get((record.workspace_id, month), 0) + micros
-        )
-        day_key = (record.workspace_id, record.user_id, record.at.date())
-        self._user_day_micros[day_key] = self._user_day_micros.get(day_key, 0) + micros
-
-    async def month_spent(self, workspace_id: str, month: str) -> float:
-        return self._month_micros.get((workspace_id, month), 0) / 1_000_000
-
-    def _held(self, workspace_id: str, user_id: str | None = None) -> int:
-        now = self._clock()
-        return sum(
-            r.micros
-            for r in self._reservations.values()
-            if r.expires_at > now and r.workspace_id == workspace_id and user_id in (None, r.user_id)
-        )
-
-    async def reserve(
-        self,
-        workspace_id: str,
-        user_id: str,
-        *,
-        month: str,
-        day: date,
-        estimate_usd: float,
-        month_budget_usd: float | None,
-        user_day_budget_usd: float | None,
-        ttl_s: int = 600,
-    ) -> tuple[bool, str]:
-        """Check and hold in one step (no await in between), so concurrent callers cannot both pass a full budget."""
-        estimate = max(0, math.ceil(estimate_usd * 1_000_000))
-        if month_budget_usd is not None:
-            spent = self._month_micros.get((workspace_id, month), 0)
-            if spent + self._held(workspace_id) + estimate > round(month_budget_usd * 1_000_000):
-                return False, "workspace"
-        if user_day_budget_usd is not None:
-            spent = self._user_day_micros.get((workspace_id, user_id, day), 0)
-            if spent + self._held(workspace_id, user_id) + estimate > round(user_day_budget_usd * 1_000_000):
-                return False, "user"
-        reservation_id = f"{secrets.token_hex(8)}:{estimate}"
-        self._reservations[reservation_id] = _Reservation(
-            workspace_id, user_id, estimate, self._clock() + max(1, ttl_s)
-        )
-        return True, reservation_id
-
-    async def release(self, workspace_id: str, user_id: str, reservation_id: str) -> None:
-        self._reservations.pop(reservation_id, None)
-
-    async def claim_once(self, claim: Claim) -> bool:
-        if self._claims.get(claim) is not None:
-            return False
-        self._claims.set(claim, True, CLAIM_TTL_S[claim.kind])
-        return True

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -38,13 +39,36 @@ from bot.storage.redis_errors import UNREACHABLE, stopped, translated
 from bot.storage.thread_window import absolute
 
 log = logging.getLogger("bot.storage.redis_store")
+
+# A waiter in a thread's queue tries again at least every 0.25 s; one silent this long has stopped (its process died).
+WAITER_ALIVE_MS = 5_000
 D = TypeVar("D", Fold, MeasuredSize, OpenExchange)
 
 STALE = -1  # what a fenced script returns when the lease's token is no longer the thread's
 
 # KEYS: lock, fence. ARGV: lease ms, fence TTL s. Returns the new token, or 0 while someone holds the thread.
+# KEYS: lock, fence, queue, waiters. ARGV: lease ms, fence TTL s, order, waiter id, alive ms. Each try puts the
+# waiter in the thread's queue (scored by its question's time); the lock goes only to the queue's head, so questions
+# are stored in the order they were asked even when a later one reaches a free thread first (a question asked again
+# after its process died). A waiter that stopped trying (its process died) drops out once its alive time passes.
 _ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local alive = tonumber(ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[4], now + alive)
+redis.call('PEXPIRE', KEYS[3], 4 * alive)
+redis.call('PEXPIRE', KEYS[4], 4 * alive)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+while true do
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if head == ARGV[4] then break end
+  if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= now then return 0 end
+  redis.call('ZREM', KEYS[3], head)
+  redis.call('HDEL', KEYS[4], head)
+end
+redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('HDEL', KEYS[4], ARGV[4])
 local token = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
@@ -271,16 +295,33 @@ class RedisConversations:
         _fenced(lease, await self._rewind(keys=self._thread_keys(key), args=[token, keep, exchange or ""]))
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: ConversationKey) -> AsyncIterator[Lease]:
-        """A fenced lease, renewed while held, so a crashed holder frees the thread within one lease."""
+    async def lock(self, key: ConversationKey, *, order: float | None = None) -> AsyncIterator[Lease]:
+        """A fenced lease, renewed while held, so a crashed holder frees the thread within one lease. Waiters take
+        the thread in `order` (their question's time), earliest first."""
         name, fence = self.keys.conversation_lock(key), self.keys.conversation_fence(key)
+        queue, waiters = self.keys.conversation_lock_queue(key), self.keys.conversation_lock_waiters(key)
         fence_ttl_s = max(self._conversation_ttl_s, 2 * self._lock_lease_ms // 1000 + 1)
-        token = await self._take(name, self._lock_wait_s, texts.THREAD_BUSY, [fence], [fence_ttl_s])
+        waiter = secrets.token_hex(8)
+        args = [fence_ttl_s, time.time() if order is None else order, waiter, WAITER_ALIVE_MS]
+        try:
+            token = await self._take(name, self._lock_wait_s, texts.THREAD_BUSY, [fence, queue, waiters], args)
+        except BaseException:
+            with contextlib.suppress(
+                *UNREACHABLE, StorageUnavailable
+            ):  # gave up waiting: out of the queue now, not in a few seconds
+                await self._leave_queue(queue, waiters, waiter)
+            raise
         lease = Lease(token)
         async with self._held(
             name, str(token), lease, lambda: self._renew_fenced(keys=[name, fence], args=[token, self._lock_lease_ms])
         ):
             yield lease
+
+    async def _leave_queue(self, queue: str, waiters: str, waiter: str) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrem(queue, waiter)
+            pipe.hdel(waiters, waiter)
+            await pipe.execute()
 
     @contextlib.asynccontextmanager
     async def leased_lock(

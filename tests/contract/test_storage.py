@@ -356,3 +356,36 @@ async def test_an_approval_nobody_decides_expires_and_a_late_click_is_told(store
 
 async def test_a_healthy_store_says_so(store: Store) -> None:
     assert await store.healthy()
+
+
+async def test_waiting_questions_take_the_thread_in_the_order_they_were_asked(store: Store) -> None:
+    """A question asked again after its process died (earlier) must not be overtaken by a later one that reached
+    the thread first: each waiter takes the thread in its question's order."""
+    taken: list[str] = []
+    first = store.lock(KEY, order=100.0)
+    await first.__aenter__()
+
+    async def wait_for_thread(name: str, order: float) -> None:
+        async with store.lock(KEY, order=order):
+            taken.append(name)
+            await asyncio.sleep(0.05)
+
+    later = asyncio.create_task(wait_for_thread("asked at 300", 300.0))
+    await asyncio.sleep(0.2)  # the later question is waiting before the earlier one arrives
+    earlier = asyncio.create_task(wait_for_thread("asked at 200", 200.0))
+    await asyncio.sleep(0.2)
+    await first.__aexit__(None, None, None)
+    await asyncio.wait_for(asyncio.gather(later, earlier), timeout=5)
+    assert taken == ["asked at 200", "asked at 300"]
+
+
+async def test_a_waiter_that_gave_up_does_not_hold_the_queue(store: Store) -> None:
+    holder = store.lock(KEY, order=100.0)
+    await holder.__aenter__()
+    with pytest.raises(StorageUnavailable):
+        async with store.lock(KEY, order=150.0):  # gives up after lock_wait_s (0.5 s here)
+            pass
+    await holder.__aexit__(None, None, None)
+    async with asyncio.timeout(2):
+        async with store.lock(KEY, order=300.0):
+            pass

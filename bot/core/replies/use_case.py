@@ -205,7 +205,7 @@ class Replies:
                 if user_turn is None:  # only files that could not be used, and no words: the notices say it all
                     yield ReplyDone(text="")
                     return
-                async with self._conversations.lock(message.key) as lease:
+                async with self._conversations.lock(message.key, order=_asked_at(message)) as lease:
                     stored = await self._conversations.load(message.key)
                     stored = await self._writer.take_over(message.key, lease, stored)
                     persona = await self._persona_for(message, stored.persona)
@@ -287,3 +287,12 @@ class Replies:
         `timeout_s`); answers no longer leave saves behind them (see HistoryWriter)."""
         await self._calls.late.drain(timeout_s)
         await self._writer.drain(timeout_s)
+
+
+def _asked_at(message: IncomingMessage) -> float | None:
+    """When the question was asked, for its place among the thread's waiting questions: a chat surface's message id
+    is its time where it can be read so (Slack's ts: epoch seconds); otherwise None, i.e. when it is handled."""
+    try:
+        return float(message.message_id)
+    except ValueError:
+        return None
