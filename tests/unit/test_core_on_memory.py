@@ -382,3 +382,12 @@ async def test_usage_refused_by_a_ledger_outage_is_recorded_once_the_ledger_is_b
     ledger.up = True
     await use_case.drain(timeout_s=5)
     assert [(r.model, r.usage.input_tokens) for r in ledger.records] == [(MODEL, 100)]
+
+
+async def test_a_message_id_that_is_not_a_finite_time_still_gets_its_turn_on_the_thread() -> None:
+    store, model = memory_store(), ScriptedModel("Fine.", "Also fine.")
+    use_case = replies(model, store)
+    for message_id in ("nan", "inf"):
+        events = await collect(use_case.answer(message("Hello?", message_id=message_id)))
+        assert isinstance(events[-1], ReplyDone)
+    assert len((await store.load(message("x").key)).turns) == 4

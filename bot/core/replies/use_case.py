@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -293,6 +294,7 @@ def _asked_at(message: IncomingMessage) -> float | None:
     """When the question was asked, for its place among the thread's waiting questions: a chat surface's message id
     is its time where it can be read so (Slack's ts: epoch seconds); otherwise None, i.e. when it is handled."""
     try:
-        return float(message.message_id)
+        asked_at = float(message.message_id)
     except ValueError:
         return None
+    return asked_at if math.isfinite(asked_at) else None  # "nan"/"inf" parse too, and no queue can order them
