@@ -294,9 +294,11 @@ class NativeReplyStream:
             chunks, end = self._outbox()
             if not chunks:
                 return
+            taken = len(self._tasks)  # task cards added while this append is on its way go with the next one
             await self._wait_for_budget()
             if await self._send(lambda: self._append(chunks)):
-                self.sent, self._tasks = end, []
+                self.sent = end
+                del self._tasks[:taken]
                 self._next_flush_at = asyncio.get_running_loop().time() + NATIVE_FLUSH_INTERVAL_S
 
     async def _append(self, chunks: list[dict[str, Any]]) -> None:
