@@ -26,6 +26,7 @@ from bot.core.metering import estimate_input_tokens
 from bot.core.ports import ModelRequest
 
 T = TypeVar("T")
+_Entry = tuple[Literal["item", "end", "error", "stop"], object]
 
 CHARS_PER_TOKEN = 4  # output tokens of a stopped call are estimated from its text: the API reports them at the end
 STOPPED_TOOL_RESULT = "Stopped by the user before this tool finished."
@@ -37,50 +38,49 @@ class Interrupt:
     """Fires when an answer must stop; a stream watched through it ends early and its producer is cancelled."""
 
     def __init__(self) -> None:
-        self._fired = asyncio.Event()
+        self._fired = False
+        self._watchers: set[asyncio.Queue[_Entry]] = set()
 
     def fire(self) -> None:
-        self._fired.set()
+        self._fired = True
+        for queue in self._watchers:
+            queue.put_nowait(("stop", None))
 
     @property
     def stopped(self) -> bool:
-        return self._fired.is_set()
+        return self._fired
 
     async def until_stopped(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
         """Items of `source` until Stop. The source runs in one task of its own (an SDK stream must be entered and
-        left in the same task), which is cancelled at Stop: that closes the model's HTTP stream."""
+        left in the same task), which is cancelled at Stop: that closes the model's HTTP stream. Stop reaches the
+        reader through the same queue as the items, so a streamed delta costs no task or wait of its own."""
         if self.stopped:
             await _close(source)
             return
-        queue: asyncio.Queue[tuple[Literal["item", "end", "error"], object]] = asyncio.Queue()
+        queue: asyncio.Queue[_Entry] = asyncio.Queue()
 
         async def pump() -> None:
             try:
                 async for item in source:
-                    await queue.put(("item", item))
+                    queue.put_nowait(("item", item))
             except Exception as error:
-                await queue.put(("error", error))
+                queue.put_nowait(("error", error))
             else:
-                await queue.put(("end", None))
+                queue.put_nowait(("end", None))
 
+        self._watchers.add(queue)
         producer = asyncio.create_task(pump())
-        fired = asyncio.create_task(self._fired.wait())
         try:
             while True:
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, fired}, return_when=asyncio.FIRST_COMPLETED)
-                if self.stopped:
-                    getter.cancel()
-                    return
-                kind, value = getter.result()
-                if kind == "end":
+                kind, value = await queue.get()
+                if kind == "stop" or kind == "end" or self.stopped:
                     return
                 if kind == "error":
                     assert isinstance(value, Exception)
                     raise value
                 yield value  # type: ignore[misc]  # "item" entries hold the source's own items
         finally:
-            fired.cancel()
+            self._watchers.discard(queue)
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
