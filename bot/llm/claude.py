@@ -147,15 +147,6 @@ class ClaudeModel:
             on_error=on_error,
         )
 
-    @staticmethod
-    def build_client(
-        *, api_key: str, base_url: str | None, silence_timeout_s: float, connect_timeout_s: float
-    ) -> anthropic.AsyncAnthropic:
-        # The read timeout is a *silence* timeout: it fires when no bytes arrive for that long, never on a long
-        # answer that keeps streaming (the server's pings count as bytes).
-        timeout = anthropic.Timeout(silence_timeout_s, connect=connect_timeout_s)
-        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=2)
-
     async def close(self) -> None:
         await self._client.close()
 

@@ -199,8 +199,13 @@ def _missing_for(settings: Settings, name: str) -> str | None:
 
 def build_client(settings: Settings, name: str) -> Any:
     """The SDK's own client for `name`, configured from Settings (checked at start-up by `check_providers`)."""
+    # The read timeout is a *silence* timeout: it fires when no bytes arrive for that long, never on a long answer
+    # that keeps streaming (the server's pings count as bytes); the aiohttp transport maps it to `sock_read`.
     timeout = anthropic.Timeout(settings.claude_silence_timeout_s, connect=settings.claude_connect_timeout_s)
-    common: dict[str, Any] = {"timeout": timeout, "max_retries": 2}
+    # The SDK's aiohttp transport (vendored in the SDK; aiohttp is already ours): the default httpx transport cost
+    # about a third more CPU per streamed answer in the load benchmark (BENCHMARKS.md, issue 15).
+    http = anthropic.DefaultAioHttpClient(timeout=timeout)
+    common: dict[str, Any] = {"timeout": timeout, "max_retries": 2, "http_client": http}
     if name == "anthropic":
         key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
         return anthropic.AsyncAnthropic(api_key=key, base_url=settings.anthropic_base_url, **common)
