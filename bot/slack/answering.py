@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 
 async def answer_in_slack(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
+    """Tracked as in progress from here: shutdown waits for a question that is still being checked."""
+    async with deps.in_progress.track():
+        await _answer(deps, client, message, place)
+
+
+async def _answer(deps: SlackDeps, client: AsyncWebClient, message: IncomingMessage, place: Place) -> None:
     if not await first_sighting(on_wait=lambda: _say_waiting(deps, client, message, place)):
         return  # a redelivery, or the mention's second copy: the first one is being answered
     key = message.key

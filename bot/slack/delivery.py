@@ -40,7 +40,7 @@ class AnswersInProgress:
     """The answers being shown, so shutdown can turn new work away, let these finish, and close the rest cleanly."""
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], int] = {}  # how many `track`s each task is inside
         self._idle = asyncio.Event()
         self._idle.set()
         self.accepting = True
@@ -50,14 +50,19 @@ class AnswersInProgress:
 
     @contextlib.asynccontextmanager
     async def track(self) -> AsyncIterator[None]:
+        """The current task is in progress until the outermost `track` it entered ends: a listener enters it at its
+        first line (an event acked before shutdown must not be dropped while it is still looking things up), and
+        the answer it delivers enters it again."""
         task = asyncio.current_task()
         assert task is not None  # listeners always run in a task
-        self._tasks.add(task)
+        self._tasks[task] = self._tasks.get(task, 0) + 1
         self._idle.clear()
         try:
             yield
         finally:
-            self._tasks.discard(task)
+            self._tasks[task] -= 1
+            if not self._tasks[task]:
+                del self._tasks[task]
             if not self._tasks:
                 self._idle.set()
 

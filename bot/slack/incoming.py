@@ -18,6 +18,21 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _ANSWERABLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
 
+def acks_at_once(body: dict[str, Any]) -> bool:
+    """An Events API delivery: its ack is a bare 200 whatever the listener does, so the port can send it first."""
+    return body.get("type") == "event_callback" and isinstance(body.get("event"), dict)
+
+
+def from_a_bot(body: dict[str, Any]) -> bool:
+    """An event a bot caused (this one's own posts and edits come back as events too): nobody answers those."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return False
+    edited = event.get("message") if event.get("subtype") == "message_changed" else None
+    by_a_bot = isinstance(edited, dict) and bool(edited.get("bot_id"))
+    return by_a_bot or bool(event.get("bot_id") or event.get("subtype") == "bot_message")
+
+
 class MessageKind(Enum):
     IGNORE = "ignore"
     MENTION = "mention"  # someone addressed the bot by name in a channel

@@ -23,7 +23,7 @@ from bot.core.i18n import tr
 from bot.core.ports import EventLedger
 from bot.metrics import Metrics
 from bot.slack.delivery import AnswersInProgress
-from bot.slack.incoming import is_answerable, workspace_of
+from bot.slack.incoming import from_a_bot, is_answerable, workspace_of
 from bot.slack.pacing import LEDGER_OUTAGE_WAIT_S, LEDGER_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ class RecentDeliveries:
         return len(self._until)
 
 
+# Set in the Bolt context of an event the port acked before dispatching it (bot/server.py): it was taken while the
+# bot still accepted work, so shutdown must not turn it away (a 503 would no longer reach Slack; it would be lost).
+ACKED_AT_PORT = "acked_at_port"
 _SIGHTING: contextvars.ContextVar[_Sighting | None] = contextvars.ContextVar("sighting", default=None)
 # Requests that start new work, turned away while shutting down. Button clicks and view submissions still run: an
 # answer finishing during the grace period may be waiting for its Approve click.
@@ -187,13 +190,22 @@ def register(
     dedup = _Deduplicator(ledger, recent or RecentDeliveries(), metrics)
 
     @app.middleware
-    async def intake(body: dict[str, Any], respond: AsyncRespond | None, next: Callable[[], Awaitable[None]]) -> Any:
+    async def intake(
+        body: dict[str, Any],
+        respond: AsyncRespond | None,
+        context: AsyncBoltContext,
+        next: Callable[[], Awaitable[None]],
+    ) -> Any:
         """First: name the request in every log line from here on, and turn new work away while shutting down.
 
         Events are refused *before* de-duplication marks them as seen, or Slack's redelivery would be dropped."""
         kind = request_kind(body)
         logs.start_request(kind=kind, **request_fields(body))
-        if in_progress.accepting or (body.get("type") != "event_callback" and kind not in _NEW_WORK):
+        if (
+            in_progress.accepting
+            or context.get(ACKED_AT_PORT)
+            or (body.get("type") != "event_callback" and kind not in _NEW_WORK)
+        ):
             return await next()
         metrics.slack_event(kind, "refused")
         log.info("turning away a %s while shutting down", kind)
@@ -206,8 +218,7 @@ def register(
 
     @app.middleware
     async def ignore_other_bots(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> Any:
-        event = body.get("event") or {}
-        if body.get("type") == "event_callback" and (event.get("bot_id") or event.get("subtype") == "bot_message"):
+        if body.get("type") == "event_callback" and from_a_bot(body):
             metrics.slack_event(request_kind(body), "ignored")
             return BoltResponse(status=200, body="")
         return await next()

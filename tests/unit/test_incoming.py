@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bot.slack.incoming import MessageKind, classify_message, strip_mention, thread_place, to_message
+from bot.slack.incoming import (
+    MessageKind,
+    acks_at_once,
+    classify_message,
+    from_a_bot,
+    strip_mention,
+    thread_place,
+    to_message,
+)
 
 BOT = "UBOT"
 
@@ -43,3 +51,21 @@ def test_core_message_carries_workspace_channel_and_thread() -> None:
     message = to_message(event(text="<@UBOT> why?", thread_ts="9.1"), "T1", BOT, thread_id="9.1")
     assert (message.key.workspace_id, message.key.channel_id, message.key.thread_id) == ("T1", "C1", "9.1")
     assert (message.text, message.user_id, message.message_id) == ("why?", "U1", "10.1")
+
+
+def test_what_a_bot_caused_is_known_from_the_event_alone() -> None:
+    """The port acks and drops these without waking the bot's loop: every post and edit the bot makes comes back."""
+    own_post = {"type": "event_callback", "event": {"type": "message", "bot_id": "B1", "text": "hi"}}
+    own_edit = {
+        "type": "event_callback",
+        "event": {"type": "message", "subtype": "message_changed", "message": {"bot_id": "B1", "text": "hi!"}},
+    }
+    someone_edits = {
+        "type": "event_callback",
+        "event": {"type": "message", "subtype": "message_changed", "message": {"user": "U1", "text": "hi!"}},
+    }
+    question = {"type": "event_callback", "event": {"type": "app_mention", "user": "U1", "text": "<@B> hi"}}
+    assert from_a_bot(own_post) and from_a_bot(own_edit)
+    assert not from_a_bot(someone_edits) and not from_a_bot(question)
+    assert acks_at_once(question) and not acks_at_once({"type": "event_callback", "event": "junk"})
+    assert not acks_at_once({"type": "url_verification", "challenge": "x"})

@@ -65,17 +65,18 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     ) -> None:
         if not incoming.is_answerable(payload) or payload.get("user") == context.bot_user_id:
             return
-        workspace = incoming.workspace_of(context)
-        place = incoming.thread_place(payload)
-        message = incoming.to_message(payload, workspace, context.bot_user_id, thread_id=place.thread_ts or "")
-        if not await deps.replies.is_following(message.key):
-            # A new thread: it answers as the persona of the channel the person is viewing, and is named after
-            # its first question.
-            persona = await deps.pane.persona(workspace, place.channel_id, place.thread_ts or "")
-            message = dataclasses.replace(message, persona=persona.name)
-            with contextlib.suppress(SlackApiError):
-                await set_title(thread_title(message.text))
-        await answer_in_slack(deps, client, message, place)
+        async with deps.in_progress.track():  # from its first look-up: shutdown waits for an acked question
+            workspace = incoming.workspace_of(context)
+            place = incoming.thread_place(payload)
+            message = incoming.to_message(payload, workspace, context.bot_user_id, thread_id=place.thread_ts or "")
+            if not await deps.replies.is_following(message.key):
+                # A new thread: it answers as the persona of the channel the person is viewing, and is named after
+                # its first question.
+                persona = await deps.pane.persona(workspace, place.channel_id, place.thread_ts or "")
+                message = dataclasses.replace(message, persona=persona.name)
+                with contextlib.suppress(SlackApiError):
+                    await set_title(thread_title(message.text))
+            await answer_in_slack(deps, client, message, place)
 
     app.assistant(assistant)
 

@@ -24,15 +24,22 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         kind = incoming.classify_message(event, context.bot_user_id)
         if kind is MessageKind.IGNORE:
             return
-        workspace = incoming.workspace_of(context)
-        if kind is MessageKind.DM:
-            key = await deps.replies.dm_conversation(workspace, event["channel"], event["ts"])
-            place = Place(channel_id=event["channel"], thread_ts=None)
-            thread_id = key.thread_id
-        else:
-            place = incoming.thread_place(event)
-            thread_id = place.thread_ts or event["ts"]
-        message = incoming.to_message(event, workspace, context.bot_user_id, thread_id=thread_id)
-        if kind is MessageKind.THREAD_REPLY and not await deps.replies.is_following(message.key):
-            return
-        await answer_in_slack(deps, client, message, place)
+        async with deps.in_progress.track():  # from its first look-up: shutdown waits for an acked question
+            await _on_question(deps, client, event, context, kind)
+
+
+async def _on_question(
+    deps: SlackDeps, client: AsyncWebClient, event: dict[str, Any], context: AsyncBoltContext, kind: MessageKind
+) -> None:
+    workspace = incoming.workspace_of(context)
+    if kind is MessageKind.DM:
+        key = await deps.replies.dm_conversation(workspace, event["channel"], event["ts"])
+        place = Place(channel_id=event["channel"], thread_ts=None)
+        thread_id = key.thread_id
+    else:
+        place = incoming.thread_place(event)
+        thread_id = place.thread_ts or event["ts"]
+    message = incoming.to_message(event, workspace, context.bot_user_id, thread_id=thread_id)
+    if kind is MessageKind.THREAD_REPLY and not await deps.replies.is_following(message.key):
+        return
+    await answer_in_slack(deps, client, message, place)
