@@ -17,7 +17,6 @@ import redis.asyncio as redis
 from bench.processes import BotGroup, BotProcess
 from bot.core.conversation import ConversationKey
 from bot.server import SLACK_PATH
-from bot.storage.keys import Keys
 from bot.storage.usage_ledger import RedisUsageLedger
 from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
@@ -222,125 +221,82 @@ async def test_socket_mode_processes_each_hold_a_connection_and_answer_each_enve
     assert max(acks) < 1.5, acks  # Slack wants an ack within 3 s; the answer runs after it
 
 
-async def test_an_answer_cut_off_by_a_killed_process_is_finished_by_another_and_the_thread_goes_on(
+async def test_a_killed_process_s_answer_is_finished_by_another_and_its_waiting_question_is_asked_again(
     slack: FakeSlack,
     claude: FakeAnthropic,
     redis_target: RedisTarget,
     redis_client: redis.Redis,
     key_prefix: str,
 ) -> None:
-    """SIGKILL mid-stream: no graceful shutdown closes the answer. A process started afterwards finds it lapsed and
-    finishes its message: the text shown stays, a note says it was interrupted, Stop gives way to Regenerate."""
-    env = process_environment(slack, claude, redis_target, key_prefix)
-    gate = asyncio.Event()
-    claude.script(
-        TextReply("Half of the answer, then silence.", chunks=["Half of the answer, ", "then silence."], gate=gate),
-        TextReply("The whole answer, regenerated."),
-        TextReply("A new question, answered as usual."),
-    )
-    root = "1700009200.000100"
-    loop = asyncio.get_running_loop()
-    try:
-        async with BotProcess(env) as doomed:
-            sender = SlackRequestSender(doomed.url + SLACK_PATH, SIGNING_SECRET)
-            await sender.send_event(event_callback(app_mention("tell me everything", ts=root)))
-
-            def streaming() -> FakeMessage | None:
-                shown = bot_messages(slack, "C0GENERAL", root)
-                return next((m for m in shown if "Half" in m.text and action_ids(m) == ["answer_stop"]), None)
-
-            cut = await eventually(streaming, "the answer streaming", timeout=30)
-            await sender.close()
-            await doomed.kill()
-            killed_at = loop.time()
-        async with BotProcess(env) as survivor:
-            finished = await eventually(
-                lambda: next((m for m in bot_messages(slack, "C0GENERAL", root) if "interrupted" in m.text), None),
-                "the interrupted answer finished by another process",
-                timeout=45,
-            )
-            assert loop.time() - killed_at < 30  # the new process's start-up included
-            await after_the_interruption(survivor, slack, redis_target.keys(key_prefix), redis_client, finished, cut)
-    finally:
-        gate.set()
-
-
-async def after_the_interruption(
-    survivor: BotProcess, slack: FakeSlack, keys: Keys, client: redis.Redis, finished: FakeMessage, cut: FakeMessage
-) -> None:
-    """The one message now reads as interrupted; the question is still in history; Regenerate and the next question
-    are answered (each once the dead process's lease on the thread has run out)."""
-    root = "1700009200.000100"
-    assert finished.ts == cut.ts and len(bot_messages(slack, "C0GENERAL", root)) == 1
-    assert finished.text.startswith("Half of the answer,") and STREAMING_CURSOR not in finished.text
-    assert action_ids(finished) == ["answer_good", "answer_bad", "answer_regenerate"]
-    stored = await client.lrange(keys.conversation(ConversationKey("T0001", "C0GENERAL", root)), 0, -1)  # type: ignore[misc]
-    assert "tell me everything" in json.dumps([str(turn) for turn in stored])
-
-    sender = SlackRequestSender(survivor.url + SLACK_PATH, SIGNING_SECRET)
-    try:
-        await sender.send_interaction(
-            block_action(
-                "answer_regenerate",
-                value=answer_id_of(finished),
-                message_ts=finished.ts,
-                thread_ts=root,
-                response_url=slack.new_response_url(),
-            )
-        )
-        await wait_for_reply(slack, "C0GENERAL", root, "The whole answer, regenerated.", timeout=45)
-        follow_up = event_callback(message("and now?", ts="1700009200.000300", thread_ts=root))
-        await sender.send_event(follow_up)
-        await wait_for_reply(slack, "C0GENERAL", root, "A new question, answered as usual.", timeout=45)
-    finally:
-        await sender.close()
-
-
-async def test_a_question_waiting_for_its_thread_when_its_process_dies_is_asked_again_by_another(
-    slack: FakeSlack,
-    claude: FakeAnthropic,
-    redis_target: RedisTarget,
-    redis_client: redis.Redis,
-    key_prefix: str,
-) -> None:
-    """The follow-up was acked, then waited behind the thread's running answer when its process was SIGKILLed:
-    Slack will not deliver it again. Another process finishes the running answer as interrupted and answers the
-    follow-up from its record: the question is stored once and answered once."""
+    """SIGKILL mid-stream, with a follow-up acked and waiting behind the running answer: no graceful shutdown closes
+    the answer, and Slack will not deliver the follow-up again. A process started afterwards finds the answer lapsed
+    and finishes its message (the text shown stays, a note says it was interrupted, Stop gives way to Regenerate),
+    answers the follow-up from its record (stored once, answered once), and the thread goes on."""
     env = process_environment(slack, claude, redis_target, key_prefix)
     gate = asyncio.Event()
     claude.script(
         TextReply("Half of the answer, then silence.", chunks=["Half of the answer, ", "then silence."], gate=gate),
         TextReply("The follow-up, answered after all."),
+        TextReply("A new question, answered as usual."),
     )
-    root = "1700009300.000100"
+    loop = asyncio.get_running_loop()
     try:
         async with BotProcess(env) as doomed:
-            sender = SlackRequestSender(doomed.url + SLACK_PATH, SIGNING_SECRET)
-            await sender.send_event(event_callback(app_mention("tell me everything", ts=root)))
-            await eventually(
-                lambda: next((m for m in bot_messages(slack, "C0GENERAL", root) if "Half" in m.text), None),
-                "the first answer streaming",
-                timeout=30,
+            cut = await kill_with_a_question_waiting(doomed, slack)
+            killed_at = loop.time()
+        async with BotProcess(env) as survivor:
+            finished = await eventually(
+                lambda: next((m for m in bot_messages(slack, "C0GENERAL", ROOT) if "interrupted" in m.text), None),
+                "the interrupted answer finished by another process",
+                timeout=45,
             )
-            follow_up = event_callback(message("and the follow-up?", ts="1700009300.000200", thread_ts=root))
-            status, _ = await sender.send_event(follow_up)
-            assert status == 200  # acked: Slack will not send it again
-            await asyncio.sleep(1.0)  # its answer has begun and waits for the thread
-            await sender.close()
-            await doomed.kill()
-        async with BotProcess(env):
-            await wait_for_reply(slack, "C0GENERAL", root, "The follow-up, answered after all.", timeout=75)
-            await settle(1.0)
+            assert loop.time() - killed_at < 30  # the new process's start-up included
+            assert finished.ts == cut.ts and finished.text.startswith("Half of the answer,")
+            assert STREAMING_CURSOR not in finished.text
+            assert action_ids(finished) == ["answer_good", "answer_bad", "answer_regenerate"]
+            await wait_for_reply(slack, "C0GENERAL", ROOT, "The follow-up, answered after all.", timeout=75)
+            await the_thread_goes_on(survivor, slack)
     finally:
         gate.set()
-    shown = [m.text for m in bot_messages(slack, "C0GENERAL", root)]
+    shown = [m.text for m in bot_messages(slack, "C0GENERAL", ROOT)]
     assert sum("The follow-up, answered after all." in text for text in shown) == 1, shown
-    assert any("interrupted" in text for text in shown), shown
-    stored = await redis_client.lrange(keys_of(redis_target, key_prefix), 0, -1)  # type: ignore[misc]
-    assert sum("and the follow-up?" in str(turn) for turn in stored) == 1
-    assert len(claude.requests) == 2
-    assert "and the follow-up?" in json.dumps(claude.requests[-1].body["messages"])
+    stored = [str(turn) for turn in await redis_client.lrange(keys_of(redis_target, key_prefix), 0, -1)]  # type: ignore[misc]
+    assert sum("tell me everything" in turn for turn in stored) == 1
+    assert sum("and the follow-up?" in turn for turn in stored) == 1
+    assert len(claude.requests) == 3
+    assert "and the follow-up?" in json.dumps(claude.requests[1].body["messages"])
+
+
+ROOT = "1700009300.000100"
+
+
+async def kill_with_a_question_waiting(doomed: BotProcess, slack: FakeSlack) -> FakeMessage:
+    """Ask, wait for the answer to stream, ask a follow-up (acked; it waits for the thread), then SIGKILL."""
+    sender = SlackRequestSender(doomed.url + SLACK_PATH, SIGNING_SECRET)
+    await sender.send_event(event_callback(app_mention("tell me everything", ts=ROOT)))
+
+    def streaming() -> FakeMessage | None:
+        shown = bot_messages(slack, "C0GENERAL", ROOT)
+        return next((m for m in shown if "Half" in m.text and action_ids(m) == ["answer_stop"]), None)
+
+    cut = await eventually(streaming, "the first answer streaming", timeout=30)
+    follow_up = event_callback(message("and the follow-up?", ts="1700009300.000200", thread_ts=ROOT))
+    status, _ = await sender.send_event(follow_up)
+    assert status == 200  # acked: Slack will not send it again
+    await asyncio.sleep(1.0)  # its answer has begun and waits for the thread
+    await sender.close()
+    await doomed.kill()
+    return cut
+
+
+async def the_thread_goes_on(survivor: BotProcess, slack: FakeSlack) -> None:
+    sender = SlackRequestSender(survivor.url + SLACK_PATH, SIGNING_SECRET)
+    try:
+        await sender.send_event(event_callback(message("and now?", ts="1700009300.000300", thread_ts=ROOT)))
+        await wait_for_reply(slack, "C0GENERAL", ROOT, "A new question, answered as usual.", timeout=45)
+    finally:
+        await sender.close()
 
 
 def keys_of(target: RedisTarget, prefix: str) -> str:
-    return target.keys(prefix).conversation(ConversationKey("T0001", "C0GENERAL", "1700009300.000100"))
+    return target.keys(prefix).conversation(ConversationKey("T0001", "C0GENERAL", ROOT))
