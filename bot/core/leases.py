@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 
 from bot.core import texts
-from bot.core.conversation import OpenExchange, TextBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import OpenExchange, StoredConversation, TextBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.errors import BotError
 from bot.core.i18n import tr
 
@@ -45,6 +45,9 @@ class Lease:
         self.token = token
         self._lost = asyncio.Event()
         self.renewal_failures = 0  # renewals in a row that could not reach storage (the lease may be running out)
+        # The thread as it stood when the lease was taken, when storage read it in the same round trip (Redis does,
+        # on a first try): `ConversationStore.lock` sets it, the holder takes it instead of calling `load`.
+        self.preloaded: StoredConversation | None = None
 
     @property
     def lost(self) -> bool:

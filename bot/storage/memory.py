@@ -201,6 +201,7 @@ class MemoryStore:
         lease = Lease(self._fences.get(key, 0) + 1)
         self._fences[key] = lease.token
         self._holders[key] = lease
+        lease.preloaded = await self.load(key)  # as Redis reads it with the lock
         try:
             yield lease
         finally:

@@ -142,6 +142,17 @@ for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 0, 0)) do out[#out + 1] = tu
 for _, turn in ipairs(redis.call('LRANGE', KEYS[1], start, -1)) do out[#out + 1] = turn end
 return out
 """
+# The lock's first try and the thread's read in one round trip (one slot, so on a cluster too). KEYS: those of
+# _ACQUIRE, then turns and meta; ARGV: those of _ACQUIRE. Returns {0} when the thread is held, else the token followed
+# by what _LOAD returns.
+_ACQUIRE_AND_LOAD = (
+    "local function acquire()\n"
+    + _ACQUIRE
+    + "end\nlocal function load()\n"
+    + _LOAD.replace("KEYS[1]", "KEYS[5]").replace("KEYS[2]", "KEYS[6]")
+    + "end\nlocal token = acquire()\nif token == 0 then return {0} end\n"
+    + "local out = load()\ntable.insert(out, 1, token)\nreturn out\n"
+)
 # KEYS: turns, meta. ARGV: upto. Returns base, then the kept turns before absolute index upto (turn 0 aside).
 _FOLDED = """
 local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
@@ -206,6 +217,7 @@ class RedisConversations:
     def _register_conversation_scripts(self) -> None:
         register = self.client.register_script
         self._acquire_script: Any = register(_ACQUIRE)
+        self._acquire_and_load: Any = register(_ACQUIRE_AND_LOAD)
         self._renew_fenced: Any = register(_RENEW_FENCED)
         self._release: Any = register(_RELEASE)
         self._renew: Any = register(_RENEW)
@@ -221,7 +233,9 @@ class RedisConversations:
 
     @translated
     async def load(self, key: ConversationKey) -> StoredConversation:
-        raw = await self._load(keys=self._thread_keys(key)[:2])
+        return self._stored(key, await self._load(keys=self._thread_keys(key)[:2]))
+
+    def _stored(self, key: ConversationKey, raw: list[Any]) -> StoredConversation:
         persona, fold, measured, opened, base, start = raw[:6]
         turns = self._turns(key, raw[6:])
         return StoredConversation(
@@ -304,7 +318,9 @@ class RedisConversations:
         waiter = secrets.token_hex(8)
         args = [fence_ttl_s, time.time() if order is None else order, waiter, WAITER_ALIVE_MS]
         try:
-            token = await self._take(name, self._lock_wait_s, texts.THREAD_BUSY, [fence, queue, waiters], args)
+            token, preloaded = await self._take_and_load(name, [fence, queue, waiters], args, key)
+            if not token:
+                token = await self._take(name, self._lock_wait_s, texts.THREAD_BUSY, [fence, queue, waiters], args)
         except BaseException:
             with contextlib.suppress(
                 *UNREACHABLE, StorageUnavailable
@@ -312,6 +328,7 @@ class RedisConversations:
                 await self._leave_queue(queue, waiters, waiter)
             raise
         lease = Lease(token)
+        lease.preloaded = preloaded
         async with self._held(
             name, str(token), lease, lambda: self._renew_fenced(keys=[name, fence], args=[token, self._lock_lease_ms])
         ):
@@ -353,6 +370,16 @@ class RedisConversations:
                 raise StorageUnavailable(tr(busy))
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+    async def _take_and_load(
+        self, name: str, keys: list[str], args: list[object], key: ConversationKey
+    ) -> tuple[int, StoredConversation | None]:
+        """A first try at the thread's lock that also reads the thread, in one round trip; (0, None) when the
+        thread is held (`_take` then waits for it, and the holder loads it afterwards)."""
+        lock_keys = [name, *keys, *self._thread_keys(key)[:2]]
+        raw = await self._acquire_and_load(keys=lock_keys, args=[self._lock_lease_ms, *args])
+        token = int(raw[0])
+        return (token, self._stored(key, raw[1:])) if token else (0, None)
 
     @contextlib.asynccontextmanager
     async def _held(

@@ -138,6 +138,23 @@ async def test_a_lock_held_too_long_turns_the_next_answer_away_with_a_sentence(s
         pass
 
 
+async def test_a_lease_carries_the_thread_as_it_stood_when_it_was_taken(store: Store) -> None:
+    """Redis reads the thread in the lock's own round trip; a holder that had to wait never gets an old read."""
+    await store.append(KEY, Turn.user("one"), persona="default")
+    async with store.lock(KEY) as lease:
+        assert lease.preloaded == await store.load(KEY)
+
+    async def next_holder() -> list[Turn]:
+        async with store.lock(KEY) as lease:
+            return (lease.preloaded or await store.load(KEY)).turns
+
+    async with store.lock(KEY) as first:
+        waiting = asyncio.create_task(next_holder())
+        await asyncio.sleep(0.05)  # its first try found the thread held
+        await store.append(KEY, Turn.user("two"), lease=first)
+    assert await waiting == [Turn.user("one"), Turn.user("two")]
+
+
 async def expire_lease(store: Store, key: ConversationKey) -> None:
     """The holder's lease runs out, as when its process is cut off from storage for longer than the lease."""
     if isinstance(store, MemoryStore):

@@ -172,7 +172,8 @@ class Replies:
         assert self._answers is not None and message.regenerates is not None
         async with self._conversations.lock(message.key) as lease:
             old = await self._answers.record(message.key.workspace_id, message.regenerates)
-            stored = await self._writer.take_over(message.key, lease, await self._conversations.load(message.key))
+            loaded = lease.preloaded or await self._conversations.load(message.key)
+            stored = await self._writer.take_over(message.key, lease, loaded)
             index = old.question_index if old is not None else None
             if old is None or old.state == "replaced" or index is None or not is_latest_question(stored.turns, index):
                 yield Notice(tr(texts.REGENERATE_MOVED_ON))
@@ -207,7 +208,7 @@ class Replies:
                     yield ReplyDone(text="")
                     return
                 async with self._conversations.lock(message.key, order=_asked_at(message)) as lease:
-                    stored = await self._conversations.load(message.key)
+                    stored = lease.preloaded or await self._conversations.load(message.key)
                     stored = await self._writer.take_over(message.key, lease, stored)
                     persona = await self._persona_for(message, stored.persona)
                     new_thread = stored.persona != persona.name
