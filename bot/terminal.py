@@ -51,7 +51,7 @@ async def chat(
             return 2
         session = session or uuid.uuid4().hex[:8]
         channel_id = f"chat-{session}"
-        await core.store.set_channel_persona(WORKSPACE, channel_id, persona.name)
+        await core.workspace_settings.set_channel_persona(WORKSPACE, channel_id, persona.name)
         replies = core.replies(TERMINAL_FORMATTING)
         where = f" through {provider}" if provider else ""
         stdout.write(f"Chatting with persona “{persona.name}”{where} (session {session}). Ctrl-D or /quit to leave.\n")

@@ -32,6 +32,7 @@ from bot.storage.embedded import EmbeddedRedis
 from bot.storage.keys import Keys, UsageKeys
 from bot.storage.persona_files import builtin_personas_dir, load_personas
 from bot.storage.redis_store import RedisStore
+from bot.storage.settings_cache import CachedWorkspaceSettings
 from bot.storage.usage_ledger import RedisUsageLedger
 from bot.web.fetch import SafeWebFetcher
 
@@ -56,6 +57,11 @@ class Core:
     prices: PriceTable
     metrics: Metrics
     embedded_redis: EmbeddedRedis | None = field(default=None)
+    # Channel personas and budgets as every answer reads them: a few seconds' copy (bot/storage/settings_cache.py).
+    workspace_settings: CachedWorkspaceSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workspace_settings = CachedWorkspaceSettings(self.store)
 
     async def start(self) -> None:
         """Connect to MCP servers (a failing one is reported and skipped) and offer their tools to Claude."""
@@ -73,7 +79,7 @@ class Core:
             user_day_usd=settings.budget_user_day_usd,
             fallback_model=settings.budget_fallback_model,
         )
-        return Metering(self.usage, self.prices, policy, notifier=notifier, budget_store=self.store)
+        return Metering(self.usage, self.prices, policy, notifier=notifier, budget_store=self.workspace_settings)
 
     def replies(
         self,
@@ -97,7 +103,7 @@ class Core:
             self.store,
             config,
             self.personas,
-            self.store,
+            self.workspace_settings,
             attachments=self._attachments(files),
             tools=ToolRunner(
                 self.tools,

@@ -218,7 +218,7 @@ def _slack_deps(
     answer_store = RedisAnswerStore(core.store.client, keys, record_ttl_s=ttl_s)
     answers = Answers(answer_store, signals=answer_store)
     replies = core.replies(SLACK_FORMATTING, files, SlackConversationReader(workspaces), metering, answers)
-    channel_personas = ChannelPersonas(core.personas, core.store)
+    channel_personas = ChannelPersonas(core.personas, core.workspace_settings)
     windows = FairCallWindows(RedisCallWindows(core.store.client, keys))
     return SlackDeps(
         replies=replies,
@@ -238,7 +238,7 @@ def _slack_deps(
         files=files,
         usage=core.usage,
         metering=metering,
-        budgets=core.store,
+        budgets=core.workspace_settings,
         clock=lambda: datetime.now(UTC),
         retention=retention,
         installations=oauth.installations if oauth is not None else None,
