@@ -123,6 +123,11 @@ def request_fields(body: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
+def _starts_work(body: dict[str, Any], kind: str) -> bool:
+    """Turned away while shutting down: events and commands, not clicks on answers that may still be finishing."""
+    return body.get("type") == "event_callback" or kind in _NEW_WORK
+
+
 def _refusal(kind: str, body: dict[str, Any]) -> BoltResponse:
     """Events get a non-2xx, so Slack delivers them again (to another process, or to this one restarted); commands and
     shortcuts are never redelivered, so the person is told instead."""
@@ -201,11 +206,7 @@ def register(
         Events are refused *before* de-duplication marks them as seen, or Slack's redelivery would be dropped."""
         kind = request_kind(body)
         logs.start_request(kind=kind, **request_fields(body))
-        if (
-            in_progress.accepting
-            or context.get(ACKED_AT_PORT)
-            or (body.get("type") != "event_callback" and kind not in _NEW_WORK)
-        ):
+        if in_progress.accepting or context.get(ACKED_AT_PORT) or not _starts_work(body, kind):
             return await next()
         metrics.slack_event(kind, "refused")
         log.info("turning away a %s while shutting down", kind)
