@@ -8,7 +8,8 @@ process hears (StopSignals): it cancels the model stream, keeps the text written
 An answer being written is also *live* in the store, with a deadline its process renews (`keep_alive`, every
 HEARTBEAT_S); registered and removed in the same round trips as its record (`begin`, `finish`), so a short answer
 costs no extra trip. When a process dies mid-answer its answers' deadlines lapse, another process claims each one
-(`claim_lapsed`: one claimer per answer) and finishes it in the chat as interrupted (bot/slack/recovery.py).
+(`claim_lapsed`: one claimer per answer) and finishes it in the chat as interrupted (bot/slack/recovery.py). An answer
+is written until its final message is on screen: shown by a chat surface (`shown`), it ends when that message does.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class Answers:
         # The live answers written here: the task writing each, and when its deadline was last set (epoch s).
         self._writers: dict[tuple[str, str], tuple[asyncio.Task[object] | None, float]] = {}
         self._beater: asyncio.Task[None] | None = None  # renews them while there are any
+        # The answers a chat surface is showing (`shown`): the task showing each, and its final record once finished.
+        self._showing: dict[tuple[str, str], tuple[asyncio.Task[object] | None, AnswerRecord | None]] = {}
         self._looked_at = -math.inf  # when this process last learned whether any live answer had lapsed
         self._lapsed_seen = False
 
@@ -204,9 +207,36 @@ class Answers:
             return
         await self._update(message, persona=persona, question_index=question_index)
 
+    @contextlib.asynccontextmanager
+    async def shown(self, workspace_id: str, answer_id: str) -> AsyncIterator[None]:
+        """Around showing an answer: its end (`finish`) is written as the block ends, once the surface has shown the
+        final message. Written before, a process dying while that message waits its turn (a 429, the edit budget)
+        would leave it showing Stop for good, no longer live for another process to finish. Renewed meanwhile."""
+        key = (workspace_id, answer_id)
+        self._showing[key] = (asyncio.current_task(), None)
+        try:
+            yield
+        finally:
+            _, final = self._showing.pop(key)
+            if final is not None:  # else never finished here (yet): `finish` writes it, as without a surface
+                try:
+                    with _logged("update an answer's record"):
+                        now = self._now()
+                        self._saw(await self._store.close_answer(final, now), now)
+                finally:
+                    self._writers.pop(key, None)
+
     async def finish(self, message: IncomingMessage, state: AnswerState) -> None:
-        """The final record, and the answer no longer live, in the one write its end always made."""
+        """The final record, and the answer no longer live, in the one write its end always made: now, or once it
+        is shown when a surface shows it (`shown`)."""
         key = (message.key.workspace_id, message.answer_id or "")
+        showing, record = self._showing.get(key), self._running.get(key)
+        if showing is not None and record is not None:
+            self._showing[key] = (showing[0], dataclasses.replace(record, state=state))
+            self._running.pop(key, None)
+            if key in self._writers:  # the task writing it ends now: the one showing it keeps it renewed
+                self._writers[key] = (showing[0], self._writers[key][1])
+            return
         try:
             await self._update(message, close=True, state=state)
         finally:
