@@ -8,7 +8,8 @@ process hears (StopSignals): it cancels the model stream, keeps the text written
 An answer being written is also *live* in the store, with a deadline its process renews (`keep_alive`, every
 HEARTBEAT_S); registered and removed in the same round trips as its record (`begin`, `finish`), so a short answer
 costs no extra trip. When a process dies mid-answer its answers' deadlines lapse, another process claims each one
-(`claim_lapsed`: one claimer per answer) and finishes it in the chat as interrupted (bot/slack/recovery.py).
+(`claim_lapsed`: one claimer per answer) and finishes it in the chat as interrupted (bot/slack/recovery.py). An answer
+is written until its final message is on screen: shown by a chat surface (`shown`), it ends when that message does.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ import dataclasses
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
-from bot.core.conversation import ConversationKey, IncomingMessage, ToolResultBlock, Turn
+from bot.core.answer_records import AnswerRecord as AnswerRecord
+from bot.core.answer_records import AnswerState as AnswerState
+from bot.core.answer_records import AnswerStore as AnswerStore
+from bot.core.answer_records import StopSignals as StopSignals
+from bot.core.answer_records import Vote as Vote
+from bot.core.conversation import IncomingMessage, ToolResultBlock, Turn
 from bot.core.errors import BotError, StorageUnavailable
 from bot.core.interrupts import STOPPED_TOOL_RESULT as STOPPED_TOOL_RESULT
 from bot.core.interrupts import Interrupt as Interrupt
@@ -51,32 +57,9 @@ BEAT_TICK_S = 1.0  # how often, while answers are being written, the heartbeat c
 # outage) is claimed again by the next sweep. Finishing one takes a few Web API calls, far less than this.
 CLAIM_HOLD_S = 15.0
 
-AnswerState = Literal["running", "done", "stopped", "failed", "replaced", "interrupted"]
-Vote = Literal["up", "down"]
-
 
 class CannotRegenerate(BotError):
     """Regenerate was clicked on an answer that cannot be answered again (not the asker's, not the latest...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerRecord:
-    workspace_id: str
-    answer_id: str
-    channel_id: str
-    thread_id: str
-    asker_id: str
-    shown_in: str = ""  # where the chat surface shows it (Slack: the thread's ts; "" for a top-level DM)
-    persona: str = ""
-    question_index: int | None = None  # the question's turn in the conversation, once it is stored
-    day: str = ""  # the UTC date it was asked (ISO): its feedback counts on this day
-    state: AnswerState = "running"
-    stream_ts: str = ""  # the message Slack streams it into natively (chat.startStream), once there is one
-    replay: str = ""  # the question, to ask it again if this answer's process dies before storing it (core/replay.py)
-
-    @property
-    def key(self) -> ConversationKey:
-        return ConversationKey(self.workspace_id, self.channel_id, self.thread_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,58 +67,6 @@ class PersonaFeedback:
     persona: str
     up: int
     down: int
-
-
-class AnswerStore(Protocol):
-    async def put_answer(self, record: AnswerRecord) -> None: ...
-
-    async def open_answer(self, record: AnswerRecord, live_until: float, now: float) -> int:
-        """The record, and the answer among the live ones until `live_until` (epoch seconds), in one round trip;
-        returns how many live answers had lapsed by `now` (read in the same trip: a busy process need not sweep)."""
-        ...
-
-    async def close_answer(self, record: AnswerRecord, now: float) -> int:
-        """The record, and the answer no longer live, in one round trip; returns what `open_answer` does."""
-        ...
-
-    async def keep_alive(self, answers: Sequence[tuple[str, str]], live_until: float) -> None:
-        """Renew the deadline of these (workspace id, answer id) that are still live; one round trip for all."""
-        ...
-
-    async def claim_lapsed(self, now: float, hold_until: float, limit: int) -> list[tuple[str, str]]:
-        """Live answers whose deadline passed by `now`, each given to one caller only: their deadline moves to
-        `hold_until`, so a caller that dies while finishing one leaves it to be claimed again."""
-        ...
-
-    async def drop_live(self, workspace_id: str, answer_id: str) -> None:
-        """No longer live, without a record to write (it expired, or its answer had already ended)."""
-        ...
-
-    async def get_answer(self, workspace_id: str, answer_id: str) -> AnswerRecord | None: ...
-
-    async def request_stop(self, workspace_id: str, answer_id: str) -> None: ...
-
-    async def stop_requested(self, workspace_id: str, answer_id: str) -> bool: ...
-
-    async def record_vote(self, record: AnswerRecord, user_id: str, vote: Vote) -> bool:
-        """One vote per person per answer, counted on the answer's day for its persona; a changed vote moves.
-
-        False when the person had already voted this way.
-        """
-        ...
-
-    async def votes(self, workspace_id: str, start: date, end: date) -> dict[str, tuple[int, int]]:
-        """(up, down) per persona for answers asked from `start` to `end` (inclusive)."""
-        ...
-
-
-class StopSignals(Protocol):
-    async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
-        """Call `on_stop(workspace_id, answer_id)` for every Stop requested anywhere, until the link breaks (raises).
-
-        `on_ready` is awaited once listening, so Stops requested while nobody listened can be read from the flags.
-        """
-        ...
 
 
 def is_latest_question(turns: Sequence[Turn], index: int) -> bool:
@@ -170,6 +101,8 @@ class Answers:
         # The live answers written here: the task writing each, and when its deadline was last set (epoch s).
         self._writers: dict[tuple[str, str], tuple[asyncio.Task[object] | None, float]] = {}
         self._beater: asyncio.Task[None] | None = None  # renews them while there are any
+        # The answers a chat surface is showing (`shown`): the task showing each, and its final record once finished.
+        self._showing: dict[tuple[str, str], tuple[asyncio.Task[object] | None, AnswerRecord | None]] = {}
         self._looked_at = -math.inf  # when this process last learned whether any live answer had lapsed
         self._lapsed_seen = False
 
@@ -274,9 +207,36 @@ class Answers:
             return
         await self._update(message, persona=persona, question_index=question_index)
 
+    @contextlib.asynccontextmanager
+    async def shown(self, workspace_id: str, answer_id: str) -> AsyncIterator[None]:
+        """Around showing an answer: its end (`finish`) is written as the block ends, once the surface has shown the
+        final message. Written before, a process dying while that message waits its turn (a 429, the edit budget)
+        would leave it showing Stop for good, no longer live for another process to finish. Renewed meanwhile."""
+        key = (workspace_id, answer_id)
+        self._showing[key] = (asyncio.current_task(), None)
+        try:
+            yield
+        finally:
+            _, final = self._showing.pop(key)
+            if final is not None:  # else never finished here (yet): `finish` writes it, as without a surface
+                try:
+                    with _logged("update an answer's record"):
+                        now = self._now()
+                        self._saw(await self._store.close_answer(final, now), now)
+                finally:
+                    self._writers.pop(key, None)
+
     async def finish(self, message: IncomingMessage, state: AnswerState) -> None:
-        """The final record, and the answer no longer live, in the one write its end always made."""
+        """The final record, and the answer no longer live, in the one write its end always made: now, or once it
+        is shown when a surface shows it (`shown`)."""
         key = (message.key.workspace_id, message.answer_id or "")
+        showing, record = self._showing.get(key), self._running.get(key)
+        if showing is not None and record is not None:
+            self._showing[key] = (showing[0], dataclasses.replace(record, state=state))
+            self._running.pop(key, None)
+            if key in self._writers:  # the task writing it ends now: the one showing it keeps it renewed
+                self._writers[key] = (showing[0], self._writers[key][1])
+            return
         try:
             await self._update(message, close=True, state=state)
         finally:

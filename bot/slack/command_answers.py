@@ -71,7 +71,7 @@ async def stream_prompt(
             yield event
 
     try:
-        async with deps.in_progress.track():
+        async with deps.in_progress.track(), deps.answers.shown(workspace, answer_id):
             await stream.show(events())
     except SlackApiError as error:
         if error.response.get("error") in ("not_in_channel", "channel_not_found"):

@@ -111,7 +111,8 @@ async def deliver(deps: SlackDeps, client: AsyncWebClient, message: IncomingMess
     message = dataclasses.replace(message, answer_id=new_answer_id())
     renderer = renderer_for(deps, client, message, place)
     content_log.debug("question: %s", message.text)
-    async with deps.in_progress.track():
+    # The answer ends (its record closed, no longer live) once shown in full: the core finishes it before that.
+    async with deps.in_progress.track(), deps.answers.shown(message.key.workspace_id, message.answer_id or ""):
         # Prepared while the placeholder is being posted: Slack's round trip is then off the time to the first words.
         answer = ReadAhead(_with_context(deps, client, message, place))
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from bot.core.answers import AnswerRecord, Vote
+from bot.core.answer_records import AnswerRecord, Vote
 from bot.storage.keys import FEEDBACK_TTL_S, STOP_FLAG_TTL_S, Keys
 from bot.storage.redis_store import _translated
 

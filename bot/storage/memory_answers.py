@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
-from bot.core.answers import AnswerRecord, Vote
+from bot.core.answer_records import AnswerRecord, Vote
 
 _UNKNOWN_PERSONA = "(unknown)"  # as the Redis store counts an answer whose persona was never known
 _STOP_FLAG_TTL_S = 3600.0

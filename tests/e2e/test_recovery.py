@@ -166,3 +166,43 @@ async def test_a_long_answer_is_renewed_and_never_taken_over_by_another_process(
     assert sweeper.bot is not writer.bot
     [answer] = bot_messages(slack, "C0GENERAL", root)
     assert not any("interrupted" in text for text in answer.edits) and action_ids(answer) == FINAL_BUTTONS
+
+
+async def test_an_answer_stays_live_until_its_final_edit_is_shown(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    """The model is done and the answer stored, but Slack holds its final edit back (a 429): a process dying now must
+    leave the answer live, for another to finish, not its message showing Stop and the cursor for good."""
+    running = await start_bot()
+    gate = asyncio.Event()
+    claude.script(TextReply("Two plus two is four.", chunks=["Two plus two ", "is four."], gate=gate))
+    root = "1700009305.000100"
+    await running.sender.send_event(event_callback(app_mention("what is two plus two?", ts=root)))
+    shown = await eventually(
+        lambda: next((m for m in bot_messages(slack, "C0GENERAL", root) if "Two plus two" in m.text), None),
+        "the first words",
+    )
+    answer_id = answer_id_of(shown)
+    slack.fail_next("chat.update", "ratelimited", status=429, retry_after=2)
+    gate.set()
+    key = ConversationKey("T0001", "C0GENERAL", root)
+
+    async def stored() -> bool:
+        turns = (await running.bot.store.load(key)).turns
+        return any(turn.role == "assistant" and "is four." in str(turn.blocks) for turn in turns)
+
+    for _ in range(100):
+        if await stored():
+            break
+        await asyncio.sleep(0.05)
+    assert await stored()
+    await asyncio.sleep(0.3)  # the answer's end, in the core, is well past
+    assert "answer_stop" in action_ids(slack.message("C0GENERAL", shown.ts))  # its final edit still held back
+    live = await running.bot.store.client.zrange(running.bot.store.keys.live_answers(), 0, -1)
+    assert f"T0001 {answer_id}" in live
+    assert (await answer_store(running).get_answer("T0001", answer_id)).state == "running"  # type: ignore[union-attr]
+
+    await wait_for_reply(slack, "C0GENERAL", root, "is four.")
+    record = await closed_record(running, answer_id)
+    assert record.state == "done" and record.question_index == 0
+    assert await running.bot.store.client.zrange(running.bot.store.keys.live_answers(), 0, -1) == []

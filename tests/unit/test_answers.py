@@ -277,3 +277,54 @@ def test_an_interrupted_answer_belongs_to_the_last_question_only_while_no_answer
     assert interrupted_question(earlier, "U1") is None  # died before its question was stored: q1 was answered
     assert interrupted_question([*earlier, asked], "U2") is None  # someone else's question
     assert interrupted_question([], "U1") is None
+
+
+async def test_a_shown_answer_stays_live_and_renewed_until_its_surface_has_shown_its_end() -> None:
+    """The core finishes an answer (in the task reading it ahead) before Slack shows its final message: until the
+    surface has, the answer stays live, renewed by the task showing it, so a process dying meanwhile leaves it to
+    another to finish."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.core.answers import HEARTBEAT_S, LIVE_FOR_S, Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+    from bot.storage.memory_answers import MemoryAnswerStore
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = MemoryAnswerStore(record_ttl_s=3600)
+    answers = Answers(store, clock=lambda: now[0], poll_s=0.01)
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+
+    async def core() -> None:
+        await answers.begin(message, shown_in="1.1")
+        async with answers.watch(message):
+            await answers.asked(message, "default", 0)
+            await answers.finish(message, "done")
+
+    async with answers.shown("T1", "a1"):
+        await asyncio.create_task(core())  # ended, and its answer finished, before its final message is shown
+        record = await store.get_answer("T1", "a1")
+        assert record is not None and record.state == "running"
+        now[0] += timedelta(seconds=HEARTBEAT_S)
+        await answers.keep_alive()  # renewed, though the task that wrote it is done
+        now[0] += timedelta(seconds=LIVE_FOR_S - 1)
+        assert await answers.claim_lapsed() == []  # not lapsed: nobody takes it over from a live process
+    record = await store.get_answer("T1", "a1")
+    assert record is not None and (record.state, record.persona, record.question_index) == ("done", "default", 0)
+    later = (now[0] + timedelta(hours=1)).timestamp()
+    assert await store.claim_lapsed(later, later, 10) == []  # no longer live
+    await answers.close()
+
+
+async def test_an_answer_finished_without_a_surface_showing_it_is_closed_at_once() -> None:
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+    from bot.storage.memory_answers import MemoryAnswerStore
+
+    store = MemoryAnswerStore(record_ttl_s=3600)
+    answers = Answers(store, poll_s=0.01)
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+    await answers.begin(message, shown_in="1.1")
+    await answers.finish(message, "stopped")
+    record = await store.get_answer("T1", "a1")
+    assert record is not None and record.state == "stopped"
+    await answers.close()
