@@ -44,6 +44,7 @@ from bot.core.replay import replay_of
 log = logging.getLogger(__name__)
 
 STOP_POLL_S = 1.0  # without StopSignals (tests, a store without pub/sub): how often the Stop flag is read
+CLOSE_WAIT_S = 3.0  # what shutdown gives the Stop watcher and the heartbeat to stop
 STOP_RETRY_S = (0.5, 1.0, 2.0, 5.0)  # waits before the Stop watcher listens again after a failure
 RECENT_STOPS = 10_000  # Stops heard lately, for answers that start watching just after their Stop was clicked
 # An answer being written is "live": its process renews its deadline every HEARTBEAT_S; once the deadline has passed,
@@ -344,7 +345,13 @@ class Answers:
         tasks = [task for task in (self._follower, self._beater) if task is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        # Bounded: closing the Stop watcher's subscription can hang on a connection Redis never answers again (seen
+        # after a network cut), and shutdown must still end.
+        _, stuck = await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+        if stuck:
+            log.warning("the Stop watcher did not stop within %g s; leaving it", CLOSE_WAIT_S)
 
     async def _poll(self, workspace_id: str, answer_id: str, interrupt: Interrupt, finished: asyncio.Event) -> None:
         """Read the Stop flag until the answer ends; no failure ends it early (the answer would lose its Stop)."""
