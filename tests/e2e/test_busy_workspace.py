@@ -44,7 +44,7 @@ async def test_a_question_is_acked_before_a_slow_redis_answers_and_is_answered_o
     assert [m.text for m in bot_messages(slack, "C0GENERAL", root)] == ["Here you are."]
 
 
-async def test_an_answer_costs_at_most_twelve_redis_round_trips(
+async def test_an_answer_costs_at_most_ten_redis_round_trips(
     start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic, redis_proxy: TcpProxy
 ) -> None:
     running = await start_bot(redis_url=redis_proxy.url)
@@ -57,7 +57,9 @@ async def test_an_answer_costs_at_most_twelve_redis_round_trips(
     await running.sender.send_event(event_callback(app_mention("second", ts="1700000402.000200", thread_ts=root)))
     await wait_for_reply(slack, "C0GENERAL", root, "A second answer")
     await asyncio.sleep(0.5)
-    assert redis_proxy.requests - before <= 12
+    # Issue 15 asks for at most 12: the de-duplication check, the plan, the record's start and end, the lock with the
+    # thread's history and its release, the question and the answer saved, usage, the final edit.
+    assert redis_proxy.requests - before <= 10
 
 
 async def test_a_quiet_workspace_still_streams_with_an_edit_every_interval(
