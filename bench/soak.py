@@ -40,6 +40,7 @@ from bench.processes import REPO_ROOT, BotProcess, _redis_server_binary, free_po
 from bench.soak_checks import (
     ANSWER,
     END_MARK,
+    KILL_SHADOW_S,
     QUESTION,
     TOKEN_FIELDS,
     Question,
@@ -50,6 +51,7 @@ from bench.soak_checks import (
     judge,
     ledger_totals,
     question_numbers,
+    reconcile,
     unanswered,
 )
 from bench.workload import SIGNING_SECRET, SLACK_PATH
@@ -202,6 +204,7 @@ class Fleet:
         self.slow_starts = 0  # starts that were not healthy in time and were tried again
         self.replacing: set[int] = set()  # processes killed and not yet started again
         self.fault_times: list[float] = []  # time.monotonic() of each kill and of Redis coming back
+        self.kill_times: list[float] = []  # time.monotonic() of each SIGKILL
         self._next = 0
 
     async def __aenter__(self) -> Fleet:
@@ -472,6 +475,7 @@ async def inject_faults(plan: SoakPlan, fleet: Fleet, store: RestartableRedis, l
         index = rng.choice([n for n in up if n != last[0]] or up)  # seeded, but never the same one twice running
         last[0] = index
         fleet.fault_times.append(time.monotonic())
+        fleet.kill_times.append(time.monotonic())
         log.append(f"{stamp()} SIGKILL bot process {index}")
         await fleet.kill_and_replace(index)
         log.append(f"{stamp()} bot process {index} started again")
@@ -586,7 +590,7 @@ async def run_soak(plan: SoakPlan, source: Path = REPO_ROOT) -> SoakResult:
         claude.faults = ClaudeFaults()  # recovery is judged without new faults
         slack.random_429s(0)
         waited = await _recovery(plan, max(fleet.fault_times, default=asking.started), asking, slack, claude)
-        verdict = await _judge(asking, slack, claude, store)
+        verdict = await _judge(asking, slack, claude, store, fleet.kill_times)
         injected = {
             "bot processes SIGKILLed": fleet.kills,
             "bot starts retried": fleet.slow_starts,
@@ -645,7 +649,9 @@ async def _recovery(
     return time.monotonic() - begun
 
 
-async def _judge(asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store: RestartableRedis) -> Verdict:
+async def _judge(
+    asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store: RestartableRedis, kill_times: list[float]
+) -> Verdict:
     client = redis.Redis(port=store.port, decode_responses=True)
     try:
         histories: dict[tuple[str, str], list[str]] = {}
@@ -662,12 +668,27 @@ async def _judge(asking: Asking, slack: FakeSlack, claude: FakeAnthropic, store:
     # A call whose client went away mid-stream was in flight in a SIGKILLed process (the soak clicks no Stop): what
     # the API reported for it lived only in that process's memory, so no process can record it. Those calls are
     # reported apart (`billed_by_outcome`, "client_gone") and the ledger must equal the bill of every other call.
+    # A call that completed just before its process's SIGKILL may not have been recorded either (the window between
+    # message_stop and the usage record): the ledger may lack such calls, whole (`reconcile`).
     recordable = [r for r in claude.requests if r.reported_usage is not None and r.ended != "client_gone"]
+    shadowed = [r for r in recordable if _just_before_a_kill(r.ended_at, kill_times)]
+    certain = [r for r in recordable if r not in shadowed]
+    ledger = ledger_totals(day_hashes)
+    billed, unrecorded = reconcile(ledger, _bill_of(certain), [_bill_of([r]) for r in shadowed])
+    verdict = judge(asking.questions, messages, histories, billed, ledger)
+    verdict.unrecorded_at_kills = unrecorded
+    return verdict
+
+
+def _just_before_a_kill(ended_at: float | None, kill_times: list[float]) -> bool:
+    return ended_at is not None and any(0.0 <= kill - ended_at <= KILL_SHADOW_S for kill in kill_times)
+
+
+def _bill_of(requests: list[RecordedRequest]) -> dict[str, int]:
     reported: Counter[str] = Counter()
-    for request in recordable:
+    for request in requests:
         reported.update(request.reported_usage or {})
-    billed = bill_totals(reported, len(recordable))
-    return judge(asking.questions, messages, histories, billed, ledger_totals(day_hashes))
+    return bill_totals(reported, len(requests))
 
 
 async def _day_totals(client: redis.Redis) -> AsyncIterator[str]:
@@ -705,7 +726,9 @@ def table(result: SoakResult) -> str:
         f"Answered completely: {v.answered} of {v.questions}; never acked: {v.not_acked}; "
         f"deliveries {result.deliveries} ({result.failed_deliveries} failed, then retried as Slack does).",
         "Faults: " + ", ".join(f"{k} {n}" for k, n in result.faults.items()) + ".",
-        f"Claude calls {result.claude_calls}; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)}; "
+        f"Claude calls {result.claude_calls}; ledger {json.dumps(v.ledger)}; bill {json.dumps(v.billed)} "
+        f"(calls that completed within {KILL_SHADOW_S:g} s before their process's SIGKILL and were not recorded: "
+        f"{v.unrecorded_at_kills}); "
         "the bill by how calls ended:",
         *(f"  {outcome}: {json.dumps(row)}" for outcome, row in sorted(result.billed_by_outcome.items())),
         f"Slack Web API calls {result.slack_calls}; waited {result.recovery_wait_s:.1f} s for recovery; "

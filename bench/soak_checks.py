@@ -75,6 +75,8 @@ class Verdict:
     invalid_histories: int = 0
     ledger: dict[str, int] = field(default_factory=dict)
     billed: dict[str, int] = field(default_factory=dict)
+    # Calls that completed within KILL_SHADOW_S before their process was SIGKILLed and never reached the ledger.
+    unrecorded_at_kills: int = 0
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -250,3 +252,27 @@ def bill_totals(reported: Mapping[str, int], calls: int) -> dict[str, int]:
         "cache_read": reported.get("cache_read_input_tokens", 0),
         "requests": calls,
     }
+
+
+# A call that completed this shortly before its process was SIGKILLed may not have reached the ledger: the process
+# had what the API reported for it in memory for a few milliseconds (between message_stop and its usage record).
+KILL_SHADOW_S = 1.0
+MAX_SHADOWED = 10  # subsets of at most 2**10 are tried
+
+
+def reconcile(
+    ledger: Mapping[str, int], certain: Mapping[str, int], shadowed: Sequence[Mapping[str, int]]
+) -> tuple[dict[str, int], int]:
+    """The bill the ledger must equal, and how many calls it lacks: `certain` (the bill of every call that had time
+    to be recorded) plus the calls in `shadowed` (each a bill of one call that completed within KILL_SHADOW_S before
+    a SIGKILL) that the ledger holds. The ledger may lack only whole shadowed calls; if no subset of them makes it
+    equal, the full bill is returned (and the mismatch is reported as before)."""
+    names = sorted({*ledger, *certain, *(k for call in shadowed for k in call)})
+    full = {k: certain.get(k, 0) + sum(call.get(k, 0) for call in shadowed) for k in names}
+    calls = list(shadowed) if len(shadowed) <= MAX_SHADOWED else []
+    for mask in reversed(range(1 << len(calls))):  # all of them recorded first: the usual case
+        kept = [call for bit, call in enumerate(calls) if mask >> bit & 1]
+        candidate = {k: certain.get(k, 0) + sum(call.get(k, 0) for call in kept) for k in names}
+        if all(candidate[k] == ledger.get(k, 0) for k in names):
+            return candidate, len(shadowed) - len(kept)
+    return full, 0

@@ -353,6 +353,7 @@ class RecordedRequest:
     error: str | None = None  # validation error message, if any
     # How a stream ended: complete | error_event | truncated | disconnected | client_gone (None: not streamed).
     ended: str | None = None
+    ended_at: float | None = None  # time.monotonic() when a complete stream sent its message_stop
     # The usage the response reported to the client, cumulative as the SDK accumulates it (message_start, then
     # message_delta): what the real API would bill. None when no usage was reported (an HTTP error, a rejection).
     reported_usage: dict[str, int] | None = None
@@ -1837,7 +1838,7 @@ class FakeAnthropic:
         if rec_of is not None:
             rec_of.reported_usage = _billed({**start_usage, **delta_usage})
         if rec_of is not None:
-            rec_of.ended = "complete"
+            rec_of.ended, rec_of.ended_at = "complete", time.monotonic()
         await resp.write(_sse({"type": "message_stop"}))
         await resp.write_eof()
 
