@@ -197,6 +197,14 @@ class Answers:
         return closed
 
     async def record(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
+        return await self._current(workspace_id, answer_id)
+
+    async def _current(self, workspace_id: str, answer_id: str) -> AnswerRecord | None:
+        """The answer's record: the final one kept here while this process shows its final message (`shown`), so a
+        click on the buttons that message just brought finds the answer finished; else the stored one."""
+        showing = self._showing.get((workspace_id, answer_id))
+        if showing is not None and showing[1] is not None:
+            return showing[1]
         return await self._store.get_answer(workspace_id, answer_id)
 
     async def asked(self, message: IncomingMessage, persona: str, question_index: int) -> None:
@@ -250,7 +258,7 @@ class Answers:
 
     async def stop(self, workspace_id: str, answer_id: str, user_id: str) -> Literal["ok", "not_yours", "finished"]:
         """Ask the answer to stop, wherever it runs; only the person who asked may stop it."""
-        record = await self._store.get_answer(workspace_id, answer_id)
+        record = await self._current(workspace_id, answer_id)
         if record is None or record.state != "running":
             return "finished"
         if record.asker_id != user_id:
@@ -281,7 +289,7 @@ class Answers:
     async def vote(
         self, workspace_id: str, answer_id: str, user_id: str, vote: Vote
     ) -> Literal["ok", "same", "unknown"]:
-        record = await self._store.get_answer(workspace_id, answer_id)
+        record = await self._current(workspace_id, answer_id)
         if record is None:
             return "unknown"
         return "ok" if await self._store.record_vote(record, user_id, vote) else "same"

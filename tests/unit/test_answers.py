@@ -328,3 +328,33 @@ async def test_an_answer_finished_without_a_surface_showing_it_is_closed_at_once
     record = await store.get_answer("T1", "a1")
     assert record is not None and record.state == "stopped"
     await answers.close()
+
+
+async def test_a_click_on_the_final_buttons_finds_the_answer_finished_before_its_close_is_written() -> None:
+    """The final message (with 👍 👎 Regenerate) is on screen a moment before the close write: a click in that moment
+    counts under the answer's persona and sees it finished (CI once counted such a vote under "(unknown)")."""
+    from datetime import date
+
+    from bot.core.answers import Answers
+    from bot.core.conversation import ConversationKey, IncomingMessage
+    from bot.storage.memory_answers import MemoryAnswerStore
+
+    store = MemoryAnswerStore(record_ttl_s=3600)
+    answers = Answers(store, poll_s=0.01)
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+
+    async def core() -> None:
+        await answers.begin(message, shown_in="1.1")
+        async with answers.watch(message):
+            await answers.asked(message, "sql_expert", 0)
+            await answers.finish(message, "done")
+
+    async with answers.shown("T1", "a1"):
+        await asyncio.create_task(core())
+        record = await answers.record("T1", "a1")
+        assert record is not None and (record.state, record.persona) == ("done", "sql_expert")
+        assert await answers.vote("T1", "a1", "U2", "up") == "ok"
+        assert await answers.stop("T1", "a1", "U1") == "finished"
+    day = date.fromisoformat(record.day)
+    assert await store.votes("T1", day, day) == {"sql_expert": (1, 0)}
+    await answers.close()
