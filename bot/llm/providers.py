@@ -202,8 +202,9 @@ def build_client(settings: Settings, name: str) -> Any:
     # The read timeout is a *silence* timeout: it fires when no bytes arrive for that long, never on a long answer
     # that keeps streaming (the server's pings count as bytes); the aiohttp transport maps it to `sock_read`.
     timeout = anthropic.Timeout(settings.claude_silence_timeout_s, connect=settings.claude_connect_timeout_s)
-    # The SDK's aiohttp transport (vendored in the SDK; aiohttp is already ours): the default httpx transport cost
-    # about a third more CPU per streamed answer in the load benchmark (BENCHMARKS.md, issue 15).
+    # The SDK's aiohttp transport (vendored in the SDK; aiohttp is already ours) rather than httpx's: part of the
+    # issue-15 changes that took CPU per answer from 31 to 22 ms at 200 at once (BENCHMARKS.md); its own share was
+    # not measured apart.
     http = anthropic.DefaultAioHttpClient(timeout=timeout)
     common: dict[str, Any] = {"timeout": timeout, "max_retries": 2, "http_client": http}
     if name == "anthropic":
