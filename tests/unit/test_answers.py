@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 
 from bot.core.answers import (
     STOPPED_TOOL_RESULT,
+    Answers,
     Interrupt,
     is_latest_question,
     stoppable_call,
     stopped_results,
 )
 from bot.core.assistant import thread_title
-from bot.core.conversation import TextBlock, ToolCallBlock, ToolResultBlock, Turn
+from bot.core.conversation import ConversationKey, IncomingMessage, TextBlock, ToolCallBlock, ToolResultBlock, Turn
 from bot.core.events import ModelEvent, ModelTurnComplete, TextDelta, Usage, UsageSoFar
 from bot.core.ports import ModelRequest
 
@@ -279,29 +280,35 @@ def test_an_interrupted_answer_belongs_to_the_last_question_only_while_no_answer
     assert interrupted_question([], "U1") is None
 
 
+async def answered_and_finished(answers: Answers, persona: str) -> None:
+    """What the core does for answer a1 (asked by U1), in a task of its own as the read-ahead runs it: begin, watch,
+    store the question, finish."""
+    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
+
+    async def core() -> None:
+        await answers.begin(message, shown_in="1.1")
+        async with answers.watch(message):
+            await answers.asked(message, persona, 0)
+            await answers.finish(message, "done")
+
+    await asyncio.create_task(core())
+
+
 async def test_a_shown_answer_stays_live_and_renewed_until_its_surface_has_shown_its_end() -> None:
     """The core finishes an answer (in the task reading it ahead) before Slack shows its final message: until the
     surface has, the answer stays live, renewed by the task showing it, so a process dying meanwhile leaves it to
     another to finish."""
     from datetime import UTC, datetime, timedelta
 
-    from bot.core.answers import HEARTBEAT_S, LIVE_FOR_S, Answers
-    from bot.core.conversation import ConversationKey, IncomingMessage
+    from bot.core.answers import HEARTBEAT_S, LIVE_FOR_S
     from bot.storage.memory_answers import MemoryAnswerStore
 
     now = [datetime(2026, 1, 1, tzinfo=UTC)]
     store = MemoryAnswerStore(record_ttl_s=3600)
     answers = Answers(store, clock=lambda: now[0], poll_s=0.01)
-    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
-
-    async def core() -> None:
-        await answers.begin(message, shown_in="1.1")
-        async with answers.watch(message):
-            await answers.asked(message, "default", 0)
-            await answers.finish(message, "done")
 
     async with answers.shown("T1", "a1"):
-        await asyncio.create_task(core())  # ended, and its answer finished, before its final message is shown
+        await answered_and_finished(answers, "default")  # before its final message is shown
         record = await store.get_answer("T1", "a1")
         assert record is not None and record.state == "running"
         now[0] += timedelta(seconds=HEARTBEAT_S)
@@ -335,22 +342,13 @@ async def test_a_click_on_the_final_buttons_finds_the_answer_finished_before_its
     counts under the answer's persona and sees it finished (CI once counted such a vote under "(unknown)")."""
     from datetime import date
 
-    from bot.core.answers import Answers
-    from bot.core.conversation import ConversationKey, IncomingMessage
     from bot.storage.memory_answers import MemoryAnswerStore
 
     store = MemoryAnswerStore(record_ttl_s=3600)
     answers = Answers(store, poll_s=0.01)
-    message = IncomingMessage(ConversationKey("T1", "C1", "1.1"), "1.2", "U1", "hi", answer_id="a1")
-
-    async def core() -> None:
-        await answers.begin(message, shown_in="1.1")
-        async with answers.watch(message):
-            await answers.asked(message, "sql_expert", 0)
-            await answers.finish(message, "done")
 
     async with answers.shown("T1", "a1"):
-        await asyncio.create_task(core())
+        await answered_and_finished(answers, "sql_expert")
         record = await answers.record("T1", "a1")
         assert record is not None and (record.state, record.persona) == ("done", "sql_expert")
         assert await answers.vote("T1", "a1", "U2", "up") == "ok"
