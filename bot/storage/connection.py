@@ -50,6 +50,10 @@ def connect(
         # opens one more round trip: a dead connection fails its command instead, and `retry` sends it again on a
         # new one, which is what the PING's own retry did.
         "health_check_interval": 0,
+        # RESP2: a new connection sends its first command at once. redis-py 8 defaults to RESP3, whose HELLO and
+        # maintenance-notifications handshake cost every connection a burst opens two round trips before it; the
+        # stores use nothing RESP3 adds (no client-side caching, no push notifications).
+        "protocol": 2,
         **tls,
     }
     if cluster:

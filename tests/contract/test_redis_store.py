@@ -18,6 +18,7 @@ from bench.processes import DedicatedRedis
 from bot.core.conversation import ConversationKey, Fold, TextBlock, Turn
 from bot.core.errors import StorageUnavailable
 from bot.core.leases import LeaseLost
+from bot.storage.connection import connect
 from bot.storage.redis_store import RedisStore
 from tests.cluster import RedisClusterProcesses
 from tests.conftest import RedisTarget
@@ -245,3 +246,17 @@ async def test_loading_a_folded_thread_never_reads_its_whole_list(
     assert [t.text for t in loaded.turns[30:]] == [t.text for t in turns[30:]]
     ranges = [command for command in seen if command.upper().startswith("LRANGE")]
     assert ranges and all(not command.endswith(" 0 -1") for command in ranges), seen
+
+
+async def test_a_new_connection_sends_its_first_command_without_a_handshake(redis_url: str) -> None:
+    # A burst opens a connection per concurrent command; each handshake round trip (HELLO, CLIENT SETINFO, a
+    # maintenance-notifications opt-in, a PING) would be paid again for every one of them.
+    proxy = await _proxy_for(redis_url)
+    client = connect(proxy.url)
+    try:
+        assert await client.get("never-set-by-any-test") is None
+        selects = 1 if proxy.url.rstrip("/").rsplit("/", 1)[-1] not in ("", "0") else 0
+        assert proxy.requests == 1 + selects  # the command itself (and SELECT for a database other than 0)
+    finally:
+        await client.aclose()
+        await proxy.stop()
