@@ -48,6 +48,16 @@ class Lease:
         # The thread as it stood when the lease was taken, when storage read it in the same round trip (Redis does,
         # on a first try): `ConversationStore.lock` sets it, the holder takes it instead of calling `load`.
         self.preloaded: StoredConversation | None = None
+        self._ended = False
+
+    @property
+    def ended(self) -> bool:
+        """The holder's last write also gave the thread up (ExchangeMark "finish"): there is nothing to release."""
+        return self._ended
+
+    def end(self) -> None:
+        """Called by storage once a "finish" write has freed the thread."""
+        self._ended = True
 
     @property
     def lost(self) -> bool:
@@ -61,8 +71,9 @@ class Lease:
         await self._lost.wait()
 
     def check(self) -> None:
-        """Raise LeaseLost if storage already said the thread is someone else's (saves a round trip)."""
-        if self.lost:
+        """Raise LeaseLost if storage already said the thread is someone else's (saves a round trip), or if this
+        holder already gave it up: a write after the answer's last one would not be fenced any more."""
+        if self.lost or self._ended:
             raise LeaseLost()
 
 

@@ -110,7 +110,9 @@ class TokenCounter(Protocol):
         ...
 
 
-ExchangeMark = Literal["open", "close"]  # what a write does to the thread's open exchange (see OpenExchange)
+# What a write does to the thread's open exchange (see OpenExchange). "finish" closes it and ends the writer's lease
+# in the same step: the answer's last write, after which the thread's next question may take it at once.
+ExchangeMark = Literal["open", "close", "finish"]
 
 
 class ConversationStore(Protocol):
@@ -133,7 +135,9 @@ class ConversationStore(Protocol):
         """Add turns (and, for a new thread, its persona; after a call, its real size) and push the TTL forward.
 
         `exchange="open"` marks the first added turn as a question being answered by `lease` (see OpenExchange);
-        `"close"` clears the mark: both in the same atomic step as the turns.
+        `"close"` clears the mark: both in the same atomic step as the turns. `"finish"` clears it and ends `lease`
+        (Lease.end): the holder writes no more, and leaving its `lock` then has nothing left to release. Sent again
+        after a lost reply, a finish that was applied is not applied twice.
         """
         ...
 

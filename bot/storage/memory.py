@@ -115,8 +115,10 @@ class MemoryStore:
         lease: Lease | None = None,
         exchange: ExchangeMark | None = None,
     ) -> None:
+        if exchange == "finish" and lease is not None and lease.ended:
+            return  # as in Redis: a finish applied once is not applied again
         self._fence(key, lease)
-        if exchange == "open" and lease is None:
+        if exchange in ("open", "finish") and lease is None:
             raise ValueError("an open exchange belongs to a lease")
         conversation = self._touched(key)
         conversation.turns.extend(turns)
@@ -127,8 +129,12 @@ class MemoryStore:
         if exchange == "open" and lease is not None:
             question = len(conversation.turns) + conversation.base - len(turns)
             conversation.open = OpenExchange(token=lease.token, question_index=question)
-        elif exchange == "close":
+        elif exchange in ("close", "finish"):
             conversation.open = None
+        if exchange == "finish" and lease is not None:
+            lease.end()
+            if self._holders.get(key) is lease:
+                self._release_thread(key)
 
     async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
         self._fence(key, lease)

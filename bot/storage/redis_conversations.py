@@ -45,6 +45,7 @@ WAITER_ALIVE_MS = 5_000
 D = TypeVar("D", Fold, MeasuredSize, OpenExchange)
 
 STALE = -1  # what a fenced script returns when the lease's token is no longer the thread's
+_FINISHED = 2  # what a renewal returns once the holder's last write gave the thread up
 
 # KEYS: lock, fence. ARGV: lease ms, fence TTL s. Returns the new token, or 0 while someone holds the thread.
 # KEYS: lock, fence, queue, waiters. ARGV: lease ms, fence TTL s, order, waiter id, alive ms. Each try puts the
@@ -74,9 +75,12 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token
 """
-# KEYS: lock, fence. ARGV: token, lease ms. A lock key that expired while this holder could not reach Redis is taken
-# back if nobody else took the thread meanwhile (the fence is still this token): its writes were never at risk.
+# KEYS: lock, fence, meta. ARGV: token, lease ms. A lock key that expired while this holder could not reach Redis is
+# taken back if nobody else took the thread meanwhile (the fence is still this token): its writes were never at risk.
+# Returns 2 once the holder's last write gave the thread up ("finish"): a renewal racing that write must not take it
+# back.
 _RENEW_FENCED = """
+if redis.call('HGET', KEYS[3], 'finished') == ARGV[1] then return 2 end
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
@@ -88,9 +92,13 @@ _RENEW = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
 )
 _FENCE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end\n"
-# KEYS: turns, meta, fence. ARGV: token or '', TTL s, persona or '', measured or '', exchange or '', turns...
+# KEYS: turns, meta, fence, lock. ARGV: token or '', TTL s, persona or '', measured or '', exchange or '', turns...
+# "finish" closes the exchange, frees the lock and notes the token in `finished` in the same step; a finish sent again
+# after its reply was lost finds that note and changes nothing (the next holder may already have the thread).
 _APPEND = (
-    _FENCE
+    "if ARGV[5] == 'finish' and redis.call('HGET', KEYS[2], 'finished') == ARGV[1] then\n"
+    "  return redis.call('LLEN', KEYS[1])\nend\n"
+    + _FENCE
     + """
 local added = #ARGV - 5
 local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
@@ -100,8 +108,12 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'persona', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'measured', ARGV[4]) end
 if ARGV[5] == 'open' then
   redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = length + base - added}))
-elseif ARGV[5] == 'close' then
+elseif ARGV[5] == 'close' or ARGV[5] == 'finish' then
   redis.call('HDEL', KEYS[2], 'open')
+end
+if ARGV[5] == 'finish' then
+  if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+  redis.call('HSET', KEYS[2], 'finished', ARGV[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -272,7 +284,7 @@ class RedisConversations:
         lease: Lease | None = None,
         exchange: ExchangeMark | None = None,
     ) -> None:
-        if exchange == "open" and lease is None:
+        if exchange in ("open", "finish") and lease is None:
             raise ValueError("an open exchange belongs to a lease")
         args = [
             str(lease.token) if lease is not None else "",
@@ -282,7 +294,10 @@ class RedisConversations:
             exchange or "",
             *(TURN_JSON.dump_json(turn, exclude_none=True).decode() for turn in turns),
         ]
-        _fenced(lease, await self._append(keys=self._thread_keys(key), args=args))
+        keys = [*self._thread_keys(key), self.keys.conversation_lock(key)]
+        _fenced(lease, await self._append(keys=keys, args=args))
+        if exchange == "finish" and lease is not None:
+            lease.end()
 
     @translated
     async def save_fold(self, key: ConversationKey, fold: Fold, *, lease: Lease | None = None) -> None:
@@ -329,8 +344,9 @@ class RedisConversations:
             raise
         lease = Lease(token)
         lease.preloaded = preloaded
+        renew_keys = [name, fence, self.keys.conversation_meta(key)]
         async with self._held(
-            name, str(token), lease, lambda: self._renew_fenced(keys=[name, fence], args=[token, self._lock_lease_ms])
+            name, str(token), lease, lambda: self._renew_fenced(keys=renew_keys, args=[token, self._lock_lease_ms])
         ):
             yield lease
 
@@ -392,10 +408,11 @@ class RedisConversations:
         finally:
             released.set()
             await stopped(renewer, within_s=self._socket_timeout_s + 1)
-            try:
-                await self._release(keys=[name], args=[token])
-            except UNREACHABLE:
-                log.warning("could not release %s; its lease will expire", name)
+            if not lease.ended:  # else the holder's last write gave the thread up already
+                try:
+                    await self._release(keys=[name], args=[token])
+                except UNREACHABLE:
+                    log.warning("could not release %s; its lease will expire", name)
 
     async def _keep_renewing(
         self, name: str, renew: Callable[[], Awaitable[object]], lease: Lease, released: asyncio.Event
@@ -415,6 +432,8 @@ class RedisConversations:
                 lease.renewal_failures += 1
                 log.warning("could not renew %s (%d in a row): %s", name, lease.renewal_failures, type(error).__name__)
                 continue
+            if renewed == _FINISHED:
+                return
             if not renewed:
                 log.error("lost the lease on %s: another holder took it while this one could not renew", name)
                 lease.lose()

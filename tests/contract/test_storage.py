@@ -217,6 +217,36 @@ async def test_an_open_exchange_is_marked_with_the_question_and_cleared_with_the
     assert len(stored.turns) == 5
 
 
+async def test_the_answers_last_save_frees_the_thread_for_the_next_question_at_once(store: Store) -> None:
+    async with store.lock(KEY) as first:
+        await store.append(KEY, Turn.user("q1"), lease=first, exchange="open")
+        await store.append(KEY, Turn(role="assistant", blocks=(TextBlock(text="a1"),)), lease=first, exchange="finish")
+        assert first.ended and not first.lost
+        await asyncio.sleep(0.8)  # renewals come every third of the 1 s lease: none may take the thread back
+        async with store.lock(KEY) as second:  # while the first holder is still inside its `lock`
+            await store.append(KEY, Turn.user("q2"), lease=second, exchange="open")
+        with pytest.raises(LeaseLost):
+            first.check()  # the first holder writes no more
+    stored = await store.load(KEY)
+    assert [t.text for t in stored.turns] == ["q1", "a1", "q2"]
+    assert stored.open == OpenExchange(token=second.token, question_index=2)
+    async with store.lock(KEY) as third:  # the second holder's exit released the thread as before
+        assert third.token > second.token
+
+
+async def test_a_finish_sent_again_after_a_lost_reply_is_not_applied_twice(store: Store) -> None:
+    async with store.lock(KEY) as lease:
+        await store.append(KEY, Turn.user("q1"), lease=lease, exchange="open")
+        answer = Turn(role="assistant", blocks=(TextBlock(text="a1"),))
+        await store.append(KEY, answer, lease=lease, exchange="finish")
+        async with store.lock(KEY) as later:  # the next question took the thread before the retry came
+            await store.append(KEY, Turn.user("q2"), lease=later, exchange="open")
+            await store.append(KEY, answer, lease=lease, exchange="finish")  # the retry: neither refused nor applied
+    stored = await store.load(KEY)
+    assert [t.text for t in stored.turns] == ["q1", "a1", "q2"]
+    assert stored.open == OpenExchange(token=later.token, question_index=2)
+
+
 async def test_regenerate_reopens_the_question_it_answers_again(store: Store) -> None:
     await store.append(KEY, Turn.user("q1"), Turn(role="assistant", blocks=(TextBlock(text="a1"),)))
     async with store.lock(KEY) as lease:

@@ -57,7 +57,8 @@ class HistoryWriter:
         measured: MeasuredSize | None = None,
         close: bool = False,
     ) -> None:
-        """Save the turns (closing the exchange with the answer's last save), retrying while the lease holds.
+        """Save the turns, retrying while the lease holds. The answer's last save (`close`) closes the exchange and
+        gives the thread up in the same write, so the next question need not wait for a separate release.
 
         Raises LeaseLost when another holder has the thread, AnswerNotSaved when storage stays away too long.
         """
@@ -68,7 +69,7 @@ class HistoryWriter:
             lease.check()
             try:
                 await self._conversations.append(
-                    key, *turns, measured=measured, lease=lease, exchange="close" if close else None
+                    key, *turns, measured=measured, lease=lease, exchange="finish" if close else None
                 )
                 return
             except StorageUnavailable:
