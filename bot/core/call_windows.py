@@ -7,6 +7,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import Allowance, CallWindows
@@ -16,6 +18,13 @@ log = logging.getLogger(__name__)
 # A refused optional call or promise is not asked again for this long (at most): under pressure every answer would
 # otherwise spend a round trip per interval learning that nothing is spare.
 REFUSAL_MEMO_S = 0.5
+# An optional call asks for this many at once, and may spend the spare ones within LEASE_HOLD_S without asking, while
+# its windows are at most half used: a streaming answer's next interim edits then cost no round trip. A busy
+# workspace never gets more than one at a time, so nothing is held back from answers waiting to finish.
+LEASED_CALLS = 3
+LEASE_HOLD_S = 5.0
+LEASES_KEPT = 10_000  # buckets with calls granted ahead that one process remembers at most
+T = TypeVar("T")
 
 
 class LocalCallWindows:
@@ -49,6 +58,23 @@ class LocalCallWindows:
             for member in settle:
                 self._promised[allowance.bucket].pop(member, None)
         return 0.0
+
+    async def take_some(
+        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
+    ) -> tuple[int, float]:
+        wait = max((self._wait(allowance, 1, keep, ()) for allowance in allowances), default=0.0)
+        if wait > 0:
+            return 0, wait
+        granted = most if all(self._half_used_with(allowance, most, keep) for allowance in allowances) else 1
+        now = self._clock()
+        for allowance in allowances:
+            made = [now, *[now + hold_s] * (granted - 1)]
+            self._calls[allowance.bucket] = deque(sorted([*self._calls[allowance.bucket], *made]))
+        return granted, 0.0
+
+    def _half_used_with(self, allowance: Allowance, more: int, keep: int) -> bool:
+        used = len(self._calls[allowance.bucket]) + len(self._promised[allowance.bucket])
+        return used + more + keep <= allowance.limit // 2
 
     async def promise(
         self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
@@ -87,6 +113,14 @@ class LocalCallWindows:
         return wait
 
 
+@dataclass(slots=True)
+class _Leased:
+    """Calls this process was granted ahead (take_some) and may still make without asking, until `until`."""
+
+    left: int
+    until: float  # monotonic
+
+
 class _Line:
     """Callers waiting for (or holding) one bucket's turn."""
 
@@ -109,6 +143,7 @@ class FairCallWindows:
         # leave removes it, so a line per channel ever paced does not stay behind.
         self._lines: dict[tuple[str, ...], _Line] = {}
         self._refused: dict[tuple[object, ...], float] = {}  # question -> until when (monotonic) it is not asked
+        self._leased: dict[tuple[str, ...], _Leased] = {}  # buckets -> optional calls granted ahead
 
     async def take(
         self, allowances: Sequence[Allowance], *, settle: Sequence[str] = (), spent: Sequence[float] = ()
@@ -132,13 +167,39 @@ class FairCallWindows:
             log.info("waited %.1f s for a turn in %s", waited, allowances[0].bucket)
 
     async def try_take(self, allowances: Sequence[Allowance], *, keep: int) -> bool:
-        question = ("take", keep, *(a.bucket for a in allowances))
+        """An optional call: True if it may go now. Spends a call granted ahead when there is one (no round trip)."""
+        buckets = tuple(a.bucket for a in allowances)
+        if self._spend_leased(buckets):
+            return True
+        question = ("take", keep, *buckets)
         if self._refused_lately(question):
             return False
-        wait = await self._ask(lambda w: w.take(allowances, keep=keep))
-        if wait > 0:
+        asked_at = time.monotonic()
+        granted, wait = await self._ask(
+            lambda w: w.take_some(allowances, keep=keep, most=LEASED_CALLS, hold_s=LEASE_HOLD_S)
+        )
+        if not granted:
             self._remember_refusal(question, wait)
-        return wait <= 0
+            return False
+        if granted > 1:
+            if len(self._leased) >= LEASES_KEPT:  # lapsed ones first; then all (unspent calls only lapse unused)
+                self._leased = {b: lease for b, lease in self._leased.items() if lease.until > asked_at}
+                if len(self._leased) >= LEASES_KEPT:
+                    self._leased.clear()
+            self._leased[buckets] = _Leased(granted - 1, asked_at + LEASE_HOLD_S)
+        return True
+
+    def _spend_leased(self, buckets: tuple[str, ...]) -> bool:
+        leased = self._leased.get(buckets)
+        if leased is None:
+            return False
+        if leased.until <= time.monotonic():
+            del self._leased[buckets]
+            return False
+        leased.left -= 1
+        if leased.left == 0:
+            del self._leased[buckets]
+        return True
 
     async def promise(
         self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
@@ -161,6 +222,8 @@ class FairCallWindows:
             await self._local.release(allowance, members)
 
     async def hold_off(self, allowance: Allowance, seconds: float) -> None:
+        for buckets in [b for b in self._leased if allowance.bucket in b]:
+            del self._leased[buckets]  # Slack said 429: calls granted ahead are not made
         await self._local.hold_off(allowance, seconds)
         try:
             await self._shared.hold_off(allowance, seconds)
@@ -177,7 +240,7 @@ class FairCallWindows:
             self._refused = {q: until for q, until in self._refused.items() if until > now}
         self._refused[question] = now + min(wait_s, REFUSAL_MEMO_S)
 
-    async def _ask(self, question: Callable[[CallWindows], Awaitable[float]]) -> float:
+    async def _ask(self, question: Callable[[CallWindows], Awaitable[T]]) -> T:
         try:
             return await question(self._shared)
         except StorageUnavailable:

@@ -299,6 +299,16 @@ class CallWindows(Protocol):
         """
         ...
 
+    async def take_some(
+        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
+    ) -> tuple[int, float]:
+        """Optional calls for later too: `most` at once while every allowance stays at most half used with them (a
+        quiet workspace), else one by `take`'s rule for `keep`. Returns (calls granted, 0.0) or (0, seconds until
+        asking again may succeed). The calls beyond the first count as made `hold_s` from now, the latest the caller
+        may make them, so their window never ends before the real calls'.
+        """
+        ...
+
     async def promise(
         self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
     ) -> bool:

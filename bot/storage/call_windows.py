@@ -17,12 +17,21 @@ from bot.core.ports import Allowance
 from bot.storage.keys import Keys
 from bot.storage.redis_store import _translated
 
+# A window's key lives until its newest call leaves the window: a call granted ahead (take_some) counts to its end.
+_KEEP_WINDOW = """
+local function keep_window(calls, now, window)
+  local newest = tonumber(redis.call('ZRANGE', calls, -1, -1, 'WITHSCORES')[2]) or now
+  redis.call('PEXPIRE', calls, math.max(newest - now, 0) + window + 1000)
+end
+"""
 # KEYS: per bucket its window, promises and hold. ARGV: mode ("take" | "promise" | "release"), keep (-1: none),
 # the promises a take settles and the members a promise adds (a take: the times in ms of calls already made on
 # promises it settles), each joined by "\n"; promise ttl ms; then per
 # bucket: limit, window ms.
 # Returns 0 when granted, else milliseconds until asking again may succeed.
-_WINDOWS = """
+_WINDOWS = (
+    _KEEP_WINDOW
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local mode, keep, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5])
@@ -81,12 +90,58 @@ for i = 0, n - 1 do
       local at = tonumber(m)
       if at and at > now - window then redis.call('ZADD', calls, at, at .. '-' .. used .. '-' .. k) end
     end
-    redis.call('PEXPIRE', calls, window + 1000)
+    keep_window(calls, now, window)
     for _, m in ipairs(settle) do redis.call('ZREM', promised_key, m) end
   end
 end
 return 0
 """
+)
+# KEYS: as _WINDOWS. ARGV: keep, most, hold ms, then per bucket: limit, window ms. Returns {granted, ms to wait}: `most`
+# calls while every bucket stays at most half used with them (and `keep`, and the promised), else one by take's rule
+# for `keep`, else {0, wait}. The calls beyond the first are scored `hold` ms ahead: the latest they may be made.
+_TAKE_SOME = (
+    _KEEP_WINDOW
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep, most, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = #KEYS / 3
+local wait, granted = 0, most
+for i = 0, n - 1 do
+  local calls, promised_key, hold_key = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local limit, window = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  local held = tonumber(redis.call('GET', hold_key) or '0')
+  if held > now then wait = math.max(wait, held - now) end
+  redis.call('ZREMRANGEBYSCORE', calls, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', promised_key, '-inf', now)
+  local used = redis.call('ZCARD', calls)
+  local reserved = keep + redis.call('ZCARD', promised_key)
+  if used + reserved + most > math.floor(limit / 2) then granted = 1 end
+  local excess = used + reserved + 1 - limit
+  if excess > 0 then
+    if excess > used then
+      wait = math.max(wait, window)
+    else
+      local oldest = redis.call('ZRANGE', calls, excess - 1, excess - 1, 'WITHSCORES')
+      wait = math.max(wait, tonumber(oldest[2]) + window - now, 1)
+    end
+  end
+end
+if wait > 0 then return {0, wait} end
+for i = 0, n - 1 do
+  local calls, window = KEYS[3 * i + 1], tonumber(ARGV[5 + 2 * i])
+  local used = redis.call('ZCARD', calls)
+  for k = 1, granted do
+    local at = now
+    if k > 1 then at = now + hold end
+    redis.call('ZADD', calls, at, 'ahead-' .. at .. '-' .. used .. '-' .. k)
+  end
+  keep_window(calls, now, window)
+end
+return {granted, 0}
+"""
+)
 _HOLD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -104,6 +159,7 @@ class RedisCallWindows:
         self.client = client
         self.keys = keys
         self._windows: Any = client.register_script(_WINDOWS)
+        self._take_some: Any = client.register_script(_TAKE_SOME)
         self._hold: Any = client.register_script(_HOLD)
 
     @_translated
@@ -117,6 +173,17 @@ class RedisCallWindows:
     ) -> float:
         made = [str(int(at * 1000)) for at in spent]
         return await self._run("take", allowances, keep=keep, settle=settle, members=made)
+
+    @_translated
+    async def take_some(
+        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
+    ) -> tuple[int, float]:
+        keys = [key for a in allowances for key in self._keys_of(a)]
+        args: list[Any] = [keep, most, math.ceil(hold_s * 1000)]
+        for allowance in allowances:
+            args += [allowance.limit, math.ceil(allowance.window_s * 1000)]
+        granted, wait_ms = await self._take_some(keys=keys, args=args)
+        return int(granted), float(wait_ms) / 1000
 
     @_translated
     async def promise(

@@ -8,11 +8,12 @@ import time
 import pytest
 import redis.asyncio as redis
 
-from bot.core.call_windows import FairCallWindows, LocalCallWindows
+from bot.core.call_windows import LEASED_CALLS, FairCallWindows, LocalCallWindows
 from bot.core.errors import StorageUnavailable
 from bot.core.ports import Allowance, CallWindows
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.keys import Keys
+from tests.contract.test_redis_store import _proxy_for
 
 EDITS = Allowance("chat.update", "T1", 5, window_s=1.0)
 
@@ -79,11 +80,55 @@ async def test_a_hold_off_stops_everyone_for_its_retry_after(windows: CallWindow
     assert 0.1 < await windows.take([EDITS]) <= 0.3
 
 
+async def test_a_quiet_window_grants_optional_calls_ahead_and_a_busy_one_one_at_a_time(windows: CallWindows) -> None:
+    edits = Allowance("chat.update", "T1", 10, window_s=1.0)
+    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (3, 0.0)  # 3 of 10: at most half used
+    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (1, 0.0)  # 6 would be over half
+    assert await windows.take_some([edits], keep=4, most=3, hold_s=0.5) == (1, 0.0)  # 4 used + 1 + 4 kept = 9
+    granted, wait = await windows.take_some([edits], keep=5, most=3, hold_s=0.5)
+    assert granted == 0 and 0 < wait <= 1.0  # 5 used + 1 + 5 kept > 10: refused, like take with that keep
+    assert [await windows.take([edits]) for _ in range(5)] == [0.0] * 5
+    assert await windows.take([edits]) > 0
+
+
+async def test_calls_granted_ahead_count_until_the_last_moment_they_may_be_made(windows: CallWindows) -> None:
+    edits = Allowance("chat.update", "T1", 6, window_s=1.0)
+    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (3, 0.0)
+    assert [await windows.take([edits]) for _ in range(3)] == [0.0] * 3
+    await asyncio.sleep(1.1)  # the calls made at once have left the window; the two granted ahead count till 1.5 s
+    assert [await windows.take([edits]) for _ in range(4)] == [0.0] * 4
+    assert 0.1 < await windows.take([edits]) <= 0.5
+
+
+async def test_optional_calls_granted_ahead_are_spent_without_a_round_trip(
+    redis_url: str, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    proxy = await _proxy_for(redis_url)
+    client = redis.Redis.from_url(proxy.url, protocol=2)
+    fair = FairCallWindows(RedisCallWindows(client, Keys(key_prefix)))
+    quiet, busy = Allowance("chat.update", "T1", 45), Allowance("chat.update", "T2", 45)
+    try:
+        assert await fair.try_take([Allowance("chat.update", "T3", 45)], keep=0)  # connects, loads the script
+        asked = proxy.requests
+        assert [await fair.try_take([quiet], keep=3) for _ in range(LEASED_CALLS + 1)] == [True] * (LEASED_CALLS + 1)
+        assert proxy.requests - asked == 2  # one question for the first LEASED_CALLS calls, one for the next
+        for _ in range(20):
+            await fair.take([busy])
+        asked = proxy.requests
+        assert [await fair.try_take([busy], keep=3) for _ in range(3)] == [True] * 3
+        assert proxy.requests - asked == 3  # over half used: one call per question, nothing held back
+        await fair.hold_off(quiet, 0.3)  # a 429: calls granted ahead are not made, and everyone waits
+        assert not await fair.try_take([quiet], keep=3)
+    finally:
+        await client.aclose()
+        await proxy.stop()
+
+
 class _Down:
     async def take(self, *args: object, **kwargs: object) -> float:
         raise StorageUnavailable("down")
 
-    promise = release = hold_off = take
+    promise = release = hold_off = take_some = take
 
 
 async def test_without_the_shared_store_a_process_keeps_its_own_windows() -> None:

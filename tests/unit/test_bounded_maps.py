@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.core.call_windows import FairCallWindows, LocalCallWindows
+from bot.core.call_windows import LEASES_KEPT, FairCallWindows, LocalCallWindows
 from bot.core.ports import Allowance
 from bot.slack.native_stream import REFUSAL_MEMORY_S, NativeRefusals
 
@@ -28,6 +28,14 @@ async def test_callers_in_one_line_still_go_in_arrival_order() -> None:
     await asyncio.gather(*(take(n) for n in range(6)))  # two a window: most of them wait in the line
     assert order == list(range(6))
     assert len(windows._lines) == 0
+
+
+async def test_calls_granted_ahead_are_remembered_for_a_bounded_number_of_workspaces() -> None:
+    windows = FairCallWindows(LocalCallWindows())
+    for workspace in range(LEASES_KEPT + 500):
+        assert await windows.try_take([Allowance("chat.update", f"T{workspace}", 45)], keep=0)
+    assert 0 < len(windows._leased) <= LEASES_KEPT
+    assert await windows.try_take([Allowance("chat.update", f"T{LEASES_KEPT + 499}", 45)], keep=0)
 
 
 def test_native_streaming_refusals_are_forgotten_when_they_lapse_and_capped() -> None:
