@@ -60,12 +60,17 @@ class TcpProxy:
         return await asyncio.open_connection(self._target_host, self._target_port)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._pipes.add(client_writer)  # a cut while the target is still being reached resets this one too
         try:
             target_reader, target_writer = await self._open_target()
         except OSError:
+            self._pipes.discard(client_writer)
             client_writer.transport.abort()
             return
-        self._pipes.update((client_writer, target_writer))
+        if client_writer not in self._pipes:  # cut meanwhile: the connection must not outlive the outage
+            target_writer.transport.abort()
+            return
+        self._pipes.add(target_writer)
         await asyncio.gather(
             self._pump(client_reader, target_writer, count=True), self._pump(target_reader, client_writer)
         )
