@@ -176,6 +176,10 @@ class Keys(_Tagged):
         """Set when someone clicks Stop; read by the process writing the answer when its Stop channel reconnects."""
         return self._ws("answer-stop", workspace_id, answer_id)
 
+    def settings_changes_channel(self) -> str:
+        """Pub/Sub channel naming a workspace whose channel personas or budgets were just changed (settings_cache)."""
+        return f"{self.prefix}settings-changes"
+
     def answer_stops_channel(self) -> str:
         """Pub/Sub channel of Stop requests ("<workspace> <answer id>"), heard by every process; global (a process
         hears every workspace's), which plain SUBSCRIBE gives on a cluster too (module docstring)."""

@@ -12,7 +12,7 @@ import contextlib
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.conversation import ConversationKey, Fold, MeasuredSize, OpenExchange, StoredConversation, Turn
@@ -250,6 +250,13 @@ class MemoryStore:
         self._values.set(("media", workspace_id, ref), attachment, self._conversation_ttl_s)
 
     # --- BudgetStore -----------------------------------------------------------------------------------
+    async def follow_settings_changes(
+        self, on_change: Callable[[str], None], on_ready: Callable[[], Awaitable[None]]
+    ) -> None:
+        """One process: its settings copy sees its own writes, so there is nothing to hear; waits until cancelled."""
+        await on_ready()
+        await asyncio.Event().wait()
+
     async def budgets(self, workspace_id: str) -> dict[str, float | None]:
         self._check()
         return dict(self._budgets.get(workspace_id, {}))

@@ -7,8 +7,8 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
@@ -28,6 +28,7 @@ __all__ = ["_UNREACHABLE", "RedisStore", "_translated", "connect", "public_locat
 log = logging.getLogger(__name__)
 
 # Keep the current DM session while it is active; start the candidate after an idle period. One round trip.
+SETTINGS_LISTEN_TICK_S = 1.0  # how often the settings follower wakes while no change comes (a cancel ends it)
 _DM_SESSION = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -114,6 +115,31 @@ class RedisStore(RedisConversations):
     @_translated
     async def set_channel_persona(self, workspace_id: str, channel_id: str, persona: str) -> None:
         await self.client.set(self.keys.channel_persona(workspace_id, channel_id), persona)
+        await self._settings_changed(workspace_id)
+
+    async def _settings_changed(self, workspace_id: str) -> None:
+        """Every process's copy of the workspace's settings is dropped (bot/storage/settings_cache.py). Not in the
+        write's pipeline: a cluster client refuses PUBLISH there; a settings change is rare."""
+        await self.client.publish(self.keys.settings_changes_channel(), workspace_id)
+
+    @_translated
+    async def follow_settings_changes(
+        self, on_change: Callable[[str], None], on_ready: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Hear every workspace whose settings change, until the connection breaks (then raise); `on_ready` runs
+        once subscribed, so the caller can drop what it read while not listening."""
+        if is_cluster(self.client):  # a subscription at start-up may be the client's first use: learn the slots
+            await cast(RedisCluster, self.client).initialize()
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.settings_changes_channel())
+            await on_ready()
+            while True:
+                message = await pubsub.get_message(timeout=SETTINGS_LISTEN_TICK_S)
+                if message is not None and isinstance(message.get("data"), str):
+                    on_change(message["data"])
+        finally:
+            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
 
     # --- MediaStore -----------------------------------------------------------------------------------
     @_translated
@@ -152,6 +178,7 @@ class RedisStore(RedisConversations):
     @_translated
     async def set_budget(self, workspace_id: str, kind: str, usd: float | None) -> None:
         await self.client.hset(self.keys.budgets(workspace_id), kind, "off" if usd is None else repr(usd))
+        await self._settings_changed(workspace_id)
 
     # --- Approvals ------------------------------------------------------------------------------------
     @_translated

@@ -57,7 +57,7 @@ class Core:
     prices: PriceTable
     metrics: Metrics
     embedded_redis: EmbeddedRedis | None = field(default=None)
-    # Channel personas and budgets as every answer reads them: a few seconds' copy (bot/storage/settings_cache.py).
+    # Channel personas and budgets as every answer reads them: a copy dropped on change (bot/storage/settings_cache.py).
     workspace_settings: CachedWorkspaceSettings = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +155,7 @@ class Core:
         if self.web is not None:
             await self.web.close()
         await self.model.close()
+        await self.workspace_settings.close()  # its subscription: before Redis closes
         await self.store.close()
         if self.embedded_redis is not None:
             self.embedded_redis.close()

@@ -112,6 +112,7 @@ class Bot:
 
     async def start(self) -> None:
         await self.core.start()
+        self.core.workspace_settings.start()  # hears settings changed through other processes
         if self.single_workspace:
             self._background.append(asyncio.create_task(self._own_workspace_is_back()))
         self._background.append(asyncio.create_task(self.retention.run(self._stopping)))
