@@ -34,6 +34,7 @@ NOT_PURGED = {
     "oauth_state": "global: issued before the workspace is known",
     "pending_purges": "global: the schedule itself",
     "answer_stops_channel": "global: a pub/sub channel, which stores nothing",
+    "settings_changes_channel": "global: a pub/sub channel, which stores nothing",
     "oauth_states_live": "global: the index of live OAuth states, which belong to no workspace yet",
     "install_rate": "global: install visits per client address, gone after two minutes",
     "provider_breaker": "global: a Claude provider's health, shared by every workspace; expires by itself",
@@ -102,7 +103,7 @@ def test_every_key_but_the_global_ones_names_its_workspace_and_is_purged(key_pre
     for name, key in built.items():
         assert not t2.fullmatch(key) and not t11.fullmatch(key), f"{name}: {key} matched another workspace"
         names = ("oauth_state", "pending_purges", "answer_stops_channel", "oauth_states_live", "install_rate")
-        names += ("live_answers",)
+        names += ("live_answers", "settings_changes_channel")
         if name not in (*names, "provider_breaker"):
             assert re.search(r":\{?T1(?:[:}]|$)", key), f"{name}: {key} does not name its workspace"
             if hash_tags:  # on a cluster, the workspace (or one of its conversations) picks the slot
