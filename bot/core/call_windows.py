@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.core.errors import StorageUnavailable
-from bot.core.ports import Allowance, CallWindows
+from bot.core.ports import Allowance, CallWindows, Granted
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ REFUSAL_MEMO_S = 0.5
 LEASED_CALLS = 3
 LEASE_HOLD_S = 5.0
 LEASES_KEPT = 10_000  # buckets with calls granted ahead that one process remembers at most
+AHEAD_KEPT_S = 120.0  # a call granted ahead in the local windows can be given back for this long (then it lapsed)
 T = TypeVar("T")
 
 
@@ -38,6 +40,8 @@ class LocalCallWindows:
         self._calls: dict[str, deque[float]] = {}
         self._promised: dict[str, dict[str, float]] = {}
         self._held: dict[str, float] = {}
+        self._ahead: dict[str, float] = {}  # calls granted ahead, by name: when they count as made
+        self._named = 0
 
     async def take(
         self,
@@ -46,7 +50,13 @@ class LocalCallWindows:
         keep: int | None = None,
         settle: Sequence[str] = (),
         spent: Sequence[float] = (),
+        give_back: Sequence[str] = (),
     ) -> float:
+        for name in give_back:
+            if (at := self._ahead.pop(name, None)) is not None:
+                for allowance in allowances:
+                    with contextlib.suppress(ValueError):
+                        self._calls.get(allowance.bucket, deque()).remove(at)
         wait = max((self._wait(allowance, 1, keep, settle) for allowance in allowances), default=0.0)
         if wait > 0:
             return wait
@@ -59,18 +69,23 @@ class LocalCallWindows:
                 self._promised[allowance.bucket].pop(member, None)
         return 0.0
 
-    async def take_some(
-        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
-    ) -> tuple[int, float]:
+    async def take_some(self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float) -> Granted:
         wait = max((self._wait(allowance, 1, keep, ()) for allowance in allowances), default=0.0)
         if wait > 0:
-            return 0, wait
+            return Granted(0, wait)
         granted = most if all(self._half_used_with(allowance, most, keep) for allowance in allowances) else 1
         now = self._clock()
+        self._ahead = {name: at for name, at in self._ahead.items() if at > now - AHEAD_KEPT_S}
+        ahead = tuple(f"ahead-{self._next_name()}" for _ in range(granted - 1))
+        self._ahead.update(dict.fromkeys(ahead, now + hold_s))
         for allowance in allowances:
             made = [now, *[now + hold_s] * (granted - 1)]
             self._calls[allowance.bucket] = deque(sorted([*self._calls[allowance.bucket], *made]))
-        return granted, 0.0
+        return Granted(granted, 0.0, ahead)
+
+    def _next_name(self) -> int:
+        self._named += 1
+        return self._named
 
     def _half_used_with(self, allowance: Allowance, more: int, keep: int) -> bool:
         used = len(self._calls[allowance.bucket]) + len(self._promised[allowance.bucket])
@@ -115,9 +130,9 @@ class LocalCallWindows:
 
 @dataclass(slots=True)
 class _Leased:
-    """Calls this process was granted ahead (take_some) and may still make without asking, until `until`."""
+    """Calls this process was granted ahead (take_some): made without asking until `until`, else given back."""
 
-    left: int
+    ahead: list[str]
     until: float  # monotonic
 
 
@@ -144,20 +159,33 @@ class FairCallWindows:
         self._lines: dict[tuple[str, ...], _Line] = {}
         self._refused: dict[tuple[object, ...], float] = {}  # question -> until when (monotonic) it is not asked
         self._leased: dict[tuple[str, ...], _Leased] = {}  # buckets -> optional calls granted ahead
+        self._unspent: dict[tuple[str, ...], list[str]] = {}  # buckets -> calls granted ahead, not to be made
 
     async def take(
         self, allowances: Sequence[Allowance], *, settle: Sequence[str] = (), spent: Sequence[float] = ()
     ) -> None:
-        """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner."""
-        if settle and await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent)) <= 0:
-            return  # promised: its room is set aside, so it need not queue behind anyone
+        """Wait for this call's turn in every allowance; the shared windows say how long, so no polling sooner.
+
+        Calls this process was granted ahead for the same allowances and did not make are given back with the first
+        question (an answer's final edit hands back what its interim edits did not use)."""
         key = tuple(a.bucket for a in allowances)
+        self._set_aside(key)
+        returning = self._unspent.pop(key, [])
+
+        def ask(windows: CallWindows) -> Awaitable[float]:
+            return windows.take(allowances, settle=settle, spent=spent, give_back=returning)
+
+        if settle:
+            if await self._ask(ask) <= 0:
+                return  # promised: its room is set aside, so it need not queue behind anyone
+            returning = []  # given back with that first question, granted or not
         line = self._lines.setdefault(key, _Line())
         line.users += 1
         started = time.monotonic()
         try:
             async with line.lock:
-                while (wait_s := await self._ask(lambda w: w.take(allowances, settle=settle, spent=spent))) > 0:  # noqa: ASYNC110
+                while (wait_s := await self._ask(ask)) > 0:
+                    returning = []
                     await asyncio.sleep(wait_s)  # the shared windows say when: polling sooner only costs round trips
         finally:
             line.users -= 1
@@ -175,31 +203,33 @@ class FairCallWindows:
         if self._refused_lately(question):
             return False
         asked_at = time.monotonic()
-        granted, wait = await self._ask(
-            lambda w: w.take_some(allowances, keep=keep, most=LEASED_CALLS, hold_s=LEASE_HOLD_S)
-        )
-        if not granted:
-            self._remember_refusal(question, wait)
+        granted = await self._ask(lambda w: w.take_some(allowances, keep=keep, most=LEASED_CALLS, hold_s=LEASE_HOLD_S))
+        if not granted.calls:
+            self._remember_refusal(question, granted.wait_s)
             return False
-        if granted > 1:
-            if len(self._leased) >= LEASES_KEPT:  # lapsed ones first; then all (unspent calls only lapse unused)
-                self._leased = {b: lease for b, lease in self._leased.items() if lease.until > asked_at}
-                if len(self._leased) >= LEASES_KEPT:
-                    self._leased.clear()
-            self._leased[buckets] = _Leased(granted - 1, asked_at + LEASE_HOLD_S)
+        if granted.ahead:
+            if len(self._leased) + len(self._unspent) >= LEASES_KEPT:  # forgotten ones only lapse, unused
+                self._leased.clear()
+                self._unspent.clear()
+            self._leased[buckets] = _Leased(list(granted.ahead), asked_at + LEASE_HOLD_S)
         return True
 
     def _spend_leased(self, buckets: tuple[str, ...]) -> bool:
         leased = self._leased.get(buckets)
         if leased is None:
             return False
-        if leased.until <= time.monotonic():
-            del self._leased[buckets]
+        if leased.until <= time.monotonic():  # too late to make them: they go back with the next take
+            self._set_aside(buckets)
             return False
-        leased.left -= 1
-        if leased.left == 0:
+        leased.ahead.pop()
+        if not leased.ahead:
             del self._leased[buckets]
         return True
+
+    def _set_aside(self, buckets: tuple[str, ...]) -> None:
+        """Calls granted ahead that will not be made: the next take for these buckets gives them back."""
+        if (leased := self._leased.pop(buckets, None)) is not None:
+            self._unspent.setdefault(buckets, []).extend(leased.ahead)
 
     async def promise(
         self, allowance: Allowance, members: Sequence[str], *, keep: int, ttl_s: float, now: Sequence[Allowance] = ()
@@ -223,7 +253,7 @@ class FairCallWindows:
 
     async def hold_off(self, allowance: Allowance, seconds: float) -> None:
         for buckets in [b for b in self._leased if allowance.bucket in b]:
-            del self._leased[buckets]  # Slack said 429: calls granted ahead are not made
+            self._set_aside(buckets)  # Slack said 429: calls granted ahead are not made
         await self._local.hold_off(allowance, seconds)
         try:
             await self._shared.hold_off(allowance, seconds)

@@ -275,6 +275,15 @@ class Allowance:
         return ":".join(filter(None, (self.method, self.workspace_id, self.channel_id)))
 
 
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """What CallWindows.take_some granted: `calls` (0: refused, see `wait_s`), and the names of those granted ahead."""
+
+    calls: int
+    wait_s: float = 0.0
+    ahead: tuple[str, ...] = ()
+
+
 class CallWindows(Protocol):
     """Rate windows shared by every process, with promises: calls set aside for work already under way.
 
@@ -289,6 +298,7 @@ class CallWindows(Protocol):
         keep: int | None = None,
         settle: Sequence[str] = (),
         spent: Sequence[float] = (),
+        give_back: Sequence[str] = (),
     ) -> float:
         """Take one call from every allowance, all or none: 0.0, or seconds until asking again may succeed.
 
@@ -296,16 +306,15 @@ class CallWindows(Protocol):
         integer: an optional call, taken only if every promised call plus `keep` more stay free afterwards.
         `spent`: when (epoch seconds) calls were already made on settled promises, without asking: a promise
         counts as taken until settled, so recording them late never lets anyone overspend.
+        `give_back`: calls granted ahead (`take_some`) that will not be made, taken out of the windows first.
         """
         ...
 
-    async def take_some(
-        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
-    ) -> tuple[int, float]:
+    async def take_some(self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float) -> Granted:
         """Optional calls for later too: `most` at once while every allowance stays at most half used with them (a
-        quiet workspace), else one by `take`'s rule for `keep`. Returns (calls granted, 0.0) or (0, seconds until
-        asking again may succeed). The calls beyond the first count as made `hold_s` from now, the latest the caller
-        may make them, so their window never ends before the real calls'.
+        quiet workspace), else one by `take`'s rule for `keep` (none: Granted.wait_s says how long to wait). The
+        calls beyond the first count as made `hold_s` from now, the latest the caller may make them, so their window
+        never ends before the real calls'; those not made are given back with a later `take`.
         """
         ...
 

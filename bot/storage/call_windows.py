@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from bot.core.ports import Allowance
+from bot.core.ports import Allowance, Granted
 from bot.storage.keys import Keys
 from bot.storage.redis_store import _translated
 
@@ -26,8 +26,8 @@ end
 """
 # KEYS: per bucket its window, promises and hold. ARGV: mode ("take" | "promise" | "release"), keep (-1: none),
 # the promises a take settles and the members a promise adds (a take: the times in ms of calls already made on
-# promises it settles), each joined by "\n"; promise ttl ms; then per
-# bucket: limit, window ms.
+# promises it settles), each joined by "\n"; promise ttl ms; the calls a take gives back unspent (granted ahead by
+# _TAKE_SOME), joined by "\n"; then per bucket: limit, window ms.
 # Returns 0 when granted, else milliseconds until asking again may succeed.
 _WINDOWS = (
     _KEEP_WINDOW
@@ -40,7 +40,7 @@ local function lines(text)
   for m in string.gmatch(text, '[^\\n]+') do found[#found + 1] = m end
   return found
 end
-local settle, members = lines(ARGV[3]), lines(ARGV[4])
+local settle, members, given_back = lines(ARGV[3]), lines(ARGV[4]), lines(ARGV[6])
 if mode == 'release' then
   for i = 0, #KEYS / 3 - 1 do
     for _, m in ipairs(settle) do redis.call('ZREM', KEYS[3 * i + 2], m) end
@@ -51,9 +51,10 @@ local wait = 0
 local n = #KEYS / 3
 for i = 0, n - 1 do
   local calls, promised_key, hold = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-  local limit, window = tonumber(ARGV[6 + 2 * i]), tonumber(ARGV[7 + 2 * i])
+  local limit, window = tonumber(ARGV[7 + 2 * i]), tonumber(ARGV[8 + 2 * i])
   local held = tonumber(redis.call('GET', hold) or '0')
   if held > now then wait = math.max(wait, held - now) end
+  for _, m in ipairs(given_back) do redis.call('ZREM', calls, m) end
   redis.call('ZREMRANGEBYSCORE', calls, '-inf', now - window)
   redis.call('ZREMRANGEBYSCORE', promised_key, '-inf', now)
   local used = redis.call('ZCARD', calls)
@@ -79,7 +80,7 @@ end
 if wait > 0 then return wait end
 for i = 0, n - 1 do
   local calls, promised_key = KEYS[3 * i + 1], KEYS[3 * i + 2]
-  local window = tonumber(ARGV[7 + 2 * i])
+  local window = tonumber(ARGV[8 + 2 * i])
   if mode == 'promise' and i == 0 then
     for _, m in ipairs(members) do redis.call('ZADD', promised_key, now + ttl, m) end
     redis.call('PEXPIRE', promised_key, ttl + 1000)
@@ -97,9 +98,10 @@ end
 return 0
 """
 )
-# KEYS: as _WINDOWS. ARGV: keep, most, hold ms, then per bucket: limit, window ms. Returns {granted, ms to wait}: `most`
-# calls while every bucket stays at most half used with them (and `keep`, and the promised), else one by take's rule
-# for `keep`, else {0, wait}. The calls beyond the first are scored `hold` ms ahead: the latest they may be made.
+# KEYS: as _WINDOWS. ARGV: keep, most, hold ms, then per bucket: limit, window ms. Returns {granted, ms to wait, the
+# names of the calls granted ahead...}: `most` calls while every bucket stays at most half used with them (and `keep`,
+# and the promised), else one by take's rule for `keep`, else {0, wait}. The calls beyond the first are scored `hold`
+# ms ahead, the latest they may be made, under names a later take can give back unspent.
 _TAKE_SOME = (
     _KEEP_WINDOW
     + """
@@ -129,17 +131,16 @@ for i = 0, n - 1 do
   end
 end
 if wait > 0 then return {0, wait} end
+local first_used = redis.call('ZCARD', KEYS[1])
+local out = {granted, 0}
+for k = 2, granted do out[#out + 1] = 'ahead-' .. (now + hold) .. '-' .. first_used .. '-' .. k end
 for i = 0, n - 1 do
   local calls, window = KEYS[3 * i + 1], tonumber(ARGV[5 + 2 * i])
-  local used = redis.call('ZCARD', calls)
-  for k = 1, granted do
-    local at = now
-    if k > 1 then at = now + hold end
-    redis.call('ZADD', calls, at, 'ahead-' .. at .. '-' .. used .. '-' .. k)
-  end
+  redis.call('ZADD', calls, now, now .. '-' .. redis.call('ZCARD', calls))
+  for k = 3, #out do redis.call('ZADD', calls, now + hold, out[k]) end
   keep_window(calls, now, window)
 end
-return {granted, 0}
+return out
 """
 )
 _HOLD = """
@@ -170,20 +171,20 @@ class RedisCallWindows:
         keep: int | None = None,
         settle: Sequence[str] = (),
         spent: Sequence[float] = (),
+        give_back: Sequence[str] = (),
     ) -> float:
         made = [str(int(at * 1000)) for at in spent]
-        return await self._run("take", allowances, keep=keep, settle=settle, members=made)
+        return await self._run("take", allowances, keep=keep, settle=settle, members=made, give_back=give_back)
 
     @_translated
-    async def take_some(
-        self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float
-    ) -> tuple[int, float]:
+    async def take_some(self, allowances: Sequence[Allowance], *, keep: int, most: int, hold_s: float) -> Granted:
         keys = [key for a in allowances for key in self._keys_of(a)]
         args: list[Any] = [keep, most, math.ceil(hold_s * 1000)]
         for allowance in allowances:
             args += [allowance.limit, math.ceil(allowance.window_s * 1000)]
-        granted, wait_ms = await self._take_some(keys=keys, args=args)
-        return int(granted), float(wait_ms) / 1000
+        granted, wait_ms, *ahead = await self._take_some(keys=keys, args=args)
+        names = tuple(name.decode() if isinstance(name, bytes) else str(name) for name in ahead)
+        return Granted(int(granted), float(wait_ms) / 1000, names)
 
     @_translated
     async def promise(
@@ -217,10 +218,12 @@ class RedisCallWindows:
         settle: Sequence[str] = (),
         members: Sequence[str] = (),
         ttl_s: float = 0.0,
+        give_back: Sequence[str] = (),
     ) -> float:
         keys = [key for a in allowances for key in self._keys_of(a)]
         ttl_ms = math.ceil(ttl_s * 1000)
         args: list[Any] = [mode, -1 if keep is None else keep, "\n".join(settle), "\n".join(members), ttl_ms]
+        args.append("\n".join(give_back))
         for allowance in allowances:
             args += [allowance.limit, math.ceil(allowance.window_s * 1000)]
         wait_ms = await self._windows(keys=keys, args=args)

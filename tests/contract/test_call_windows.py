@@ -8,9 +8,10 @@ import time
 import pytest
 import redis.asyncio as redis
 
+from bot.core import call_windows
 from bot.core.call_windows import LEASED_CALLS, FairCallWindows, LocalCallWindows
 from bot.core.errors import StorageUnavailable
-from bot.core.ports import Allowance, CallWindows
+from bot.core.ports import Allowance, CallWindows, Granted
 from bot.storage.call_windows import RedisCallWindows
 from bot.storage.keys import Keys
 from tests.contract.test_redis_store import _proxy_for
@@ -82,22 +83,32 @@ async def test_a_hold_off_stops_everyone_for_its_retry_after(windows: CallWindow
 
 async def test_a_quiet_window_grants_optional_calls_ahead_and_a_busy_one_one_at_a_time(windows: CallWindows) -> None:
     edits = Allowance("chat.update", "T1", 10, window_s=1.0)
-    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (3, 0.0)  # 3 of 10: at most half used
-    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (1, 0.0)  # 6 would be over half
-    assert await windows.take_some([edits], keep=4, most=3, hold_s=0.5) == (1, 0.0)  # 4 used + 1 + 4 kept = 9
-    granted, wait = await windows.take_some([edits], keep=5, most=3, hold_s=0.5)
-    assert granted == 0 and 0 < wait <= 1.0  # 5 used + 1 + 5 kept > 10: refused, like take with that keep
+    first = await windows.take_some([edits], keep=0, most=3, hold_s=0.5)  # 3 of 10: at most half used
+    assert (first.calls, first.wait_s, len(set(first.ahead))) == (3, 0.0, 2)
+    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == Granted(1)  # 6 would be over half
+    assert await windows.take_some([edits], keep=4, most=3, hold_s=0.5) == Granted(1)  # 4 used + 1 + 4 kept = 9
+    refused = await windows.take_some([edits], keep=5, most=3, hold_s=0.5)
+    assert refused.calls == 0 and 0 < refused.wait_s <= 1.0  # 5 used + 1 + 5 kept > 10: refused, as take would
     assert [await windows.take([edits]) for _ in range(5)] == [0.0] * 5
     assert await windows.take([edits]) > 0
 
 
 async def test_calls_granted_ahead_count_until_the_last_moment_they_may_be_made(windows: CallWindows) -> None:
     edits = Allowance("chat.update", "T1", 6, window_s=1.0)
-    assert await windows.take_some([edits], keep=0, most=3, hold_s=0.5) == (3, 0.0)
+    assert (await windows.take_some([edits], keep=0, most=3, hold_s=0.5)).calls == 3
     assert [await windows.take([edits]) for _ in range(3)] == [0.0] * 3
     await asyncio.sleep(1.1)  # the calls made at once have left the window; the two granted ahead count till 1.5 s
     assert [await windows.take([edits]) for _ in range(4)] == [0.0] * 4
     assert 0.1 < await windows.take([edits]) <= 0.5
+
+
+async def test_calls_granted_ahead_and_not_made_are_given_back(windows: CallWindows) -> None:
+    edits = Allowance("chat.update", "T1", 6, window_s=1.0)
+    granted = await windows.take_some([edits], keep=0, most=3, hold_s=0.5)
+    assert await windows.take([edits], give_back=granted.ahead) == 0.0  # the final edit: 2 used, not 4
+    assert [await windows.take([edits]) for _ in range(4)] == [0.0] * 4
+    assert await windows.take([edits]) > 0
+    assert await windows.take([edits], give_back=granted.ahead) > 0  # given back once only
 
 
 async def test_optional_calls_granted_ahead_are_spent_without_a_round_trip(
@@ -112,6 +123,12 @@ async def test_optional_calls_granted_ahead_are_spent_without_a_round_trip(
         asked = proxy.requests
         assert [await fair.try_take([quiet], keep=3) for _ in range(LEASED_CALLS + 1)] == [True] * (LEASED_CALLS + 1)
         assert proxy.requests - asked == 2  # one question for the first LEASED_CALLS calls, one for the next
+        window = Keys(key_prefix).call_window("chat.update", "T1", "")
+        assert await redis_client.zcard(window) == 2 * LEASED_CALLS
+        asked = proxy.requests
+        await fair.take([quiet])  # the answer's final edit: it hands back the two calls granted ahead and not made
+        assert proxy.requests - asked == 1
+        assert await redis_client.zcard(window) == LEASED_CALLS + 2
         for _ in range(20):
             await fair.take([busy])
         asked = proxy.requests
@@ -122,6 +139,21 @@ async def test_optional_calls_granted_ahead_are_spent_without_a_round_trip(
     finally:
         await client.aclose()
         await proxy.stop()
+
+
+async def test_calls_granted_ahead_too_late_to_make_are_given_back_with_the_next_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(call_windows, "LEASE_HOLD_S", 0.05)
+    local = LocalCallWindows()
+    fair = FairCallWindows(local)
+    edits = Allowance("chat.update", "T1", 12, window_s=5.0)
+    assert await fair.try_take([edits], keep=0)  # 3 granted: 1 made, 2 ahead
+    await asyncio.sleep(0.1)
+    assert await fair.try_take([edits], keep=0)  # the 2 ahead are too late now: asked again (3 more, 2 ahead)
+    await fair.take([edits])  # gives back all 4 not made
+    assert [await local.take([edits]) for _ in range(9)] == [0.0] * 9  # 3 made + 9 = 12
+    assert await local.take([edits]) > 0
 
 
 class _Down:
