@@ -3,6 +3,8 @@ following the person from channel to channel, and questions answered with a stat
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import action_ids, bot_messages, eventually
 from tests.fakes.anthropic_api import FakeAnthropic, TextReply
@@ -51,6 +53,11 @@ async def test_a_question_in_the_pane_gets_a_status_a_title_and_a_streamed_answe
     moved = assistant_thread_started(thread_ts=thread, context_channel_id="C0DATA")
     moved["type"] = "assistant_thread_context_changed"
     await running.sender.send_event(event_callback(moved))
+    # Acked events are handled concurrently: the move is in before the person, seconds later, types a question.
+    for _ in range(200):
+        if (await running.bot.slack_deps.pane.persona("T0001", "D0DM", thread)).name == "sql_expert":
+            break
+        await asyncio.sleep(0.01)
 
     claude.script(TextReply("Dialect: PostgreSQL (assumed). Use `GROUP BY`."))
     question = "How do I count   orders per customer in our warehouse, including the ones without any orders at all?"
