@@ -96,8 +96,8 @@ class LocalCallWindows:
     ) -> bool:
         if self._wait(allowance, len(members), keep, ()) > 0 or any(self._wait(a, 1, None, ()) > 0 for a in now):
             return False
-        for each in now:
-            self._calls[each.bucket].append(self._clock())
+        for each in now:  # in time order: calls granted ahead (take_some) may be later than now
+            self._calls[each.bucket] = deque(sorted([*self._calls[each.bucket], self._clock()]))
         lapses = self._clock() + ttl_s
         self._promised[allowance.bucket].update(dict.fromkeys(members, lapses))
         return True
