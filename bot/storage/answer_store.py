@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -14,13 +13,13 @@ from typing import Any
 import redis.asyncio as redis
 
 from bot.core.answer_records import AnswerRecord, Vote
+from bot.storage.connection import listen
 from bot.storage.keys import FEEDBACK_TTL_S, STOP_FLAG_TTL_S, Keys
 from bot.storage.redis_store import _translated
 
 log = logging.getLogger(__name__)
 
 MAX_FEEDBACK_DAYS = 400
-STOP_LISTEN_TICK_S = 1.0  # how long one read of the Stop channel waits (a local wait: no Redis command is sent)
 UNKNOWN_PERSONA = "(unknown)"  # an answer that failed before its persona was known; not a valid persona name
 
 # One vote per person per answer; a changed vote moves from one count to the other. Returns 0 when unchanged.
@@ -125,17 +124,12 @@ class RedisAnswerStore:
     async def follow_stops(self, on_stop: Callable[[str, str], None], on_ready: Callable[[], Awaitable[None]]) -> None:
         """Hear every Stop request until the connection breaks (then raise); `on_ready` runs once subscribed, so the
         caller can read the flags of requests made while it was not listening."""
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self._keys.answer_stops_channel())
-            await on_ready()
-            while True:
-                message = await pubsub.get_message(timeout=STOP_LISTEN_TICK_S)
-                if message is not None and isinstance(message.get("data"), str):
-                    workspace_id, _, answer_id = message["data"].partition(" ")
-                    on_stop(workspace_id, answer_id)
-        finally:
-            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+
+        def heard(data: str) -> None:
+            workspace_id, _, answer_id = data.partition(" ")
+            on_stop(workspace_id, answer_id)
+
+        await listen(self._client, self._keys.answer_stops_channel(), heard, on_ready)
 
     @_translated
     async def stop_requested(self, workspace_id: str, answer_id: str) -> bool:

@@ -17,11 +17,20 @@ from bot.core.ports import Allowance, Granted
 from bot.storage.keys import Keys
 from bot.storage.redis_store import _translated
 
-# A window's key lives until its newest call leaves the window: a call granted ahead (take_some) counts to its end.
-_KEEP_WINDOW = """
+# Shared by the scripts below. keep_window: a window's key lives until its newest call leaves the window (a call
+# granted ahead by _TAKE_SOME counts to its end). room_in: 0 if `need` more calls fit beside `used`, else ms until
+# enough of the oldest calls have left the window.
+_WINDOW_HELPERS = """
 local function keep_window(calls, now, window)
   local newest = tonumber(redis.call('ZRANGE', calls, -1, -1, 'WITHSCORES')[2]) or now
   redis.call('PEXPIRE', calls, math.max(newest - now, 0) + window + 1000)
+end
+local function room_in(calls, used, need, limit, window, now)
+  local excess = used + need - limit
+  if excess <= 0 then return 0 end
+  if excess > used then return window end
+  local oldest = redis.call('ZRANGE', calls, excess - 1, excess - 1, 'WITHSCORES')
+  return math.max(tonumber(oldest[2]) + window - now, 1)
 end
 """
 # KEYS: per bucket its window, promises and hold. ARGV: mode ("take" | "promise" | "release"), keep (-1: none),
@@ -30,7 +39,7 @@ end
 # _TAKE_SOME), joined by "\n"; then per bucket: limit, window ms.
 # Returns 0 when granted, else milliseconds until asking again may succeed.
 _WINDOWS = (
-    _KEEP_WINDOW
+    _WINDOW_HELPERS
     + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -67,15 +76,7 @@ for i = 0, n - 1 do
       if redis.call('ZSCORE', promised_key, m) then need = need - 1 end
     end
   end
-  local excess = used + need - limit
-  if excess > 0 then
-    if excess > used then
-      wait = math.max(wait, window)
-    else
-      local oldest = redis.call('ZRANGE', calls, excess - 1, excess - 1, 'WITHSCORES')
-      wait = math.max(wait, tonumber(oldest[2]) + window - now, 1)
-    end
-  end
+  wait = math.max(wait, room_in(calls, used, need, limit, window, now))
 end
 if wait > 0 then return wait end
 for i = 0, n - 1 do
@@ -103,7 +104,7 @@ return 0
 # and the promised), else one by take's rule for `keep`, else {0, wait}. The calls beyond the first are scored `hold`
 # ms ahead, the latest they may be made, under names a later take can give back unspent.
 _TAKE_SOME = (
-    _KEEP_WINDOW
+    _WINDOW_HELPERS
     + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -120,15 +121,7 @@ for i = 0, n - 1 do
   local used = redis.call('ZCARD', calls)
   local reserved = keep + redis.call('ZCARD', promised_key)
   if used + reserved + most > math.floor(limit / 2) then granted = 1 end
-  local excess = used + reserved + 1 - limit
-  if excess > 0 then
-    if excess > used then
-      wait = math.max(wait, window)
-    else
-      local oldest = redis.call('ZRANGE', calls, excess - 1, excess - 1, 'WITHSCORES')
-      wait = math.max(wait, tonumber(oldest[2]) + window - now, 1)
-    end
-  end
+  wait = math.max(wait, room_in(calls, used, reserved + 1, limit, window, now))
 end
 if wait > 0 then return {0, wait} end
 local first_used = redis.call('ZCARD', KEYS[1])

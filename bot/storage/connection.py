@@ -6,6 +6,7 @@ Which keys share a slot on a cluster is decided in `keys.py`; this module only b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -60,6 +61,28 @@ def connect(
         return connect_cluster(url, options)
     # No CLIENT SETINFO: two round trips less for every connection a burst opens.
     return redis.Redis.from_pool(redis.ConnectionPool.from_url(url, driver_info=None, **options))
+
+
+LISTEN_TICK_S = 1.0  # how long one read of a Pub/Sub channel waits (a local wait: no Redis command is sent)
+
+
+async def listen(
+    client: redis.Redis, channel: str, on_message: Callable[[str], None], on_ready: Callable[[], Awaitable[None]]
+) -> None:
+    """Hear every message on `channel` until the connection breaks (then raise); `on_ready` runs once subscribed, so
+    the caller can catch up on what it missed while not listening. Plain SUBSCRIBE: global on a cluster too."""
+    if is_cluster(client):  # a subscription at start-up may be the client's first use: learn the slots first
+        await cast(RedisCluster, client).initialize()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(channel)
+        await on_ready()
+        while True:
+            message = await pubsub.get_message(timeout=LISTEN_TICK_S)
+            if message is not None and isinstance(message.get("data"), str):
+                on_message(message["data"])
+    finally:
+        await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
 
 
 def public_location(url: str) -> str:

@@ -8,14 +8,14 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from bot.core.ports import Attachment
-from bot.storage.connection import cluster_state, connect, is_cluster, public_location
+from bot.storage.connection import cluster_state, connect, is_cluster, listen, public_location
 from bot.storage.keys import MAX_FOLDED_TURNS_KEPT, Keys
 from bot.storage.redis_conversations import RedisConversations
 from bot.storage.redis_errors import UNREACHABLE as _UNREACHABLE
@@ -28,7 +28,6 @@ __all__ = ["_UNREACHABLE", "RedisStore", "_translated", "connect", "public_locat
 log = logging.getLogger(__name__)
 
 # Keep the current DM session while it is active; start the candidate after an idle period. One round trip.
-SETTINGS_LISTEN_TICK_S = 1.0  # how often the settings follower wakes while no change comes (a cancel ends it)
 _DM_SESSION = """
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -128,18 +127,7 @@ class RedisStore(RedisConversations):
     ) -> None:
         """Hear every workspace whose settings change, until the connection breaks (then raise); `on_ready` runs
         once subscribed, so the caller can drop what it read while not listening."""
-        if is_cluster(self.client):  # a subscription at start-up may be the client's first use: learn the slots
-            await cast(RedisCluster, self.client).initialize()
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.keys.settings_changes_channel())
-            await on_ready()
-            while True:
-                message = await pubsub.get_message(timeout=SETTINGS_LISTEN_TICK_S)
-                if message is not None and isinstance(message.get("data"), str):
-                    on_change(message["data"])
-        finally:
-            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+        await listen(self.client, self.keys.settings_changes_channel(), on_change, on_ready)
 
     # --- MediaStore -----------------------------------------------------------------------------------
     @_translated
