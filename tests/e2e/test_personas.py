@@ -182,3 +182,20 @@ async def test_chat_with_an_unknown_persona_lists_the_valid_ones(
     result = await asyncio.to_thread(run_chat, ["--persona", "nope"], "", env)
     assert result.returncode == 2
     assert "nope" in result.stderr and "sql_expert" in result.stderr
+
+
+async def test_a_persona_set_through_one_process_is_used_by_another_at_once(
+    start_bot: BotFactory, slack: FakeSlack, claude: FakeAnthropic
+) -> None:
+    here, there = await start_bot(), await start_bot()  # two processes sharing Redis, as behind a load balancer
+    claude.script(TextReply("First."), TextReply("Second."))
+    await there.sender.send_event(event_callback(app_mention("before", ts="1700000409.000100")))
+    await wait_for_reply(slack, "C0GENERAL", "1700000409.000100", "First.")  # `there` has read #general's persona
+    assert claude.requests[0].system_text.startswith(DEFAULT_OPENING)
+
+    reply = await persona_command(here, slack, "sql_expert")
+    assert "sql_expert" in reply["text"]
+    await __import__("asyncio").sleep(0.2)  # the person who reads the confirmation asks a moment later
+    await there.sender.send_event(event_callback(app_mention("after", ts="1700000409.000200")))
+    await wait_for_reply(slack, "C0GENERAL", "1700000409.000200", "Second.")
+    assert claude.requests[1].system_text.startswith(SQL_OPENING)  # not the copy `there` read before the change
