@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import aiohttp
 import pytest
@@ -40,15 +40,20 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def scrape_when(url: str, name: str, expected: float, **labels: str) -> Samples:
-    """Scrape until a counter reaches `expected` (an answer's last observation lands just after its final edit)."""
+async def scrape_until(url: str, done: Callable[[Samples], bool]) -> Samples:
+    """Scrape until `done` holds (or 5 s pass): an answer's last observations land just after its final edit."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
     while True:
         samples = await scrape(url)
-        if value(samples, name, **labels) >= expected or loop.time() > deadline:
+        if done(samples) or loop.time() > deadline:
             return samples
         await asyncio.sleep(0.02)
+
+
+async def scrape_when(url: str, name: str, expected: float, **labels: str) -> Samples:
+    """Scrape until a counter reaches `expected`."""
+    return await scrape_until(url, lambda samples: value(samples, name, **labels) >= expected)
 
 
 async def test_metrics_count_requests_first_text_tokens_cost_claude_errors_and_slack_429s(
@@ -61,7 +66,11 @@ async def test_metrics_count_requests_first_text_tokens_cost_claude_errors_and_s
     await running.sender.send_event(event_callback(app_mention("hi", ts=ts)))
     await wait_for_reply(slack, "C0GENERAL", ts, "Hello from Claude.")
 
-    samples = await scrape_when(running.metrics_url, "claudebot_answers_total", 1, outcome="ok")
+    # The answer is counted at its final edit; it leaves "in progress" a moment later, when its last steps are done.
+    def answered_and_done(s: Samples) -> bool:
+        return value(s, "claudebot_answers_total", outcome="ok") >= 1 and value(s, "claudebot_answers_in_progress") == 0
+
+    samples = await scrape_until(running.metrics_url, answered_and_done)
     assert value(samples, "claudebot_answers_total", outcome="ok") == 1
     assert value(samples, "claudebot_slack_events_total", kind="app_mention", outcome="accepted") == 1
     assert value(samples, "claudebot_slack_ack_seconds_count", kind="app_mention") == 1
