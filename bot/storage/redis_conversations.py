@@ -1,8 +1,8 @@
 """The Redis ConversationStore: a thread's turns, its meta hash, and its fenced lease (see bot/core/leases.py).
 
-Every key of one thread shares its hash tag (`Keys._thread`), so each script below touches one slot on a cluster.
-A write given a lease runs as one script that first compares the lease's token with the thread's fence counter:
-no other holder can take the thread between the check and the write.
+Every key of one thread shares its hash tag (`Keys._thread`), so each of its scripts (bot/storage/thread_scripts.py)
+touches one slot on a cluster. A write given a lease runs as one script that first compares the lease's token with
+the thread's fence counter: no other holder can take the thread between the check and the write.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bot.core.errors import StorageUnavailable
 from bot.core.i18n import Text, tr
 from bot.core.leases import Lease, LeaseLost
 from bot.core.ports import ExchangeMark
+from bot.storage import thread_scripts as scripts
 from bot.storage.keys import Keys
 from bot.storage.redis_errors import UNREACHABLE, stopped, translated
 from bot.storage.thread_window import absolute
@@ -46,155 +47,6 @@ D = TypeVar("D", Fold, MeasuredSize, OpenExchange)
 
 STALE = -1  # what a fenced script returns when the lease's token is no longer the thread's
 _FINISHED = 2  # what a renewal returns once the holder's last write gave the thread up
-
-# KEYS: lock, fence. ARGV: lease ms, fence TTL s. Returns the new token, or 0 while someone holds the thread.
-# KEYS: lock, fence, queue, waiters. ARGV: lease ms, fence TTL s, order, waiter id, alive ms. Each try puts the
-# waiter in the thread's queue (scored by its question's time); the lock goes only to the queue's head, so questions
-# are stored in the order they were asked even when a later one reaches a free thread first (a question asked again
-# after its process died). A waiter that stopped trying (its process died) drops out once its alive time passes.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local alive = tonumber(ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-redis.call('HSET', KEYS[4], ARGV[4], now + alive)
-redis.call('PEXPIRE', KEYS[3], 4 * alive)
-redis.call('PEXPIRE', KEYS[4], 4 * alive)
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-while true do
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if head == ARGV[4] then break end
-  if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= now then return 0 end
-  redis.call('ZREM', KEYS[3], head)
-  redis.call('HDEL', KEYS[4], head)
-end
-redis.call('ZREM', KEYS[3], ARGV[4])
-redis.call('HDEL', KEYS[4], ARGV[4])
-local token = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-return token
-"""
-# KEYS: lock, fence, meta. ARGV: token, lease ms. A lock key that expired while this holder could not reach Redis is
-# taken back if nobody else took the thread meanwhile (the fence is still this token): its writes were never at risk.
-# Returns 2 once the holder's last write gave the thread up ("finish"): a renewal racing that write must not take it
-# back.
-_RENEW_FENCED = """
-if redis.call('HGET', KEYS[3], 'finished') == ARGV[1] then return 2 end
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
-_RENEW = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end"
-)
-_FENCE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end\n"
-# KEYS: turns, meta, fence, lock. ARGV: token or '', TTL s, persona or '', measured or '', exchange or '', turns...
-# "finish" closes the exchange, frees the lock and notes the token in `finished` in the same step; a finish sent again
-# after its reply was lost finds that note and changes nothing (the next holder may already have the thread).
-_APPEND = (
-    "if ARGV[5] == 'finish' and redis.call('HGET', KEYS[2], 'finished') == ARGV[1] then\n"
-    "  return redis.call('LLEN', KEYS[1])\nend\n"
-    + _FENCE
-    + """
-local added = #ARGV - 5
-local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
-local length
-if added > 0 then length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 6)) else length = redis.call('LLEN', KEYS[1]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'persona', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'measured', ARGV[4]) end
-if ARGV[5] == 'open' then
-  redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = length + base - added}))
-elseif ARGV[5] == 'close' or ARGV[5] == 'finish' then
-  redis.call('HDEL', KEYS[2], 'open')
-end
-if ARGV[5] == 'finish' then
-  if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
-  redis.call('HSET', KEYS[2], 'finished', ARGV[1])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return length
-"""
-)
-# KEYS: turns, meta, fence. ARGV: token or '', TTL s, fold, its upto, folded turns kept. The folded turns beyond the
-# newest kept ones are trimmed in the same step (turn 0 stays first): see bot/storage/thread_window.py, trimmed_count.
-_SAVE_FOLD = (
-    _FENCE
-    + """
-redis.call('HSET', KEYS[2], 'fold', ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
-local drop = tonumber(ARGV[4]) - tonumber(ARGV[5]) - base - 1
-if drop > 0 and drop + 1 < redis.call('LLEN', KEYS[1]) then
-  local first = redis.call('LINDEX', KEYS[1], 0)
-  redis.call('LTRIM', KEYS[1], drop + 1, -1)
-  redis.call('LPUSH', KEYS[1], first)
-  redis.call('HSET', KEYS[2], 'base', base + drop)
-end
-return 1
-"""
-)
-# KEYS: turns, meta. Returns persona, fold, measured, open, base, start, then turn 0 and the turns from list position
-# `start` on: what an answer needs, not the folded turns (bot/storage/thread_window.py, load_start).
-_LOAD = """
-local meta = redis.call('HMGET', KEYS[2], 'persona', 'fold', 'measured', 'open', 'base')
-local base = tonumber(meta[5]) or 0
-local start = 1
-if meta[2] then
-  local ok, fold = pcall(cjson.decode, meta[2])
-  if ok and type(fold) == 'table' and type(fold.upto) == 'number' then start = math.max(1, fold.upto - base) end
-end
-start = math.min(start, math.max(1, redis.call('LLEN', KEYS[1]) - 1))
-local out = {meta[1], meta[2], meta[3], meta[4], base, start}
-for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 0, 0)) do out[#out + 1] = turn end
-for _, turn in ipairs(redis.call('LRANGE', KEYS[1], start, -1)) do out[#out + 1] = turn end
-return out
-"""
-# The lock's first try and the thread's read in one round trip (one slot, so on a cluster too). KEYS: those of
-# _ACQUIRE, then turns and meta; ARGV: those of _ACQUIRE. Returns {0} when the thread is held, else the token followed
-# by what _LOAD returns.
-_ACQUIRE_AND_LOAD = (
-    "local function acquire()\n"
-    + _ACQUIRE
-    + "end\nlocal function load()\n"
-    + _LOAD.replace("KEYS[1]", "KEYS[5]").replace("KEYS[2]", "KEYS[6]")
-    + "end\nlocal token = acquire()\nif token == 0 then return {0} end\n"
-    + "local out = load()\ntable.insert(out, 1, token)\nreturn out\n"
-)
-# KEYS: turns, meta. ARGV: upto. Returns base, then the kept turns before absolute index upto (turn 0 aside).
-_FOLDED = """
-local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
-local out = {base}
-local last = tonumber(ARGV[1]) - base - 1
-if last >= 1 then
-  for _, turn in ipairs(redis.call('LRANGE', KEYS[1], 1, last)) do out[#out + 1] = turn end
-end
-return out
-"""
-# KEYS: turns, meta, fence. ARGV: token or ''.
-_FORGET = _FENCE + "return redis.call('DEL', KEYS[1], KEYS[2])"
-# KEYS: turns, meta, fence. ARGV: token or '', keep, exchange or ''. LTRIM 0 -1 would keep everything: keep 0 deletes.
-_REWIND = (
-    _FENCE
-    + """
-local keep = tonumber(ARGV[2])
-local base = tonumber(redis.call('HGET', KEYS[2], 'base')) or 0
-if keep <= 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('HDEL', KEYS[2], 'base')
-else
-  redis.call('LTRIM', KEYS[1], 0, math.max(1, keep - base) - 1)
-end
-if ARGV[3] == 'open' and keep > 0 then
-  redis.call('HSET', KEYS[2], 'open', cjson.encode({token = tonumber(ARGV[1]), question_index = keep - 1}))
-end
-return 1
-"""
-)
 
 
 def _decode(kind: type[D], raw: str | None) -> D | None:
@@ -228,17 +80,17 @@ class RedisConversations:
 
     def _register_conversation_scripts(self) -> None:
         register = self.client.register_script
-        self._acquire_script: Any = register(_ACQUIRE)
-        self._acquire_and_load: Any = register(_ACQUIRE_AND_LOAD)
-        self._renew_fenced: Any = register(_RENEW_FENCED)
-        self._release: Any = register(_RELEASE)
-        self._renew: Any = register(_RENEW)
-        self._append: Any = register(_APPEND)
-        self._save_fold: Any = register(_SAVE_FOLD)
-        self._forget: Any = register(_FORGET)
-        self._rewind: Any = register(_REWIND)
-        self._load: Any = register(_LOAD)
-        self._folded: Any = register(_FOLDED)
+        self._acquire_script: Any = register(scripts.ACQUIRE)
+        self._acquire_and_load: Any = register(scripts.ACQUIRE_AND_LOAD)
+        self._renew_fenced: Any = register(scripts.RENEW_FENCED)
+        self._release: Any = register(scripts.RELEASE)
+        self._renew: Any = register(scripts.RENEW)
+        self._append: Any = register(scripts.APPEND)
+        self._save_fold: Any = register(scripts.SAVE_FOLD)
+        self._forget: Any = register(scripts.FORGET)
+        self._rewind: Any = register(scripts.REWIND)
+        self._load: Any = register(scripts.LOAD)
+        self._folded: Any = register(scripts.FOLDED)
 
     def _thread_keys(self, key: ConversationKey) -> list[str]:
         return [self.keys.conversation(key), self.keys.conversation_meta(key), self.keys.conversation_fence(key)]
